@@ -1,0 +1,51 @@
+"""Settings from the environment or a .env file. Secrets are SecretStr so they never print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TELEGRAM_API = "https://api.telegram.org/bot"
+TELEGRAM_FILE_API = "https://api.telegram.org/file/bot"
+
+
+class Settings(BaseSettings):
+    """Everything an operator configures. Names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_bot_username: str | None = None
+    telegram_base_url: str | None = None
+    telegram_base_file_url: str | None = None
+    database_url: str = "sqlite:///data/sanad.db"
+    data_dir: Path = Path("data")
+
+    @property
+    def bot_api_url(self) -> str:
+        """The Bot API URL python-telegram-bot appends the token to (or fills `{token}` in)."""
+        base = self.telegram_base_url
+        if not base:
+            return TELEGRAM_API
+        if "{token}" in base or base.endswith("/bot"):
+            return base
+        return base.rstrip("/") + "/bot"
+
+    @property
+    def bot_file_url(self) -> str:
+        """The file URL; derived from a custom Bot API URL when only that one is set."""
+        if self.telegram_base_file_url:
+            return self.telegram_base_file_url
+        if not self.telegram_base_url:
+            return TELEGRAM_FILE_API
+        api = self.bot_api_url
+        marker = "/bot{token}" if "/bot{token}" in api else "/bot"
+        head, _, tail = api.rpartition(marker)
+        return f"{head}/file{marker}{tail}"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where photos given on the console are kept; never a served path."""
+        return self.data_dir / "media"

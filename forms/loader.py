@@ -1,0 +1,57 @@
+"""Loading form files: a broken file stops start-up with an error naming the file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from forms.schema import FormSpec
+
+BUILT_IN = Path(__file__).parent / "definitions"
+
+
+class FormFileError(Exception):
+    """A form file that cannot be used, with the file and the place in it."""
+
+
+def load_form(path: Path) -> FormSpec:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise FormFileError(f"{path}: not valid YAML: {error}") from error
+    try:
+        return FormSpec.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(_describe(path, data, e) for e in error.errors())
+        raise FormFileError(f"{path}: {problems}") from error
+
+
+def _describe(path: Path, data: object, problem: dict) -> str:  # type: ignore[type-arg]
+    place = list(problem["loc"])
+    where = ".".join(str(p) for p in place) or "form"
+    if len(place) >= 2 and place[0] == "fields" and isinstance(place[1], int):
+        try:
+            name = data["fields"][place[1]].get("name", "?")  # type: ignore[index]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            name = "?"
+        where = f"field '{name}' ({where})"
+    return f"{where}: {problem['msg']}"
+
+
+def load_forms(directory: Path = BUILT_IN) -> dict[str, FormSpec]:
+    """Every *.yaml form in `directory`, by id; ids and commands must not repeat."""
+    forms: dict[str, FormSpec] = {}
+    commands: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        form = load_form(path)
+        if form.id in forms:
+            raise FormFileError(f"{path}: form id '{form.id}' is used by another file")
+        if form.command in commands:
+            raise FormFileError(f"{path}: command '/{form.command}' is used by {commands[form.command]}")
+        forms[form.id] = form
+        commands[form.command] = path
+    if not forms:
+        raise FormFileError(f"{directory}: no form files (*.yaml)")
+    return forms

@@ -1,0 +1,1 @@
+"""Channel-neutral conversation handlers: an incoming message in, replies out."""

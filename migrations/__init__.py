@@ -1,0 +1,1 @@
+"""Alembic migrations of the Sanad schema (applied automatically by storage.db.migrate)."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, the database engine and the queries the handlers need."""

@@ -1,0 +1,139 @@
+"""The tables. Time is stored in UTC; names and labels that vary by language are JSON maps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime, utcnow
+
+ROLES = ("worker", "coordinator", "admin")
+ORG_KINDS = ("supportive", "partner", "network")
+
+
+def _json(nullable: bool = False) -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=nullable))
+
+
+def _time(nullable: bool = False, index: bool = False) -> Any:
+    default: Any = None if nullable else ...
+    if not nullable:
+        return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False,
+                                                                index=index))
+    return Field(default=default, sa_column=Column(UTCDateTime(), nullable=True, index=index))
+
+
+class Group(SQLModel, table=True):
+    """A development group of one country: a supportive organization and its partners."""
+
+    __tablename__ = "dev_group"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, index=True)
+    names: dict[str, str] = _json()
+    country: str
+    timezone: str
+    language: str
+    currency: str
+    week_start: int = 0  # Python weekday of the first day of the reporting week (0 = Monday)
+    targets: dict[str, Any] = _json()
+    schedule: dict[str, Any] = _json()
+    active: bool = True
+
+
+class Organization(SQLModel, table=True):
+    """The supportive organization or a partner association of a group."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, index=True)
+    group_id: int = Field(foreign_key="dev_group.id", index=True)
+    kind: str
+    names: dict[str, str] = _json()
+    placeholder: bool = False
+    active: bool = True
+
+
+class Person(SQLModel, table=True):
+    """Someone registered through an invitation, reached on one channel at one address."""
+
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str
+    address: str
+    display_name: str = ""
+    language: str | None = None
+    role: str
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    active: bool = True
+    reachable: bool = True
+    created_at: datetime = _time()
+
+
+class Invite(SQLModel, table=True):
+    """A single-use registration code."""
+
+    code: str = Field(primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id")
+    role: str
+    created_at: datetime = _time()
+    expires_at: datetime | None = _time(nullable=True)
+    used_at: datetime | None = _time(nullable=True)
+    used_by: int | None = Field(default=None, foreign_key="person.id")
+
+
+class Conversation(SQLModel, table=True):
+    """Where a chat stands, kept in the database so that it survives restarts and processes."""
+
+    chat_key: str = Field(primary_key=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id")
+    version: int = 0
+    state: dict[str, Any] = _json()
+    updated_at: datetime = _time()
+
+
+class Report(SQLModel, table=True):
+    """A confirmed report. Period reports are unique per form, association and period."""
+
+    __table_args__ = (UniqueConstraint("form_id", "organization_id", "period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ref: str | None = Field(default=None, unique=True, index=True)
+    form_id: str = Field(index=True)
+    group_id: int = Field(foreign_key="dev_group.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    period: str | None = None
+    answers: dict[str, Any] = _json()
+    submitted_at: datetime = _time(index=True)
+    updated_at: datetime = _time()
+
+
+class ReportChange(SQLModel, table=True):
+    """One changed answer of a report: the audit trail of replacements and corrections."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="report.id", index=True)
+    person_id: int = Field(foreign_key="person.id")
+    changed_at: datetime = _time()
+    reason: str
+    field: str
+    old_value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    new_value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """An incoming update already applied; stored in the transaction that stores its effect."""
+
+    key: str = Field(primary_key=True)
+    processed_at: datetime = _time()
+
+
+class Setting(SQLModel, table=True):
+    """Small facts the bot remembers, such as its username."""
+
+    key: str = Field(primary_key=True)
+    value: str
