@@ -49,7 +49,8 @@ def load_forms(directory: Path = BUILT_IN) -> dict[str, FormSpec]:
         if form.id in forms:
             raise FormFileError(f"{path}: form id '{form.id}' is used by another file")
         if form.command in commands:
-            raise FormFileError(f"{path}: command '/{form.command}' is used by {commands[form.command]}")
+            raise FormFileError(
+                f"{path}: command '/{form.command}' is used by {commands[form.command]}")
         forms[form.id] = form
         commands[form.command] = path
     if not forms:

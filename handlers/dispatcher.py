@@ -1,0 +1,79 @@
+"""Applies each incoming message exactly once, in one transaction with its effect."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from handlers.context import Context, Services
+from handlers.messages import Incoming, Reply
+from handlers.router import route
+from locales import DEFAULT_LANGUAGE, supported, translator
+from storage.db import transaction
+from storage.models import Conversation, ProcessedUpdate
+from storage.people import find_person, organization_of
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """The one entry point channels call: an incoming message in, the replies out."""
+
+    def __init__(self, engine: Engine, services: Services,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = engine
+        self.services = services
+        self.clock = clock
+
+    def handle(self, incoming: Incoming) -> list[Reply]:
+        try:
+            with transaction(self.engine) as session:
+                if incoming.update_id is not None:
+                    key = f"{incoming.channel}:{incoming.update_id}"
+                    if session.get(ProcessedUpdate, key) is not None:
+                        log.info("update %s already applied", key)
+                        return []
+                    session.add(ProcessedUpdate(key=key, processed_at=self.clock()))
+                context = self._context(session, incoming)
+                route(context)
+                self._save_state(session, incoming, context)
+                return context.replies
+        except IntegrityError:
+            log.info("update %s:%s applied concurrently", incoming.channel, incoming.update_id)
+            return []
+
+    def _context(self, session: Session, incoming: Incoming) -> Context:
+        person = find_person(session, incoming.channel, incoming.sender)
+        conversation = session.exec(
+            select(Conversation).where(Conversation.chat_key == _chat_key(incoming))
+            .with_for_update()).first()
+        state = dict(conversation.state) if conversation else {}
+        language = (person.language if person and person.language else None) \
+            or supported(incoming.language_code) or DEFAULT_LANGUAGE
+        context = Context(session=session, incoming=incoming, services=self.services,
+                          now=self.clock(), tr=translator(language), state=state, person=person)
+        if person is not None:
+            context.organization, context.group = organization_of(session, person)
+            if not person.language:
+                context.tr = translator(supported(incoming.language_code)
+                                        or context.group.language)
+        return context
+
+    def _save_state(self, session: Session, incoming: Incoming, context: Context) -> None:
+        key = _chat_key(incoming)
+        conversation = session.get(Conversation, key) or Conversation(chat_key=key)
+        conversation.state = context.state
+        conversation.version += 1
+        conversation.updated_at = context.now
+        conversation.person_id = context.person.id if context.person else None
+        session.add(conversation)
+
+
+def _chat_key(incoming: Incoming) -> str:
+    return f"{incoming.channel}:{incoming.chat_id}"

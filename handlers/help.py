@@ -1,0 +1,23 @@
+"""What the bot can do for this person."""
+
+from __future__ import annotations
+
+from handlers.context import Context
+from handlers.permissions import may_fill
+
+
+def show(ctx: Context) -> None:
+    if ctx.person is None:
+        ctx.say(ctx._("Sanad collects the field reports of your association. To start, open the "
+                      "invitation link your coordinator sent you, or send /start followed by "
+                      "your invitation code."))
+        return
+    lines = [ctx._("What I understand:"), ctx._("/report: choose a report to fill")]
+    for form in ctx.services.forms.values():
+        if may_fill(ctx.person, ctx.organization, form):
+            lines.append(f"/{form.command}: {form.title.get(ctx.language)}")
+    lines += [ctx._("/myreports: your recent reports"),
+              ctx._("/language: change the language"),
+              ctx._("/back: go back to the previous question"),
+              ctx._("/cancel: stop the current report without saving")]
+    ctx.say("\n".join(lines))

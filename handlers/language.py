@@ -1,0 +1,34 @@
+"""Choosing the language: at registration, and any time with /language."""
+
+from __future__ import annotations
+
+from handlers import menu
+from handlers.context import Context
+from locales import LANGUAGE_NAMES, LANGUAGES, supported, translator
+
+
+def ask(ctx: Context) -> None:
+    suggested = (ctx.person.language if ctx.person else None) \
+        or supported(ctx.incoming.language_code) \
+        or (ctx.group.language if ctx.group else None) or LANGUAGES[0]
+    ordered = [suggested] + [lang for lang in LANGUAGES if lang != suggested]
+    ctx.state["flow"] = "language"
+    ctx.say(ctx._("Choose your language."), [(LANGUAGE_NAMES[lang], lang) for lang in ordered])
+
+
+def chosen(ctx: Context) -> None:
+    choice = ctx.choice
+    if choice not in LANGUAGES or ctx.person is None:
+        ask(ctx)
+        return
+    ctx.person.language = choice
+    ctx.session.add(ctx.person)
+    ctx.tr = translator(choice)
+    ctx.state["flow"] = None
+    ctx.say(ctx._("From now on I will write to you in English."))
+    if ctx.state.get("draft"):
+        from handlers import reporting
+
+        reporting.offer_resume(ctx)
+    else:
+        menu.show(ctx)

@@ -1,0 +1,60 @@
+"""Registration: an invitation code (deep link, /start CODE, or typed after /start)."""
+
+from __future__ import annotations
+
+from handlers import language, menu
+from handlers.context import Context
+from storage.people import InviteProblem, redeem_invite
+
+
+def start(ctx: Context) -> None:
+    code = ctx.incoming.argument
+    if ctx.person is not None:
+        if code:
+            ctx.say(ctx._("You are already registered."))
+        menu.show(ctx, ctx._("Welcome back, {name}.", name=ctx.person.display_name))
+        return
+    if code:
+        redeem(ctx, code)
+        return
+    ctx.state["flow"] = "code"
+    ctx.say(ctx._("Welcome to Sanad. Please send the invitation code your coordinator gave you."))
+
+
+def redeem(ctx: Context, code: str) -> None:
+    incoming = ctx.incoming
+    result = redeem_invite(ctx.session, code, ctx.now, incoming.channel, incoming.sender,
+                           incoming.sender_name)
+    if isinstance(result, InviteProblem):
+        ctx.state["flow"] = "code"
+        ctx.say(_problem(ctx, result.reason))
+        return
+    from storage.people import organization_of
+
+    ctx.person = result
+    ctx.organization, ctx.group = organization_of(ctx.session, result)
+    ctx.say(ctx._("Welcome to Sanad, {name}! You are registered as {role} of {organization}.",
+                  name=result.display_name or "", role=role_name(ctx, result.role),
+                  organization=ctx.organization.names.get(ctx.language, ctx.organization.key)))
+    language.ask(ctx)
+
+
+def not_registered(ctx: Context) -> None:
+    ctx.say(ctx._("You are not registered yet. Open the invitation link your coordinator sent "
+                  "you, or send /start followed by your invitation code. /help explains more."))
+
+
+def role_name(ctx: Context, role: str) -> str:
+    names = {"worker": ctx._("field worker"), "coordinator": ctx._("coordinator"),
+             "admin": ctx._("network admin")}
+    return names.get(role, role)
+
+
+def _problem(ctx: Context, reason: str) -> str:
+    if reason == "used":
+        return ctx._("This invitation code has already been used. Ask your coordinator for a "
+                     "new one.")
+    if reason == "expired":
+        return ctx._("This invitation code has expired. Ask your coordinator for a new one.")
+    return ctx._("This invitation code is not valid. Check it and send it again, or ask your "
+                 "coordinator for a new one.")

@@ -1,0 +1,39 @@
+"""Who may do what: one table of roles and actions that every command checks."""
+
+from __future__ import annotations
+
+from forms.schema import FormSpec
+from storage.models import Organization, Person
+
+UNREGISTERED = "unregistered"
+
+#: action -> the roles allowed to take it. Forms add their own rule (see `may_fill`).
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "start": frozenset({UNREGISTERED, "worker", "coordinator", "admin"}),
+    "help": frozenset({UNREGISTERED, "worker", "coordinator", "admin"}),
+    "language": frozenset({"worker", "coordinator", "admin"}),
+    "menu": frozenset({"worker", "coordinator", "admin"}),
+    "report": frozenset({"worker", "coordinator", "admin"}),
+    "myreports": frozenset({"worker", "coordinator", "admin"}),
+    "cancel": frozenset({"worker", "coordinator", "admin"}),
+    "back": frozenset({"worker", "coordinator", "admin"}),
+    "skip": frozenset({"worker", "coordinator", "admin"}),
+}
+
+
+def role_of(person: Person | None) -> str:
+    if person is None or not person.active:
+        return UNREGISTERED
+    return person.role
+
+
+def may(person: Person | None, action: str) -> bool:
+    return role_of(person) in PERMISSIONS.get(action, frozenset())
+
+
+def may_fill(person: Person | None, organization: Organization | None, form: FormSpec) -> bool:
+    """A form is filled by the roles it names, for the kinds of organization it applies to."""
+    if person is None or organization is None or not person.active:
+        return False
+    return person.role in form.roles and organization.kind in form.org_kinds and \
+        organization.active

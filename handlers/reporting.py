@@ -1,0 +1,493 @@
+"""Filling a form: one question at a time, back, skip, a summary, confirm, change or cancel.
+
+The draft lives in the conversation state (the database), so a person can stop and resume
+minutes or days later, or after a restart, on any process.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from forms.answers import Accepted, Given, Rejected, Which, check, within_bounds
+from forms.display import period_label, show_value, summary_lines
+from forms.periods import Period, local_today, period_containing, period_from_key
+from forms.schema import FieldSpec, FormSpec
+from handlers import menu
+from handlers.context import Context
+from handlers.permissions import may_fill
+from storage.models import Report
+from storage.reports import add_report, change_report, period_report
+
+RESUME_AFTER = timedelta(minutes=30)
+
+
+def start(ctx: Context, form_id: str) -> None:
+    """Open `form_id` for the person, or first offer to finish the one they left."""
+    form = ctx.services.forms[form_id]
+    if not may_fill(ctx.person, ctx.organization, form):
+        ctx.say(ctx._("This form is not for your role or organization."))
+        return
+    if ctx.state.get("draft"):
+        offer_resume(ctx, then=form_id)
+        return
+    ctx.state["draft"] = {"form": form_id, "answers": {}, "path": [], "step": "ask",
+                          "editing": False, "touched": ctx.now.isoformat()}
+    ctx.state["flow"] = "form"
+    ctx.say(ctx._("{title}. Send /back to go back to the previous question, or /cancel to stop.",
+                  title=form.title.get(ctx.language)))
+    ask(ctx)
+
+
+def offer_resume(ctx: Context, then: str | None = None) -> None:
+    draft = ctx.state["draft"]
+    form = ctx.services.forms[draft["form"]]
+    ctx.state["flow"] = "resume"
+    ctx.state["then"] = then
+    ctx.say(ctx.tr.ngettext(
+        "You have an unfinished report, {title}, with {n} answer. Continue where you stopped, "
+        "or discard it?",
+        "You have an unfinished report, {title}, with {n} answers. Continue where you stopped, "
+        "or discard it?", len(draft["answers"]), title=form.title.get(ctx.language)),
+        [(ctx._("Continue"), "continue"), (ctx._("Discard"), "discard")])
+
+
+def resume_chosen(ctx: Context) -> None:
+    choice = ctx.choice
+    if choice == "continue":
+        ctx.state["flow"] = "form"
+        ctx.state.pop("then", None)
+        _draft(ctx)["touched"] = ctx.now.isoformat()
+        show_current(ctx)
+    elif choice == "discard":
+        ctx.state.pop("draft", None)
+        ctx.state["flow"] = None
+        then = ctx.state.pop("then", None)
+        ctx.say(ctx._("Discarded. Nothing was saved."))
+        if then:
+            start(ctx, then)
+        else:
+            menu.show(ctx)
+    else:
+        offer_resume(ctx, then=ctx.state.get("then"))
+
+
+def answer(ctx: Context) -> None:
+    """Take what the person sent as the answer to wherever the draft stands."""
+    draft = _draft(ctx)
+    touched = datetime.fromisoformat(draft["touched"])
+    draft["touched"] = ctx.now.isoformat()
+    if ctx.now - touched > RESUME_AFTER and ctx.incoming.choice is None:
+        offer_resume(ctx)
+        return
+    step = draft["step"]
+    if step == "summary":
+        _summary_chosen(ctx)
+    elif step == "change":
+        _change_chosen(ctx)
+    elif step == "which":
+        _which_chosen(ctx)
+    elif step == "replace":
+        _replace_chosen(ctx)
+    else:
+        _answer_field(ctx)
+
+
+def show_current(ctx: Context) -> None:
+    """Show again whatever the draft is waiting for."""
+    step = _draft(ctx)["step"]
+    if step in ("summary", "change"):
+        summary(ctx)
+    elif step == "replace":
+        _ask_replace(ctx)
+    else:
+        ask(ctx)
+
+
+def cancel(ctx: Context) -> None:
+    if ctx.state.pop("draft", None) is None:
+        ctx.say(ctx._("There is nothing to cancel."))
+    else:
+        ctx.say(ctx._("Cancelled. Nothing was saved."))
+    ctx.state["flow"] = None
+    menu.show(ctx)
+
+
+def back(ctx: Context) -> None:
+    draft = _draft(ctx)
+    step = draft["step"]
+    if step in ("which", "replace") or (step == "ask" and draft.get("photos")):
+        draft.pop("photos", None)
+        ask(ctx)
+        return
+    if draft["editing"] and step == "ask":
+        summary(ctx)
+        return
+    if not draft["path"]:
+        ctx.say(ctx._("This is the first question."))
+        ask(ctx)
+        return
+    previous = draft["path"].pop()
+    draft["answers"].pop(previous, None)
+    draft["editing"] = False
+    ask(ctx)
+
+
+def skip(ctx: Context) -> None:
+    draft = _draft(ctx)
+    spec = _current_field(ctx)
+    if draft["step"] != "ask" or spec is None or spec.required:
+        ctx.say(ctx._("This question cannot be skipped."))
+        show_current(ctx)
+        return
+    _accept(ctx, spec, None)
+
+
+# --- asking -------------------------------------------------------------------------------
+
+def ask(ctx: Context, problem: str | None = None) -> None:
+    draft = _draft(ctx)
+    spec = _current_field(ctx)
+    if spec is None:
+        summary(ctx)
+        return
+    draft["step"] = "ask"
+    form = _form(ctx)
+    visible = _visible(form, draft["answers"])
+    position = next((i for i, f in enumerate(visible, 1) if f.name == spec.name), 1)
+    lines = [problem] if problem else []
+    lines.append(ctx._("({position} of {total}) {question}", position=position,
+                       total=len(visible), question=spec.label.get(ctx.language)))
+    if spec.hint:
+        lines.append(spec.hint.get(ctx.language))
+    if draft["editing"] and spec.name in draft.get("before", {}):
+        lines.append(ctx._("Current answer: {answer}", answer=show_value(
+            spec, draft["before"][spec.name], ctx.tr, _period(ctx))))
+    options = _options(ctx, spec)
+    if not spec.required and not draft.get("photos"):
+        options.append((ctx._("Skip"), "skip"))
+    expect = "photo" if spec.type == "photo" else "location" if spec.type == "location" else None
+    ctx.say("\n".join(lines), options, expect=expect, columns=2 if len(options) > 3 else 1)
+
+
+def _options(ctx: Context, spec: FieldSpec) -> list[tuple[str, str]]:
+    kind = spec.type
+    if kind == "choice":
+        return [(c.label.get(ctx.language), c.value) for c in spec.choices or []]
+    if kind == "multichoice":
+        chosen = _draft(ctx).get("selected", [])
+        return [(("✓ " if c.value in chosen else "") + c.label.get(ctx.language), c.value)
+                for c in spec.choices or []] + [(ctx._("Done"), "done")]
+    if kind == "yesno":
+        return [(ctx._("Yes"), "yes"), (ctx._("No"), "no")]
+    if kind == "date":
+        return [(ctx._("Today"), "today"), (ctx._("Yesterday"), "yesterday")]
+    if kind == "period":
+        return [(period_label(p, ctx.tr), p.key) for p in _period_choices(ctx)]
+    if kind == "photo" and _draft(ctx).get("photos"):
+        return [(ctx._("Done"), "done")]
+    return []
+
+
+# --- answering ----------------------------------------------------------------------------
+
+def _answer_field(ctx: Context) -> None:
+    draft = _draft(ctx)
+    spec = _current_field(ctx)
+    if spec is None:
+        summary(ctx)
+        return
+    choice = ctx.choice
+    if choice == "skip" and not spec.required:
+        _accept(ctx, spec, None)
+        return
+    kind = spec.type
+    if kind == "period":
+        keys = {p.key: p for p in _period_choices(ctx)}
+        if choice in keys:
+            _accept(ctx, spec, choice)
+        else:
+            ask(ctx, ctx._("Please choose the period with the buttons."))
+        return
+    if kind == "photo":
+        _answer_photo(ctx, spec, choice)
+        return
+    if kind == "multichoice":
+        _answer_multichoice(ctx, spec, choice)
+        return
+    if ctx.incoming.photo is not None:
+        ask(ctx, ctx._("A photo is not expected here."))
+        return
+    location = ctx.incoming.location
+    given = Given(text=ctx.incoming.text, choice=choice,
+                  location=(location.latitude, location.longitude) if location else None)
+    result = check(spec, given, ctx.tr, _today(ctx))
+    if isinstance(result, Accepted):
+        _accept(ctx, spec, result.value)
+    elif isinstance(result, Which):
+        draft["step"] = "which"
+        draft["candidates"] = [str(c) for c in result.candidates]
+        _ask_which(ctx)
+    else:
+        ask(ctx, result.message)
+
+
+def _answer_photo(ctx: Context, spec: FieldSpec, choice: str | None) -> None:
+    draft = _draft(ctx)
+    photos: list[dict[str, str]] = draft.setdefault("photos", [])
+    photo = ctx.incoming.photo
+    if photo is not None:
+        photos.append({"file_id": photo.file_id} if photo.file_id else {"path": photo.path or ""})
+        if len(photos) >= spec.max_count:
+            _accept(ctx, spec, draft.pop("photos"))
+            return
+        ctx.say(ctx.tr.ngettext(
+            "{n} photo received. Send another, or press Done.",
+            "{n} photos received. Send another, or press Done.", len(photos)),
+            [(ctx._("Done"), "done")], expect="photo")
+        return
+    if choice == "done" and photos:
+        _accept(ctx, spec, draft.pop("photos"))
+        return
+    ask(ctx, ctx._("Please send a photo."))
+
+
+def _answer_multichoice(ctx: Context, spec: FieldSpec, choice: str | None) -> None:
+    draft = _draft(ctx)
+    selected: list[str] = draft.setdefault("selected", [])
+    values = [c.value for c in spec.choices or []]
+    if choice in values:
+        if choice in selected:
+            selected.remove(choice)
+        else:
+            selected.append(choice)
+        ask(ctx)
+    elif choice == "done" and (selected or not spec.required):
+        ordered = [v for v in values if v in selected]
+        draft.pop("selected", None)
+        _accept(ctx, spec, ordered or None)
+    else:
+        ask(ctx, ctx._("Choose one or more options, then press Done."))
+
+
+def _ask_which(ctx: Context) -> None:
+    first, second = (Decimal(c) for c in _draft(ctx)["candidates"])
+    ctx.say(ctx._("Did you mean {first} or {second}?", first=first, second=second),
+            [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")])
+
+
+def _which_chosen(ctx: Context) -> None:
+    draft = _draft(ctx)
+    spec = _current_field(ctx)
+    choice = ctx.choice
+    if spec is None or choice not in ("0", "1"):
+        # A newly typed number is a new answer to the same question.
+        if spec is not None and ctx.incoming.text and ctx.incoming.choice is None:
+            draft["step"] = "ask"
+            _answer_field(ctx)
+        else:
+            _ask_which(ctx)
+        return
+    value = Decimal(draft.pop("candidates")[int(choice)])
+    result = within_bounds(spec, value, ctx.tr)
+    if isinstance(result, Rejected):
+        ask(ctx, result.message)
+    elif isinstance(result, Accepted):
+        _accept(ctx, spec, result.value)
+
+
+def _accept(ctx: Context, spec: FieldSpec, value: Any) -> None:
+    draft = _draft(ctx)
+    draft["answers"][spec.name] = value
+    if spec.name in draft["path"]:
+        draft["path"].remove(spec.name)
+    draft["path"].append(spec.name)
+    _prune(ctx)
+    if spec.type == "period" and _existing(ctx) is not None:
+        _ask_replace(ctx)
+        return
+    _next(ctx)
+
+
+def _next(ctx: Context) -> None:
+    if _current_field(ctx) is None:
+        summary(ctx)
+    else:
+        ask(ctx)
+
+
+# --- replacing a period report ------------------------------------------------------------
+
+def _existing(ctx: Context) -> Any:
+    form = _form(ctx)
+    period = _draft(ctx)["answers"].get("period")
+    if form.period == "none" or period is None or ctx.organization is None:
+        return None
+    assert ctx.organization.id is not None
+    report = period_report(ctx.session, form.id, ctx.organization.id, period)
+    if report is None or report.id == _draft(ctx).get("replaces"):
+        return None
+    return report
+
+
+def _ask_replace(ctx: Context) -> None:
+    draft = _draft(ctx)
+    report = _existing(ctx)
+    if report is None:
+        _next(ctx)
+        return
+    draft["step"] = "replace"
+    ctx.say(ctx._("A report for {period} already exists ({reference}). Replace it with this one?",
+                  period=period_label(_period(ctx), ctx.tr), reference=report.ref),
+            [(ctx._("Yes, replace it"), "yes"), (ctx._("No, keep the old one"), "no")])
+
+
+def _replace_chosen(ctx: Context) -> None:
+    draft = _draft(ctx)
+    choice = ctx.choice
+    if choice == "yes":
+        report = _existing(ctx)
+        draft["replaces"] = report.id if report else None
+        draft["step"] = "ask"
+        if draft.pop("confirming", False):
+            _save(ctx)
+        else:
+            _next(ctx)
+    elif choice == "no":
+        ctx.state.pop("draft", None)
+        ctx.state["flow"] = None
+        ctx.say(ctx._("Nothing was changed; the old report stays."))
+        menu.show(ctx)
+    else:
+        _ask_replace(ctx)
+
+
+# --- summary, change, confirm --------------------------------------------------------------
+
+def summary(ctx: Context) -> None:
+    draft = _draft(ctx)
+    draft["step"] = "summary"
+    draft["editing"] = False
+    draft.pop("before", None)
+    form = _form(ctx)
+    lines = [ctx._("Please check your report: {title}", title=form.title.get(ctx.language))]
+    lines += summary_lines(form, draft["answers"], ctx.tr, _period(ctx))
+    ctx.say("\n".join(lines), [(ctx._("Confirm and send"), "confirm"),
+                               (ctx._("Change an answer"), "change"),
+                               (ctx._("Cancel"), "cancel")])
+
+
+def _summary_chosen(ctx: Context) -> None:
+    choice = ctx.choice
+    draft = _draft(ctx)
+    if choice == "confirm":
+        if _existing(ctx) is not None:
+            draft["confirming"] = True
+            _ask_replace(ctx)
+            return
+        _save(ctx)
+    elif choice == "change":
+        draft["step"] = "change"
+        form = _form(ctx)
+        fields = [f for f in _visible(form, draft["answers"]) if f.name in draft["answers"]]
+        ctx.say(ctx._("Which answer do you want to change?"),
+                [(f"{i}. {f.label.get(ctx.language)}", f.name) for i, f in enumerate(fields, 1)])
+    elif choice == "cancel":
+        cancel(ctx)
+    else:
+        ctx.say(ctx._("Please confirm, change an answer, or cancel."))
+        summary(ctx)
+
+
+def _change_chosen(ctx: Context) -> None:
+    draft = _draft(ctx)
+    choice = ctx.choice
+    form = _form(ctx)
+    names = {f.name for f in form.fields if f.name in draft["answers"]}
+    if choice not in names:
+        summary(ctx)
+        return
+    draft["before"] = {choice: draft["answers"].pop(choice)}
+    draft["editing"] = True
+    draft["step"] = "ask"
+    ask(ctx)
+
+
+def _save(ctx: Context) -> None:
+    draft = _draft(ctx)
+    form = _form(ctx)
+    person, organization = ctx.person, ctx.organization
+    assert person is not None and person.id is not None
+    assert organization is not None and organization.id is not None
+    answers = dict(draft["answers"])
+    replaces = draft.get("replaces")
+    report = ctx.session.get(Report, replaces) if replaces else None
+    if report is not None:
+        change_report(ctx.session, report, answers, person.id, ctx.now, reason="replaced")
+        ctx.session.flush()
+        message = ctx._("Saved. It replaces the earlier report; reference {reference}. Thank you!",
+                        reference=report.ref)
+    else:
+        report = add_report(ctx.session, form_id=form.id, prefix=form.prefix,
+                            group_id=organization.group_id, organization_id=organization.id,
+                            person_id=person.id, period=answers.get("period"), answers=answers,
+                            now=ctx.now)
+        message = ctx._("Saved. Your reference number is {reference}. Thank you!",
+                        reference=report.ref)
+    ctx.state.pop("draft", None)
+    ctx.state["flow"] = None
+    ctx.say(message)
+    menu.show(ctx)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def _draft(ctx: Context) -> dict[str, Any]:
+    draft: dict[str, Any] = ctx.state["draft"]
+    return draft
+
+
+def _form(ctx: Context) -> FormSpec:
+    return ctx.services.forms[_draft(ctx)["form"]]
+
+
+def _visible(form: FormSpec, answers: dict[str, Any]) -> list[FieldSpec]:
+    return [f for f in form.fields if f.when is None or f.when.holds(answers)]
+
+
+def _current_field(ctx: Context) -> FieldSpec | None:
+    """The first visible field without an answer: the question the draft waits for."""
+    answers = _draft(ctx)["answers"]
+    return next((f for f in _visible(_form(ctx), answers) if f.name not in answers), None)
+
+
+def _prune(ctx: Context) -> None:
+    """Forget answers to questions that an earlier answer has made irrelevant."""
+    draft = _draft(ctx)
+    visible = {f.name for f in _visible(_form(ctx), draft["answers"])}
+    for name in list(draft["answers"]):
+        if name not in visible:
+            draft["answers"].pop(name)
+            if name in draft["path"]:
+                draft["path"].remove(name)
+
+
+def _today(ctx: Context) -> Any:
+    assert ctx.group is not None
+    return local_today(ctx.now, ctx.group.timezone)
+
+
+def _period_choices(ctx: Context) -> list[Period]:
+    form = _form(ctx)
+    assert ctx.group is not None
+    current = period_containing(form.period, _today(ctx), ctx.group.week_start)
+    return [current, current.previous()]
+
+
+def _period(ctx: Context) -> Period | None:
+    form = _form(ctx)
+    key = _draft(ctx)["answers"].get("period")
+    if form.period == "none" or key is None or ctx.group is None:
+        return None
+    return period_from_key(form.period, key, ctx.group.week_start)

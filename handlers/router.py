@@ -1,0 +1,112 @@
+"""Where an incoming message goes: a command, or the flow the chat is in.
+
+Order matters: a stale button is refused before anything else looks at it; commands come
+before flows so that /cancel, /back and /help work anywhere; an unregistered person reaches
+only registration and help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from handlers import help, language, menu, myreports, onboarding, reporting
+from handlers.context import STALE, Context
+from handlers.permissions import may
+
+Handler = Callable[[Context], None]
+
+
+def _in_form(action: Handler, otherwise: Handler) -> Handler:
+    def run(ctx: Context) -> None:
+        (action if ctx.state.get("draft") and ctx.state.get("flow") == "form" else otherwise)(ctx)
+    return run
+
+
+def _open_menu(ctx: Context) -> None:
+    if ctx.state.get("draft"):
+        reporting.offer_resume(ctx)
+    else:
+        menu.show(ctx)
+
+
+def _nothing_to_do(ctx: Context) -> None:
+    ctx.say(ctx._("There is nothing to go back to."))
+    _open_menu(ctx)
+
+
+COMMANDS: dict[str, Handler] = {
+    "start": onboarding.start,
+    "help": help.show,
+    "language": language.ask,
+    "menu": _open_menu,
+    "report": _open_menu,
+    "myreports": myreports.show,
+    "cancel": reporting.cancel,
+    "back": _in_form(reporting.back, _nothing_to_do),
+    "skip": _in_form(reporting.skip, _nothing_to_do),
+}
+
+FLOWS: dict[str, Handler] = {
+    "code": lambda ctx: onboarding.redeem(ctx, ctx.incoming.text or ""),
+    "language": language.chosen,
+    "menu": menu.chosen,
+    "form": reporting.answer,
+    "resume": reporting.resume_chosen,
+}
+
+
+def route(ctx: Context) -> None:
+    if ctx.choice == STALE:
+        ctx.say(ctx._("That button belongs to an earlier message and no longer works."))
+        _show_where(ctx)
+        return
+    command = ctx.incoming.command
+    if command is not None:
+        _command(ctx, command)
+        return
+    flow = ctx.state.get("flow")
+    if ctx.person is None or not ctx.person.active:
+        if flow == "code" and ctx.incoming.text:
+            onboarding.redeem(ctx, ctx.incoming.text)
+        else:
+            onboarding.not_registered(ctx)
+        return
+    handler = FLOWS.get(flow or "")
+    if handler is not None:
+        handler(ctx)
+    elif ctx.state.get("draft"):
+        reporting.offer_resume(ctx)
+    else:
+        menu.show(ctx, ctx._("I did not understand that. What would you like to do?"))
+
+
+def _command(ctx: Context, command: str) -> None:
+    forms = {form.command: form.id for form in ctx.services.forms.values()}
+    if command in forms:
+        if may(ctx.person, "report"):
+            reporting.start(ctx, forms[command])
+        else:
+            onboarding.not_registered(ctx)
+        return
+    handler = COMMANDS.get(command)
+    if handler is None:
+        ctx.say(ctx._("I do not know the command /{command}. Send /help to see what I can do.",
+                      command=command))
+        return
+    if not may(ctx.person, command):
+        onboarding.not_registered(ctx)
+        return
+    handler(ctx)
+
+
+def _show_where(ctx: Context) -> None:
+    """After a refused button, show again what the chat is waiting for."""
+    flow = ctx.state.get("flow")
+    if flow == "form" and ctx.state.get("draft"):
+        reporting.show_current(ctx)
+    elif flow == "resume" and ctx.state.get("draft"):
+        reporting.offer_resume(ctx, then=ctx.state.get("then"))
+    elif flow == "language":
+        language.ask(ctx)
+    elif ctx.person is not None and ctx.person.active:
+        menu.show(ctx)
