@@ -1,0 +1,86 @@
+"""The console channel: the same conversations in a terminal, or scripted through a pipe.
+
+Options are numbered; type the number to choose. A photo is given as a file path (the file
+is copied into the media folder); a location as "lat,lon". /quit or end of input stops.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import TextIO
+
+from handlers.dispatcher import Dispatcher
+from handlers.messages import Incoming, Location, Option, Photo, Reply
+
+CHANNEL = "console"
+COORDINATES = re.compile(r"^\s*(-?\d{1,2}(?:\.\d+)?)\s*,\s*(-?\d{1,3}(?:\.\d+)?)\s*$")
+
+
+class ConsoleChat:
+    """One person talking to Sanad through text streams."""
+
+    def __init__(self, dispatcher: Dispatcher, person: str, media_dir: Path,
+                 out: TextIO, language_code: str | None = None) -> None:
+        self.dispatcher = dispatcher
+        self.person = person
+        self.media_dir = media_dir
+        self.out = out
+        self.language_code = language_code
+        self.options: tuple[Option, ...] = ()
+        self.expect: str | None = None
+
+    def send(self, line: str) -> None:
+        """Give Sanad one typed line and print what it answers."""
+        self.show(self.dispatcher.handle(self.incoming(line)))
+
+    def incoming(self, line: str) -> Incoming:
+        text = line.strip()
+        base = {"channel": CHANNEL, "chat_id": self.person, "sender": self.person,
+                "sender_name": self.person, "language_code": self.language_code}
+        if text.isdigit() and 1 <= int(text) <= len(self.options):
+            return Incoming(**base, choice=self.options[int(text) - 1].value)
+        if self.expect == "photo" and Path(text).expanduser().is_file():
+            return Incoming(**base, photo=Photo(path=str(self.keep(Path(text).expanduser()))))
+        match = COORDINATES.match(text)
+        if self.expect == "location" and match:
+            return Incoming(**base, location=Location(float(match[1]), float(match[2])))
+        return Incoming(**base, text=text)
+
+    def keep(self, source: Path) -> Path:
+        """Copy a photo into the media folder under a fresh name; Sanad keeps the file."""
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+        target = self.media_dir / f"{uuid.uuid4().hex}{source.suffix.lower()}"
+        shutil.copyfile(source, target)
+        return target
+
+    def show(self, replies: list[Reply]) -> None:
+        for reply in replies:
+            print(_plain(reply.text), file=self.out)
+            for number, option in enumerate(reply.options, 1):
+                print(f"  {number}) {_plain(option.label)}", file=self.out)
+            if reply.document is not None:
+                print(f"  [{reply.document}]", file=self.out)
+            print(file=self.out)
+        if replies:
+            self.options = replies[-1].options
+            self.expect = replies[-1].expect
+
+    def run(self, lines: TextIO, prompt: bool) -> None:
+        """Read lines until end of input or /quit."""
+        while True:
+            if prompt:
+                self.out.write("> ")
+                self.out.flush()
+            line = lines.readline()
+            if not line or line.strip() in ("/quit", "/exit"):
+                return
+            if line.strip():
+                self.send(line)
+
+
+def _plain(text: str) -> str:
+    """Terminals do not apply bidi isolates; drop them so they do not show as marks."""
+    return text.replace("\u2068", "").replace("\u2069", "")

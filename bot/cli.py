@@ -1,0 +1,198 @@
+"""The command line: `python -m bot <command>`. Each command assembles what it needs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlmodel import select
+
+from bot import logs
+from bot.app import Sanad, assemble
+from bot.settings import Settings
+from forms.loader import FormFileError
+from storage.db import transaction
+from storage.models import Organization, Person
+from storage.network import NetworkError, apply_network, read_network
+from storage.people import new_invite, recall
+from storage.types import utcnow
+
+EXAMPLE_NETWORK = Path(__file__).resolve().parent.parent / "examples" / "network.yaml"
+DEMO_DATABASE = "sqlite:///data/demo.db"
+DEMO_PERSON = "demo"
+DEMO_ORGANIZATION = "bh_sitra_women"
+
+NO_TOKEN = """\
+TELEGRAM_BOT_TOKEN is not set, so Sanad cannot reach Telegram.
+
+To get a token: open Telegram, talk to @BotFather, send /newbot, choose a name and a
+username ending in "bot". BotFather answers with a token like 123456:ABC-DEF...
+Put it in the environment or in a .env file next to where you run Sanad:
+
+    TELEGRAM_BOT_TOKEN=123456:ABC-DEF...
+    TELEGRAM_BOT_USERNAME=your_bot_username
+
+To try Sanad without Telegram, use the console instead:
+
+    python -m bot demo
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = Settings()
+    level = logging.INFO if args.action is _run else logging.WARNING
+    logs.configure([s.get_secret_value() for s in [settings.telegram_bot_token] if s], level)
+    try:
+        return int(args.action(args, settings) or 0)
+    except (FormFileError, NetworkError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Sanad field reporting")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the Telegram bot (long polling)")
+    run.set_defaults(action=_run)
+
+    console = commands.add_parser("console", help="chat with Sanad in this terminal")
+    console.add_argument("--as", dest="person", default="me", help="who you are (a name)")
+    console.add_argument("--language", default=None, help="ar, en or fr before registering")
+    console.set_defaults(action=_console)
+
+    demo = commands.add_parser("demo", help="example network, a demo worker, the console")
+    demo.add_argument("--database", default=DEMO_DATABASE, help="database URL for the demo")
+    demo.set_defaults(action=_demo)
+
+    setup = commands.add_parser("setup", help="load or update the network from a YAML file")
+    setup.add_argument("file", type=Path)
+    setup.set_defaults(action=_setup)
+
+    invite = commands.add_parser("invite", help="make a single-use invitation code")
+    invite.add_argument("--org", required=True, help="organization key from the network file")
+    invite.add_argument("--role", required=True, choices=["worker", "coordinator", "admin"])
+    invite.add_argument("--expires", default="7d", help="e.g. 7d, 12h, 30m, or never")
+    invite.set_defaults(action=_invite)
+
+    export = commands.add_parser("export", help="write reports to CSV or XLSX")
+    export.add_argument("form", help="form id (checkin, beneficiaries, recycling) or all")
+    export.add_argument("--group", default=None, help="group key")
+    export.add_argument("--from", dest="date_from", type=date.fromisoformat, default=None)
+    export.add_argument("--to", dest="date_to", type=date.fromisoformat, default=None)
+    export.add_argument("--format", choices=["csv", "xlsx"], required=True)
+    export.add_argument("--language", default="ar", choices=["ar", "en", "fr"])
+    export.add_argument("-o", "--output", type=Path, required=True)
+    export.set_defaults(action=_export)
+    return parser
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.telegram_bot_token is None:
+        print(NO_TOKEN, file=sys.stderr)
+        return 1
+    from bot.channels.telegram import run_polling
+
+    run_polling(assemble(settings))
+    return 0
+
+
+def _console(args: argparse.Namespace, settings: Settings) -> int:
+    return _chat(assemble(settings), args.person, args.language)
+
+
+def _chat(sanad: Sanad, person: str, language: str | None, first: str = "/start") -> int:
+    from bot.channels.console import ConsoleChat
+
+    chat = ConsoleChat(sanad.dispatcher, person, sanad.settings.media_dir, sys.stdout, language)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("Sanad console. Type the number of an option, /help for commands, /quit to leave.\n")
+    chat.send(first)
+    chat.run(sys.stdin, prompt=interactive)
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    settings = settings.model_copy(update={"database_url": args.database})
+    sanad = assemble(settings)
+    with transaction(sanad.engine) as session:
+        apply_network(session, read_network(EXAMPLE_NETWORK))
+        registered = session.exec(select(Person).where(
+            Person.channel == "console", Person.address == DEMO_PERSON)).first()
+        code = None
+        if registered is None:
+            organization = _organization(session, DEMO_ORGANIZATION)
+            code = new_invite(session, organization, "worker", utcnow(), timedelta(hours=1)).code
+    return _chat(sanad, DEMO_PERSON, "ar", first=f"/start {code}" if code else "/start")
+
+
+def _setup(args: argparse.Namespace, settings: Settings) -> int:
+    spec = read_network(args.file)
+    sanad = assemble(settings)
+    with transaction(sanad.engine) as session:
+        counts = apply_network(session, spec)
+    print(f"network applied: {counts['added']} added, {counts['changed']} changed, "
+          f"{counts['retired']} retired")
+    return 0
+
+
+def _invite(args: argparse.Namespace, settings: Settings) -> int:
+    valid_for = _duration(args.expires)
+    sanad = assemble(settings)
+    with transaction(sanad.engine) as session:
+        organization = _organization(session, args.org)
+        invite = new_invite(session, organization, args.role, utcnow(), valid_for)
+        username = settings.telegram_bot_username or recall(session, "telegram_username")
+    print(f"code: {invite.code}")
+    if username:
+        print(f"link: https://t.me/{username.lstrip('@')}?start={invite.code}")
+    else:
+        print("link: unknown until TELEGRAM_BOT_USERNAME is set or the bot has run once;"
+              f" meanwhile send /start {invite.code} to the bot")
+    print("expires: " + ("never" if invite.expires_at is None else
+                         invite.expires_at.strftime("%Y-%m-%d %H:%M UTC")))
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from exports.writers import export
+
+    sanad = assemble(settings)
+    forms = sanad.dispatcher.services.forms
+    form_id = None if args.form == "all" else args.form
+    if form_id is not None and form_id not in forms:
+        print(f"error: unknown form {args.form!r}; choose from {', '.join(forms)} or all",
+              file=sys.stderr)
+        return 2
+    with transaction(sanad.engine) as session:
+        count = export(session, forms, form_id, args.language, args.format, args.output,
+                       group_key=args.group, date_from=args.date_from, date_to=args.date_to)
+    print(f"{count} reports written to {args.output}")
+    return 0
+
+
+def _organization(session: object, key: str) -> Organization:
+    organization = session.exec(  # type: ignore[attr-defined]
+        select(Organization).where(Organization.key == key)).first()
+    if organization is None:
+        raise NetworkError(f"no organization {key!r}; run `python -m bot setup FILE` first, "
+                           "or check the key in the network file")
+    return organization
+
+
+def _duration(text: str) -> timedelta | None:
+    if text == "never":
+        return None
+    match = re.fullmatch(r"(\d+)\s*([dhm])", text.strip())
+    if not match:
+        raise SystemExit(f"error: --expires takes e.g. 7d, 12h, 30m or never, not {text!r}")
+    amount, unit = int(match[1]), match[2]
+    return timedelta(days=amount) if unit == "d" else timedelta(hours=amount) if unit == "h" \
+        else timedelta(minutes=amount)
