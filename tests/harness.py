@@ -1,0 +1,123 @@
+"""Talking to Sanad as people do: through the real python-telegram-bot Application and the
+fake Bot API. Tests read like the conversation they check."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import select
+from telegram import Update
+from telegram.ext import Application
+
+from bot.app import Sanad
+from bot.channels.fake_bot_api import FakeBotApi, FakeUser, SentMessage
+from bot.channels.telegram import build_application
+from storage.db import transaction
+from storage.models import Organization
+from storage.people import new_invite
+from storage.types import utcnow
+
+
+def invite(sanad: Sanad, org: str, role: str = "worker",
+           valid_for: timedelta | None = timedelta(days=7)) -> str:
+    """A fresh invitation code, as `python -m bot invite` makes it."""
+    with transaction(sanad.engine) as session:
+        organization = session.exec(select(Organization).where(Organization.key == org)).one()
+        return new_invite(session, organization, role, sanad.dispatcher.clock(), valid_for).code
+
+
+class Telegram:
+    """The fake Telegram and the real Application of one Sanad."""
+
+    def __init__(self, sanad: Sanad) -> None:
+        self.sanad = sanad
+        self.api = FakeBotApi()
+        self.app: Application = build_application(sanad, request=self.api.request(),
+                                                  get_updates_request=self.api.request())
+
+    async def __aenter__(self) -> Telegram:
+        await self.app.initialize()
+        await self.app.post_init(self.app)  # type: ignore[misc]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.app.shutdown()
+
+    def person(self, user_id: int, name: str = "Fatima", language: str | None = "ar") -> Person:
+        return Person(self, self.api.user(user_id, first_name=name, language_code=language))
+
+    async def deliver(self, update: dict[str, Any]) -> None:
+        await self.app.process_update(Update.de_json(update, self.app.bot))
+
+    async def rebuild(self) -> None:
+        """Stop the Application and build a new one on the same database (a restart)."""
+        await self.app.shutdown()
+        self.app = build_application(self.sanad, request=self.api.request(),
+                                     get_updates_request=self.api.request())
+        await self.app.initialize()
+
+
+class Person:
+    """Someone chatting with the bot; keeps what the bot answered to their last action."""
+
+    def __init__(self, telegram: Telegram, user: FakeUser) -> None:
+        self.telegram = telegram
+        self.user = user
+        self.answers: list[SentMessage] = []
+
+    async def _do(self, update: dict[str, Any]) -> list[str]:
+        before = len(self.telegram.api.sent)
+        await self.telegram.deliver(update)
+        self.answers = [m for m in self.telegram.api.sent[before:]
+                        if m.chat_id == self.user.id and m.method != "editMessageReplyMarkup"]
+        return self.texts
+
+    async def says(self, text: str) -> list[str]:
+        return await self._do(self.user.text(text))
+
+    async def taps(self, label: str) -> list[str]:
+        """Press the button labelled `label` (or starting with it) on the last keyboard."""
+        message = self.keyboard_message
+        for text, data in self.telegram.api.buttons(message):
+            text = plain(text)
+            if text == label or text.startswith(label):
+                return await self._do(self.user.press(data, message))
+        raise AssertionError(f"no button {label!r} in {self.buttons}")
+
+    async def sends_photo(self, file_id: str) -> list[str]:
+        return await self._do(self.user.photo(file_id, b"\xff\xd8jpeg"))
+
+    async def shares_location(self, latitude: float, longitude: float) -> list[str]:
+        return await self._do(self.user.location(latitude, longitude))
+
+    @property
+    def texts(self) -> list[str]:
+        return [plain(m.text or "") for m in self.answers]
+
+    @property
+    def last(self) -> str:
+        return self.texts[-1]
+
+    @property
+    def everything(self) -> str:
+        return "\n".join(self.texts)
+
+    @property
+    def keyboard_message(self) -> SentMessage:
+        for message in reversed(self.telegram.api.messages_to(self.user.id)):
+            if message.reply_markup and message.method == "sendMessage":
+                return message
+        raise AssertionError("no message with buttons")
+
+    @property
+    def buttons(self) -> list[str]:
+        return [plain(text) for text, _ in self.telegram.api.buttons(self.keyboard_message)]
+
+
+def plain(text: str) -> str:
+    """The text without bidi isolates, for comparing with what a person reads."""
+    return text.replace("\u2068", "").replace("\u2069", "")
+
+
+__all__ = ["Person", "Telegram", "invite", "plain", "utcnow"]
