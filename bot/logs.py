@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 
 class SecretMask(logging.Filter):
@@ -23,8 +24,9 @@ class SecretMask(logging.Filter):
         return True
 
 
-def configure(secrets: list[str], level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def configure(secrets: list[str], level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """Log to stderr (or `stream`) with every secret masked."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretMask(secrets))
     root = logging.getLogger()

@@ -47,6 +47,12 @@ class Dispatcher:
         except IntegrityError:
             log.info("update %s:%s applied concurrently", incoming.channel, incoming.update_id)
             return []
+        except Exception:
+            # Nothing of this update was stored; the person may simply try again.
+            log.exception("update %s:%s failed", incoming.channel, incoming.update_id)
+            tr = translator(supported(incoming.language_code) or DEFAULT_LANGUAGE)
+            return [Reply(tr.gettext("Sorry, something went wrong and this message was not "
+                                     "taken. Your earlier answers are kept; please try again."))]
 
     def _context(self, session: Session, incoming: Incoming) -> Context:
         person = find_person(session, incoming.channel, incoming.sender)
