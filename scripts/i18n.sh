@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 PYBABEL=("$PYTHON" -m babel.messages.frontend)
 QUIET=("${PYBABEL[@]}" --quiet)
-SOURCES=(bot handlers forms storage locales)
+SOURCES=(bot handlers forms storage exports locales)
 LANGS=(ar en fr)
 POT=locales/messages.pot
 
