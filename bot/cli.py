@@ -171,9 +171,13 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: unknown form {args.form!r}; choose from {', '.join(forms)} or all",
               file=sys.stderr)
         return 2
-    with transaction(sanad.engine) as session:
-        count = export(session, forms, form_id, args.language, args.format, args.output,
-                       group_key=args.group, date_from=args.date_from, date_to=args.date_to)
+    try:
+        with transaction(sanad.engine) as session:
+            count = export(session, forms, form_id, args.language, args.format, args.output,
+                           group_key=args.group, date_from=args.date_from, date_to=args.date_to)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"{count} reports written to {args.output}")
     return 0
 
