@@ -50,9 +50,21 @@ class Dispatcher:
         except Exception:
             # Nothing of this update was stored; the person may simply try again.
             log.exception("update %s:%s failed", incoming.channel, incoming.update_id)
-            tr = translator(supported(incoming.language_code) or DEFAULT_LANGUAGE)
-            return [Reply(tr.gettext("Sorry, something went wrong and this message was not "
-                                     "taken. Your earlier answers are kept; please try again."))]
+            tr = translator(self._language_of(incoming))
+            return [Reply(tr.gettext("Sorry, something went wrong and this message could not be "
+                                     "processed. Your earlier answers are kept; please try "
+                                     "again."))]
+
+    def _language_of(self, incoming: Incoming) -> str:
+        """The person's chosen language, read afresh (the failed transaction is gone)."""
+        try:
+            with Session(self.engine) as session:
+                person = find_person(session, incoming.channel, incoming.sender)
+                if person is not None and person.language:
+                    return person.language
+        except Exception:  # the database itself may be what failed
+            log.warning("could not read the language of %s", incoming.sender)
+        return supported(incoming.language_code) or DEFAULT_LANGUAGE
 
     def _context(self, session: Session, incoming: Incoming) -> Context:
         person = find_person(session, incoming.channel, incoming.sender)

@@ -12,7 +12,7 @@ def show(ctx: Context) -> None:
                       "invitation link your coordinator sent you, or send /start followed by "
                       "your invitation code."))
         return
-    lines = [ctx._("What I understand:"), ctx._("/report: choose a report to fill")]
+    lines = [ctx._("What I understand:"), ctx._("/report: choose a report to fill in")]
     for form in ctx.services.forms.values():
         if may_fill(ctx.person, ctx.organization, form):
             lines.append(f"/{form.command}: {form.title.get(ctx.language)}")

@@ -357,7 +357,7 @@ def _replace_chosen(ctx: Context) -> None:
     elif choice == "no":
         ctx.state.pop("draft", None)
         ctx.state["flow"] = None
-        ctx.say(ctx._("Nothing was changed; the old report stays."))
+        ctx.say(ctx._("The old report stays as it was; these new answers were not saved."))
         menu.show(ctx)
     else:
         _ask_replace(ctx)

@@ -29,8 +29,13 @@ def _open_menu(ctx: Context) -> None:
         menu.show(ctx)
 
 
-def _nothing_to_do(ctx: Context) -> None:
+def _nothing_to_go_back_to(ctx: Context) -> None:
     ctx.say(ctx._("There is nothing to go back to."))
+    _open_menu(ctx)
+
+
+def _nothing_to_skip(ctx: Context) -> None:
+    ctx.say(ctx._("There is no question to skip."))
     _open_menu(ctx)
 
 
@@ -42,8 +47,8 @@ COMMANDS: dict[str, Handler] = {
     "report": _open_menu,
     "myreports": myreports.show,
     "cancel": reporting.cancel,
-    "back": _in_form(reporting.back, _nothing_to_do),
-    "skip": _in_form(reporting.skip, _nothing_to_do),
+    "back": _in_form(reporting.back, _nothing_to_go_back_to),
+    "skip": _in_form(reporting.skip, _nothing_to_skip),
 }
 
 FLOWS: dict[str, Handler] = {

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlmodel import Session, select
 
 from storage.models import Group, Organization
+from storage.schedule import schedule_from
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 #: The reporting week starts after the weekend: Friday-Saturday weekends start on Sunday.
@@ -56,6 +57,12 @@ class GroupSpec(BaseModel):
     supportive: OrganizationSpec
     partners: list[OrganizationSpec] = Field(min_length=1)
 
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: dict[str, Any]) -> dict[str, Any]:
+        schedule_from(value)  # raises with the offending key
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -76,6 +83,9 @@ def read_network(path: Path) -> NetworkSpec:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         spec = NetworkSpec.model_validate(data)
+    except UnicodeDecodeError as error:
+        raise NetworkError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                           "save the file as UTF-8") from error
     except (OSError, yaml.YAMLError) as error:
         raise NetworkError(f"{path}: {error}") from error
     except ValidationError as error:
@@ -86,6 +96,11 @@ def read_network(path: Path) -> NetworkSpec:
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if repeated:
         raise NetworkError(f"{path}: organization keys used twice: {', '.join(repeated)}")
+    groups = [NETWORK_GROUP] + [g.key for g in spec.groups]
+    repeated = sorted({k for k in groups if groups.count(k) > 1})
+    if repeated:
+        raise NetworkError(f"{path}: group keys used twice (or '{NETWORK_GROUP}', which is "
+                           f"reserved): {', '.join(repeated)}")
     return spec
 
 

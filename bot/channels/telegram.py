@@ -67,7 +67,7 @@ async def _introduce(sanad: Sanad, application: Application) -> None:
     forms = sanad.dispatcher.services.forms
     for language in LANGUAGES:
         tr = translator(language)
-        commands = [BotCommand("report", tr.gettext("Choose a report to fill"))]
+        commands = [BotCommand("report", tr.gettext("Choose a report to fill in"))]
         commands += [BotCommand(f.command, f.title.get(language)) for f in forms.values()]
         commands += [BotCommand("myreports", tr.gettext("Your recent reports")),
                      BotCommand("language", tr.gettext("Change the language")),
