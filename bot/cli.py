@@ -188,6 +188,9 @@ def _organization(session: object, key: str) -> Organization:
     if organization is None:
         raise NetworkError(f"no organization {key!r}; run `python -m bot setup FILE` first, "
                            "or check the key in the network file")
+    if not organization.active:
+        raise NetworkError(f"organization {key!r} is retired: it is no longer in the network "
+                           "file, so nobody can report for it")
     return organization
 
 
@@ -195,7 +198,7 @@ def _duration(text: str) -> timedelta | None:
     if text == "never":
         return None
     match = re.fullmatch(r"(\d+)\s*([dhm])", text.strip())
-    if not match:
+    if not match or int(match[1]) == 0:
         raise SystemExit(f"error: --expires takes e.g. 7d, 12h, 30m or never, not {text!r}")
     amount, unit = int(match[1]), match[2]
     return timedelta(days=amount) if unit == "d" else timedelta(hours=amount) if unit == "h" \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -18,14 +19,33 @@ class FormFileError(Exception):
 
 def load_form(path: Path) -> FormSpec:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise FormFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                            "save the file as UTF-8") from error
+    except OSError as error:
+        raise FormFileError(f"{path}: cannot be read: {error.strerror or error}") from error
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise FormFileError(f"{path}: not valid YAML: {error}") from error
+        raise FormFileError(f"{path}: not valid YAML{_near(text, error)}: {error}") from error
     try:
         return FormSpec.model_validate(data)
     except ValidationError as error:
         problems = "; ".join(_describe(path, data, e) for e in error.errors())
         raise FormFileError(f"{path}: {problems}") from error
+
+
+def _near(text: str, error: yaml.YAMLError) -> str:
+    """The field a YAML syntax error is in or after; the parser itself only knows the line."""
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:
+        return ""
+    for line in reversed(text.splitlines()[: mark.line + 1]):
+        match = re.match(r"\s*-?\s*name:\s*['\"]?([a-z][a-z0-9_]*)", line)
+        if match:
+            return f" near field '{match[1]}'"
+    return ""
 
 
 def _describe(path: Path, data: object, problem: dict) -> str:  # type: ignore[type-arg]

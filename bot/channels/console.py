@@ -40,10 +40,11 @@ class ConsoleChat:
         text = line.strip()
         base = {"channel": CHANNEL, "chat_id": self.person, "sender": self.person,
                 "sender_name": self.person, "language_code": self.language_code}
-        if text.isdigit() and 1 <= int(text) <= len(self.options):
+        if text.isdecimal() and 1 <= int(text) <= len(self.options):
             return Incoming(**base, choice=self.options[int(text) - 1].value)
-        if self.expect == "photo" and Path(text).expanduser().is_file():
-            return Incoming(**base, photo=Photo(path=str(self.keep(Path(text).expanduser()))))
+        photo = _file(text) if self.expect == "photo" else None
+        if photo is not None:
+            return Incoming(**base, photo=Photo(path=str(self.keep(photo))))
         match = COORDINATES.match(text)
         if self.expect == "location" and match:
             return Incoming(**base, location=Location(float(match[1]), float(match[2])))
@@ -79,6 +80,20 @@ class ConsoleChat:
                 return
             if line.strip():
                 self.send(line)
+
+
+def _file(text: str) -> Path | None:
+    """The file a typed path names; terminals quote a dropped file or escape its spaces."""
+    candidates = [text]
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        candidates.append(text[1:-1])
+    if "\\ " in text:
+        candidates.append(text.replace("\\ ", " "))
+    for candidate in candidates:
+        path = Path(candidate).expanduser()
+        if path.is_file():
+            return path
+    return None
 
 
 def _plain(text: str) -> str:
