@@ -115,7 +115,10 @@ def _chat(sanad: Sanad, person: str, language: str | None, first: str = "/start"
     if interactive:
         print("Sanad console. Type the number of an option, /help for commands, /quit to leave.\n")
     chat.send(first)
-    chat.run(sys.stdin, prompt=interactive)
+    try:
+        chat.run(sys.stdin, prompt=interactive)
+    except KeyboardInterrupt:
+        print()
     return 0
 
 

@@ -64,7 +64,7 @@ def load_forms(directory: Path = BUILT_IN) -> dict[str, FormSpec]:
     """Every *.yaml form in `directory`, by id; ids and commands must not repeat."""
     forms: dict[str, FormSpec] = {}
     commands: dict[str, Path] = {}
-    for path in sorted(directory.glob("*.yaml")):
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         form = load_form(path)
         if form.id in forms:
             raise FormFileError(f"{path}: form id '{form.id}' is used by another file")

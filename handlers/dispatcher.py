@@ -8,15 +8,16 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlalchemy.orm.attributes import flag_modified
+from sqlmodel import Session
 
 from handlers.context import Context, Services
-from handlers.messages import Incoming, Reply
+from handlers.messages import Incoming, Reply, compact
 from handlers.router import route
 from locales import DEFAULT_LANGUAGE, supported, translator
-from storage.db import transaction
+from storage.db import insert_new, transaction
 from storage.models import Conversation, ProcessedUpdate
-from storage.people import find_person, organization_of
+from storage.people import find_member, find_person
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,16 +35,14 @@ class Dispatcher:
     def handle(self, incoming: Incoming) -> list[Reply]:
         try:
             with transaction(self.engine) as session:
-                if incoming.update_id is not None:
-                    key = f"{incoming.channel}:{incoming.update_id}"
-                    if session.get(ProcessedUpdate, key) is not None:
-                        log.info("update %s already applied", key)
-                        return []
-                    session.add(ProcessedUpdate(key=key, processed_at=self.clock()))
-                context = self._context(session, incoming)
+                if incoming.update_id is not None and not self._first_time(session, incoming):
+                    return []
+                conversation = session.get(Conversation, _chat_key(incoming),
+                                           with_for_update=True)
+                context = self._context(session, incoming, conversation)
                 route(context)
-                self._save_state(session, incoming, context)
-                return context.replies
+                self._save_state(session, incoming, context, conversation)
+                return compact(context.replies)
         except IntegrityError:
             log.info("update %s:%s applied concurrently", incoming.channel, incoming.update_id)
             return []
@@ -66,27 +65,36 @@ class Dispatcher:
             log.warning("could not read the language of %s", incoming.sender)
         return supported(incoming.language_code) or DEFAULT_LANGUAGE
 
-    def _context(self, session: Session, incoming: Incoming) -> Context:
-        person = find_person(session, incoming.channel, incoming.sender)
-        conversation = session.exec(
-            select(Conversation).where(Conversation.chat_key == _chat_key(incoming))
-            .with_for_update()).first()
+    def _first_time(self, session: Session, incoming: Incoming) -> bool:
+        """Record the update as applied; False if it already was (a redelivery)."""
+        key = f"{incoming.channel}:{incoming.update_id}"
+        if insert_new(session, ProcessedUpdate.__table__,  # type: ignore[attr-defined]
+                      {"key": key, "processed_at": self.clock()}, ["key"]):
+            return True
+        log.info("update %s already applied", key)
+        return False
+
+    def _context(self, session: Session, incoming: Incoming,
+                 conversation: Conversation | None) -> Context:
+        found = find_member(session, incoming.channel, incoming.sender)
+        person = found[0] if found else None
         state = dict(conversation.state) if conversation else {}
         language = (person.language if person and person.language else None) \
             or supported(incoming.language_code) or DEFAULT_LANGUAGE
         context = Context(session=session, incoming=incoming, services=self.services,
                           now=self.clock(), tr=translator(language), state=state, person=person)
-        if person is not None:
-            context.organization, context.group = organization_of(session, person)
-            if not person.language:
+        if found is not None:
+            context.organization, context.group = found[1], found[2]
+            if not found[0].language:
                 context.tr = translator(supported(incoming.language_code)
                                         or context.group.language)
         return context
 
-    def _save_state(self, session: Session, incoming: Incoming, context: Context) -> None:
-        key = _chat_key(incoming)
-        conversation = session.get(Conversation, key) or Conversation(chat_key=key)
+    def _save_state(self, session: Session, incoming: Incoming, context: Context,
+                    conversation: Conversation | None) -> None:
+        conversation = conversation or Conversation(chat_key=_chat_key(incoming))
         conversation.state = context.state
+        flag_modified(conversation, "state")  # nested dicts change in place
         conversation.version += 1
         conversation.updated_at = context.now
         conversation.person_id = context.person.id if context.person else None

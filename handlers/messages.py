@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -74,16 +74,23 @@ class Reply:
     expect: Literal["photo", "location"] | None = None
     document: Path | None = None
     columns: int = 1
-
-    def with_options(self, *options: Option, columns: int = 1) -> Reply:
-        return Reply(self.text, tuple(options), self.expect, self.document, columns)
+    photo: Path | None = None
 
 
-@dataclass
-class Outcome:
-    """The replies of one incoming message, in order."""
+def compact(replies: list[Reply], limit: int = 4000) -> list[Reply]:
+    """Join plain texts to the reply that follows them: fewer messages on a slow network."""
+    joined: list[Reply] = []
+    for reply in replies:
+        previous = joined[-1] if joined else None
+        if previous is not None and _plain(previous) and \
+                len(previous.text) + len(reply.text) + 2 <= limit and reply.photo is None \
+                and reply.document is None:
+            joined[-1] = replace(reply, text=f"{previous.text}\n\n{reply.text}")
+        else:
+            joined.append(reply)
+    return joined
 
-    replies: list[Reply] = field(default_factory=list)
 
-    def say(self, text: str, *options: Option, **kwargs: object) -> None:
-        self.replies.append(Reply(text, tuple(options), **kwargs))  # type: ignore[arg-type]
+def _plain(reply: Reply) -> bool:
+    return not reply.options and reply.expect is None and reply.photo is None \
+        and reply.document is None

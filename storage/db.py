@@ -9,7 +9,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, create_engine
 
 import migrations
@@ -65,10 +66,24 @@ def open_database(url: str) -> Engine:
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work is committed together, or not at all."""
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(engine, expire_on_commit=False, autoflush=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+def insert_new(session: Session, table: Table, values: dict[str, Any],
+               key: list[str]) -> bool:
+    """INSERT … ON CONFLICT (key) DO NOTHING; True if the row was new. Race-safe, one trip."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
+    else:
+        raise NotImplementedError(f"no conflict-free insert on {dialect}")
+    returning = statement.values(values).returning(*(table.c[k] for k in key))
+    return session.execute(returning).first() is not None

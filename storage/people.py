@@ -20,6 +20,16 @@ def find_person(session: Session, channel: str, address: str) -> Person | None:
     ).first()
 
 
+def find_member(session: Session, channel: str,
+                address: str) -> tuple[Person, Organization, Group] | None:
+    """A person with their organization and group, in one query."""
+    row = session.exec(select(Person, Organization, Group)
+                       .join(Organization, Organization.id == Person.organization_id)
+                       .join(Group, Group.id == Organization.group_id)
+                       .where(Person.channel == channel, Person.address == address)).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
 def organization_of(session: Session, person: Person) -> tuple[Organization, Group]:
     organization = session.get(Organization, person.organization_id)
     assert organization is not None

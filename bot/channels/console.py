@@ -53,7 +53,7 @@ class ConsoleChat:
     def keep(self, source: Path) -> Path:
         """Copy a photo into the media folder under a fresh name; Sanad keeps the file."""
         self.media_dir.mkdir(parents=True, exist_ok=True)
-        target = self.media_dir / f"{uuid.uuid4().hex}{source.suffix.lower()}"
+        target = self.media_dir.resolve() / f"{uuid.uuid4().hex}{source.suffix.lower()}"
         shutil.copyfile(source, target)
         return target
 
@@ -62,8 +62,9 @@ class ConsoleChat:
             print(_plain(reply.text), file=self.out)
             for number, option in enumerate(reply.options, 1):
                 print(f"  {number}) {_plain(option.label)}", file=self.out)
-            if reply.document is not None:
-                print(f"  [{reply.document}]", file=self.out)
+            for attached in (reply.photo, reply.document):
+                if attached is not None:
+                    print(f"  [{attached}]", file=self.out)
             print(file=self.out)
         if replies:
             self.options = replies[-1].options

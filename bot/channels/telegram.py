@@ -29,6 +29,7 @@ from storage.people import remember
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 USERNAME_SETTING = "telegram_username"
+CAPTION_LIMIT = 1024
 
 
 def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
@@ -121,15 +122,17 @@ def to_incoming(update: Update) -> Incoming | None:
 
 
 async def _acknowledge(update: Update) -> None:
-    """Answer the button press and take the buttons off the message they were on."""
+    """Answer the button press (Telegram shows a spinner until then).
+
+    The pressed message keeps its buttons: editing them away would cost a second request per
+    press on patchy networks, and an old button pressed again is refused by the handlers.
+    """
     query = update.callback_query
     assert query is not None
     try:
         await query.answer()
-        if query.message is not None:
-            await query.edit_message_reply_markup(reply_markup=None)
     except BadRequest as error:
-        log.debug("could not tidy the pressed message: %s", error)
+        log.debug("could not answer the button press: %s", error)
 
 
 async def send(bot: Bot, chat_id: int, reply: Reply) -> None:
@@ -137,9 +140,16 @@ async def send(bot: Bot, chat_id: int, reply: Reply) -> None:
     markup = _keyboard(reply) if reply.options else None
     if reply.document is not None:
         with reply.document.open("rb") as document:
-            await bot.send_document(chat_id, document, caption=reply.text[:1024],
+            await bot.send_document(chat_id, document, caption=reply.text[:CAPTION_LIMIT],
                                     filename=reply.document.name, reply_markup=markup)
         return
+    if reply.photo is not None:
+        caption = reply.text if len(reply.text) <= CAPTION_LIMIT else None
+        with reply.photo.open("rb") as photo:
+            await bot.send_photo(chat_id, photo, caption=caption,
+                                 reply_markup=markup if caption is not None else None)
+        if caption is not None:
+            return
     parts = _split(reply.text)
     for number, part in enumerate(parts, 1):
         await bot.send_message(chat_id, part,
