@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -137,3 +137,38 @@ class Setting(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: str
+
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "blocked", "failed")
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message that is not a direct reply (reminder, digest, broadcast), waiting to be sent.
+
+    `dedupe_key` is the caller's idempotency key. `attempts` counts tries that reached the
+    platform and did not end in a flood wait; `resent` counts the times a crashed sender's
+    claim was put back (such a message may have reached the person already).
+    """
+
+    __tablename__ = "outbox"
+    # claim() looks up a person's earlier waiting rows: one index on both columns, so that
+    # PostgreSQL never combines person and status indexes into a scan of every waiting row
+    # (it did, with a freshly filled table whose statistics were not yet gathered).
+    __table_args__ = (Index("ix_outbox_person_status", "person_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id")
+    kind: str
+    dedupe_key: str = Field(unique=True)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    options: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    photo_path: str | None = None
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    resent: int = 0
+    next_attempt_at: datetime = _time(index=True)
+    created_at: datetime = _time()
+    claimed_at: datetime | None = _time(nullable=True)
+    sent_at: datetime | None = _time(nullable=True)
+    error: str | None = None
+    broadcast_id: int | None = Field(default=None, index=True)

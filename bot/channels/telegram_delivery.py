@@ -1,0 +1,86 @@
+"""Delivering outbox messages on Telegram: one row, one Bot API call, errors in neutral terms.
+
+How Telegram's answers map (outbox.sender decides what each means for the row):
+
+* 429 with retry_after (`telegram.error.RetryAfter`) -> `RetryAfter`: the sender waits;
+* 403 (`Forbidden`: blocked by the user, deactivated) -> `Unreachable`;
+* 400 "chat not found" / "user not found" -> `Unreachable` too: the account is gone, which is
+  a fact about the person, not about this message;
+* any other 400 (`BadRequest`: text too long, bad button data, bad photo) -> `Rejected`: the
+  same request would fail again, so the row is "failed" at once;
+* 5xx, timeouts, the network (`NetworkError`, `TimedOut`) and other Telegram errors ->
+  `Transient`: retried with backoff.
+
+Use the Application's bot (its connection pool allows the sender's concurrency; a bare
+`Bot()` has a pool of one connection).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from datetime import timedelta
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import RetryAfter as TelegramRetryAfter
+from telegram.warnings import PTBDeprecationWarning
+
+from outbox.sender import Address, Deliver, Rejected, RetryAfter, Transient, Unreachable
+from storage.models import OutboxMessage
+
+CHANNEL = "telegram"  # as in bot.channels.telegram, which imports this module
+GONE = ("chat not found", "user not found")
+
+
+def telegram_deliver(bot: Bot) -> Deliver:
+    """A `Deliver` that sends outbox rows with `bot`: text, or a photo with the text as caption;
+    options become an inline keyboard."""
+
+    async def deliver(address: Address, message: OutboxMessage) -> None:
+        if address.channel != CHANNEL:
+            raise Rejected(f"not a Telegram address: {address.channel}")
+        try:
+            await _send(bot, int(address.address), message)
+        except TelegramRetryAfter as error:
+            raise RetryAfter(retry_after_seconds(error)) from error
+        except Forbidden as error:
+            raise Unreachable(error.message) from error
+        except BadRequest as error:  # before NetworkError, of which it is a subclass
+            if any(phrase in error.message.lower() for phrase in GONE):
+                raise Unreachable(error.message) from error
+            raise Rejected(error.message) from error
+        except TelegramError as error:
+            raise Transient(error.message) from error
+
+    return deliver
+
+
+async def _send(bot: Bot, chat_id: int, message: OutboxMessage) -> None:
+    markup = keyboard(message.options)
+    if not message.photo_path:
+        await bot.send_message(chat_id, message.text, reply_markup=markup)
+        return
+    try:
+        photo = open(message.photo_path, "rb")  # noqa: SIM115  (closed below)
+    except OSError as error:
+        raise Rejected(f"photo {message.photo_path}: {error.strerror}") from error
+    with photo:
+        await bot.send_photo(chat_id, photo, caption=message.text or None, reply_markup=markup)
+
+
+def keyboard(options: Sequence[Sequence[str]]) -> InlineKeyboardMarkup | None:
+    """One button a row for (label, value) options, as replies show them; None without."""
+    if not options:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label[:60], callback_data=value)] for label, value in options]
+    )
+
+
+def retry_after_seconds(error: TelegramRetryAfter) -> float:
+    """The wait Telegram asks for, in seconds (PTB 22 gives an int or, opted in, a timedelta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

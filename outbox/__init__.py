@@ -1,0 +1,1 @@
+"""Delivery of outbox messages, neutral of any messaging platform (channels supply `Deliver`)."""
