@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = Settings()
-    level = logging.INFO if args.action is _run else logging.WARNING
+    level = logging.INFO if args.action in (_run, _worker) else logging.WARNING
     logs.configure([s.get_secret_value() for s in [settings.telegram_bot_token] if s], level)
     try:
         return int(args.action(args, settings) or 0)
@@ -59,8 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Sanad field reporting")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the Telegram bot (long polling)")
+    run = commands.add_parser("run", help="run the Telegram bot (long polling), with the "
+                              "scheduler and the sender unless --without-worker")
+    run.add_argument("--without-worker", action="store_true",
+                     help="leave reminders, digests and sending to `python -m bot worker`")
     run.set_defaults(action=_run)
+
+    worker = commands.add_parser("worker", help="only the scheduler and the outbox sender")
+    worker.set_defaults(action=_worker)
 
     console = commands.add_parser("console", help="chat with Sanad in this terminal")
     console.add_argument("--as", dest="person", default="me", help="who you are (a name)")
@@ -99,7 +105,27 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     from bot.channels.telegram import run_polling
 
-    run_polling(assemble(settings))
+    run_polling(assemble(settings), with_background=not args.without_worker)
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.telegram_bot_token is None:
+        print(NO_TOKEN, file=sys.stderr)
+        return 1
+    import asyncio
+    import signal
+
+    from bot.channels.telegram import run_worker
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(assemble(settings), stop)
+
+    asyncio.run(work())
     return 0
 
 

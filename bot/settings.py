@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         return f"{head}/file{marker}{tail}"
 
     @property
+    def charts_dir(self) -> Path:
+        """Where digest charts are drawn before they are sent."""
+        return self.data_dir / "charts"
+
+    @property
     def media_dir(self) -> Path:
         """Where photos given on the console are kept; never a served path."""
         return self.data_dir / "media"

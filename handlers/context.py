@@ -24,6 +24,7 @@ class Services:
 
     forms: dict[str, FormSpec]
     media_dir: Path
+    charts_dir: Path
 
 
 @dataclass
@@ -45,14 +46,16 @@ class Context:
         return self.tr.gettext(message, **values)
 
     def say(self, text: str, options: list[tuple[str, str]] | None = None, *,
-            expect: str | None = None, document: Path | None = None, columns: int = 1) -> None:
+            expect: str | None = None, document: Path | None = None, columns: int = 1,
+            photo: Path | None = None) -> None:
         """Add a reply; its options get a fresh token so that older buttons stop working."""
         offered: tuple[Option, ...] = ()
         if options:
             nonce = secrets.token_hex(2)
             self.state["nonce"] = nonce
             offered = tuple(Option(label, f"{nonce}:{value}") for label, value in options)
-        self.replies.append(Reply(text, offered, expect, document, columns))  # type: ignore[arg-type]
+        self.replies.append(Reply(text, offered, expect, document, columns,  # type: ignore[arg-type]
+                                  photo))
 
     @property
     def choice(self) -> str | None:

@@ -85,6 +85,9 @@ class Dispatcher:
                           now=self.clock(), tr=translator(language), state=state, person=person)
         if found is not None:
             context.organization, context.group = found[1], found[2]
+            if not found[0].reachable:  # they wrote to us, so they unblocked the bot
+                found[0].reachable = True
+                session.add(found[0])
             if not found[0].language:
                 context.tr = translator(supported(incoming.language_code)
                                         or context.group.language)

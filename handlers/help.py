@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.context import Context
-from handlers.permissions import may_fill
+from handlers.permissions import may, may_fill
 
 
 def show(ctx: Context) -> None:
@@ -16,6 +16,11 @@ def show(ctx: Context) -> None:
     for form in ctx.services.forms.values():
         if may_fill(ctx.person, ctx.organization, form):
             lines.append(f"/{form.command}: {form.title.get(ctx.language)}")
+    lines.append(ctx._("/status: who has reported this period"))
+    if may(ctx.person, "digest"):
+        lines.append(ctx._("/digest: the latest digest of your group"))
+    if may(ctx.person, "remind"):
+        lines.append(ctx._("/remind: remind the associations that have not reported"))
     lines += [ctx._("/myreports: your recent reports"),
               ctx._("/language: change the language"),
               ctx._("/back: go back to the previous question"),

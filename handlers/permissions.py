@@ -18,6 +18,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "cancel": frozenset({"worker", "coordinator", "admin"}),
     "back": frozenset({"worker", "coordinator", "admin"}),
     "skip": frozenset({"worker", "coordinator", "admin"}),
+    "status": frozenset({"worker", "coordinator", "admin"}),
+    "digest": frozenset({"coordinator", "admin"}),
+    "remind": frozenset({"coordinator"}),
 }
 
 

@@ -8,12 +8,14 @@ only registration and help.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
-from handlers import help, language, menu, myreports, onboarding, reporting
+from handlers import help, language, menu, monitoring, myreports, onboarding, reporting
 from handlers.context import STALE, Context
-from handlers.permissions import may
+from handlers.permissions import UNREGISTERED, may, role_of
 
 Handler = Callable[[Context], None]
+GO = "go:"
 
 
 def _in_form(action: Handler, otherwise: Handler) -> Handler:
@@ -49,6 +51,9 @@ COMMANDS: dict[str, Handler] = {
     "cancel": reporting.cancel,
     "back": _in_form(reporting.back, _nothing_to_go_back_to),
     "skip": _in_form(reporting.skip, _nothing_to_skip),
+    "status": monitoring.status,
+    "digest": monitoring.digest,
+    "remind": monitoring.remind_late,
 }
 
 FLOWS: dict[str, Handler] = {
@@ -57,10 +62,16 @@ FLOWS: dict[str, Handler] = {
     "menu": menu.chosen,
     "form": reporting.answer,
     "resume": reporting.resume_chosen,
+    "remind": monitoring.remind_chosen,
 }
 
 
 def route(ctx: Context) -> None:
+    choice = ctx.incoming.choice or ""
+    if choice.startswith(GO):
+        # A button on a message sent outside the conversation (a reminder): it runs a
+        # command, so it needs no token, and the command checks who may run it.
+        ctx.incoming = replace(ctx.incoming, text="/" + choice[len(GO):], choice=None)
     if ctx.choice == STALE:
         ctx.say(ctx._("That button belongs to an earlier message and no longer works."))
         _show_where(ctx)
@@ -99,7 +110,10 @@ def _command(ctx: Context, command: str) -> None:
                       command=command))
         return
     if not may(ctx.person, command):
-        onboarding.not_registered(ctx)
+        if role_of(ctx.person) == UNREGISTERED:
+            onboarding.not_registered(ctx)
+        else:
+            ctx.say(ctx._("The command /{command} is not for your role.", command=command))
         return
     handler(ctx)
 

@@ -40,7 +40,7 @@ FONT_FAMILY = "DejaVu Sans"
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 6.0, 100  # 1000 x 600 px
 MAX_BAR_PERIODS = 6  # more periods than this are drawn as lines
 TITLE_SIZE, LABEL_SIZE, TICK_SIZE, LEGEND_SIZE, VALUE_SIZE = 22, 16, 15, 15, 12
-LEGEND_COLUMNS = 4  # legend entries per row
+LEGEND_COLUMNS = 2  # long labels (Arabic field names) need the width
 MAX_VALUE_LABELS = 24  # bar value labels are drawn only when there are at most this many bars
 
 _RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur"})
@@ -158,7 +158,7 @@ def trend_figure(
     _style_x_axis(ax, [text(p) for p in period_labels], rtl)
     _style_y_axis(ax, text(y_label) if y_label else "", rtl, series)
     if series:
-        _legend(ax, rtl)
+        _legend(fig, ax, rtl)
     if title:
         fig.suptitle(
             text(title),
@@ -219,18 +219,18 @@ def _draw_lines(
         )
 
 
-def _legend(ax: Axes, rtl: bool) -> None:
-    """Above the plot, row by row from the reading start side (rightmost first in RTL)."""
+def _legend(fig: Figure, ax: Axes, rtl: bool) -> None:
+    """Below the plot, outside it (long labels never squeeze the axes), row by row from the
+    reading start side (rightmost first in RTL)."""
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return
     ncols = min(len(handles), LEGEND_COLUMNS)
     handles, labels = _row_by_row(handles, labels, ncols, rtl)
-    ax.legend(
+    fig.legend(
         handles,
         labels,
-        loc="lower right" if rtl else "lower left",
-        bbox_to_anchor=(1.0, 1.01) if rtl else (0.0, 1.01),
+        loc="outside lower right" if rtl else "outside lower left",
         ncols=ncols,
         frameon=False,
         markerfirst=not rtl,  # the colour key on the reading start side of its label

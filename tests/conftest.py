@@ -4,6 +4,7 @@ the example network, and Telegram chats through the fake Bot API."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -58,13 +59,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 class Clock:
-    """A clock the tests move by hand; starts on a Sunday morning in Bahrain."""
+    """A clock the tests move by hand; starts on a Sunday morning in Bahrain.
+
+    `running()` lets it tick along with real time from where it stands, for tests where
+    background work (the sender's rate limits) needs time to pass.
+    """
 
     def __init__(self, start: datetime = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)) -> None:
         self.now = start
+        self._since: float | None = None
 
     def __call__(self) -> datetime:
-        return self.now
+        if self._since is None:
+            return self.now
+        return self.now + timedelta(seconds=time.monotonic() - self._since)
+
+    def running(self, start: datetime) -> None:
+        self.now = start
+        self._since = time.monotonic()
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)

@@ -232,7 +232,7 @@ def test_legend_of_many_series_reads_row_by_row(language: str, rtl: bool) -> Non
 
 def legend_reading_order(fig: Figure, *, rtl: bool) -> list[str]:
     """The legend's labels as a reader meets them: top row first, from the reading side."""
-    texts = [t for t in fig.axes[0].get_legend().get_texts() if t.get_text()]
+    texts = [t for t in fig.legends[0].get_texts() if t.get_text()]
 
     def place(text: Text) -> tuple[float, float]:
         baseline = text.get_transform().transform(text.get_position())[1]  # same in a row

@@ -6,6 +6,7 @@ goes to the channel-neutral dispatcher, which keeps state in the database.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -18,9 +19,10 @@ from telegram import (
 )
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import Sanad
+from bot.background import Background
 from handlers.messages import Incoming, Location, Photo, Reply
 from locales import LANGUAGES, translator
 from storage.db import transaction
@@ -30,11 +32,17 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 USERNAME_SETTING = "telegram_username"
 CAPTION_LIMIT = 1024
+SENDER_CONNECTIONS = 16  # above the sender's concurrency, so sends do not queue for a socket
 
 
 def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
-                      get_updates_request: BaseRequest | None = None) -> Application:
-    """The python-telegram-bot Application for `sanad`; requests can be replaced in tests."""
+                      get_updates_request: BaseRequest | None = None,
+                      with_background: bool = False) -> Application:
+    """The python-telegram-bot Application for `sanad`; requests can be replaced in tests.
+
+    With `with_background`, the scheduler and the outbox sender run in the same process,
+    started after the bot introduced itself and stopped before it shuts down.
+    """
     settings = sanad.settings
     if settings.telegram_bot_token is None:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
@@ -44,20 +52,51 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
                .base_file_url(settings.bot_file_url))
     if request is not None:
         builder = builder.request(request).get_updates_request(get_updates_request or request)
+    background: list[Background] = []
 
     async def started(application: Application) -> None:
         await _introduce(sanad, application)
+        if with_background:
+            from bot.channels.telegram_delivery import telegram_deliver
 
-    application = builder.post_init(started).build()
+            background.append(Background(sanad, telegram_deliver(application.bot)))
+            await background[0].start()
+
+    async def stopping(application: Application) -> None:
+        for work in background:
+            await work.stop()
+
+    application = builder.post_init(started).post_stop(stopping).build()
     # One handler for every update: the dispatcher decides what it means, so PTB's handler
     # groups have nothing to order. Updates of one chat are processed in arrival order.
     application.add_handler(TypeHandler(Update, _handler(sanad)))
     return application
 
 
-def run_polling(sanad: Sanad) -> None:
-    application = build_application(sanad)
+def run_polling(sanad: Sanad, *, with_background: bool = True) -> None:
+    application = build_application(sanad, with_background=with_background)
     application.run_polling(allowed_updates=["message", "callback_query"])
+
+
+def make_bot(sanad: Sanad) -> Bot:
+    """A bare Bot (no updates) for a process that only sends, such as the worker."""
+    settings = sanad.settings
+    if settings.telegram_bot_token is None:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    return Bot(settings.telegram_bot_token.get_secret_value(), base_url=settings.bot_api_url,
+               base_file_url=settings.bot_file_url,
+               request=HTTPXRequest(connection_pool_size=SENDER_CONNECTIONS))
+
+
+async def run_worker(sanad: Sanad, stop: asyncio.Event, bot: Bot | None = None) -> None:
+    """The scheduler and the sender alone, until `stop` is set."""
+    from bot.channels.telegram_delivery import telegram_deliver
+
+    async with bot or make_bot(sanad) as ready:
+        work = Background(sanad, telegram_deliver(ready))
+        await work.start()
+        await stop.wait()
+        await work.stop()
 
 
 async def _introduce(sanad: Sanad, application: Application) -> None:

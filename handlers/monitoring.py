@@ -1,0 +1,133 @@
+"""On demand: /status (completeness now), /digest (the latest digest), /remind (nudge the
+associations that have not reported, after a confirmation)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from forms.display import period_label
+from handlers import menu
+from handlers.context import Context
+from monitoring.completeness import Completeness, completeness, period_of
+from monitoring.digest import build_digest, digest_text
+from monitoring.monitor import Monitor, digest_chart
+from monitoring.reminders import names_of, remind
+from storage.models import Group
+from storage.network import NETWORK_GROUP
+from storage.schedule import schedule_from
+
+
+def status(ctx: Context) -> None:
+    """Completeness of the current and the previous period, for the person's scope."""
+    assert ctx.person is not None and ctx.group is not None and ctx.organization is not None
+    if ctx.person.role == "admin" or ctx.group.key == NETWORK_GROUP:
+        ctx.say(_network(ctx, "week"))
+        return
+    lines = [ctx._("Where reporting stands, {group}:",
+                   group=ctx.group.names.get(ctx.language, ctx.group.key))]
+    for state in _states(ctx, ctx.group):
+        title = state.form.title.get(ctx.language)
+        period = period_label(state.period, ctx.tr)
+        due = ctx.tr.date(state.due, "d MMMM")
+        if ctx.person.role == "worker":
+            mine = ctx.organization.id in state.reported
+            lines.append("• " + (ctx._("{title}, {period}: sent", title=title, period=period)
+                                 if mine else
+                                 ctx._("{title}, {period}: not sent yet (due {due})",
+                                       title=title, period=period, due=due)))
+            continue
+        lines.append("• " + ctx._("{title}, {period}: {actual} of {expected} reported, "
+                                  "{on_time} on time (due {due})", title=title, period=period,
+                                  actual=state.actual, expected=len(state.expected),
+                                  on_time=len(state.on_time), due=due))
+        if state.missing:
+            lines.append("  " + ctx._("Missing: {names}",
+                                      names=names_of(state.missing, ctx.language)))
+    ctx.say("\n".join(lines))
+
+
+def digest(ctx: Context) -> None:
+    """The digest of the latest ended week (and month) of the coordinator's group."""
+    assert ctx.person is not None and ctx.group is not None
+    if ctx.person.role == "admin" or ctx.group.key == NETWORK_GROUP:
+        ctx.say(_network(ctx, "week"))
+        return
+    schedule = schedule_from(ctx.group.schedule)
+    today = ctx.now.astimezone(ZoneInfo(ctx.group.timezone)).date()
+    for kind in ("week", "month"):
+        every = [s for s in schedule.forms.values() if s.every == kind]
+        if not every:
+            continue
+        period = period_of(ctx.group, every[0], today).previous()
+        built = build_digest(ctx.session, ctx.group, schedule, ctx.services.forms, kind, period,
+                             today)
+        if built.forms:
+            ctx.say(digest_text(built, ctx.tr),
+                    photo=digest_chart(built, ctx.tr, ctx.services.charts_dir))
+
+
+def remind_late(ctx: Context) -> None:
+    """Show who would be nudged, and ask before sending."""
+    assert ctx.group is not None
+    targets = _unreported(ctx, ctx.group)
+    if not targets:
+        ctx.say(ctx._("Every association has reported for the last period. Nobody to remind."))
+        return
+    names = sorted({o.names.get(ctx.language, o.key) for s in targets for o in s.missing})
+    ctx.state["flow"] = "remind"
+    ctx.say(ctx.tr.ngettext("Send a reminder now to the workers of {n} association: {names}?",
+                            "Send a reminder now to the workers of {n} associations: {names}?",
+                            len(names), names="، ".join(names) if ctx.language == "ar"
+                            else ", ".join(names)),
+            [(ctx._("Send the reminders"), "send"), (ctx._("Cancel"), "cancel")])
+
+
+def remind_chosen(ctx: Context) -> None:
+    assert ctx.group is not None
+    ctx.state["flow"] = None
+    if ctx.choice != "send":
+        menu.show(ctx, ctx._("No reminder was sent."))
+        return
+    today = ctx.now.astimezone(ZoneInfo(ctx.group.timezone)).date().isoformat()
+    sent = sum(remind(ctx.session, ctx.group, state, "nudge", ctx.now, key_suffix=f":{today}")
+               for state in _unreported(ctx, ctx.group))
+    menu.show(ctx, ctx.tr.ngettext("{n} reminder is on its way.", "{n} reminders are on their way.",
+                                   sent) if sent else
+              ctx._("They were already reminded today; nothing more was sent."))
+
+
+def _states(ctx: Context, group: Group) -> list[Completeness]:
+    """Completeness of each scheduled form for its current and previous period."""
+    schedule = schedule_from(group.schedule)
+    today = ctx.now.astimezone(ZoneInfo(group.timezone)).date()
+    states = []
+    for form_id, form_schedule in schedule.forms.items():
+        form = ctx.services.forms.get(form_id)
+        if form is None:
+            continue
+        current = period_of(group, form_schedule, today)
+        for period in (current.previous(), current):
+            states.append(completeness(ctx.session, group, form, form_schedule, period))
+    return states
+
+
+def _unreported(ctx: Context, group: Group) -> list[Completeness]:
+    """For each form, its last ended period, if some associations have not reported it."""
+    schedule = schedule_from(group.schedule)
+    today = ctx.now.astimezone(ZoneInfo(group.timezone)).date()
+    found = []
+    for form_id, form_schedule in schedule.forms.items():
+        form = ctx.services.forms.get(form_id)
+        if form is None:
+            continue
+        period = period_of(group, form_schedule, today).previous()
+        state = completeness(ctx.session, group, form, form_schedule, period)
+        if state.missing:
+            found.append(state)
+    return found
+
+
+def _network(ctx: Context, kind: str) -> str:
+    monitor = Monitor(ctx.session.get_bind(), ctx.services.forms,  # type: ignore[arg-type]
+                      ctx.services.charts_dir)
+    return monitor.network_text(ctx.session, kind, ctx.now, ctx.tr)

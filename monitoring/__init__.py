@@ -1,0 +1,1 @@
+"""Monitoring that runs itself: completeness, reminders, escalations and digests."""

@@ -1,0 +1,245 @@
+"""Digests: a period of a group in numbers, for its coordinators, and across groups for admins.
+
+The figures are computed once (`build_digest`) and written in each reader's language
+(`digest_text`); totals come from SQL aggregates over the reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from statistics import median
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from forms.display import period_label
+from forms.periods import Period
+from forms.schema import FieldSpec, FormSpec
+from locales import Translator
+from monitoring.audience import unreachable_in
+from monitoring.completeness import Completeness, completeness, local_midnight
+from monitoring.reminders import names_of
+from storage.models import Group, Organization, Person, Report
+from storage.schedule import Schedule
+
+HISTORY = 8          # periods shown in the chart and used as an association's own history
+MIN_HISTORY = 3      # periods an association needs before its values are judged
+FAR = 3.0            # a value 3 times above or below the usual one is flagged
+
+
+@dataclass(frozen=True)
+class Outlier:
+    organization: Organization
+    field: FieldSpec
+    value: float
+    usual: float
+
+
+@dataclass(frozen=True)
+class FormDigest:
+    form: FormSpec
+    state: Completeness
+    history: list[tuple[Period, dict[str, float]]]   # oldest first; the last is this period
+    targets: dict[str, float]
+    outliers: list[Outlier]
+
+    @property
+    def totals(self) -> dict[str, float]:
+        return self.history[-1][1]
+
+    @property
+    def previous(self) -> dict[str, float] | None:
+        return self.history[-2][1] if len(self.history) > 1 else None
+
+
+@dataclass(frozen=True)
+class Digest:
+    group: Group
+    kind: str
+    period: Period
+    today: date
+    forms: list[FormDigest]
+    unreachable: list[tuple[Person, Organization]]
+
+
+def numeric_fields(form: FormSpec) -> list[FieldSpec]:
+    return [f for f in form.fields if f.type in ("integer", "decimal")]
+
+
+def build_digest(session: Session, group: Group, schedule: Schedule,
+                 forms: dict[str, FormSpec], kind: str, period: Period, today: date) -> Digest:
+    """The digest of `period` (a week or a month) for `group`, as of the local date `today`."""
+    parts = []
+    for form_id, form_schedule in schedule.forms.items():
+        form = forms.get(form_id)
+        if form is None or form_schedule.every != kind:
+            continue
+        state = completeness(session, group, form, form_schedule, period)
+        history = _history(session, group, form, period)
+        targets = {k: float(v) for k, v in (group.targets.get(form.id) or {}).items()}
+        parts.append(FormDigest(form, state, history, targets,
+                                _outliers(session, group, form, period)))
+    return Digest(group, kind, period, today, parts, unreachable_in(session, group))
+
+
+def _periods(period: Period) -> list[Period]:
+    periods = [period]
+    for _ in range(HISTORY - 1):
+        periods.insert(0, periods[0].previous())
+    return periods
+
+
+def _history(session: Session, group: Group, form: FormSpec,
+             period: Period) -> list[tuple[Period, dict[str, float]]]:
+    periods = _periods(period)
+    fields = numeric_fields(form)
+    sums = [func.coalesce(func.sum(Report.answers[f.name].as_float()), 0.0) for f in fields]
+    base = select(func.count(col(Report.id)), *sums).where(
+        Report.group_id == group.id, Report.form_id == form.id)
+    if form.period != "none":
+        rows = session.exec(base.add_columns(Report.period)
+                            .where(col(Report.period).in_([p.key for p in periods]))
+                            .group_by(Report.period)).all()
+        by_key = {row[-1]: row[:-1] for row in rows}
+        keyed = [(p, by_key.get(p.key)) for p in periods]
+    else:
+        keyed = [(p, _dated_totals(session, group, form, base, p)) for p in periods]
+    history = []
+    for p, row in keyed:
+        values = {"reports": float(row[0]) if row else 0.0}
+        values.update({f.name: float(row[i + 1]) if row else 0.0 for i, f in enumerate(fields)})
+        history.append((p, values))
+    return history
+
+
+def _dated_totals(session: Session, group: Group, form: FormSpec, base: object,
+                  period: Period) -> tuple[object, ...]:
+    dated = next((f.name for f in form.fields if f.type == "date"), None)
+    query = base.where(Report.submitted_at >= local_midnight(period.start,  # type: ignore[attr-defined]
+                                                             group.timezone))
+    if dated:
+        query = query.where(Report.answers[dated].as_string().between(
+            period.start.isoformat(), period.end.isoformat()))
+    else:
+        query = query.where(Report.submitted_at < local_midnight(
+            period.end + timedelta(days=1), group.timezone))
+    return tuple(session.exec(query).one())
+
+
+def _outliers(session: Session, group: Group, form: FormSpec, period: Period) -> list[Outlier]:
+    """Values of this period far outside the same association's own earlier values."""
+    if form.period == "none":
+        return []
+    fields = numeric_fields(form)
+    keys = [p.key for p in _periods(period)]
+    rows = session.exec(select(Report.organization_id, Report.period, Report.answers).where(
+        Report.group_id == group.id, Report.form_id == form.id,
+        col(Report.period).in_(keys))).all()
+    by_org: dict[int, dict[str, dict[str, float]]] = {}
+    for organization_id, key, answers in rows:
+        by_org.setdefault(organization_id, {})[key or ""] = answers
+    found = []
+    for organization_id, periods in sorted(by_org.items()):
+        current = periods.get(period.key)
+        if current is None:
+            continue
+        earlier = [a for k, a in periods.items() if k != period.key]
+        for spec in fields:
+            value = current.get(spec.name)
+            past = [float(a[spec.name]) for a in earlier if a.get(spec.name) is not None]
+            if value is None or len(past) < MIN_HISTORY:
+                continue
+            usual = median(past)
+            if _far(float(value), usual):
+                organization = session.get(Organization, organization_id)
+                assert organization is not None
+                found.append(Outlier(organization, spec, float(value), usual))
+    return found
+
+
+def _far(value: float, usual: float) -> bool:
+    if usual <= 0:
+        return value >= 10
+    return value >= usual * FAR or value <= usual / FAR
+
+
+# --- writing it down ----------------------------------------------------------------------
+
+def digest_text(digest: Digest, tr: Translator) -> str:
+    lang = tr.language
+    group_name = digest.group.names.get(lang, digest.group.key)
+    title = tr.gettext("Weekly digest: {group}", group=group_name) if digest.kind == "week" \
+        else tr.gettext("Monthly digest: {group}", group=group_name)
+    lines = [title, period_label(digest.period, tr)]
+    for part in digest.forms:
+        lines.append("")
+        lines += _form_lines(part, digest, tr)
+    if digest.unreachable:
+        lines.append("")
+        lines.append(tr.gettext("Unreachable (they blocked the bot or left Telegram): {names}",
+                                names=", ".join(f"{p.display_name} ({o.names.get(lang, o.key)})"
+                                                for p, o in digest.unreachable)))
+    return "\n".join(lines)
+
+
+def _form_lines(part: FormDigest, digest: Digest, tr: Translator) -> list[str]:
+    lang = tr.language
+    state = part.state
+    lines = [tr.gettext(
+        "{title}: {actual} of {expected} associations reported ({rate}), {on_time} on time "
+        "({on_time_rate}).", title=part.form.title.get(lang), actual=state.actual,
+        expected=len(state.expected), rate=_percent(state.rate, tr),
+        on_time=len(state.on_time), on_time_rate=_percent(state.on_time_rate, tr))]
+    late = state.late(digest.today)
+    if late:
+        lines.append(tr.gettext("Late: {names}.", names=names_of(late, lang)))
+    elif state.missing:
+        lines.append(tr.gettext("Not yet due: {names}.", names=names_of(state.missing, lang)))
+    fields = numeric_fields(part.form)
+    if state.actual and fields:
+        lines.append(tr.gettext("Totals, and change from the period before:"))
+        for spec in fields:
+            lines.append("• " + _total_line(spec, part, tr))
+    progress = [(spec, part.targets[spec.name]) for spec in fields if spec.name in part.targets]
+    if progress:
+        lines.append(tr.gettext("Progress against targets:"))
+        for spec, target in progress:
+            done = part.totals.get(spec.name, 0.0)
+            lines.append("• " + tr.gettext("{field}: {done} of {target} ({rate})",
+                                           field=_label(spec, lang), done=_number(done),
+                                           target=_number(target),
+                                           rate=_percent(done / target if target else 0, tr)))
+    for outlier in part.outliers:
+        lines.append(tr.gettext(
+            "To check: {association}, {field}: {value}, usually about {usual}.",
+            association=outlier.organization.names.get(lang, outlier.organization.key),
+            field=_label(outlier.field, lang), value=_number(outlier.value),
+            usual=_number(outlier.usual)))
+    return lines
+
+
+def _total_line(spec: FieldSpec, part: FormDigest, tr: Translator) -> str:
+    total = part.totals.get(spec.name, 0.0)
+    previous = part.previous.get(spec.name) if part.previous else None
+    if previous:
+        change = (total - previous) / previous
+        sign = "+" if change >= 0 else "−"
+        return tr.gettext("{field}: {total} ({change})", field=_label(spec, tr.language),
+                          total=_number(total), change=sign + _percent(abs(change), tr))
+    return tr.gettext("{field}: {total}", field=_label(spec, tr.language), total=_number(total))
+
+
+def _label(spec: FieldSpec, language: str) -> str:
+    return spec.label.get(language).rstrip("?؟ :")
+
+
+def _number(value: float) -> Decimal:
+    return Decimal(str(round(value, 2))).normalize() + Decimal(0)
+
+
+def _percent(ratio: float, tr: Translator) -> str:
+    from babel.numbers import format_percent
+
+    return format_percent(ratio, locale=tr.language)

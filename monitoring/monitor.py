@@ -1,0 +1,181 @@
+"""The monitoring tick: run every minute by the scheduler (or by tests with their own clock).
+
+Each tick enqueues, per group, the reminders, escalations and digests whose moment has come,
+and the network digest for admins. Every message carries an idempotency key in the outbox,
+so ticks can run as often as wanted, be missed, or repeat after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from forms.display import period_label
+from forms.periods import Period, period_containing
+from forms.schema import FormSpec
+from locales import Translator, translator
+from monitoring.audience import admins, coordinators_of
+from monitoring.chart import Series, trend_chart
+from monitoring.completeness import completeness
+from monitoring.digest import Digest, build_digest, digest_text, numeric_fields
+from monitoring.reminders import WINDOW, send_reminders
+from storage.db import transaction
+from storage.models import Group
+from storage.network import NETWORK_GROUP
+from storage.outbox import enqueue
+from storage.schedule import Schedule, schedule_from
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+KINDS = ("week", "month")
+
+
+class Monitor:
+    """Everything scheduled: reminders, escalations, digests."""
+
+    def __init__(self, engine: Engine, forms: dict[str, FormSpec], charts_dir: Path,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = engine
+        self.forms = forms
+        self.charts_dir = charts_dir
+        self.clock = clock
+
+    def tick(self) -> int:
+        """Enqueue whatever is due now; returns how many new messages."""
+        now = self.clock()
+        count = 0
+        with Session(self.engine) as session:
+            keys = [g.key for g in session.exec(select(Group).where(Group.active)).all()]
+        for key in keys:
+            try:
+                with transaction(self.engine) as session:
+                    group = session.exec(select(Group).where(Group.key == key)).one()
+                    if key == NETWORK_GROUP:
+                        count += self._network_digests(session, group, now)
+                        continue
+                    schedule = schedule_from(group.schedule)
+                    count += send_reminders(session, group, schedule, self.forms, now)
+                    count += self._digests(session, group, schedule, now)
+            except Exception:
+                log.exception("monitoring of group %s failed this tick", key)
+        return count
+
+    # --- group digests ------------------------------------------------------------------
+
+    def _digests(self, session: Session, group: Group, schedule: Schedule,
+                 now: datetime) -> int:
+        zone = ZoneInfo(group.timezone)
+        local = now.astimezone(zone)
+        if schedule.is_quiet(local.time()):
+            return 0
+        count = 0
+        for kind in KINDS:
+            if not any(s.every == kind for s in schedule.forms.values()):
+                continue
+            days = schedule.weekly_digest_days if kind == "week" else \
+                schedule.monthly_digest_days
+            latest = period_containing(kind, local.date(), group.week_start).previous()
+            for period in (latest, latest.previous()):
+                at = datetime.combine(period.end + timedelta(days=days), schedule.digest_time,
+                                      tzinfo=zone)
+                if at <= now < at + WINDOW:
+                    digest = build_digest(session, group, schedule, self.forms, kind, period,
+                                          local.date())
+                    count += self.deliver_digest(session, digest, now)
+        return count
+
+    def deliver_digest(self, session: Session, digest: Digest, now: datetime,
+                       key_suffix: str = "") -> int:
+        """Enqueue `digest` to each coordinator of its group, in their own language."""
+        count = 0
+        for person in coordinators_of(session, digest.group):
+            assert person.id is not None
+            tr = translator(person.language or digest.group.language)
+            key = f"digest:{digest.kind}:{digest.group.key}:{digest.period.key}:{person.id}"
+            count += enqueue(session, person_id=person.id, kind="digest",
+                             dedupe_key=key + key_suffix, text=digest_text(digest, tr),
+                             photo_path=str(digest_chart(digest, tr, self.charts_dir)),
+                             now=now)
+        return count
+
+    # --- network digest -----------------------------------------------------------------
+
+    def _network_digests(self, session: Session, network: Group, now: datetime) -> int:
+        schedule = schedule_from(network.schedule)
+        zone = ZoneInfo(network.timezone)
+        local = now.astimezone(zone)
+        if schedule.is_quiet(local.time()):
+            return 0
+        count = 0
+        for kind in KINDS:
+            days = schedule.weekly_digest_days if kind == "week" else \
+                schedule.monthly_digest_days
+            period = period_containing(kind, local.date(), network.week_start).previous()
+            at = datetime.combine(period.end + timedelta(days=days), schedule.digest_time,
+                                  tzinfo=zone)
+            if not at <= now < at + WINDOW:
+                continue
+            for person in admins(session):
+                assert person.id is not None
+                tr = translator(person.language or network.language)
+                text = self.network_text(session, kind, now, tr)
+                count += enqueue(session, person_id=person.id, kind="digest",
+                                 dedupe_key=f"network-digest:{kind}:{period.key}:{person.id}",
+                                 text=text, now=now)
+        return count
+
+    def network_text(self, session: Session, kind: str, now: datetime, tr: Translator) -> str:
+        """Each group's latest ended period: reporting and on-time rates, late associations."""
+        from babel.numbers import format_percent
+
+        lang = tr.language
+        lines = [tr.gettext("Network digest, all groups") if kind == "week"
+                 else tr.gettext("Monthly network digest, all groups")]
+        groups = session.exec(select(Group).where(Group.active, Group.key != NETWORK_GROUP)
+                              .order_by(Group.key)).all()
+        for group in groups:
+            schedule = schedule_from(group.schedule)
+            today = now.astimezone(ZoneInfo(group.timezone)).date()
+            lines.append("")
+            lines.append(group.names.get(lang, group.key))
+            for form_id, form_schedule in schedule.forms.items():
+                form = self.forms.get(form_id)
+                if form is None or form_schedule.every != kind:
+                    continue
+                period = _latest(kind, today, group)
+                state = completeness(session, group, form, form_schedule, period)
+                lines.append("• " + tr.gettext(
+                    "{title}, {period}: {rate} reported, {on_time_rate} on time, {late} late",
+                    title=form.title.get(lang), period=period_label(period, tr),
+                    rate=format_percent(state.rate, locale=lang),
+                    on_time_rate=format_percent(state.on_time_rate, locale=lang),
+                    late=len(state.late(today))))
+        return "\n".join(lines)
+
+
+def _latest(kind: str, today: date, group: Group) -> Period:
+    return period_containing(kind, today, group.week_start).previous()
+
+
+def digest_chart(digest: Digest, tr: Translator, charts_dir: Path) -> Path:
+    """The digest's chart in `tr`'s language: the last periods of its main form."""
+    part = next((p for p in digest.forms if p.form.period != "none"), None) or digest.forms[0]
+    fields = numeric_fields(part.form)
+    unit = next((f.unit for f in fields if f.unit), None)
+    shown = [f for f in fields if f.unit == unit] if unit else fields
+    lang = tr.language
+    labels = [tr.date(p.start, "d MMM") if p.kind == "week" else tr.date(p.start, "MMM y")
+              for p, _ in part.history]
+    series = [Series(f.label.get(lang).rstrip("?؟ :"),
+                     [values.get(f.name) for _, values in part.history]) for f in shown]
+    path = charts_dir / f"{digest.group.key}-{digest.kind}-{digest.period.key}-{lang}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    title = f"{part.form.title.get(lang)} · {digest.group.names.get(lang, digest.group.key)}"
+    return trend_chart(title, labels, series, language=lang, path=path,
+                       y_label=unit.get(lang) if unit else "")

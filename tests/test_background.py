@@ -1,0 +1,58 @@
+"""The scheduler and the sender at work: inside the bot process, and alone in a worker."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from telegram import Bot
+
+from bot.app import Sanad
+from bot.channels.fake_bot_api import FakeBotApi, running_polling
+from bot.channels.telegram import build_application, run_worker
+from tests.conftest import Clock
+from tests.harness import Telegram, invite, plain
+
+# Sunday 6 December 2026, 10:00 in Bahrain: the day before the week's recycling is due.
+REMINDER_TIME = datetime(2026, 12, 6, 7, 0, 30, tzinfo=UTC)
+
+
+async def test_the_bot_process_reminds_and_the_button_opens_the_form(sanad: Sanad,
+                                                                     clock: Clock) -> None:
+    async with Telegram(sanad) as telegram:      # register a worker first
+        worker = telegram.person(601, "Fatima", language="en")
+        await worker.says(f"/start {invite(sanad, 'bh_sitra_women')}")
+        await worker.taps("English")
+    clock.running(REMINDER_TIME)
+    api = telegram.api   # the same Telegram: update ids go on from where they were
+    app = build_application(sanad, request=api.request(), get_updates_request=api.request(),
+                            with_background=True)
+    async with running_polling(app):
+        await app.post_init(app)  # type: ignore[misc]  # Application.run_polling calls it
+        reminder = await api.wait_for(lambda m: m.chat_id == 601 and "Reminder" in
+                                      plain(m.text or ""), timeout=15)
+        assert "Recycling output" in plain(reminder.text or "")
+        [(label, data)] = api.buttons(reminder)
+        assert label == "Fill it now"
+        api.user(601, language_code="en").press(data, reminder)
+        await api.wait_for(lambda m: m.chat_id == 601 and "For which week?" in
+                           plain(m.text or ""), timeout=10)
+        await app.post_stop(app)  # type: ignore[misc]  # Application.run_polling calls it
+
+
+async def test_the_worker_process_sends_alone(sanad: Sanad, clock: Clock) -> None:
+    async with Telegram(sanad) as telegram:
+        worker = telegram.person(602, "Zainab", language="ar")
+        await worker.says(f"/start {invite(sanad, 'bh_hamad_women')}")
+        await worker.taps("العربية")
+    clock.running(REMINDER_TIME)
+    api = FakeBotApi()
+    stop = asyncio.Event()
+    bot = Bot("123456:TEST-TOKEN", request=api.request(), get_updates_request=api.request())
+    running = asyncio.create_task(run_worker(sanad, stop, bot=bot))
+    try:
+        reminder = await api.wait_for(lambda m: m.chat_id == 602, timeout=15)
+        assert "إنتاج إعادة التدوير" in plain(reminder.text or "")
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)

@@ -1,0 +1,70 @@
+"""Coordinators on their phones: /status, /digest and /remind; workers see their own status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import select
+
+from bot.app import Sanad
+from storage.db import transaction
+from storage.models import OutboxMessage
+from tests.conftest import Clock
+from tests.harness import Person, Telegram, invite
+
+
+async def join(telegram: Telegram, org: str, role: str, user_id: int) -> Person:
+    person = telegram.person(user_id, f"{role}{user_id}", language="en")
+    await person.says(f"/start {invite(telegram.sanad, org, role)}")
+    await person.taps("English")
+    return person
+
+
+async def report_recycling(worker: Person, week: str) -> None:
+    await worker.says("/recycling")
+    await worker.taps(week)
+    for typed in ("100", "20", "30", "120", "60", "45", "6"):
+        await worker.says(typed)
+    await worker.taps("Skip")
+    await worker.taps("Confirm and send")
+
+
+async def test_status_digest_and_remind(sanad: Sanad, clock: Clock) -> None:
+    clock.now = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)   # Wednesday 2 December, Bahrain
+    async with Telegram(sanad) as telegram:
+        sitra = await join(telegram, "bh_sitra_women", "worker", 701)
+        hamad = await join(telegram, "bh_hamad_women", "worker", 702)
+        coordinator = await join(telegram, "bh_young_ladies", "coordinator", 703)
+        await report_recycling(sitra, "week of 22 Nov")
+
+        await coordinator.says("/status")
+        status = coordinator.last
+        assert "Recycling output, week of 22 Nov to 28 Nov 2026: 1 of 3 reported" in status
+        assert "Hamad Women's Association" in status
+
+        await sitra.says("/status")
+        assert "Recycling output, week of 22 Nov to 28 Nov 2026: sent" in sitra.last
+        await hamad.says("/status")
+        assert "week of 22 Nov to 28 Nov 2026: not sent yet" in hamad.last
+
+        await coordinator.says("/digest")
+        photos = [m for m in coordinator.answers if m.method == "sendPhoto"]
+        assert photos, "the digest comes with its chart"
+        assert "Weekly digest" in coordinator.everything
+
+        await hamad.says("/remind")
+        assert "not for your role" in hamad.last
+
+        await coordinator.says("/remind")
+        assert "Hamad Women's Association" in coordinator.last
+        await coordinator.taps("Send the reminders")
+        assert "on their way" in coordinator.everything
+        await coordinator.says("/remind")
+        await coordinator.taps("Send the reminders")
+        assert "already reminded today" in coordinator.everything
+
+    with transaction(sanad.engine) as session:
+        nudges = session.exec(select(OutboxMessage).where(
+            OutboxMessage.kind == "reminder")).all()
+    people = {m.person_id for m in nudges}
+    assert len(people) >= 1 and all("Fill it now" in m.options[0] for m in nudges)
