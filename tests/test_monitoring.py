@@ -245,3 +245,18 @@ async def test_digest_figures_match_the_export(sanad: Sanad, clock: Clock,
     assert "Paper collected (kg): 1,105 (+393%)" in text
     assert "Paper collected (kg): 1,105 of 400 (276%)" in text
     assert "To check: Sitra Women's Advancement Association, Paper collected (kg): 900" in text
+
+
+async def test_the_next_digest_names_people_the_bot_cannot_reach(sanad: Sanad,
+                                                                 tmp_path: Path) -> None:
+    with transaction(sanad.engine) as session:
+        blocked = person(session, "bh_sitra_women", "worker", "en")
+        blocked.reachable = False     # what the sender records when Telegram answers 403
+        session.add(blocked)
+        group = session.exec(select(Group).where(Group.key == "bahrain")).one()
+        period = period_containing("week", date(2026, 11, 22), group.week_start)
+        built = build_digest(session, group, schedule_from(group.schedule),
+                             sanad.dispatcher.services.forms, "week", period, date(2026, 12, 2))
+    text = digest_text(built, translator("en")).replace("\u2068", "").replace("\u2069", "")
+    assert f"Unreachable (they blocked the bot or left Telegram): {blocked.display_name} " \
+           "(Sitra Women's Advancement Association)" in text
