@@ -191,3 +191,36 @@ def test_a_dropped_photo_path_with_escaped_spaces(sanad: Sanad, tmp_path: Path) 
     with transaction(sanad.engine) as session:
         [report] = session.exec(select(Report)).all()
     assert report.answers["photos"] == [{"path": str(kept)}]
+
+
+def test_killed_in_the_middle_of_a_form_the_worker_resumes_where_they_stopped(
+        tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'demo.db'}"
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("TELEGRAM_")}
+    env.update(DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+    process = subprocess.Popen([sys.executable, "-m", "bot", "demo", "--database", database],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               encoding="utf-8", cwd=tmp_path, env=env)
+    assert process.stdin is not None and process.stdout is not None
+
+    def answer(line: str, then: str) -> None:
+        process.stdin.write(line + "\n")   # type: ignore[union-attr]
+        process.stdin.flush()              # type: ignore[union-attr]
+        for shown in process.stdout:       # type: ignore[union-attr]
+            if then in shown:
+                return
+        raise AssertionError(f"never saw {then!r}")
+
+    try:
+        answer("2", "What would you like to do?")       # English
+        answer("3", "For which week?")                  # Recycling output
+        answer("1", "Paper collected")
+        answer("40", "Aluminium collected")             # stored before it asks the next
+        process.kill()                                  # kill -9, in the middle of the form
+    finally:
+        process.wait(timeout=30)
+    shown = demo(tmp_path, ["/recycling", "1", "", ""])
+    assert "unfinished report, Recycling output, with 2 answers" in shown
+    assert "(3 of 9) Aluminium collected (kg)" in shown
