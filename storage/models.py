@@ -110,6 +110,8 @@ class Report(SQLModel, table=True):
     answers: dict[str, Any] = _json()
     submitted_at: datetime = _time(index=True)
     updated_at: datetime = _time()
+    review: str | None = None  # None, "checked" or "query" (a coordinator's question)
+    review_comment: str | None = None
 
 
 class ReportChange(SQLModel, table=True):
@@ -172,3 +174,17 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _time(nullable=True)
     error: str | None = None
     broadcast_id: int | None = Field(default=None, index=True)
+
+
+class Broadcast(SQLModel, table=True):
+    """An announcement to an audience; its messages go through the outbox (broadcast_id)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_by: int = Field(foreign_key="person.id")
+    created_at: datetime = _time()
+    texts: dict[str, str] = _json()  # language -> text; "*" is the text for everyone
+    photo: str | None = None  # a Telegram file id, or a file path from the console
+    audience: dict[str, Any] = _json()  # {"groups": [...], "organizations": [...], "roles": [...]}
+    recipients: int = 0
+    status: str = "sending"  # "sending" | "cancelled"
+    cancelled_at: datetime | None = _time(nullable=True)
