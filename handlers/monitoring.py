@@ -3,9 +3,12 @@ associations that have not reported, after a confirmation)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from forms.display import period_label
+from forms.schema import FormSpec
 from handlers import menu
 from handlers.context import Context
 from monitoring.completeness import Completeness, completeness, period_of
@@ -14,7 +17,7 @@ from monitoring.monitor import Monitor, digest_chart
 from monitoring.reminders import names_of, remind
 from storage.models import Group
 from storage.network import NETWORK_GROUP
-from storage.schedule import schedule_from
+from storage.schedule import FormSchedule, schedule_from
 
 
 def status(ctx: Context) -> None:
@@ -96,15 +99,20 @@ def remind_chosen(ctx: Context) -> None:
               ctx._("They were already reminded today; nothing more was sent."))
 
 
-def _states(ctx: Context, group: Group) -> list[Completeness]:
-    """Completeness of each scheduled form for its current and previous period."""
+def _scheduled(ctx: Context, group: Group) -> Iterator[tuple[FormSpec, FormSchedule, date]]:
+    """Each scheduled form of the group that exists, with its schedule and the local date."""
     schedule = schedule_from(group.schedule)
     today = ctx.now.astimezone(ZoneInfo(group.timezone)).date()
-    states = []
     for form_id, form_schedule in schedule.forms.items():
         form = ctx.services.forms.get(form_id)
-        if form is None:
-            continue
+        if form is not None:
+            yield form, form_schedule, today
+
+
+def _states(ctx: Context, group: Group) -> list[Completeness]:
+    """Completeness of each scheduled form for its previous and current period."""
+    states = []
+    for form, form_schedule, today in _scheduled(ctx, group):
         current = period_of(group, form_schedule, today)
         for period in (current.previous(), current):
             states.append(completeness(ctx.session, group, form, form_schedule, period))
@@ -113,13 +121,8 @@ def _states(ctx: Context, group: Group) -> list[Completeness]:
 
 def _unreported(ctx: Context, group: Group) -> list[Completeness]:
     """For each form, its last ended period, if some associations have not reported it."""
-    schedule = schedule_from(group.schedule)
-    today = ctx.now.astimezone(ZoneInfo(group.timezone)).date()
     found = []
-    for form_id, form_schedule in schedule.forms.items():
-        form = ctx.services.forms.get(form_id)
-        if form is None:
-            continue
+    for form, form_schedule, today in _scheduled(ctx, group):
         period = period_of(group, form_schedule, today).previous()
         state = completeness(ctx.session, group, form, form_schedule, period)
         if state.missing:
