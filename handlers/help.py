@@ -21,6 +21,12 @@ def show(ctx: Context) -> None:
         lines.append(ctx._("/digest: the latest digest of your group"))
     if may(ctx.person, "remind"):
         lines.append(ctx._("/remind: remind the associations that have not reported"))
+    if may(ctx.person, "invite"):
+        lines.append(ctx._("/invite: invite someone to register"))
+    if may(ctx.person, "people"):
+        lines.append(ctx._("/people: the people of your group; deactivate a worker"))
+    if may(ctx.person, "export"):
+        lines.append(ctx._("/export: the reports as a spreadsheet file"))
     lines += [ctx._("/myreports: your recent reports"),
               ctx._("/language: change the language"),
               ctx._("/back: go back to the previous question"),

@@ -21,6 +21,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "status": frozenset({"worker", "coordinator", "admin"}),
     "digest": frozenset({"coordinator", "admin"}),
     "remind": frozenset({"coordinator"}),
+    "invite": frozenset({"coordinator", "admin"}),
+    "people": frozenset({"coordinator", "admin"}),
+    "export": frozenset({"coordinator", "admin"}),
 }
 
 

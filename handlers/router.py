@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from handlers import help, language, menu, monitoring, myreports, onboarding, reporting
+from handlers import (
+    export,
+    help,
+    language,
+    menu,
+    monitoring,
+    myreports,
+    onboarding,
+    people,
+    reporting,
+)
 from handlers.context import STALE, Context
 from handlers.permissions import UNREGISTERED, may, role_of
 
@@ -54,6 +64,9 @@ COMMANDS: dict[str, Handler] = {
     "status": monitoring.status,
     "digest": monitoring.digest,
     "remind": monitoring.remind_late,
+    "invite": people.invite,
+    "people": people.people,
+    "export": export.start,
 }
 
 FLOWS: dict[str, Handler] = {
@@ -63,6 +76,9 @@ FLOWS: dict[str, Handler] = {
     "form": reporting.answer,
     "resume": reporting.resume_chosen,
     "remind": monitoring.remind_chosen,
+    "invite": people.invite_chosen,
+    "people": people.people_chosen,
+    "export": export.chosen,
 }
 
 
