@@ -21,6 +21,9 @@ def show(ctx: Context) -> None:
         lines.append(ctx._("/digest: the latest digest of your group"))
     if may(ctx.person, "remind"):
         lines.append(ctx._("/remind: remind the associations that have not reported"))
+    if may(ctx.person, "broadcast"):
+        lines.append(ctx._("/broadcast: send an announcement to a chosen audience"))
+        lines.append(ctx._("/broadcasts: recent broadcasts, their delivery; cancel one"))
     if may(ctx.person, "invite"):
         lines.append(ctx._("/invite: invite someone to register"))
     if may(ctx.person, "people"):

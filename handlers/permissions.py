@@ -21,6 +21,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "status": frozenset({"worker", "coordinator", "admin"}),
     "digest": frozenset({"coordinator", "admin"}),
     "remind": frozenset({"coordinator"}),
+    "broadcast": frozenset({"coordinator", "admin"}),
+    "broadcasts": frozenset({"coordinator", "admin"}),
     "invite": frozenset({"coordinator", "admin"}),
     "people": frozenset({"coordinator", "admin"}),
     "export": frozenset({"coordinator", "admin"}),

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from handlers import (
+    broadcast,
+    broadcast_list,
     export,
     help,
     language,
@@ -64,6 +66,8 @@ COMMANDS: dict[str, Handler] = {
     "status": monitoring.status,
     "digest": monitoring.digest,
     "remind": monitoring.remind_late,
+    "broadcast": broadcast.start,
+    "broadcasts": broadcast_list.show,
     "invite": people.invite,
     "people": people.people,
     "export": export.start,
@@ -76,6 +80,8 @@ FLOWS: dict[str, Handler] = {
     "form": reporting.answer,
     "resume": reporting.resume_chosen,
     "remind": monitoring.remind_chosen,
+    "broadcast": broadcast.answer,
+    "broadcasts": broadcast_list.chosen,
     "invite": people.invite_chosen,
     "people": people.people_chosen,
     "export": export.chosen,
@@ -143,5 +149,9 @@ def _show_where(ctx: Context) -> None:
         reporting.offer_resume(ctx, then=ctx.state.get("then"))
     elif flow == "language":
         language.ask(ctx)
+    elif flow == broadcast.FLOW and ctx.state.get(broadcast.FLOW):
+        broadcast.show_current(ctx)
+    elif flow == broadcast_list.FLOW:
+        broadcast_list.show(ctx)
     elif ctx.person is not None and ctx.person.active:
         menu.show(ctx)

@@ -21,6 +21,7 @@ from forms.periods import Period, period_containing
 from forms.schema import FormSpec
 from locales import Translator, translator
 from monitoring.audience import admins, coordinators_of
+from monitoring.broadcasts import report_broadcasts
 from monitoring.chart import Series, trend_chart
 from monitoring.completeness import completeness
 from monitoring.digest import Digest, build_digest, digest_text, numeric_fields
@@ -64,6 +65,11 @@ class Monitor:
                     count += self._digests(session, group, schedule, now)
             except Exception:
                 log.exception("monitoring of group %s failed this tick", key)
+        try:
+            with transaction(self.engine) as session:
+                count += report_broadcasts(session, now)
+        except Exception:
+            log.exception("broadcast reports failed this tick")
         return count
 
     # --- group digests ------------------------------------------------------------------

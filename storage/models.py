@@ -141,7 +141,7 @@ class Setting(SQLModel, table=True):
     value: str
 
 
-OUTBOX_STATUSES = ("pending", "sending", "sent", "blocked", "failed")
+OUTBOX_STATUSES = ("pending", "sending", "sent", "blocked", "failed", "cancelled")
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -186,5 +186,5 @@ class Broadcast(SQLModel, table=True):
     photo: str | None = None  # a Telegram file id, or a file path from the console
     audience: dict[str, Any] = _json()  # {"groups": [...], "organizations": [...], "roles": [...]}
     recipients: int = 0
-    status: str = "sending"  # "sending" | "cancelled"
+    status: str = "sending"  # "sending" | "finished" (reported) | "cancelled"
     cancelled_at: datetime | None = _time(nullable=True)

@@ -31,6 +31,7 @@ TEXT_LIMIT = 4000  # Telegram takes 4096 characters a message; WhatsApp 4096
 CAPTION_LIMIT = 1024  # Telegram and WhatsApp take 1024 characters a caption
 ERROR_LIMIT = 200
 WAITING = ("pending", "sending")
+FILE_ID = "file-id:"  # photo_path prefix of a photo the platform keeps: its file id
 
 _TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]
 _INSERT = {  # INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, per dialect

@@ -28,6 +28,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from outbox.sender import Address, Deliver, Rejected, RetryAfter, Transient, Unreachable
 from storage.models import OutboxMessage
+from storage.outbox import FILE_ID
 
 CHANNEL = "telegram"  # as in bot.channels.telegram, which imports this module
 GONE = ("chat not found", "user not found")
@@ -60,6 +61,10 @@ async def _send(bot: Bot, chat_id: int, message: OutboxMessage) -> None:
     markup = keyboard(message.options)
     if not message.photo_path:
         await bot.send_message(chat_id, message.text, reply_markup=markup)
+        return
+    if message.photo_path.startswith(FILE_ID):  # a photo Telegram already has
+        await bot.send_photo(chat_id, message.photo_path[len(FILE_ID):],
+                             caption=message.text or None, reply_markup=markup)
         return
     try:
         photo = open(message.photo_path, "rb")  # noqa: SIM115  (closed below)

@@ -1,0 +1,66 @@
+"""What the sender of a broadcast hears: progress while it runs, a report when it is done.
+
+Run from the monitoring tick. The report is enqueued once (key `broadcast-report:<id>`) when
+no message of the broadcast waits any more; a progress message at most once per ten minutes
+(key `broadcast-progress:<id>:<slot>`), from ten minutes after the start.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from locales import translator
+from storage import broadcasts
+from storage.models import Broadcast, OutboxMessage, Person
+from storage.outbox import enqueue
+
+PROGRESS_EVERY = timedelta(minutes=10)
+FOLLOWED_FOR = timedelta(days=30)  # a broadcast still waiting after that is left alone
+
+
+def report_broadcasts(session: Session, now: datetime) -> int:
+    """Enqueue the reports and progress messages due now; returns how many."""
+    found = session.exec(select(Broadcast).where(
+        col(Broadcast.status).in_(("sending", "cancelled")),
+        Broadcast.created_at >= now - FOLLOWED_FOR)).all()
+    return sum(_follow(session, broadcast, now) for broadcast in found)
+
+
+def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
+    assert broadcast.id is not None
+    key = f"broadcast-report:{broadcast.id}"
+    if session.exec(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)).first():
+        return 0  # reported already (a cancelled broadcast stays "cancelled")
+    creator = session.get(Person, broadcast.created_by)
+    if creator is None or creator.id is None:
+        return 0
+    figures = broadcasts.figures(session, broadcast.id)
+    tr = translator(broadcasts.language_of(session, creator))
+    if figures.waiting:
+        slot = int((now - broadcast.created_at) / PROGRESS_EVERY)
+        if slot < 1:
+            return 0
+        text = tr.gettext("Broadcast #{id}: {delivered} of {total} delivered so far, "
+                          "{waiting} waiting.", id=broadcast.id, delivered=figures.delivered,
+                          total=broadcast.recipients, waiting=figures.waiting)
+        return int(enqueue(session, person_id=creator.id, kind="broadcast-report",
+                           dedupe_key=f"broadcast-progress:{broadcast.id}:{slot}", text=text,
+                           now=now))
+    text = "\n".join([
+        tr.gettext("Broadcast #{id} is done. Of {total} people:", id=broadcast.id,
+                   total=broadcast.recipients),
+        tr.gettext("• delivered: {n}", n=figures.delivered),
+        tr.gettext("• blocked the bot: {n}", n=figures.blocked),
+        tr.gettext("• failed: {n}", n=figures.failed),
+        tr.gettext("• cancelled: {n}", n=figures.cancelled),
+        tr.gettext("Sent again after a restart: {n} (they may have received it twice).",
+                   n=figures.resent),
+    ])
+    sent = enqueue(session, person_id=creator.id, kind="broadcast-report", dedupe_key=key,
+                   text=text, now=now)
+    if broadcast.status == "sending":
+        broadcast.status = "finished"
+        session.add(broadcast)
+    return int(sent)

@@ -1,0 +1,175 @@
+"""Broadcasts: who an audience reaches, a broadcast with its outbox rows, its figures, cancelling.
+
+An audience is three filters: groups, organizations, roles. A filter left empty does not
+restrict; the ones given all apply (a group and a role: the people of that role in that
+group). Only active people of active organizations are reached.
+
+One recipient is one outbox row (key `broadcast:<id>:<person id>`), enqueued in the
+transaction that creates the broadcast, in the recipient's language. Texts are kept within
+one platform message (`TEXT_LIMIT`, `CAPTION_LIMIT` with a photo) so that the rows of a
+broadcast count its recipients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from storage.models import Broadcast, Group, Organization, OutboxMessage, Person
+from storage.outbox import FILE_ID, counts_by_status, enqueue
+
+KIND = "broadcast"
+COMMON = "*"  # the key of the text for every language without its own
+
+
+@dataclass
+class Audience:
+    """Who a broadcast reaches; empty lists do not restrict."""
+
+    groups: list[int] = field(default_factory=list)
+    organizations: list[int] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Audience:
+        return cls(list(data.get("groups", [])), list(data.get("organizations", [])),
+                   list(data.get("roles", [])))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"groups": self.groups, "organizations": self.organizations, "roles": self.roles}
+
+    @property
+    def everyone(self) -> bool:
+        return not (self.groups or self.organizations or self.roles)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Where the messages of one broadcast stand."""
+
+    delivered: int
+    blocked: int
+    failed: int
+    cancelled: int
+    waiting: int
+    resent: int
+
+    @property
+    def total(self) -> int:
+        return self.delivered + self.blocked + self.failed + self.cancelled + self.waiting
+
+
+def _matching(audience: Audience) -> Any:
+    statement = (select(Person, Group.language).select_from(Person)
+                 .join(Organization, col(Person.organization_id) == Organization.id)
+                 .join(Group, col(Organization.group_id) == Group.id)
+                 .where(Person.active, Organization.active))
+    if audience.groups:
+        statement = statement.where(col(Organization.group_id).in_(audience.groups))
+    if audience.organizations:
+        statement = statement.where(col(Person.organization_id).in_(audience.organizations))
+    if audience.roles:
+        statement = statement.where(col(Person.role).in_(audience.roles))
+    return statement
+
+
+def count_recipients(session: Session, audience: Audience) -> int:
+    subquery = _matching(audience).subquery()
+    return int(session.exec(select(func.count()).select_from(subquery)).one())
+
+
+def recipients(session: Session, audience: Audience) -> list[tuple[Person, str]]:
+    """The people `audience` reaches, each with the language they read."""
+    rows = session.exec(_matching(audience).order_by(col(Person.id))).all()
+    return [(person, person.language or group_language) for person, group_language in rows]
+
+
+def text_for(texts: dict[str, str], language: str) -> str:
+    """The text in `language`, or the common one."""
+    return texts.get(language) or texts.get(COMMON, "")
+
+
+def photo_path(photo: str | None) -> str | None:
+    """How the outbox refers to a broadcast's photo: a path, or the platform's file id."""
+    if photo is None or Path(photo).exists():
+        return photo
+    return FILE_ID + photo
+
+
+def create(session: Session, *, created_by: int, texts: dict[str, str], photo: str | None,
+           audience: Audience, now: datetime) -> Broadcast:
+    """The broadcast and one outbox row per recipient, in the caller's transaction."""
+    broadcast = Broadcast(created_by=created_by, created_at=now, texts=texts, photo=photo,
+                          audience=audience.as_json(), status="sending")
+    session.add(broadcast)
+    session.flush()
+    assert broadcast.id is not None
+    people = recipients(session, audience)
+    for person, language in people:
+        assert person.id is not None
+        enqueue(session, person_id=person.id, kind=KIND,
+                dedupe_key=f"broadcast:{broadcast.id}:{person.id}",
+                text=text_for(texts, language), photo_path=photo_path(photo), now=now,
+                broadcast_id=broadcast.id)
+    broadcast.recipients = len(people)
+    session.add(broadcast)
+    return broadcast
+
+
+def figures(session: Session, broadcast_id: int) -> Figures:
+    counts = counts_by_status(session, broadcast_id=broadcast_id)
+    resent = session.exec(select(func.coalesce(func.sum(OutboxMessage.resent), 0))
+                          .where(OutboxMessage.broadcast_id == broadcast_id)).one()
+    return Figures(delivered=counts["sent"], blocked=counts["blocked"], failed=counts["failed"],
+                   cancelled=counts.get("cancelled", 0),
+                   waiting=counts["pending"] + counts["sending"], resent=int(resent))
+
+
+def cancel(session: Session, broadcast: Broadcast, now: datetime) -> int:
+    """Stop a broadcast: its messages not yet taken by a sender will not go; returns how many.
+
+    Messages already in flight (claimed) still arrive.
+    """
+    broadcast.status = "cancelled"
+    broadcast.cancelled_at = now
+    session.add(broadcast)
+    statement = (update(OutboxMessage)
+                 .where(col(OutboxMessage.broadcast_id) == broadcast.id,
+                        col(OutboxMessage.status) == "pending")
+                 .values(status="cancelled"))
+    result = session.execute(statement, execution_options={"synchronize_session": False})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def recent(session: Session, group_id: int | None, limit: int = 5) -> Sequence[Broadcast]:
+    """The latest broadcasts: all of them (`group_id` None), or those made in one group."""
+    statement = select(Broadcast).order_by(col(Broadcast.id).desc()).limit(limit)
+    if group_id is not None:
+        statement = statement.join(Person, col(Broadcast.created_by) == Person.id) \
+            .join(Organization, col(Person.organization_id) == Organization.id) \
+            .where(Organization.group_id == group_id)
+    return session.exec(statement).all()
+
+
+def in_scope(session: Session, broadcast: Broadcast, group_id: int | None) -> bool:
+    """Whether someone who sees the broadcasts of `group_id` (None: all) sees this one."""
+    if group_id is None:
+        return True
+    creator = session.get(Person, broadcast.created_by)
+    organization = session.get(Organization, creator.organization_id) if creator else None
+    return organization is not None and organization.group_id == group_id
+
+
+def language_of(session: Session, person: Person) -> str:
+    """The language a person reads: their own, else their group's."""
+    if person.language:
+        return person.language
+    organization = session.get(Organization, person.organization_id)
+    group = session.get(Group, organization.group_id) if organization else None
+    return group.language if group else "ar"
