@@ -9,6 +9,10 @@ from storage.people import InviteProblem, redeem_invite
 
 def start(ctx: Context) -> None:
     code = ctx.incoming.argument
+    if ctx.person is not None and not ctx.person.active:
+        ctx.say(ctx._("Your access to Sanad has been deactivated. Ask your coordinator if this "
+                      "is a mistake."))
+        return
     if ctx.person is not None:
         if code:
             ctx.say(ctx._("You are already registered."))

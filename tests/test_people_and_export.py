@@ -139,6 +139,8 @@ async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -
 
         await worker.says("/recycling")
         assert "You are not registered" in worker.last
+        await worker.says(f"/start {invite(sanad, 'bh_sitra_women')}")
+        assert "has been deactivated" in worker.last
         with transaction(sanad.engine) as session:
             amal = session.exec(select(Person).where(Person.address == "803")).one()
             assert not amal.active
@@ -219,3 +221,25 @@ async def test_admin_exports_everything_and_manages_coordinators(sanad: Sanad,
         assert document.file_bytes is not None and "0 reports in this file." in \
             plain(document.text or "")
         assert load_workbook(io.BytesIO(document.file_bytes)).sheetnames
+
+
+async def test_a_long_list_comes_in_pages(sanad: Sanad, clock: Clock) -> None:
+    async with Telegram(sanad) as telegram:
+        coordinator = await join(telegram, 950, "Huda", invite(sanad, "bh_young_ladies",
+                                                                "coordinator"))
+        with transaction(sanad.engine) as session:
+            sitra = session.exec(select(Organization).where(
+                Organization.key == "bh_sitra_women")).one()
+            assert sitra.id is not None
+            for number in range(1, 13):
+                session.add(Person(channel="telegram", address=f"9{number:02}",
+                                   display_name=f"Worker {number:02}", role="worker",
+                                   organization_id=sitra.id, reachable=number != 5))
+        await coordinator.says("/people")
+        assert "Bahrain development group: 13 people (page 1 of 2)" in coordinator.last
+        assert "Worker 05 · field worker · Sitra Women's Advancement Association · " \
+               "language not chosen · no report yet · unreachable" in coordinator.last
+        assert "Worker 10" not in coordinator.last
+        await coordinator.taps("Next")
+        assert "(page 2 of 2)" in coordinator.last and "Worker 12" in coordinator.last
+        assert "Previous" in coordinator.buttons and "Next" not in coordinator.buttons
