@@ -30,7 +30,11 @@ def show(ctx: Context) -> None:
         lines.append(ctx._("/people: the people of your group; deactivate a worker"))
     if may(ctx.person, "export"):
         lines.append(ctx._("/export: the reports as a spreadsheet file"))
+    if may(ctx.person, "review"):
+        lines.append(ctx._("/review: check a report of your group, or query it"))
     lines += [ctx._("/myreports: your recent reports"),
+              ctx._("/correct: correct one of your reports"),
+              ctx._("/history: the changes of a report, for example /history REC-12"),
               ctx._("/language: change the language"),
               ctx._("/back: go back to the previous question"),
               ctx._("/cancel: stop the current report without saving")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from forms.display import period_label
 from forms.periods import period_from_key
-from handlers import menu
+from handlers import corrections, menu
 from handlers.context import Context
 from storage.reports import recent_reports
 
@@ -26,4 +26,4 @@ def show(ctx: Context) -> None:
             lines.append(f"{report.ref} · {title} · {period} · {when}")
         else:
             lines.append(f"{report.ref} · {title} · {when}")
-    menu.show(ctx, "\n".join(lines))
+    corrections.offer_after_list(ctx, "\n".join(lines))

@@ -50,6 +50,7 @@ class Schedule(BaseModel):
     quiet_end: time = time(8, 0)
     weekly_digest_days: int = Field(default=3, ge=1, le=6)
     monthly_digest_days: int = Field(default=7, ge=1, le=27)
+    correction_days: int = Field(default=7, ge=0, le=366)  # a worker corrects their own report
     forms: dict[str, FormSchedule] = Field(default_factory=lambda: dict(DEFAULT_FORMS))
 
     def is_quiet(self, moment: time) -> bool:
