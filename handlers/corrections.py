@@ -310,10 +310,39 @@ def _confirm_chosen(ctx: Context, report: Report) -> None:
     change_report(ctx.session, report, answers, ctx.person.id, ctx.now, reason=CORRECTED)
     report.person_id = owner  # a correction does not make the report the corrector's
     ctx.session.add(report)
+    if report.review == "query":
+        _tell_querier(ctx, report, spec)
     _leave(ctx, ctx._("Corrected. {reference}: {question} is now {answer}.",
                       reference=report.ref, question=spec.label.get(ctx.language),
                       answer=show_value(spec, data.get("value"), ctx.tr,
                                         _period(ctx, report, report.period))))
+
+
+def show_where(ctx: Context) -> None:
+    """After a refused button, show again what the correction or review waits for."""
+    flow = ctx.state.get("flow")
+    data = ctx.state.get(flow or "") or {}
+    step = data.get("step")
+    report = _report(ctx, flow or "") if data.get("report") else None
+    if flow == "correct" and report is not None:
+        spec = _field(ctx, report)
+        if step == "which":
+            _ask_which(ctx)
+        elif step in ("value", "confirm") and spec is not None:
+            _ask_value(ctx, report, spec)
+        else:
+            _ask_field(ctx, report)
+    elif flow == "correct":
+        choose_report(ctx)
+    elif flow == "review" and report is not None:
+        if step == "comment":
+            _ask_comment(ctx, report)
+        else:
+            _show_review(ctx, report)
+    elif flow == "review":
+        review(ctx)
+    else:
+        _leave(ctx)
 
 
 # --- /review ------------------------------------------------------------------------------
@@ -434,6 +463,26 @@ def _mark(ctx: Context, report: Report, review: str, comment: str | None) -> Non
                       reference=report.ref, name=_name(submitter)))
 
 
+def _tell_querier(ctx: Context, report: Report, spec: FieldSpec) -> None:
+    """The coordinator who queried `report` learns that it was corrected, to review it again."""
+    assert report.id is not None and ctx.person is not None
+    marks = [c for c in report_changes(ctx.session, report.id) if c.field == REVIEW_FIELD
+             and (c.new_value or {}).get("review") == "query"]
+    querier = ctx.session.get(Person, marks[-1].person_id) if marks else None
+    if querier is None or querier.id is None or querier.id == ctx.person.id or \
+            not querier.active:
+        return
+    group = ctx.session.get(Group, report.group_id)
+    assert group is not None
+    tr = translator(querier.language or group.language)
+    enqueue(ctx.session, person_id=querier.id, kind="query",
+            dedupe_key=f"corrected:{report.id}:{marks[-1].id}:{spec.name}:{ctx.now.isoformat()}",
+            text=tr.gettext("{name} corrected {reference} after your question: {question}.",
+                            name=_name(ctx.person), reference=report.ref,
+                            question=spec.label.get(tr.language).rstrip("?؟ :")),
+            options=[(tr.gettext("Review it"), f"go:review {report.ref}")], now=ctx.now)
+
+
 # --- /history -----------------------------------------------------------------------------
 
 def history(ctx: Context) -> None:
@@ -455,7 +504,8 @@ def history_text(ctx: Context, report: Report) -> str:
     changes = report_changes(ctx.session, report.id)
     names = _names(ctx, {c.person_id for c in changes})
     lines = [ctx._("History of {reference}, {title}:", reference=report.ref,
-                   title=form.title.get(ctx.language))]
+                   title=form.title.get(ctx.language)),
+             ctx._("Sent on {date}.", date=ctx.tr.datetime(report.submitted_at, group.timezone))]
     if not changes:
         lines.append(ctx._("No change since it was sent."))
     for change in changes:

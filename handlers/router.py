@@ -159,5 +159,7 @@ def _show_where(ctx: Context) -> None:
         broadcast.show_current(ctx)
     elif flow == broadcast_list.FLOW:
         broadcast_list.show(ctx)
+    elif flow in ("correct", "review"):
+        corrections.show_where(ctx)
     elif ctx.person is not None and ctx.person.active:
         menu.show(ctx)

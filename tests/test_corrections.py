@@ -69,6 +69,7 @@ async def test_a_worker_corrects_a_number_and_history_shows_it(sanad: Sanad,
 
         await fatima.says("/history REC-1")
         assert "History of REC-1, Recycling output:" in fatima.last
+        assert "Sent on" in fatima.last
         assert "Fatima: Plastic collected (kg): 30 kg → 1,250 kg (corrected)" in fatima.last
         assert "29/11/2026" in fatima.last or "11/29/26" in fatima.last   # Bahrain time
 
@@ -124,7 +125,10 @@ async def test_a_coordinator_queries_the_worker_corrects_and_it_is_checked(
         await fatima.taps("Save the correction")
         assert "Quantity sold (kg) is now 95 kg" in fatima.everything
 
-        await huda.says("/review REC-1")
+        assert await sender.run_once() == 1   # Huda learns of the correction
+        assert "Fatima corrected REC-1 after your question: Quantity sold (kg)." in \
+            plain(telegram.api.messages_to(huda.user.id)[-1].text or "")
+        await huda.taps("Review it")
         assert "Review: query: Paper 100 kg but only 60 kg sold?" in huda.last
         await huda.taps("Mark as checked")
         assert "REC-1 is marked as checked." in huda.everything
@@ -215,10 +219,13 @@ async def test_a_replayed_old_button_does_nothing_but_say_so(sanad: Sanad) -> No
         await fatima.says("/correct REC-1")
         fields = fatima.keyboard_message
         await fatima.taps("Paper collected")
-        await fatima.says("110")
-        await fatima.taps("Save the correction")
         data = dict((label.split(":")[0], value)
                     for label, value in telegram.api.buttons(fields))["Aluminium collected (kg)"]
+        await fatima._do(fatima.user.press(data, fields))
+        assert "no longer works" in fatima.everything
+        assert "Current answer: 100 kg" in fatima.last   # still waiting for the paper
+        await fatima.says("110")
+        await fatima.taps("Save the correction")
         await fatima._do(fatima.user.press(data, fields))
         assert "no longer works" in fatima.everything
     report = the_report(sanad)
