@@ -231,3 +231,22 @@ async def test_a_replayed_old_button_does_nothing_but_say_so(sanad: Sanad) -> No
     report = the_report(sanad)
     assert report.answers["paper_kg"] == 110
     assert report.answers["aluminium_kg"] == 20
+
+
+async def test_an_admin_sees_the_history_of_any_report_and_a_worker_has_no_review(
+        sanad: Sanad) -> None:
+    async with Telegram(sanad) as telegram:
+        fatima = await join(telegram, "bh_sitra_women", 861, "Fatima")
+        salma = await join(telegram, "arab_network", 862, "Salma", "admin")
+        await report_recycling(fatima)
+        await salma.says("/history rec-1")
+        assert "History of REC-1, Recycling output:" in salma.last
+        assert "No change since it was sent." in salma.last
+        await salma.says("/review")
+        await salma.taps("REC-1")
+        await salma.taps("Mark as checked")
+        assert "REC-1 is marked as checked." in salma.everything
+        await fatima.says("/history REC-1")
+        assert "Salma: Review: checked" in fatima.last
+        await fatima.says("/history")
+        assert "for example /history REC-12" in fatima.last
