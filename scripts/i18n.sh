@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 PYBABEL=("$PYTHON" -m babel.messages.frontend)
 QUIET=("${PYBABEL[@]}" --quiet)
-SOURCES=(bot handlers forms storage exports locales)
+SOURCES=(bot handlers forms storage exports monitoring locales)
 LANGS=(ar en fr)
 POT=locales/messages.pot
 
