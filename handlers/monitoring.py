@@ -44,7 +44,7 @@ def status(ctx: Context) -> None:
                                   actual=state.actual, expected=len(state.expected),
                                   on_time=len(state.on_time), due=due))
         if state.missing:
-            lines.append("  " + ctx._("Missing: {names}",
+            lines.append("  " + ctx._("No report yet: {names}",
                                       names=names_of(state.missing, ctx.language)))
     ctx.say("\n".join(lines))
 
@@ -96,7 +96,7 @@ def remind_chosen(ctx: Context) -> None:
                for state in _unreported(ctx, ctx.group))
     menu.show(ctx, ctx.tr.ngettext("{n} reminder is on its way.", "{n} reminders are on their way.",
                                    sent) if sent else
-              ctx._("They were already reminded today; nothing more was sent."))
+              ctx._("Those associations were already reminded today; nothing more was sent."))
 
 
 def _scheduled(ctx: Context, group: Group) -> Iterator[tuple[FormSpec, FormSchedule, date]]:

@@ -141,7 +141,7 @@ class Monitor:
         from babel.numbers import format_percent
 
         lang = tr.language
-        lines = [tr.gettext("Network digest, all groups") if kind == "week"
+        lines = [tr.gettext("Weekly network digest, all groups") if kind == "week"
                  else tr.gettext("Monthly network digest, all groups")]
         groups = session.exec(select(Group).where(Group.active, Group.key != NETWORK_GROUP)
                               .order_by(Group.key)).all()
@@ -156,12 +156,14 @@ class Monitor:
                     continue
                 period = _latest(kind, today, group)
                 state = completeness(session, group, form, form_schedule, period)
-                lines.append("• " + tr.gettext(
-                    "{title}, {period}: {rate} reported, {on_time_rate} on time, {late} late",
+                lines.append("• " + tr.ngettext(
+                    "{title}, {period}: {rate} reported, {on_time_rate} on time, "
+                    "{n} association late",
+                    "{title}, {period}: {rate} reported, {on_time_rate} on time, "
+                    "{n} associations late", len(state.late(today)),
                     title=form.title.get(lang), period=period_label(period, tr),
                     rate=format_percent(state.rate, locale=lang),
-                    on_time_rate=format_percent(state.on_time_rate, locale=lang),
-                    late=len(state.late(today))))
+                    on_time_rate=format_percent(state.on_time_rate, locale=lang)))
         return "\n".join(lines)
 
 

@@ -85,8 +85,8 @@ def remind(session: Session, group: Group, state: Completeness, stage: str,
         values = {"title": form.title.get(tr.language), "period": period_label(period, tr),
                   "due": tr.date(state.due, "d MMMM")}
         if stage == "before":
-            text = tr.gettext("Reminder: your {title} report for {period} is due by the end of "
-                              "{due}.", **values)
+            text = tr.gettext("Reminder: your {title} report for {period} is due on {due}.",
+                              **values)
         else:
             text = tr.gettext("Your {title} report for {period} was due on {due} and has not "
                               "arrived yet. Please send it as soon as you can.", **values)
