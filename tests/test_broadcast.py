@@ -15,6 +15,7 @@ from monitoring.broadcasts import report_broadcasts
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import broadcasts
+from storage import outbox as storage_outbox
 from storage.db import transaction
 from storage.models import Broadcast, Organization, OutboxMessage, Person
 from tests.conftest import Clock
@@ -195,15 +196,20 @@ async def test_500_people_through_429_403_502_and_a_restart(sanad: Sanad, clock:
                           sleep=time.sleep, max_attempts=4, stale_after=timedelta(seconds=2),
                           idle_seconds=0.5)
 
+        def claimed() -> int:
+            with transaction(sanad.engine) as session:
+                return storage_outbox.counts_by_status(session, broadcast_id=1)["sending"]
+
         def to_people() -> int:
             return sum(1 for m in api.sent if m.chat_id >= FIRST_CHAT)
 
         stop = asyncio.Event()
         running = asyncio.create_task(sender().run_forever(stop))
-        while to_people() < 200:
-            await asyncio.sleep(0.01)
-        running.cancel()  # the process dies: no outcome recorded for what is in flight
+        while to_people() < 200 or not claimed():  # stop it in the middle of a batch
+            await asyncio.sleep(0.002)
+        running.cancel()  # the process dies: its claimed messages stay "sending"
         await asyncio.gather(running, return_exceptions=True)
+        assert 200 <= to_people() < 500
         await telegram.rebuild()
 
         stop = asyncio.Event()
@@ -239,5 +245,23 @@ async def test_500_people_through_429_403_502_and_a_restart(sanad: Sanad, clock:
         assert "delivered: 489" in report and "blocked the bot: 10" in report
         assert "failed: 1" in report and "cancelled: 0" in report
         assert f"Sent again after a restart: {figures.resent}" in report
-        print(f"500-person broadcast: re-sent after the restart {figures.resent}, "
+        print(f"\n500-person broadcast: re-sent after the restart {figures.resent}, "
               f"received twice {len(twice)}, flood waits answered {api.rejected_429}")
+
+
+async def test_a_photo_goes_with_its_caption(sanad: Sanad, clock: Clock) -> None:
+    async with Telegram(sanad) as telegram:
+        coordinator = await join(telegram, "bh_young_ladies", "coordinator", 831)
+        add_people(sanad, "bh_rural_girls", 2)
+        await coordinator.says("/broadcast")
+        await coordinator.sends_photo("poster-1")  # no caption: the photo alone
+        await coordinator.taps("Same text for every language")
+        await coordinator.taps("A role")
+        await coordinator.taps("workers")
+        await coordinator.taps("Preview")
+        assert "This message will go to 2 people" in coordinator.last
+        assert "(with a photo)" in coordinator.last
+        await coordinator.taps("Confirm and send")
+        await send_all(sanad, telegram, clock)
+        sent = telegram.api.last_to(FIRST_CHAT)
+        assert (sent.method, sent.file_id) == ("sendPhoto", "poster-1")
