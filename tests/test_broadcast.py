@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from bot.app import Sanad
 from bot.channels.telegram_delivery import telegram_deliver
-from monitoring.broadcasts import report_broadcasts
+from monitoring.monitor import Monitor
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import broadcasts
@@ -60,12 +60,22 @@ async def send_all(sanad: Sanad, telegram: Telegram, clock: Clock) -> None:
         pass
 
 
-def report_text(sanad: Sanad, clock: Clock, broadcast_id: int) -> str:
+def tick(sanad: Sanad, clock: Clock) -> None:
+    """One minute of the background monitoring."""
+    Monitor(sanad.engine, sanad.dispatcher.services.forms, sanad.settings.charts_dir,
+            clock).tick()
+
+
+def outbox_text(sanad: Sanad, key: str) -> str:
     with transaction(sanad.engine) as session:
-        report_broadcasts(session, clock())
-        row = session.exec(select(OutboxMessage).where(
-            OutboxMessage.dedupe_key == f"broadcast-report:{broadcast_id}")).one()
+        row = session.exec(select(OutboxMessage).where(OutboxMessage.dedupe_key == key)).one()
         return row.text.replace("\u2068", "").replace("\u2069", "")
+
+
+def report_text(sanad: Sanad, clock: Clock, broadcast_id: int) -> str:
+    tick(sanad, clock)
+    tick(sanad, clock)  # the report goes once
+    return outbox_text(sanad, f"broadcast-report:{broadcast_id}")
 
 
 async def test_an_admin_broadcasts_a_text_per_language_to_a_group_and_a_role(
@@ -152,11 +162,15 @@ async def test_a_coordinator_reaches_only_their_group_and_can_cancel(
 
         await coordinator.says("/broadcasts")
         assert "5 recipients: 0 delivered, 0 blocked, 0 failed, 5 waiting" in coordinator.last
+        clock.advance(minutes=11)
+        tick(sanad, clock)
+        assert outbox_text(sanad, "broadcast-progress:1:1") == \
+            "Broadcast #1: 0 of 5 delivered so far, 5 waiting."
         await coordinator.taps("Cancel #1")
         assert "Broadcast #1 is cancelled: 5 messages will not be sent." in coordinator.last
         assert "· cancelled" in coordinator.last
         await send_all(sanad, telegram, clock)
-        assert not telegram.api.messages_to(FIRST_CHAT)
+        assert all(m.text != "Training on Thursday" for m in telegram.api.sent)
         report = report_text(sanad, clock, 1)
         assert "cancelled: 5" in report and "delivered: 0" in report
 
