@@ -61,7 +61,7 @@ COMMANDS: dict[str, Handler] = {
     "menu": _open_menu,
     "report": _open_menu,
     "myreports": myreports.show,
-    "cancel": reporting.cancel,
+    "cancel": lambda ctx: _cancel(ctx),
     "back": _in_form(reporting.back, _nothing_to_go_back_to),
     "skip": _in_form(reporting.skip, _nothing_to_skip),
     "status": monitoring.status,
@@ -92,6 +92,17 @@ FLOWS: dict[str, Handler] = {
     "people": people.people_chosen,
     "export": export.chosen,
 }
+
+
+def _cancel(ctx: Context) -> None:
+    """/cancel stops whatever the chat is in: a form (its draft is discarded) or another flow."""
+    flow = ctx.state.get("flow")
+    if flow in FLOWS and flow not in ("form", "resume", "menu"):
+        ctx.state["flow"] = None
+        ctx.say(ctx._("Stopped. Nothing was changed."))
+        menu.show(ctx)
+    else:
+        reporting.cancel(ctx)
 
 
 def route(ctx: Context) -> None:
