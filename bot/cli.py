@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = Settings()
-    level = logging.INFO if args.action in (_run, _worker) else logging.WARNING
-    logs.configure([s.get_secret_value() for s in [settings.telegram_bot_token] if s], level)
+    level = logging.INFO if args.action in (_run, _worker, _webhook) else logging.WARNING
+    secrets = [settings.telegram_bot_token, settings.telegram_webhook_secret]
+    logs.configure([s.get_secret_value() for s in secrets if s], level,
+                   log_format=settings.log_format)
     try:
         return int(args.action(args, settings) or 0)
     except (FormFileError, NetworkError) as error:
@@ -64,6 +66,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--without-worker", action="store_true",
                      help="leave reminders, digests and sending to `python -m bot worker`")
     run.set_defaults(action=_run)
+
+    webhook = commands.add_parser("webhook", help="serve Telegram updates over HTTP (POST "
+                                  "/telegram, /health, /metrics), with the scheduler and the "
+                                  "sender unless --without-worker")
+    webhook.add_argument("--host", default="0.0.0.0")
+    webhook.add_argument("--port", type=int, default=8080)
+    webhook.add_argument("--without-worker", action="store_true",
+                         help="leave reminders, digests and sending to `python -m bot worker`")
+    webhook.set_defaults(action=_webhook)
+
+    set_webhook = commands.add_parser("set-webhook", help="register the webhook URL (and "
+                                      "TELEGRAM_WEBHOOK_SECRET) with Telegram")
+    set_webhook.add_argument("url", help="the public https URL, ending in /telegram")
+    set_webhook.set_defaults(action=_set_webhook)
+
+    backup = commands.add_parser("backup", help="consistent copy of the SQLite database, "
+                                 "also while the bot runs")
+    backup.add_argument("file", type=Path)
+    backup.set_defaults(action=_backup)
 
     worker = commands.add_parser("worker", help="only the scheduler and the outbox sender")
     worker.set_defaults(action=_worker)
@@ -106,6 +127,59 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.channels.telegram import run_polling
 
     run_polling(assemble(settings), with_background=not args.without_worker)
+    return 0
+
+
+def _webhook(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.telegram_bot_token is None:
+        print(NO_TOKEN, file=sys.stderr)
+        return 1
+    import uvicorn
+
+    from bot.channels.telegram import build_application
+    from bot.channels.webhook import create_app, webhook_secret
+    from bot.metrics import Metrics
+
+    sanad = assemble(settings)
+    try:
+        webhook_secret(sanad)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    metrics = Metrics(sanad.engine)
+    application = build_application(sanad, with_background=not args.without_worker,
+                                    on_replies=metrics.replied)
+    app = create_app(sanad, application, metrics)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+    return 0
+
+
+def _set_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.telegram_bot_token is None:
+        print(NO_TOKEN, file=sys.stderr)
+        return 1
+    import asyncio
+
+    from bot.channels.webhook import set_webhook
+
+    try:
+        asyncio.run(set_webhook(assemble(settings), args.url))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"webhook set: {args.url}")
+    return 0
+
+
+def _backup(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.backup import BackupError, backup
+
+    try:
+        backup(settings.database_url, args.file)
+    except BackupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"database copied to {args.file}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,8 @@ class Settings(BaseSettings):
     telegram_bot_username: str | None = None
     telegram_base_url: str | None = None
     telegram_base_file_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None  # required by `python -m bot webhook`
+    log_format: Literal["text", "json"] = "text"
     database_url: str = "sqlite:///data/sanad.db"
     data_dir: Path = Path("data")
 

@@ -42,13 +42,17 @@ class Dispatcher:
                 context = self._context(session, incoming, conversation)
                 route(context)
                 self._save_state(session, incoming, context, conversation)
-                return compact(context.replies)
+                replies = compact(context.replies)
+            _log_applied(incoming, context)
+            return replies
         except IntegrityError:
-            log.info("update %s:%s applied concurrently", incoming.channel, incoming.update_id)
+            log.info("update %s:%s applied concurrently", incoming.channel, incoming.update_id,
+                     extra={"update_id": _update_key(incoming)})
             return []
         except Exception:
             # Nothing of this update was stored; the person may simply try again.
-            log.exception("update %s:%s failed", incoming.channel, incoming.update_id)
+            log.exception("update %s:%s failed", incoming.channel, incoming.update_id,
+                          extra={"update_id": _update_key(incoming)})
             tr = translator(self._language_of(incoming))
             return [Reply(tr.gettext("Sorry, something went wrong and this message could not be "
                                      "processed. Your earlier answers are kept; please try "
@@ -71,7 +75,7 @@ class Dispatcher:
         if insert_new(session, ProcessedUpdate.__table__,  # type: ignore[attr-defined]
                       {"key": key, "processed_at": self.clock()}, ["key"]):
             return True
-        log.info("update %s already applied", key)
+        log.info("update %s already applied", key, extra={"update_id": key})
         return False
 
     def _context(self, session: Session, incoming: Incoming,
@@ -102,6 +106,17 @@ class Dispatcher:
         conversation.updated_at = context.now
         conversation.person_id = context.person.id if context.person else None
         session.add(conversation)
+
+
+def _update_key(incoming: Incoming) -> str:
+    return f"{incoming.channel}:{incoming.update_id}"
+
+
+def _log_applied(incoming: Incoming, context: Context) -> None:
+    """One line per applied update: its id and the person's internal id, never a name."""
+    person_id = context.person.id if context.person is not None else None
+    log.info("update %s applied (person %s)", _update_key(incoming), person_id,
+             extra={"update_id": _update_key(incoming), "person_id": person_id})
 
 
 def _chat_key(incoming: Incoming) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from telegram import (
     Bot,
@@ -37,11 +37,13 @@ SENDER_CONNECTIONS = 16  # above the sender's concurrency, so sends do not queue
 
 def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
                       get_updates_request: BaseRequest | None = None,
-                      with_background: bool = False) -> Application:
+                      with_background: bool = False,
+                      on_replies: Callable[[int], None] | None = None) -> Application:
     """The python-telegram-bot Application for `sanad`; requests can be replaced in tests.
 
     With `with_background`, the scheduler and the outbox sender run in the same process,
     started after the bot introduced itself and stopped before it shuts down.
+    `on_replies` is told how many replies each update produced, once they were sent.
     """
     settings = sanad.settings
     if settings.telegram_bot_token is None:
@@ -69,7 +71,7 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
     application = builder.post_init(started).post_stop(stopping).build()
     # One handler for every update: the dispatcher decides what it means, so PTB's handler
     # groups have nothing to order. Updates of one chat are processed in arrival order.
-    application.add_handler(TypeHandler(Update, _handler(sanad)))
+    application.add_handler(TypeHandler(Update, _handler(sanad, on_replies)))
     return application
 
 
@@ -119,7 +121,8 @@ async def _introduce(sanad: Sanad, application: Application) -> None:
             log.warning("could not publish the command list: %s", error)
 
 
-def _handler(sanad: Sanad):  # type: ignore[no-untyped-def]
+def _handler(sanad: Sanad,  # type: ignore[no-untyped-def]
+             on_replies: Callable[[int], None] | None = None):
     async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         incoming = to_incoming(update)
         if incoming is None:
@@ -130,6 +133,8 @@ def _handler(sanad: Sanad):  # type: ignore[no-untyped-def]
         chat_id = int(incoming.chat_id)
         for reply in replies:
             await send(context.bot, chat_id, reply)
+        if on_replies is not None:
+            on_replies(len(replies))
 
     return handle
 

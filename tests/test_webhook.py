@@ -1,0 +1,252 @@
+"""Webhook mode as Telegram uses it: updates posted over HTTP with the secret header, the
+real PTB Application behind it, the fake Bot API recording what the bot answers."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func
+from sqlmodel import select
+from starlette.applications import Starlette
+
+from bot import logs
+from bot.app import Sanad
+from bot.backup import BackupError, backup
+from bot.channels.fake_bot_api import FakeBotApi
+from bot.channels.telegram import build_application
+from bot.channels.webhook import SECRET_HEADER, create_app, set_webhook, webhook_secret
+from bot.cli import main
+from bot.metrics import Metrics
+from storage.db import make_engine, transaction
+from storage.models import Organization, Person, ProcessedUpdate, Report
+from tests.harness import invite, plain
+
+SECRET = "webhook-SECRET_never-logged"
+TOKEN = "123456:TEST-TOKEN-never-logged"
+
+
+@dataclass
+class Webhook:
+    api: FakeBotApi
+    client: httpx.AsyncClient
+    app: Starlette
+
+    async def post(self, update: dict[str, Any], secret: str | None = SECRET) -> int:
+        headers = {SECRET_HEADER: secret} if secret is not None else {}
+        response = await self.client.post("/telegram", json=update, headers=headers)
+        return response.status_code
+
+    def texts_to(self, chat_id: int) -> list[str]:
+        return [plain(m.text or "") for m in self.api.messages_to(chat_id)]
+
+
+def with_secret(sanad: Sanad) -> Sanad:
+    settings = sanad.settings.model_copy(update={"telegram_webhook_secret": SecretStr(SECRET)})
+    return Sanad(settings, sanad.engine, sanad.dispatcher)
+
+
+@asynccontextmanager
+async def serving(sanad: Sanad) -> AsyncIterator[Webhook]:
+    """The ASGI app with its lifespan running, as uvicorn runs it."""
+    sanad = with_secret(sanad)
+    api = FakeBotApi()
+    metrics = Metrics(sanad.engine)
+    application = build_application(sanad, request=api.request(),
+                                    get_updates_request=api.request(),
+                                    on_replies=metrics.replied)
+    app = create_app(sanad, application, metrics)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sanad") as client:
+            yield Webhook(api, client, app)
+
+
+def count(sanad: Sanad, model: type) -> int:
+    with transaction(sanad.engine) as session:
+        return int(session.exec(select(func.count()).select_from(model)).one())
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    logs.configure([TOKEN, SECRET], logging.DEBUG, stream, log_format="json")
+    yield stream
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+async def register(hook: Webhook, sanad: Sanad, user_id: int) -> None:
+    """/start with an invitation, then English: the whole registration over the webhook."""
+    user = hook.api.user(user_id, first_name="Layla", language_code="ar")
+    assert await hook.post(user.command("start", invite(sanad, "bh_rural_girls"))) == 200
+    choices = dict((plain(t), d) for t, d in hook.api.buttons(hook.api.last_to(user_id)))
+    assert await hook.post(user.press(choices["English"], hook.api.last_to(user_id))) == 200
+    assert any("What would you like to do?" in t for t in hook.texts_to(user_id))
+
+
+async def test_without_the_secret_nothing_happens(sanad: Sanad) -> None:
+    async with serving(sanad) as hook:
+        user = hook.api.user(401, first_name="Mona")
+        before = count(sanad, ProcessedUpdate)
+        assert await hook.post(user.text("/start"), secret=None) == 403
+        assert await hook.post(user.text("/start"), secret="wrong") == 403
+        assert await hook.post(user.text("/start"), secret=SECRET + "x") == 403
+        assert count(sanad, ProcessedUpdate) == before
+        assert hook.api.messages_to(401) == []
+
+
+async def test_a_registration_through_the_webhook(sanad: Sanad, log_output: io.StringIO) -> None:
+    async with serving(sanad) as hook:
+        await register(hook, sanad, 402)
+    with transaction(sanad.engine) as session:
+        person = session.exec(select(Person).where(Person.address == "402")).one()
+        assert person.language == "en"
+    logged = log_output.getvalue()
+    assert TOKEN not in logged and "TEST-TOKEN" not in logged
+    assert SECRET not in logged
+    lines = [json.loads(line) for line in logged.splitlines()]
+    applied = [line for line in lines if line["message"].startswith("update telegram:")
+               and "applied" in line["message"]]
+    assert applied and all("update_id" in line for line in applied)
+    assert applied[-1]["person_id"] == person.id
+    ours = [line for line in lines if line["logger"].startswith(("bot", "handlers"))]
+    assert not [line for line in ours if "Layla" in json.dumps(line, ensure_ascii=False)], \
+        "Sanad's own lines carry internal ids, never names (PTB's DEBUG lines show texts)"
+
+
+async def test_the_same_update_twice_has_one_effect(sanad: Sanad) -> None:
+    async with serving(sanad) as hook:
+        await register(hook, sanad, 403)
+        user = hook.api.user(403)
+        update = user.command("beneficiaries")
+        assert await hook.post(update) == 200
+        sent = len(hook.api.sent)
+        assert await hook.post(update) == 200, "a redelivery is acknowledged"
+        assert len(hook.api.sent) == sent, "and changes nothing"
+
+
+async def test_a_failed_update_answers_500_so_telegram_redelivers(sanad: Sanad) -> None:
+    async with serving(sanad) as hook:
+        user = hook.api.user(404)
+        hook.api.fail_next("sendMessage", status=502, description="Bad Gateway")
+        assert await hook.post(user.text("/start")) == 500
+        metrics = (await hook.client.get("/metrics")).text
+        assert "sanad_errors_total 1.0" in metrics
+
+
+async def test_health_and_metrics(sanad: Sanad) -> None:
+    async with serving(sanad) as hook:
+        health = await hook.client.get("/health")
+        assert health.status_code == 200 and health.json() == {"database": "ok"}
+        await register(hook, sanad, 405)
+        response = await hook.client.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        text = response.text
+        assert "sanad_updates_received_total 2.0" in text
+        assert "sanad_replies_sent_total" in text and "sanad_replies_sent_total 0.0" not in text
+        assert "sanad_errors_total 0.0" in text
+        assert "sanad_outbox_depth 0.0" in text
+
+
+async def test_health_says_when_the_database_is_gone(sanad: Sanad) -> None:
+    gone = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
+    broken = with_secret(Sanad(sanad.settings, gone, sanad.dispatcher))
+    app = create_app(broken, build_application(broken, request=FakeBotApi().request()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://sanad") as client:
+        response = await client.get("/health")
+    assert response.status_code == 503 and response.json() == {"database": "unreachable"}
+
+
+def test_webhook_mode_needs_a_secret(sanad: Sanad) -> None:
+    with pytest.raises(ValueError, match="TELEGRAM_WEBHOOK_SECRET"):
+        webhook_secret(sanad)
+    bad = sanad.settings.model_copy(update={"telegram_webhook_secret": SecretStr("a b")})
+    with pytest.raises(ValueError):
+        webhook_secret(Sanad(bad, sanad.engine, sanad.dispatcher))
+    with pytest.raises(ValueError):
+        create_app(sanad, build_application(sanad, request=FakeBotApi().request()))
+
+
+async def test_set_webhook_registers_url_and_secret(sanad: Sanad) -> None:
+    api = FakeBotApi()
+    bot = build_application(sanad, request=api.request()).bot
+    await set_webhook(with_secret(sanad), "https://sanad.example.org/telegram", bot)
+    assert api.webhook_url == "https://sanad.example.org/telegram"
+    [params] = [params for method, params in api.calls if method == "setWebhook"]
+    assert params["secret_token"] == SECRET
+
+
+def test_set_webhook_from_the_command_line_refuses_without_secret(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")
+    assert main(["set-webhook", "https://x.example/telegram"]) == 1
+    assert "TELEGRAM_WEBHOOK_SECRET" in capsys.readouterr().err
+
+
+def add_reports(sanad: Sanad, periods: list[str]) -> None:
+    with transaction(sanad.engine) as session:
+        organization = session.exec(select(Organization).where(
+            Organization.key == "bh_rural_girls")).one()
+        person = Person(channel="telegram", address=f"9{len(periods)}", role="worker",
+                        organization_id=organization.id)
+        session.add(person)
+        session.flush()
+        for period in periods:
+            session.add(Report(form_id="beneficiaries", group_id=organization.group_id,
+                               organization_id=organization.id, person_id=person.id,
+                               period=period, answers={"women_heads": 40},
+                               submitted_at=sanad.dispatcher.clock(),
+                               updated_at=sanad.dispatcher.clock()))
+
+
+def test_backup_while_a_write_is_open(sanad: Sanad, tmp_path: Path) -> None:
+    if not sanad.settings.database_url.startswith("sqlite"):
+        with pytest.raises(BackupError, match="pg_dump"):
+            backup(sanad.settings.database_url, tmp_path / "copy.db")
+        return
+    add_reports(sanad, ["2026-09", "2026-10"])
+    path = sanad.settings.database_url.split("///", 1)[1]
+    writer = sqlite3.connect(path)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM report")
+    try:
+        target = backup(sanad.settings.database_url, tmp_path / "backups" / "copy.db")
+    finally:
+        writer.rollback()
+        writer.close()
+    copy = sqlite3.connect(target)
+    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    periods = [row[0] for row in copy.execute("SELECT period FROM report ORDER BY period")]
+    copy.close()
+    assert periods == ["2026-09", "2026-10"], "the copy has what was committed"
+
+
+def test_backup_from_the_command_line(settings: Any, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    if not settings.database_url.startswith("sqlite"):
+        assert main(["backup", str(tmp_path / "copy.db")]) == 2
+        assert "pg_dump" in capsys.readouterr().err
+        return
+    from bot.app import assemble
+    assemble(settings).engine.dispose()
+    assert main(["backup", str(tmp_path / "copy.db")]) == 0
+    assert (tmp_path / "copy.db").exists()
