@@ -313,7 +313,7 @@ def _confirm_chosen(ctx: Context, report: Report) -> None:
     if report.review == "query":
         _tell_querier(ctx, report, spec)
     _leave(ctx, ctx._("Corrected. {reference}: {question} is now {answer}.",
-                      reference=report.ref, question=spec.label.get(ctx.language),
+                      reference=report.ref, question=spec.label.get(ctx.language).rstrip("?؟ :"),
                       answer=show_value(spec, data.get("value"), ctx.tr,
                                         _period(ctx, report, report.period))))
 
