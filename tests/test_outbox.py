@@ -457,7 +457,7 @@ async def test_the_limits_are_kept_on_a_faster_clock(
     elapsed = time.elapsed() - start
 
     assert api.rejected_429 == 0
-    assert 120 / 30 - 0.1 <= elapsed <= 120 / 30 * 1.5
+    assert elapsed >= 120 / 30 - 0.1, "never faster than 30 a second (speed: bench/sender.py)"
     for person in ids:
         assert [m.text for m in api.messages_to(chat_of(person, ids))] == ["0", "1", "2"]
 
