@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Select, bindparam, func
 from sqlmodel import Session, col, select
 
 from forms.periods import Period, period_containing
@@ -70,12 +73,11 @@ def local_midnight(day: date, timezone: str) -> datetime:
 
 
 def completeness(session: Session, group: Group, form: FormSpec, schedule: FormSchedule,
-                 period: Period) -> Completeness:
-    expected = expected_organizations(session, group, form)
-    first: dict[int, datetime] = {}
-    for organization_id, submitted in _submissions(session, group, form, period):
-        if organization_id not in first or submitted < first[organization_id]:
-            first[organization_id] = submitted
+                 period: Period, expected: list[Organization] | None = None) -> Completeness:
+    """`expected`: the form's expected organizations, when the caller has them already."""
+    if expected is None:
+        expected = expected_organizations(session, group, form)
+    first = _first_submissions(session, group, form, period)
     deadline = local_midnight(period.end + timedelta(days=schedule.on_time + 1), group.timezone)
     on_time = frozenset(o for o, submitted in first.items() if submitted < deadline)
     expected_ids = {o.id for o in expected}
@@ -84,22 +86,50 @@ def completeness(session: Session, group: Group, form: FormSpec, schedule: FormS
                         on_time & frozenset(reported))
 
 
-def _submissions(session: Session, group: Group, form: FormSpec,
-                 period: Period) -> list[tuple[int, datetime]]:
-    query = select(Report.organization_id, Report.submitted_at, Report.answers).where(
-        Report.group_id == group.id, Report.form_id == form.id)
+def _first_submissions(session: Session, group: Group, form: FormSpec,
+                       period: Period) -> dict[int, datetime]:
+    """Each organization's first submission of a report for `period` (UTC)."""
+    first: dict[int, datetime] = {}
     if form.period != "none":
-        rows = session.exec(query.where(Report.period == period.key)).all()
-        return [(o, s) for o, s, _ in rows]
-    # A check-in belongs to the period of its visit date (it cannot be reported before it).
-    since = local_midnight(period.start, group.timezone)
-    rows = session.exec(query.where(Report.submitted_at >= since)).all()
+        rows = session.exec(_of_period(form.id), params={"group_id": group.id,
+                                                         "period": period.key}).all()
+        for organization_id, submitted in rows:
+            if organization_id not in first or submitted < first[organization_id]:
+                first[organization_id] = submitted
+        return first
+    # A check-in belongs to the period of its visit date (it cannot be reported before it);
+    # without a date, to the local day it was sent. So the first of each organization and
+    # visit date is enough, and without a date the first since the period began.
     dated = next((f.name for f in form.fields if f.type == "date"), None)
-    result = []
-    for organization_id, submitted, answers in rows:
-        day = answers.get(dated) if dated else None
-        when = date.fromisoformat(day) if day else submitted.astimezone(
-            ZoneInfo(group.timezone)).date()
-        if period.start <= when <= period.end:
-            result.append((organization_id, submitted))
-    return result
+    zone = ZoneInfo(group.timezone)
+    rows = session.exec(_since(form.id, dated), params={
+        "group_id": group.id, "since": local_midnight(period.start, group.timezone)}).all()
+    for organization_id, submitted, *visited in rows:
+        when = date.fromisoformat(visited[0]) if visited and visited[0] else \
+            submitted.astimezone(zone).date()
+        if period.start <= when <= period.end and (organization_id not in first
+                                                   or submitted < first[organization_id]):
+            first[organization_id] = submitted
+    return first
+
+
+# Statements built once per form, run with the group and period as parameters.
+
+@lru_cache(maxsize=64)
+def _of_period(form_id: str) -> Select[Any]:
+    # No GROUP BY here: SQLite (without ANALYZE) would then walk the unique index of all
+    # the form's reports, for its organization order.
+    return select(Report.organization_id, Report.submitted_at).where(
+        Report.group_id == bindparam("group_id"), Report.form_id == form_id,
+        Report.period == bindparam("period"))
+
+
+@lru_cache(maxsize=64)
+def _since(form_id: str, dated: str | None) -> Select[Any]:
+    query = select(Report.organization_id, func.min(Report.submitted_at)).where(
+        Report.group_id == bindparam("group_id"), Report.form_id == form_id,
+        Report.submitted_at >= bindparam("since")).group_by(Report.organization_id)
+    if dated:
+        day = Report.answers[dated].as_string().label("day")
+        query = query.add_columns(day).group_by(day)
+    return query

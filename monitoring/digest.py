@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from statistics import median
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Select, and_, bindparam, case, func
 from sqlmodel import Session, col, select
 
 from forms.display import period_label
@@ -19,7 +21,12 @@ from forms.periods import Period
 from forms.schema import FieldSpec, FormSpec
 from locales import Translator
 from monitoring.audience import unreachable_in
-from monitoring.completeness import Completeness, completeness, local_midnight
+from monitoring.completeness import (
+    Completeness,
+    completeness,
+    expected_organizations,
+    local_midnight,
+)
 from monitoring.reminders import names_of
 from storage.models import Group, Organization, Person, Report
 from storage.schedule import Schedule
@@ -72,11 +79,15 @@ def build_digest(session: Session, group: Group, schedule: Schedule,
                  forms: dict[str, FormSpec], kind: str, period: Period, today: date) -> Digest:
     """The digest of `period` (a week or a month) for `group`, as of the local date `today`."""
     parts = []
+    expected: dict[tuple[str, ...], list[Organization]] = {}
     for form_id, form_schedule in schedule.forms.items():
         form = forms.get(form_id)
         if form is None or form_schedule.every != kind:
             continue
-        state = completeness(session, group, form, form_schedule, period)
+        kinds = tuple(form.org_kinds)
+        if kinds not in expected:
+            expected[kinds] = expected_organizations(session, group, form)
+        state = completeness(session, group, form, form_schedule, period, expected[kinds])
         history = _history(session, group, form, period)
         targets = {k: float(v) for k, v in (group.targets.get(form.id) or {}).items()}
         parts.append(FormDigest(form, state, history, targets,
@@ -95,37 +106,83 @@ def _history(session: Session, group: Group, form: FormSpec,
              period: Period) -> list[tuple[Period, dict[str, float]]]:
     periods = _periods(period)
     fields = numeric_fields(form)
-    sums = [func.coalesce(func.sum(Report.answers[f.name].as_float()), 0.0) for f in fields]
-    base = select(func.count(col(Report.id)), *sums).where(
-        Report.group_id == group.id, Report.form_id == form.id)
+    names = tuple(f.name for f in fields)
     if form.period != "none":
-        rows = session.exec(base.add_columns(Report.period)
-                            .where(col(Report.period).in_([p.key for p in periods]))
-                            .group_by(Report.period)).all()
+        rows = session.exec(_by_period(form.id, names), params={
+            "group_id": group.id, "keys": [p.key for p in periods]}).all()
         by_key = {row[-1]: row[:-1] for row in rows}
-        keyed = [(p, by_key.get(p.key)) for p in periods]
     else:
-        keyed = [(p, _dated_totals(session, group, form, base, p)) for p in periods]
+        by_key = _dated_totals(session, group, form, periods, names)
     history = []
-    for p, row in keyed:
-        values = {"reports": float(row[0]) if row else 0.0}
-        values.update({f.name: float(row[i + 1]) if row else 0.0 for i, f in enumerate(fields)})
-        history.append((p, values))
+    for p in periods:
+        row = by_key.get(p.key)
+        totals = {"reports": float(row[0]) if row else 0.0}
+        totals.update({f.name: float(row[i + 1]) if row else 0.0 for i, f in enumerate(fields)})
+        history.append((p, totals))
     return history
 
 
-def _dated_totals(session: Session, group: Group, form: FormSpec, base: object,
-                  period: Period) -> tuple[object, ...]:
+# The statements are built once per form (building one costs more than running it), and run
+# with the group and its periods as parameters.
+
+@lru_cache(maxsize=64)
+def _by_period(form_id: str, fields: tuple[str, ...]) -> Select[Any]:
+    """Count and sums of `fields` of a group's reports, per period."""
+    sums = [func.coalesce(func.sum(Report.answers[f].as_float()), 0.0) for f in fields]
+    return select(func.count(col(Report.id)), *sums, Report.period).where(
+        Report.group_id == bindparam("group_id"), Report.form_id == form_id,
+        col(Report.period).in_(bindparam("keys", expanding=True))).group_by(Report.period)
+
+
+def _dated_totals(session: Session, group: Group, form: FormSpec, periods: list[Period],
+                  fields: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
+    """Totals of a form without periods, by the period its date (or submission) falls in.
+
+    A row counts in a period when it was submitted since the period began and is dated in it
+    (or, for a form without a date field, was submitted before it ended).
+    """
     dated = next((f.name for f in form.fields if f.type == "date"), None)
-    query = base.where(Report.submitted_at >= local_midnight(period.start,  # type: ignore[attr-defined]
-                                                             group.timezone))
+    params: dict[str, Any] = {"group_id": group.id}
+    for i, p in enumerate(periods):
+        params[f"since{i}"] = local_midnight(p.start, group.timezone)
+        params[f"until{i}"] = local_midnight(p.end + timedelta(days=1), group.timezone)
+        params[f"first{i}"], params[f"last{i}"] = p.start.isoformat(), p.end.isoformat()
+    params["since"], params["until"] = params["since0"], params[f"until{len(periods) - 1}"]
+    rows = session.exec(_by_date(form.id, fields, dated, len(periods)), params=params).all()
+    return {periods[row[0]].key: tuple(row[1:]) for row in rows}
+
+
+@lru_cache(maxsize=64)
+def _by_date(form_id: str, fields: tuple[str, ...], dated: str | None,
+             periods: int) -> Select[Any]:
+    """One statement for all the periods: the rows submitted since the first began, each JSON
+    value read once (MATERIALIZED: SQLite would read it again for each mention in the
+    buckets), then summed by the period whose conditions they meet."""
+    rows = select(Report.submitted_at,
+                  *(Report.answers[f].as_float().label(f"v{i}") for i, f in enumerate(fields)))
     if dated:
-        query = query.where(Report.answers[dated].as_string().between(
-            period.start.isoformat(), period.end.isoformat()))
+        rows = rows.add_columns(Report.answers[dated].as_string().label("day"))
     else:
-        query = query.where(Report.submitted_at < local_midnight(
-            period.end + timedelta(days=1), group.timezone))
-    return tuple(session.exec(query).one())
+        rows = rows.where(Report.submitted_at < bindparam("until"))
+    found = rows.where(Report.group_id == bindparam("group_id"), Report.form_id == form_id,
+                       Report.submitted_at >= bindparam("since")
+                       ).cte("found").prefix_with("MATERIALIZED")
+
+    def within(i: int) -> Any:
+        # The test that fails for most rows first: each row is tested against the periods
+        # in turn until one holds it.
+        since = found.c.submitted_at >= bindparam(f"since{i}")
+        if dated:
+            return and_(found.c.day.between(bindparam(f"first{i}"), bindparam(f"last{i}")),
+                        since)
+        return and_(found.c.submitted_at < bindparam(f"until{i}"), since)
+
+    bucket = case(*((within(i), i) for i in range(periods)), else_=None)
+    bucketed = select(bucket.label("bucket"),
+                      *(found.c[f"v{i}"] for i in range(len(fields)))).subquery()
+    sums = [func.coalesce(func.sum(bucketed.c[f"v{i}"]), 0.0) for i in range(len(fields))]
+    return (select(bucketed.c.bucket, func.count(), *sums)
+            .where(bucketed.c.bucket.is_not(None)).group_by(bucketed.c.bucket))
 
 
 def _outliers(session: Session, group: Group, form: FormSpec, period: Period) -> list[Outlier]:

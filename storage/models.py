@@ -98,7 +98,15 @@ class Conversation(SQLModel, table=True):
 class Report(SQLModel, table=True):
     """A confirmed report. Period reports are unique per form, association and period."""
 
-    __table_args__ = (UniqueConstraint("form_id", "organization_id", "period"),)
+    # Digests and completeness read one form's reports of one group: by period, or for a form
+    # without periods (check-ins) by submission time. Without these two indexes SQLite walks
+    # every report of the group (ix_report_group_id): with a million reports (bench.digests)
+    # the digests of one period took 17 s instead of 0.3 s.
+    __table_args__ = (
+        UniqueConstraint("form_id", "organization_id", "period"),
+        Index("ix_report_group_form_period", "group_id", "form_id", "period"),
+        Index("ix_report_group_form_submitted", "group_id", "form_id", "submitted_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     ref: str | None = Field(default=None, unique=True, index=True)
