@@ -48,9 +48,7 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -58,9 +56,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert, text
-from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
+from bench.common import database
 from forms.loader import load_forms
 from forms.periods import Period, period_containing
 from forms.schema import FormSpec
@@ -68,7 +66,7 @@ from locales import translator
 from monitoring.completeness import local_midnight
 from monitoring.digest import HISTORY, Digest, build_digest, numeric_fields
 from monitoring.monitor import KINDS, digest_chart
-from storage.db import make_engine, open_database, transaction
+from storage.db import open_database, transaction
 from storage.models import Group, Organization, Person, Report
 from storage.network import GroupSpec, Names, NetworkSpec, OrganizationSpec, apply_network
 from storage.schedule import schedule_from
@@ -106,30 +104,6 @@ COLUMNS = [
 
 
 # --- the database ----------------------------------------------------------------------------
-
-
-@contextmanager
-def database(url: str | None, tmp: Path) -> Iterator[tuple[str, str]]:
-    """A fresh database: a SQLite file in `tmp`, or a private schema in PostgreSQL (dropped at
-    the end). Yields the URL and a printable description."""
-    if url is None:
-        yield f"sqlite:///{tmp / 'bench.db'}", "SQLite, fresh file in a temporary directory"
-        return
-    shown = make_url(url).render_as_string(hide_password=True)
-    if not url.startswith("postgresql"):
-        yield url, shown
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{separator}options=-csearch_path%3D{schema}", f"{shown}, schema {schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 # --- the network and its history -------------------------------------------------------------

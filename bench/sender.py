@@ -23,24 +23,21 @@ import asyncio
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert
 from sqlmodel import select
 from telegram import Bot
 
+from bench.common import database
 from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram_delivery import telegram_deliver
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import outbox
-from storage.db import make_engine, open_database, transaction
+from storage.db import open_database, transaction
 from storage.models import Group, Organization, Person
 
 OVERALL = 30.0  # Telegram: messages a second per bot
@@ -67,30 +64,6 @@ class Figures:
     @property
     def ratio(self) -> float:
         return self.elapsed / self.minimum
-
-
-@contextmanager
-def database(url: str | None, tmp: Path) -> Iterator[tuple[str, str]]:
-    """A fresh database: a SQLite file in `tmp`, or a private schema in PostgreSQL (dropped at
-    the end). Yields the URL and a printable description."""
-    if url is None:
-        yield f"sqlite:///{tmp / 'bench.db'}", "SQLite, fresh file in a temporary directory"
-        return
-    shown = make_url(url).render_as_string(hide_password=True)
-    if not url.startswith("postgresql"):
-        yield url, shown
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{separator}options=-csearch_path%3D{schema}", f"{shown}, schema {schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def prepare(url: str, messages: int, time_: ScaledTime) -> tuple[list[int], float]:

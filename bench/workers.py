@@ -35,19 +35,17 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func
 from sqlmodel import select
 from telegram import Update
 from telegram.ext import Application, ContextTypes, TypeHandler
 
+from bench.common import database
 from bot.app import Sanad, assemble
 from bot.channels.fake_bot_api import (
     SEND_METHODS,
@@ -58,7 +56,7 @@ from bot.channels.fake_bot_api import (
 )
 from bot.channels.telegram import build_application
 from bot.settings import Settings
-from storage.db import make_engine, transaction
+from storage.db import transaction
 from storage.models import Organization, Person, Report
 from storage.network import GroupSpec, Names, NetworkSpec, OrganizationSpec, apply_network
 from storage.types import utcnow
@@ -431,30 +429,6 @@ def _profile_text(profiler: cProfile.Profile | None, top: int = 30) -> str | Non
 
 
 # --- database and people ---------------------------------------------------------------------
-
-@contextmanager
-def database(url: str | None, tmp: Path) -> Iterator[tuple[str, str]]:
-    """A fresh database: a SQLite file in `tmp`, or a private schema in PostgreSQL (dropped at
-    the end). Yields the URL Sanad uses and a printable description."""
-    if url is None:
-        yield f"sqlite:///{tmp / 'bench.db'}", "SQLite, fresh file in a temporary directory"
-        return
-    shown = make_url(url).render_as_string(hide_password=True)
-    if not url.startswith("postgresql"):
-        yield url, shown
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{separator}options=-csearch_path%3D{schema}", f"{shown}, schema {schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
 
 def _names(text_: str) -> Names:
     return Names(ar=text_, en=text_, fr=text_)
