@@ -115,9 +115,19 @@ class Person:
         return [plain(text) for text, _ in self.telegram.api.buttons(self.keyboard_message)]
 
 
+async def report_recycling(worker: Person, week: str = "week of 29 Nov") -> None:
+    """A worker sends a whole recycling report for `week` (a button's label, or its start)."""
+    await worker.says("/recycling")
+    await worker.taps(week)
+    for typed in ("100", "20", "30", "120", "60", "45", "6"):
+        await worker.says(typed)
+    await worker.taps("Skip")
+    await worker.taps("Confirm and send")
+
+
 def plain(text: str) -> str:
     """The text without bidi isolates, for comparing with what a person reads."""
     return text.replace("\u2068", "").replace("\u2069", "")
 
 
-__all__ = ["Person", "Telegram", "invite", "plain", "utcnow"]
+__all__ = ["Person", "Telegram", "invite", "plain", "report_recycling", "utcnow"]

@@ -13,7 +13,7 @@ from storage.db import transaction
 from storage.models import OutboxMessage, Person, Report, ReportChange
 from tests.conftest import Clock
 from tests.harness import Person as Chat
-from tests.harness import Telegram, invite, plain
+from tests.harness import Telegram, invite, plain, report_recycling
 
 
 async def join(telegram: Telegram, org: str, user_id: int, name: str,
@@ -24,13 +24,8 @@ async def join(telegram: Telegram, org: str, user_id: int, name: str,
     return chat
 
 
-async def report_recycling(worker: Chat) -> None:
-    await worker.says("/recycling")
-    await worker.taps("week of 29 Nov")
-    for typed in ("100", "20", "30", "120", "60", "45", "6"):
-        await worker.says(typed)
-    await worker.taps("Skip")
-    await worker.taps("Confirm and send")
+async def reported(worker: Chat) -> None:
+    await report_recycling(worker)
     assert "REC-1" in worker.everything
 
 
@@ -50,7 +45,7 @@ async def test_a_worker_corrects_a_number_and_history_shows_it(sanad: Sanad,
                                                                 clock: Clock) -> None:
     async with Telegram(sanad) as telegram:
         fatima = await join(telegram, "bh_sitra_women", 801, "Fatima")
-        await report_recycling(fatima)
+        await reported(fatima)
 
         await fatima.says("/myreports")
         assert "REC-1" in fatima.last
@@ -92,7 +87,7 @@ async def test_a_coordinator_queries_the_worker_corrects_and_it_is_checked(
     async with Telegram(sanad) as telegram:
         fatima = await join(telegram, "bh_sitra_women", 811, "Fatima")
         huda = await join(telegram, "bh_young_ladies", 812, "Huda", "coordinator")
-        await report_recycling(fatima)
+        await reported(fatima)
         clock.advance(days=10)   # past the window: an open query may still be answered
 
         await huda.says("/review")
@@ -158,7 +153,7 @@ async def test_a_coordinator_corrects_without_a_window_and_the_report_stays_the_
     async with Telegram(sanad) as telegram:
         fatima = await join(telegram, "bh_sitra_women", 821, "Fatima")
         huda = await join(telegram, "bh_young_ladies", 822, "Huda", "coordinator")
-        await report_recycling(fatima)
+        await reported(fatima)
         clock.advance(days=30)
         await huda.says("/correct REC-1")
         await huda.taps("Number of women working")
@@ -175,7 +170,7 @@ async def test_a_coordinator_corrects_without_a_window_and_the_report_stays_the_
 async def test_period_and_invalid_values_are_refused_like_in_the_form(sanad: Sanad) -> None:
     async with Telegram(sanad) as telegram:
         fatima = await join(telegram, "bh_sitra_women", 831, "Fatima")
-        await report_recycling(fatima)
+        await reported(fatima)
         await fatima.says("/correct REC-1")
         await fatima.taps("For which week")
         assert "The period of a report cannot be corrected" in fatima.last
@@ -194,7 +189,7 @@ async def test_nobody_else_sees_or_corrects_the_report(sanad: Sanad) -> None:
         fatima = await join(telegram, "bh_sitra_women", 841, "Fatima")
         zainab = await join(telegram, "bh_sitra_women", 842, "Zainab")
         omar = await join(telegram, "eg_supportive", 843, "Omar", "coordinator")
-        await report_recycling(fatima)
+        await reported(fatima)
 
         for command in ("/correct REC-1", "/history REC-1"):
             await zainab.says(command)
@@ -215,7 +210,7 @@ async def test_nobody_else_sees_or_corrects_the_report(sanad: Sanad) -> None:
 async def test_a_replayed_old_button_does_nothing_but_say_so(sanad: Sanad) -> None:
     async with Telegram(sanad) as telegram:
         fatima = await join(telegram, "bh_sitra_women", 851, "Fatima")
-        await report_recycling(fatima)
+        await reported(fatima)
         await fatima.says("/correct REC-1")
         fields = fatima.keyboard_message
         await fatima.taps("Paper collected")
@@ -238,7 +233,7 @@ async def test_an_admin_sees_the_history_of_any_report_and_a_worker_has_no_revie
     async with Telegram(sanad) as telegram:
         fatima = await join(telegram, "bh_sitra_women", 861, "Fatima")
         salma = await join(telegram, "arab_network", 862, "Salma", "admin")
-        await report_recycling(fatima)
+        await reported(fatima)
         await salma.says("/history rec-1")
         assert "History of REC-1, Recycling output:" in salma.last
         assert "No change since it was sent." in salma.last

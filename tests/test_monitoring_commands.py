@@ -10,7 +10,7 @@ from bot.app import Sanad
 from storage.db import transaction
 from storage.models import OutboxMessage
 from tests.conftest import Clock
-from tests.harness import Person, Telegram, invite
+from tests.harness import Person, Telegram, invite, report_recycling
 
 
 async def join(telegram: Telegram, org: str, role: str, user_id: int) -> Person:
@@ -18,15 +18,6 @@ async def join(telegram: Telegram, org: str, role: str, user_id: int) -> Person:
     await person.says(f"/start {invite(telegram.sanad, org, role)}")
     await person.taps("English")
     return person
-
-
-async def report_recycling(worker: Person, week: str) -> None:
-    await worker.says("/recycling")
-    await worker.taps(week)
-    for typed in ("100", "20", "30", "120", "60", "45", "6"):
-        await worker.says(typed)
-    await worker.taps("Skip")
-    await worker.taps("Confirm and send")
 
 
 async def test_status_digest_and_remind(sanad: Sanad, clock: Clock) -> None:

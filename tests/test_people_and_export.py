@@ -16,7 +16,7 @@ from storage.models import Invite, Organization, Person, Report
 from storage.reports import add_report
 from tests.conftest import Clock
 from tests.harness import Person as Chat
-from tests.harness import Telegram, invite, plain
+from tests.harness import Telegram, invite, plain, report_recycling
 
 ARABIC = re.compile("[\u0600-\u06ff]")
 
@@ -36,15 +36,6 @@ def code_in(text: str) -> str:
     found = re.search(r"Code: ([A-Z0-9]{8})", text)
     assert found, text
     return found.group(1)
-
-
-async def report_recycling(worker: Chat, week: str) -> None:
-    await worker.says("/recycling")
-    await worker.taps(week)
-    for typed in ("100", "20", "30", "120", "60", "45", "6"):
-        await worker.says(typed)
-    await worker.taps("Skip")
-    await worker.taps("Confirm and send")
 
 
 async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -> None:
