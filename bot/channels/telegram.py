@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from telegram import (
     Bot,
     BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Update,
 )
 from telegram.error import BadRequest, TelegramError
@@ -23,13 +21,13 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import Sanad
 from bot.background import Background
+from bot.channels.telegram_delivery import CHANNEL, keyboard, telegram_deliver
 from handlers.messages import Incoming, Location, Photo, Reply
 from locales import LANGUAGES, translator
 from storage.db import transaction
 from storage.people import remember
 
 log = logging.getLogger(__name__)
-CHANNEL = "telegram"
 USERNAME_SETTING = "telegram_username"
 CAPTION_LIMIT = 1024
 SENDER_CONNECTIONS = 16  # above the sender's concurrency, so sends do not queue for a socket
@@ -59,8 +57,6 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
     async def started(application: Application) -> None:
         await _introduce(sanad, application)
         if with_background:
-            from bot.channels.telegram_delivery import telegram_deliver
-
             background.append(Background(sanad, telegram_deliver(application.bot)))
             await background[0].start()
 
@@ -92,8 +88,6 @@ def make_bot(sanad: Sanad) -> Bot:
 
 async def run_worker(sanad: Sanad, stop: asyncio.Event, bot: Bot | None = None) -> None:
     """The scheduler and the sender alone, until `stop` is set."""
-    from bot.channels.telegram_delivery import telegram_deliver
-
     async with bot or make_bot(sanad) as ready:
         work = Background(sanad, telegram_deliver(ready))
         await work.start()
@@ -181,7 +175,7 @@ async def _acknowledge(update: Update) -> None:
 
 async def send(bot: Bot, chat_id: int, reply: Reply) -> None:
     """Send one reply; options become an inline keyboard on its last message."""
-    markup = _keyboard(reply) if reply.options else None
+    markup = keyboard([(o.label, o.value) for o in reply.options], reply.columns)
     if reply.document is not None:
         with reply.document.open("rb") as document:
             await bot.send_document(chat_id, document, caption=reply.text[:CAPTION_LIMIT],
@@ -198,14 +192,6 @@ async def send(bot: Bot, chat_id: int, reply: Reply) -> None:
     for number, part in enumerate(parts, 1):
         await bot.send_message(chat_id, part,
                                reply_markup=markup if number == len(parts) else None)
-
-
-def _keyboard(reply: Reply) -> InlineKeyboardMarkup:
-    rows: list[Sequence[InlineKeyboardButton]] = []
-    buttons = [InlineKeyboardButton(o.label[:60], callback_data=o.value) for o in reply.options]
-    for start in range(0, len(buttons), reply.columns):
-        rows.append(buttons[start:start + reply.columns])
-    return InlineKeyboardMarkup(rows)
 
 
 def _split(text: str, limit: int = 4000) -> list[str]:

@@ -30,7 +30,7 @@ from outbox.sender import Address, Deliver, Rejected, RetryAfter, Transient, Unr
 from storage.models import OutboxMessage
 from storage.outbox import FILE_ID
 
-CHANNEL = "telegram"  # as in bot.channels.telegram, which imports this module
+CHANNEL = "telegram"
 GONE = ("chat not found", "user not found")
 
 
@@ -74,12 +74,13 @@ async def _send(bot: Bot, chat_id: int, message: OutboxMessage) -> None:
         await bot.send_photo(chat_id, photo, caption=message.text or None, reply_markup=markup)
 
 
-def keyboard(options: Sequence[Sequence[str]]) -> InlineKeyboardMarkup | None:
-    """One button a row for (label, value) options, as replies show them; None without."""
+def keyboard(options: Sequence[Sequence[str]], columns: int = 1) -> InlineKeyboardMarkup | None:
+    """An inline keyboard of (label, value) options, `columns` buttons a row; None without."""
     if not options:
         return None
+    buttons = [InlineKeyboardButton(label[:60], callback_data=value) for label, value in options]
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label[:60], callback_data=value)] for label, value in options]
+        [buttons[start:start + columns] for start in range(0, len(buttons), columns)]
     )
 
 
