@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from handlers.context import Context
 from handlers.permissions import may, may_fill
+from locales import N_
+
+#: One line per command that not everyone has, shown to those the permissions table allows.
+COMMAND_HELP = (
+    ("status", N_("/status: who has reported this period")),
+    ("digest", N_("/digest: the latest digest of your group")),
+    ("remind", N_("/remind: remind the associations that have not reported")),
+    ("broadcast", N_("/broadcast: send an announcement to a chosen audience")),
+    ("broadcasts", N_("/broadcasts: recent broadcasts, their delivery; cancel one")),
+    ("invite", N_("/invite: invite someone to register")),
+    ("people", N_("/people: the people of your group; deactivate a worker")),
+    ("export", N_("/export: the reports as a spreadsheet file")),
+    ("review", N_("/review: check a report of your group, or query it")),
+)
 
 
 def show(ctx: Context) -> None:
@@ -16,22 +30,7 @@ def show(ctx: Context) -> None:
     for form in ctx.services.forms.values():
         if may_fill(ctx.person, ctx.organization, form):
             lines.append(f"/{form.command}: {form.title.get(ctx.language)}")
-    lines.append(ctx._("/status: who has reported this period"))
-    if may(ctx.person, "digest"):
-        lines.append(ctx._("/digest: the latest digest of your group"))
-    if may(ctx.person, "remind"):
-        lines.append(ctx._("/remind: remind the associations that have not reported"))
-    if may(ctx.person, "broadcast"):
-        lines.append(ctx._("/broadcast: send an announcement to a chosen audience"))
-        lines.append(ctx._("/broadcasts: recent broadcasts, their delivery; cancel one"))
-    if may(ctx.person, "invite"):
-        lines.append(ctx._("/invite: invite someone to register"))
-    if may(ctx.person, "people"):
-        lines.append(ctx._("/people: the people of your group; deactivate a worker"))
-    if may(ctx.person, "export"):
-        lines.append(ctx._("/export: the reports as a spreadsheet file"))
-    if may(ctx.person, "review"):
-        lines.append(ctx._("/review: check a report of your group, or query it"))
+    lines += [ctx._(line) for action, line in COMMAND_HELP if may(ctx.person, action)]
     lines += [ctx._("/myreports: your recent reports"),
               ctx._("/correct: correct one of your reports"),
               ctx._("/history: the changes of a report, for example /history REC-12"),
