@@ -8,15 +8,15 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import Session
 
 from handlers.context import Context, Services
 from handlers.messages import Incoming, Reply, compact
 from handlers.router import route
 from locales import DEFAULT_LANGUAGE, supported, translator
+from storage.conversations import ChatState, read_state, save_state
 from storage.db import insert_new, transaction
-from storage.models import Conversation, ProcessedUpdate
+from storage.models import ProcessedUpdate
 from storage.people import find_member, find_person
 from storage.types import utcnow
 
@@ -37,11 +37,12 @@ class Dispatcher:
             with transaction(self.engine) as session:
                 if incoming.update_id is not None and not self._first_time(session, incoming):
                     return []
-                conversation = session.get(Conversation, _chat_key(incoming),
-                                           with_for_update=True)
-                context = self._context(session, incoming, conversation)
+                chat = read_state(session, _chat_key(incoming))
+                context = self._context(session, incoming, chat)
                 route(context)
-                self._save_state(session, incoming, context, conversation)
+                person_id = context.person.id if context.person else None
+                save_state(session, _chat_key(incoming), chat, context.state, context.now,
+                           person_id)
                 replies = compact(context.replies)
             _log_applied(incoming, context)
             return replies
@@ -79,14 +80,14 @@ class Dispatcher:
         return False
 
     def _context(self, session: Session, incoming: Incoming,
-                 conversation: Conversation | None) -> Context:
+                 chat: ChatState) -> Context:
         found = find_member(session, incoming.channel, incoming.sender)
         person = found[0] if found else None
-        state = dict(conversation.state) if conversation else {}
         language = (person.language if person and person.language else None) \
             or supported(incoming.language_code) or DEFAULT_LANGUAGE
         context = Context(session=session, incoming=incoming, services=self.services,
-                          now=self.clock(), tr=translator(language), state=state, person=person)
+                          now=self.clock(), tr=translator(language), state=chat.state,
+                          person=person)
         if found is not None:
             context.organization, context.group = found[1], found[2]
             if not found[0].reachable:  # they wrote to us, so they unblocked the bot
@@ -96,16 +97,6 @@ class Dispatcher:
                 context.tr = translator(supported(incoming.language_code)
                                         or context.group.language)
         return context
-
-    def _save_state(self, session: Session, incoming: Incoming, context: Context,
-                    conversation: Conversation | None) -> None:
-        conversation = conversation or Conversation(chat_key=_chat_key(incoming))
-        conversation.state = context.state
-        flag_modified(conversation, "state")  # nested dicts change in place
-        conversation.version += 1
-        conversation.updated_at = context.now
-        conversation.person_id = context.person.id if context.person else None
-        session.add(conversation)
 
 
 def _update_key(incoming: Incoming) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session, create_engine
 
 import migrations
@@ -78,12 +80,19 @@ def transaction(engine: Engine) -> Iterator[Session]:
 def insert_new(session: Session, table: Table, values: dict[str, Any],
                key: list[str]) -> bool:
     """INSERT … ON CONFLICT (key) DO NOTHING; True if the row was new. Race-safe, one trip."""
-    dialect = session.get_bind().dialect.name
+    statement = _insert_new_statement(session.get_bind().dialect.name, table, tuple(key))
+    return session.execute(statement, values).first() is not None
+
+
+@cache
+def _insert_new_statement(dialect: str, table: Table,
+                          key: tuple[str, ...]) -> ReturningInsert[Any]:
+    """Built once per table: the values come as parameters, so SQLAlchemy's statement cache
+    key is computed once too (building and keying the statement cost more than running it)."""
     if dialect == "postgresql":
         statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
     elif dialect == "sqlite":
         statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
     else:
         raise NotImplementedError(f"no conflict-free insert on {dialect}")
-    returning = statement.values(values).returning(*(table.c[k] for k in key))
-    return session.execute(returning).first() is not None
+    return statement.returning(*(table.c[k] for k in key))

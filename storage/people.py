@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from storage.models import Group, Invite, Organization, Person, Setting
@@ -20,13 +21,18 @@ def find_person(session: Session, channel: str, address: str) -> Person | None:
     ).first()
 
 
+# Built once: read for every incoming message, and keying a fresh statement costs more than
+# running it.
+_MEMBER = (select(Person, Organization, Group)
+           .join(Organization, Organization.id == Person.organization_id)
+           .join(Group, Group.id == Organization.group_id)
+           .where(Person.channel == bindparam("channel"), Person.address == bindparam("address")))
+
+
 def find_member(session: Session, channel: str,
                 address: str) -> tuple[Person, Organization, Group] | None:
     """A person with their organization and group, in one query."""
-    row = session.exec(select(Person, Organization, Group)
-                       .join(Organization, Organization.id == Person.organization_id)
-                       .join(Group, Group.id == Organization.group_id)
-                       .where(Person.channel == channel, Person.address == address)).first()
+    row = session.exec(_MEMBER, params={"channel": channel, "address": address}).first()
     return (row[0], row[1], row[2]) if row else None
 
 
