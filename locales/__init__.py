@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import date as _date
 from datetime import datetime as _datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -180,7 +180,7 @@ class Translator:
 
     def number(self, value: int | float | Decimal) -> str:
         """Format a number the way this language writes it (Babel's ``format_decimal``)."""
-        return format_decimal(value, locale=self.language)
+        return _format_number(value, self.language)
 
     def date(self, value: _date, format: str = "medium") -> str:
         """Format a calendar date (Babel's ``format_date``)."""
@@ -254,3 +254,9 @@ CHOOSE_LANGUAGE = N_("Choose your language.")
 def report_count(t: Translator, n: int) -> str:
     """``"3 reports"`` in the language of ``t``, with Arabic's six plural forms."""
     return t.ngettext("{n} report", "{n} reports", n)
+
+
+@lru_cache(maxsize=4096)
+def _format_number(value: int | float | Decimal, language: str) -> str:
+    """Babel's formatting, remembered: questions format the same small numbers every time."""
+    return format_decimal(value, locale=language)

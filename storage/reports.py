@@ -6,16 +6,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from storage.models import Report, ReportChange
 
+_PERIOD_REPORT = select(Report).where(
+    Report.form_id == bindparam("form_id"), Report.organization_id == bindparam("organization_id"),
+    Report.period == bindparam("period"))  # built once: asked on every period answer
+
 
 def period_report(session: Session, form_id: str, organization_id: int,
                   period: str) -> Report | None:
-    return session.exec(select(Report).where(
-        Report.form_id == form_id, Report.organization_id == organization_id,
-        Report.period == period)).first()
+    return session.exec(_PERIOD_REPORT, params={  # type: ignore[call-overload]
+        "form_id": form_id, "organization_id": organization_id, "period": period}).first()
 
 
 def add_report(session: Session, *, form_id: str, prefix: str, group_id: int,
