@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
+from storage.db import insert_new
 from storage.models import OUTBOX_STATUSES, OutboxMessage, Person
 
 TEXT_LIMIT = 4000  # Telegram takes 4096 characters a message; WhatsApp 4096
@@ -34,14 +34,6 @@ WAITING = ("pending", "sending")
 FILE_ID = "file-id:"  # photo_path prefix of a photo the platform keeps: its file id
 
 _TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]
-_INSERT = {  # INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, per dialect
-    name: module.insert(_TABLE)
-    .on_conflict_do_nothing(index_elements=["dedupe_key"])
-    .returning(_TABLE.c.id)
-    for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
-}
-
-
 def enqueue(
     session: Session,
     *,
@@ -63,7 +55,6 @@ def enqueue(
     if not text and not photo_path:
         raise ValueError("an outbox message needs a text or a photo")
     pairs = [[str(label), str(value)] for label, value in options]
-    insert = _INSERT[session.get_bind().dialect.name]
     for number, (part, part_options, part_photo) in enumerate(_rows(text, pairs, photo_path), 1):
         key = dedupe_key if number == 1 else f"{dedupe_key}#{number}"
         values = {
@@ -83,7 +74,7 @@ def enqueue(
             "error": None,
             "broadcast_id": broadcast_id,
         }
-        if session.execute(insert, values).first() is None:
+        if not insert_new(session, _TABLE, values, ["dedupe_key"]):
             if number == 1:
                 return False
             raise RuntimeError(f"outbox key {key!r} is taken but {dedupe_key!r} was free")
