@@ -8,12 +8,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from forms.schema import FormSpec
 from handlers.messages import Incoming, Option, Reply
 from locales import Translator
-from storage.models import Group, Organization, Person
+from storage.people import GroupRow, OrganizationRow, PersonRow
 
 STALE = "\x00stale"
 
@@ -29,18 +30,42 @@ class Services:
 
 @dataclass
 class Context:
-    """One incoming message being handled inside one database transaction."""
+    """One incoming message being handled inside one database transaction.
 
-    session: Session
+    `connection` is that transaction; `session`, for handlers that work with ORM objects, is
+    opened on it when first asked for (most messages need none: a session costs more than the
+    statements of a typical answer). `person`, `organization` and `group` are copies as read
+    at the start: change them with a statement from storage.people.
+    """
+
+    connection: Connection
     incoming: Incoming
     services: Services
     now: datetime
     tr: Translator
     state: dict[str, Any]
-    person: Person | None = None
-    organization: Organization | None = None
-    group: Group | None = None
+    person: PersonRow | None = None
+    organization: OrganizationRow | None = None
+    group: GroupRow | None = None
     replies: list[Reply] = field(default_factory=list)
+    _session: Session | None = field(default=None, repr=False)
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            # Joins the connection's transaction and never commits it: the dispatcher does.
+            self._session = Session(bind=self.connection, expire_on_commit=False)
+        return self._session
+
+    def flush(self) -> None:
+        """Send the session's pending changes, if a session was opened."""
+        if self._session is not None:
+            self._session.flush()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def _(self, message: str, **values: object) -> str:
         return self.tr.gettext(message, **values)

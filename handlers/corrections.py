@@ -26,6 +26,7 @@ from handlers.context import Context
 from locales import translator
 from storage.models import Group, Person, Report, ReportChange
 from storage.outbox import enqueue
+from storage.people import PersonRow
 from storage.reports import change_report, recent_reports, report_changes
 from storage.schedule import schedule_from
 
@@ -611,7 +612,7 @@ def _today(ctx: Context, report: Report) -> Any:
     return local_today(ctx.now, group.timezone)
 
 
-def _name(person: Person | None) -> str:
+def _name(person: Person | PersonRow | None) -> str:
     return person.display_name if person is not None and person.display_name else "?"
 
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -15,9 +15,9 @@ from handlers.messages import Incoming, Reply, compact
 from handlers.router import route
 from locales import DEFAULT_LANGUAGE, supported, translator
 from storage.conversations import ChatState, read_state, save_state
-from storage.db import insert_new, transaction
+from storage.db import insert_new
 from storage.models import ProcessedUpdate
-from storage.people import find_member, find_person
+from storage.people import find_member, find_person, mark_reachable
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,19 @@ class Dispatcher:
 
     def handle(self, incoming: Incoming) -> list[Reply]:
         try:
-            with transaction(self.engine) as session:
-                if incoming.update_id is not None and not self._first_time(session, incoming):
+            # Core statements on a connection; a session only if a handler asks for one.
+            with self.engine.connect() as connection, connection.begin():
+                if incoming.update_id is not None and not self._first_time(connection, incoming):
                     return []
-                chat = read_state(session, _chat_key(incoming))
-                context = self._context(session, incoming, chat)
-                route(context)
+                chat = read_state(connection, _chat_key(incoming))
+                context = self._context(connection, incoming, chat)
+                try:
+                    route(context)
+                    context.flush()  # the person the chat's row refers to may be new
+                finally:
+                    context.close()
                 person_id = context.person.id if context.person else None
-                save_state(session, _chat_key(incoming), chat, context.state, context.now,
+                save_state(connection, _chat_key(incoming), chat, context.state, context.now,
                            person_id)
                 replies = compact(context.replies)
             _log_applied(incoming, context)
@@ -70,33 +75,29 @@ class Dispatcher:
             log.warning("could not read the language of %s", incoming.sender)
         return supported(incoming.language_code) or DEFAULT_LANGUAGE
 
-    def _first_time(self, session: Session, incoming: Incoming) -> bool:
+    def _first_time(self, connection: Connection, incoming: Incoming) -> bool:
         """Record the update as applied; False if it already was (a redelivery)."""
         key = f"{incoming.channel}:{incoming.update_id}"
-        if insert_new(session, ProcessedUpdate.__table__,  # type: ignore[attr-defined]
+        if insert_new(connection, ProcessedUpdate.__table__,  # type: ignore[attr-defined]
                       {"key": key, "processed_at": self.clock()}, ["key"]):
             return True
         log.info("update %s already applied", key, extra={"update_id": key})
         return False
 
-    def _context(self, session: Session, incoming: Incoming,
+    def _context(self, connection: Connection, incoming: Incoming,
                  chat: ChatState) -> Context:
-        found = find_member(session, incoming.channel, incoming.sender)
-        person = found[0] if found else None
-        language = (person.language if person and person.language else None) \
-            or supported(incoming.language_code) or DEFAULT_LANGUAGE
-        context = Context(session=session, incoming=incoming, services=self.services,
-                          now=self.clock(), tr=translator(language), state=chat.state,
-                          person=person)
-        if found is not None:
-            context.organization, context.group = found[1], found[2]
-            if not found[0].reachable:  # they wrote to us, so they unblocked the bot
-                found[0].reachable = True
-                session.add(found[0])
-            if not found[0].language:
-                context.tr = translator(supported(incoming.language_code)
-                                        or context.group.language)
-        return context
+        found = find_member(connection, incoming.channel, incoming.sender)
+        if found is None:
+            language = supported(incoming.language_code) or DEFAULT_LANGUAGE
+            return Context(connection=connection, incoming=incoming, services=self.services,
+                           now=self.clock(), tr=translator(language), state=chat.state)
+        person, organization, group = found
+        if not person.reachable:  # they wrote to us, so they unblocked the bot
+            person = mark_reachable(connection, person)
+        language = person.language or supported(incoming.language_code) or group.language
+        return Context(connection=connection, incoming=incoming, services=self.services,
+                       now=self.clock(), tr=translator(language), state=chat.state,
+                       person=person, organization=organization, group=group)
 
 
 def _update_key(incoming: Incoming) -> str:

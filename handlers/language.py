@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import menu
 from handlers.context import Context
 from locales import LANGUAGE_NAMES, LANGUAGES, supported, translator
+from storage.people import set_language
 
 
 def ask(ctx: Context) -> None:
@@ -21,8 +22,7 @@ def chosen(ctx: Context) -> None:
     if choice not in LANGUAGES or ctx.person is None:
         ask(ctx)
         return
-    ctx.person.language = choice
-    ctx.session.add(ctx.person)
+    ctx.person = set_language(ctx.connection, ctx.person, choice)
     ctx.tr = translator(choice)
     ctx.state["flow"] = None
     ctx.say(ctx._("From now on I will write to you in English."))

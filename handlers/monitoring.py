@@ -28,7 +28,7 @@ def status(ctx: Context) -> None:
         return
     lines = [ctx._("Where reporting stands, {group}:",
                    group=ctx.group.names.get(ctx.language, ctx.group.key))]
-    for state in _states(ctx, ctx.group):
+    for state in _states(ctx, _group(ctx)):
         title = state.form.title.get(ctx.language)
         period = period_label(state.period, ctx.tr)
         due = ctx.tr.date(state.due, "d MMMM")
@@ -55,14 +55,15 @@ def digest(ctx: Context) -> None:
     if ctx.person.role == "admin" or ctx.group.key == NETWORK_GROUP:
         ctx.say(_network(ctx, "week"))
         return
-    schedule = schedule_from(ctx.group.schedule)
-    today = ctx.now.astimezone(ZoneInfo(ctx.group.timezone)).date()
+    group = _group(ctx)
+    schedule = schedule_from(group.schedule)
+    today = ctx.now.astimezone(ZoneInfo(group.timezone)).date()
     for kind in ("week", "month"):
         every = [s for s in schedule.forms.values() if s.every == kind]
         if not every:
             continue
-        period = period_of(ctx.group, every[0], today).previous()
-        built = build_digest(ctx.session, ctx.group, schedule, ctx.services.forms, kind, period,
+        period = period_of(group, every[0], today).previous()
+        built = build_digest(ctx.session, group, schedule, ctx.services.forms, kind, period,
                              today)
         if built.forms:
             ctx.say(digest_text(built, ctx.tr),
@@ -71,8 +72,7 @@ def digest(ctx: Context) -> None:
 
 def remind_late(ctx: Context) -> None:
     """Show who would be nudged, and ask before sending."""
-    assert ctx.group is not None
-    targets = _unreported(ctx, ctx.group)
+    targets = _unreported(ctx, _group(ctx))
     if not targets:
         ctx.say(ctx._("Every association has reported for the last period. Nobody to remind."))
         return
@@ -86,17 +86,25 @@ def remind_late(ctx: Context) -> None:
 
 
 def remind_chosen(ctx: Context) -> None:
-    assert ctx.group is not None
     ctx.state["flow"] = None
     if ctx.choice != "send":
         menu.show(ctx, ctx._("No reminder was sent."))
         return
-    today = ctx.now.astimezone(ZoneInfo(ctx.group.timezone)).date().isoformat()
-    sent = sum(remind(ctx.session, ctx.group, state, "nudge", ctx.now, key_suffix=f":{today}")
-               for state in _unreported(ctx, ctx.group))
+    group = _group(ctx)
+    today = ctx.now.astimezone(ZoneInfo(group.timezone)).date().isoformat()
+    sent = sum(remind(ctx.session, group, state, "nudge", ctx.now, key_suffix=f":{today}")
+               for state in _unreported(ctx, group))
     menu.show(ctx, ctx.tr.ngettext("{n} reminder is on its way.", "{n} reminders are on their way.",
                                    sent) if sent else
               ctx._("Those associations were already reminded today; nothing more was sent."))
+
+
+def _group(ctx: Context) -> Group:
+    """The person's group as an ORM object, for the monitoring functions that take one."""
+    assert ctx.group is not None
+    group = ctx.session.get(Group, ctx.group.id)
+    assert group is not None
+    return group
 
 
 def _scheduled(ctx: Context, group: Group) -> Iterator[tuple[FormSpec, FormSchedule, date]]:
@@ -131,6 +139,5 @@ def _unreported(ctx: Context, group: Group) -> list[Completeness]:
 
 
 def _network(ctx: Context, kind: str) -> str:
-    monitor = Monitor(ctx.session.get_bind(), ctx.services.forms,  # type: ignore[arg-type]
-                      ctx.services.charts_dir)
+    monitor = Monitor(ctx.connection.engine, ctx.services.forms, ctx.services.charts_dir)
     return monitor.network_text(ctx.session, kind, ctx.now, ctx.tr)

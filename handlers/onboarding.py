@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers import language, menu
 from handlers.context import Context
-from storage.people import InviteProblem, redeem_invite
+from storage.people import InviteProblem, member_by_id, redeem_invite
 
 
 def start(ctx: Context) -> None:
@@ -33,10 +33,8 @@ def redeem(ctx: Context, code: str) -> None:
         ctx.state["flow"] = "code"
         ctx.say(_problem(ctx, result.reason))
         return
-    from storage.people import organization_of
-
-    ctx.person = result
-    ctx.organization, ctx.group = organization_of(ctx.session, result)
+    assert result.id is not None  # redeem_invite flushed the new person
+    ctx.person, ctx.organization, ctx.group = member_by_id(ctx.session, result.id)
     ctx.say(ctx._("Welcome to Sanad, {name}! You are registered as {role} of {organization}.",
                   name=result.display_name or "", role=role_name(ctx, result.role),
                   organization=ctx.organization.names.get(ctx.language, ctx.organization.key)))

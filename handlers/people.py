@@ -35,7 +35,7 @@ def invite(ctx: Context) -> None:
     if ctx.person.role == "admin":
         _ask_group(ctx, ctx._("Invite someone to which group?"), with_network=True)
     else:
-        _ask_organization(ctx, ctx.group)
+        _ask_organization(ctx, ctx.group.id)
 
 
 def invite_chosen(ctx: Context) -> None:
@@ -45,7 +45,7 @@ def invite_chosen(ctx: Context) -> None:
     if kind == "cancel":
         _done(ctx, ctx._("No invitation was made."))
     elif kind == "g" and ctx.person.role == "admin" and (group := _group(ctx, value)):
-        _ask_organization(ctx, group)
+        _ask_organization(ctx, group.id)
     elif kind == "o" and (organization := _invitable(ctx, value)) is not None:
         if ctx.person.role == "admin":
             ctx.state["invite"] = {"organization": organization.id}
@@ -63,9 +63,9 @@ def invite_chosen(ctx: Context) -> None:
         _done(ctx, ctx._("Please choose one of the options. Send /invite to start again."))
 
 
-def _ask_organization(ctx: Context, group: Group) -> None:
+def _ask_organization(ctx: Context, group_id: int | None) -> None:
     assert ctx.person is not None
-    query = select(Organization).where(Organization.group_id == group.id,
+    query = select(Organization).where(Organization.group_id == group_id,
                                        col(Organization.active).is_(True))
     if ctx.person.role != "admin":
         query = query.where(Organization.kind == "partner")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from forms.schema import FormSpec
-from storage.models import Organization, Person
+from storage.people import OrganizationRow, PersonRow
 
 UNREGISTERED = "unregistered"
 
@@ -32,17 +32,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
-def role_of(person: Person | None) -> str:
+def role_of(person: PersonRow | None) -> str:
     if person is None or not person.active:
         return UNREGISTERED
     return person.role
 
 
-def may(person: Person | None, action: str) -> bool:
+def may(person: PersonRow | None, action: str) -> bool:
     return role_of(person) in PERMISSIONS.get(action, frozenset())
 
 
-def may_fill(person: Person | None, organization: Organization | None, form: FormSpec) -> bool:
+def may_fill(person: PersonRow | None, organization: OrganizationRow | None,
+             form: FormSpec) -> bool:
     """A form is filled by the roles it names, for the kinds of organization it applies to."""
     if person is None or organization is None or not person.active:
         return False

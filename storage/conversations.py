@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlmodel import Session
 
 from storage.models import Conversation
@@ -31,20 +31,20 @@ class ChatState:
     stored: bool
 
 
-def read_state(session: Session, chat_key: str) -> ChatState:
+def read_state(runner: Session | Connection, chat_key: str) -> ChatState:
     """The chat's state, its row locked for the rest of the transaction where the database
     can; an empty state for a chat never seen."""
-    row = session.execute(_READ, {"key": chat_key}).first()
+    row = runner.execute(_READ, {"key": chat_key}).first()
     return ChatState(row.version, dict(row.state), True) if row else ChatState(0, {}, False)
 
 
-def save_state(session: Session, chat_key: str, previous: ChatState, state: dict[str, Any],
-               now: datetime, person_id: int | None) -> None:
-    """Store the chat's new state over `previous` (as read in this transaction)."""
-    session.flush()  # the person the row refers to may be new in this transaction
+def save_state(runner: Session | Connection, chat_key: str, previous: ChatState,
+               state: dict[str, Any], now: datetime, person_id: int | None) -> None:
+    """Store the chat's new state over `previous` (as read in this transaction). The person it
+    refers to must be stored already (a session's new person flushed)."""
     values = {"state": state, "version": previous.version + 1, "updated_at": now,
               "person_id": person_id}
     if previous.stored:
-        session.execute(_UPDATE, {"key": chat_key, **values})
+        runner.execute(_UPDATE, {"key": chat_key, **values})
     else:
-        session.execute(_INSERT, {"chat_key": chat_key, **values})
+        runner.execute(_INSERT, {"chat_key": chat_key, **values})

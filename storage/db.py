@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Table, event
+from sqlalchemy import Connection, Engine, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session, create_engine
@@ -77,11 +77,12 @@ def transaction(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def insert_new(session: Session, table: Table, values: dict[str, Any],
+def insert_new(runner: Session | Connection, table: Table, values: dict[str, Any],
                key: list[str]) -> bool:
     """INSERT … ON CONFLICT (key) DO NOTHING; True if the row was new. Race-safe, one trip."""
-    statement = _insert_new_statement(session.get_bind().dialect.name, table, tuple(key))
-    return session.execute(statement, values).first() is not None
+    dialect = runner.dialect if isinstance(runner, Connection) else runner.get_bind().dialect
+    statement = _insert_new_statement(dialect.name, table, tuple(key))
+    return runner.execute(statement, values).first() is not None
 
 
 @cache

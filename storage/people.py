@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import Connection, Row, Table, bindparam, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from storage.models import Group, Invite, Organization, Person, Setting
@@ -21,27 +23,115 @@ def find_person(session: Session, channel: str, address: str) -> Person | None:
     ).first()
 
 
-# Built once: read for every incoming message, and keying a fresh statement costs more than
-# running it.
-_MEMBER = (select(Person, Organization, Group)
-           .join(Organization, Organization.id == Person.organization_id)
-           .join(Group, Group.id == Organization.group_id)
-           .where(Person.channel == bindparam("channel"), Person.address == bindparam("address")))
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """A person as read for one incoming message: a copy that no session tracks.
+
+    A change is made with a statement (`set_language`, `mark_reachable`), not by assignment.
+    """
+
+    id: int
+    channel: str
+    address: str
+    display_name: str
+    language: str | None
+    role: str
+    organization_id: int
+    active: bool
+    reachable: bool
+    created_at: datetime
 
 
-def find_member(session: Session, channel: str,
-                address: str) -> tuple[Person, Organization, Group] | None:
+@dataclass(frozen=True, slots=True)
+class OrganizationRow:
+    """An organization as read for one incoming message (see PersonRow)."""
+
+    id: int
+    key: str
+    group_id: int
+    kind: str
+    names: dict[str, str]
+    placeholder: bool
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    """A development group as read for one incoming message (see PersonRow)."""
+
+    id: int
+    key: str
+    names: dict[str, str]
+    country: str
+    timezone: str
+    language: str
+    currency: str
+    week_start: int
+    targets: dict[str, Any]
+    schedule: dict[str, Any]
+    active: bool
+
+
+MemberRows = tuple[PersonRow, OrganizationRow, GroupRow]
+#: What runs a Core statement in the current transaction: the update's connection or a session.
+Runner = Session | Connection
+
+_PERSON: Table = Person.__table__  # type: ignore[attr-defined]
+_ORGANIZATION: Table = Organization.__table__  # type: ignore[attr-defined]
+_GROUP: Table = Group.__table__  # type: ignore[attr-defined]
+
+
+def _columns(table: Table, row_type: type) -> list[Any]:
+    return [table.c[f.name] for f in fields(row_type)]
+
+
+# Built once, in Core: a person is read for every incoming message, and keying a fresh
+# statement and loading ORM objects cost several times what the database does.
+_MEMBERS = (sa_select(*_columns(_PERSON, PersonRow), *_columns(_ORGANIZATION, OrganizationRow),
+                      *_columns(_GROUP, GroupRow))
+            .join_from(_PERSON, _ORGANIZATION, _ORGANIZATION.c.id == _PERSON.c.organization_id)
+            .join(_GROUP, _GROUP.c.id == _ORGANIZATION.c.group_id))
+_MEMBER = _MEMBERS.where(_PERSON.c.channel == bindparam("channel"),
+                         _PERSON.c.address == bindparam("address"))
+_MEMBER_BY_ID = _MEMBERS.where(_PERSON.c.id == bindparam("person_id"))
+_PERSON_END = len(fields(PersonRow))
+_ORGANIZATION_END = _PERSON_END + len(fields(OrganizationRow))
+_SET_LANGUAGE = (update(_PERSON).where(_PERSON.c.id == bindparam("person_id"))
+                 .values(language=bindparam("language")))
+_SET_REACHABLE = update(_PERSON).where(_PERSON.c.id == bindparam("person_id")).values(
+    reachable=True)
+
+
+def find_member(runner: Runner, channel: str, address: str) -> MemberRows | None:
     """A person with their organization and group, in one query."""
-    row = session.exec(_MEMBER, params={"channel": channel, "address": address}).first()
-    return (row[0], row[1], row[2]) if row else None
+    return _member(runner.execute(_MEMBER, {"channel": channel, "address": address}).first())
 
 
-def organization_of(session: Session, person: Person) -> tuple[Organization, Group]:
-    organization = session.get(Organization, person.organization_id)
-    assert organization is not None
-    group = session.get(Group, organization.group_id)
-    assert group is not None
-    return organization, group
+def member_by_id(runner: Runner, person_id: int) -> MemberRows:
+    """The stored person `person_id` with their organization and group."""
+    member = _member(runner.execute(_MEMBER_BY_ID, {"person_id": person_id}).first())
+    assert member is not None, f"no person {person_id}"
+    return member
+
+
+def _member(row: Row[Any] | None) -> MemberRows | None:
+    if row is None:
+        return None
+    return (PersonRow(*row[:_PERSON_END]),
+            OrganizationRow(*row[_PERSON_END:_ORGANIZATION_END]),
+            GroupRow(*row[_ORGANIZATION_END:]))
+
+
+def set_language(runner: Runner, person: PersonRow, language: str) -> PersonRow:
+    """Store the person's language; returns the person as now stored."""
+    runner.execute(_SET_LANGUAGE, {"person_id": person.id, "language": language})
+    return replace(person, language=language)
+
+
+def mark_reachable(runner: Runner, person: PersonRow) -> PersonRow:
+    """They wrote to us, so they can be reached again (they had blocked the bot)."""
+    runner.execute(_SET_REACHABLE, {"person_id": person.id})
+    return replace(person, reachable=True)
 
 
 def new_invite(session: Session, organization: Organization, role: str, now: datetime,
