@@ -17,8 +17,7 @@ from forms.schema import FieldSpec, FormSpec
 from handlers import menu
 from handlers.context import Context
 from handlers.permissions import may_fill
-from storage.models import Report
-from storage.reports import add_report, change_report, period_report
+from storage.reports import ReportRef, add_report, period_report, replace_answers
 
 RESUME_AFTER = timedelta(minutes=30)
 
@@ -319,13 +318,12 @@ def _next(ctx: Context) -> None:
 
 # --- replacing a period report ------------------------------------------------------------
 
-def _existing(ctx: Context) -> Any:
+def _existing(ctx: Context) -> ReportRef | None:
     form = _form(ctx)
     period = _draft(ctx)["answers"].get("period")
     if form.period == "none" or period is None or ctx.organization is None:
         return None
-    assert ctx.organization.id is not None
-    report = period_report(ctx.session, form.id, ctx.organization.id, period)
+    report = period_report(ctx.connection, form.id, ctx.organization.id, period)
     if report is None or report.id == _draft(ctx).get("replaces"):
         return None
     return report
@@ -422,14 +420,13 @@ def _save(ctx: Context) -> None:
     assert organization is not None and organization.id is not None
     answers = dict(draft["answers"])
     replaces = draft.get("replaces")
-    report = ctx.session.get(Report, replaces) if replaces else None
+    report = replace_answers(ctx.connection, replaces, answers, person.id, ctx.now,
+                             reason="replaced") if replaces else None
     if report is not None:
-        change_report(ctx.session, report, answers, person.id, ctx.now, reason="replaced")
-        ctx.session.flush()
         message = ctx._("Saved. It replaces the earlier report; reference {reference}. Thank you!",
                         reference=report.ref)
     else:
-        report = add_report(ctx.session, form_id=form.id, prefix=form.prefix,
+        report = add_report(ctx.connection, form_id=form.id, prefix=form.prefix,
                             group_id=organization.group_id, organization_id=organization.id,
                             person_id=person.id, period=answers.get("period"), answers=answers,
                             now=ctx.now)

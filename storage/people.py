@@ -57,7 +57,8 @@ class OrganizationRow:
 
 @dataclass(frozen=True, slots=True)
 class GroupRow:
-    """A development group as read for one incoming message (see PersonRow)."""
+    """A development group as read for one incoming message (see PersonRow), without its
+    targets and schedule (the monitoring functions read those from the ORM Group)."""
 
     id: int
     key: str
@@ -67,8 +68,6 @@ class GroupRow:
     language: str
     currency: str
     week_start: int
-    targets: dict[str, Any]
-    schedule: dict[str, Any]
     active: bool
 
 
