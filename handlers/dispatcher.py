@@ -14,10 +14,10 @@ from handlers.context import Context, Services
 from handlers.messages import Incoming, Reply, compact
 from handlers.router import route
 from locales import DEFAULT_LANGUAGE, supported, translator
-from storage.conversations import ChatState, read_state, save_state
+from storage.conversations import ChatState, read_chat, save_state
 from storage.db import insert_new
 from storage.models import ProcessedUpdate
-from storage.people import find_member, find_person, mark_reachable
+from storage.people import MemberRows, find_person, mark_reachable
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,9 @@ class Dispatcher:
             with self.engine.connect() as connection, connection.begin():
                 if incoming.update_id is not None and not self._first_time(connection, incoming):
                     return []
-                chat = read_state(connection, _chat_key(incoming))
-                context = self._context(connection, incoming, chat)
+                chat, found = read_chat(connection, _chat_key(incoming), incoming.channel,
+                                        incoming.sender)
+                context = self._context(connection, incoming, chat, found)
                 try:
                     route(context)
                     context.flush()  # the person the chat's row refers to may be new
@@ -84,9 +85,8 @@ class Dispatcher:
         log.info("update %s already applied", key, extra={"update_id": key})
         return False
 
-    def _context(self, connection: Connection, incoming: Incoming,
-                 chat: ChatState) -> Context:
-        found = find_member(connection, incoming.channel, incoming.sender)
+    def _context(self, connection: Connection, incoming: Incoming, chat: ChatState,
+                 found: MemberRows | None) -> Context:
         if found is None:
             language = supported(incoming.language_code) or DEFAULT_LANGUAGE
             return Context(connection=connection, incoming=incoming, services=self.services,

@@ -10,14 +10,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, insert, select, update
 from sqlmodel import Session
 
 from storage.models import Conversation
+from storage.people import (
+    MEMBER_AT_ADDRESS,
+    MEMBER_COLUMNS,
+    MEMBER_TABLES,
+    MemberRows,
+    find_member,
+    member_at,
+)
 
 _TABLE: Table = Conversation.__table__  # type: ignore[attr-defined]
 _READ = (select(_TABLE.c.version, _TABLE.c.state)
          .where(_TABLE.c.chat_key == bindparam("key")).with_for_update())
+# The same, with the person writing (or nobody) in the same row. FOR UPDATE OF the chat only:
+# PostgreSQL refuses to lock the nullable side of an outer join.
+_READ_WITH_MEMBER = (_READ.add_columns(*MEMBER_COLUMNS)
+                     .select_from(_TABLE.outerjoin(MEMBER_TABLES, MEMBER_AT_ADDRESS))
+                     .with_for_update(of=_TABLE))
+_MEMBER_START = len(_READ.selected_columns)
 _UPDATE = update(_TABLE).where(_TABLE.c.chat_key == bindparam("key"))
 _INSERT = insert(_TABLE)
 
@@ -34,8 +48,24 @@ class ChatState:
 def read_state(runner: Session | Connection, chat_key: str) -> ChatState:
     """The chat's state, its row locked for the rest of the transaction where the database
     can; an empty state for a chat never seen."""
-    row = runner.execute(_READ, {"key": chat_key}).first()
-    return ChatState(row.version, dict(row.state), True) if row else ChatState(0, {}, False)
+    return _chat_state(runner.execute(_READ, {"key": chat_key}).first())
+
+
+def read_chat(runner: Session | Connection, chat_key: str, channel: str,
+              address: str) -> tuple[ChatState, MemberRows | None]:
+    """`read_state` and `find_member(channel, address)` in one query where the chat has a row
+    (one round trip less for nearly every message); a chat never seen reads the person alone."""
+    row = runner.execute(_READ_WITH_MEMBER, {"key": chat_key, "channel": channel,
+                                             "address": address}).first()
+    if row is None:
+        return ChatState(0, {}, False), find_member(runner, channel, address)
+    return _chat_state(row), member_at(row, _MEMBER_START)
+
+
+def _chat_state(row: Row[Any] | None) -> ChatState:
+    if row is None:
+        return ChatState(0, {}, False)
+    return ChatState(row.version, dict(row.state), True)
 
 
 def save_state(runner: Session | Connection, chat_key: str, previous: ChatState,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
@@ -86,12 +86,17 @@ def _columns(table: Table, row_type: type) -> list[Any]:
 
 # Built once, in Core: a person is read for every incoming message, and keying a fresh
 # statement and loading ORM objects cost several times what the database does.
-_MEMBERS = (sa_select(*_columns(_PERSON, PersonRow), *_columns(_ORGANIZATION, OrganizationRow),
-                      *_columns(_GROUP, GroupRow))
-            .join_from(_PERSON, _ORGANIZATION, _ORGANIZATION.c.id == _PERSON.c.organization_id)
-            .join(_GROUP, _GROUP.c.id == _ORGANIZATION.c.group_id))
-_MEMBER = _MEMBERS.where(_PERSON.c.channel == bindparam("channel"),
+#: The columns of a person, their organization and group (`member_at` reads them back) ...
+MEMBER_COLUMNS = [*_columns(_PERSON, PersonRow), *_columns(_ORGANIZATION, OrganizationRow),
+                  *_columns(_GROUP, GroupRow)]
+#: ... the three tables joined ...
+MEMBER_TABLES = _PERSON.join(_ORGANIZATION, _ORGANIZATION.c.id == _PERSON.c.organization_id) \
+    .join(_GROUP, _GROUP.c.id == _ORGANIZATION.c.group_id)
+#: ... and the person at the parameters "channel" and "address".
+MEMBER_AT_ADDRESS = and_(_PERSON.c.channel == bindparam("channel"),
                          _PERSON.c.address == bindparam("address"))
+_MEMBERS = sa_select(*MEMBER_COLUMNS).select_from(MEMBER_TABLES)
+_MEMBER = _MEMBERS.where(MEMBER_AT_ADDRESS)
 _MEMBER_BY_ID = _MEMBERS.where(_PERSON.c.id == bindparam("person_id"))
 _PERSON_END = len(fields(PersonRow))
 _ORGANIZATION_END = _PERSON_END + len(fields(OrganizationRow))
@@ -114,11 +119,18 @@ def member_by_id(runner: Runner, person_id: int) -> MemberRows:
 
 
 def _member(row: Row[Any] | None) -> MemberRows | None:
-    if row is None:
+    return None if row is None else member_at(row, 0)
+
+
+def member_at(row: Row[Any], start: int) -> MemberRows | None:
+    """The MEMBER_COLUMNS of `row` from position `start` on; None where they are empty (an
+    outer join that found no person)."""
+    if row[start] is None:  # the person's id
         return None
-    return (PersonRow(*row[:_PERSON_END]),
-            OrganizationRow(*row[_PERSON_END:_ORGANIZATION_END]),
-            GroupRow(*row[_ORGANIZATION_END:]))
+    person_end, organization_end = start + _PERSON_END, start + _ORGANIZATION_END
+    return (PersonRow(*row[start:person_end]),
+            OrganizationRow(*row[person_end:organization_end]),
+            GroupRow(*row[organization_end:organization_end + len(fields(GroupRow))]))
 
 
 def set_language(runner: Runner, person: PersonRow, language: str) -> PersonRow:
