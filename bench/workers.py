@@ -2,8 +2,9 @@
 
     python -m bench.workers [--workers N] [--reports K] [--database URL] [--profile]
 
-Both bots run as in production: an Application polling (updater.start_polling) the fake Bot
-API's getUpdates, one update at a time. The baseline is the cheapest useful bot: one
+Both bots run as in production: an Application polling the fake Bot API's getUpdates with
+`bot.channels.telegram.polling` (each batch applied before its offset is confirmed), one update
+at a time. The baseline is the cheapest useful bot: one
 TypeHandler that answers every update with one message. Two loads:
 
 * closed: every worker sends its next answer as soon as the reply to its previous one is
@@ -52,9 +53,8 @@ from bot.channels.fake_bot_api import (
     FakeBotApi,
     FakeUser,
     JSONDict,
-    running_polling,
 )
-from bot.channels.telegram import build_application
+from bot.channels.telegram import build_application, polling
 from bot.settings import Settings
 from storage.db import transaction
 from storage.models import Organization, Person, Report
@@ -374,7 +374,7 @@ async def echo_bench(args: argparse.Namespace) -> Figures:
 
     application.add_handler(TypeHandler(Update, echo))
     probe = Probe(fake, echo_final)
-    async with running_polling(application):
+    async with polling(application, timeout=1):
         await phase("echo warm-up", probe, make_workers(fake, probe, 0, WARMUP_WORKERS),
                     echo_report, 1)
         workers = make_workers(fake, probe, WARMUP_WORKERS, args.workers)
@@ -395,8 +395,7 @@ async def sanad_bench(sanad: Sanad, args: argparse.Namespace) -> SanadFigures:
     application: Application = build_application(  # type: ignore[type-arg]
         sanad, request=fake.request(), get_updates_request=fake.request())
     everyone: list[Worker] = []
-    async with running_polling(application):
-        await application.post_init(application)  # type: ignore[misc]  # as run_polling does
+    async with polling(application, timeout=1):
         probe = Probe(fake, sanad_final)
         warm = make_workers(fake, probe, 0, WARMUP_WORKERS)
         await phase("sanad warm-up", probe, warm, sanad_report, 2)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -22,10 +23,13 @@ TICK_SECONDS = 60
 class Background:
     """The scheduler and the sender of one process."""
 
-    def __init__(self, sanad: Sanad, deliver: Deliver) -> None:
+    def __init__(self, sanad: Sanad, deliver: Deliver,
+                 on_sent: Callable[[float, float], None] | None = None) -> None:
         self.monitor = Monitor(sanad.engine, sanad.dispatcher.services.forms,
                                sanad.settings.charts_dir, sanad.dispatcher.clock)
-        self.sender = Sender(sanad.engine, deliver, clock=sanad.dispatcher.clock)
+        self.sender = Sender(sanad.engine, deliver, clock=sanad.dispatcher.clock,
+                             on_sent=on_sent, stale_after=timedelta(
+                                 seconds=sanad.settings.outbox_claim_timeout))
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._stop = asyncio.Event()
         self._sending: asyncio.Task[None] | None = None

@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from bot import logs
 from bot.app import Sanad, assemble
+from bot.metrics import Metrics
 from bot.settings import Settings
 from forms.loader import FormFileError
 from storage.db import transaction
@@ -126,8 +127,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     from bot.channels.telegram import run_polling
 
-    run_polling(assemble(settings), with_background=not args.without_worker)
+    sanad = assemble(settings)
+    run_polling(sanad, with_background=not args.without_worker, metrics=_metrics(sanad))
     return 0
+
+
+def _metrics(sanad: Sanad) -> Metrics:
+    """The process's counters; served on METRICS_PORT when it is set."""
+    from bot.channels.telegram import ERROR_LOGGERS
+
+    metrics = Metrics(sanad.engine)
+    metrics.count_errors_of(*ERROR_LOGGERS)
+    if sanad.settings.metrics_port:
+        metrics.serve(sanad.settings.metrics_port)
+    return metrics
 
 
 def _webhook(args: argparse.Namespace, settings: Settings) -> int:
@@ -138,7 +151,6 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.channels.telegram import build_application
     from bot.channels.webhook import create_app, webhook_secret
-    from bot.metrics import Metrics
 
     sanad = assemble(settings)
     try:
@@ -148,7 +160,7 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     metrics = Metrics(sanad.engine)
     application = build_application(sanad, with_background=not args.without_worker,
-                                    on_replies=metrics.replied)
+                                    metrics=metrics)
     app = create_app(sanad, application, metrics)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None)
     return 0
@@ -197,7 +209,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_worker(assemble(settings), stop)
+        sanad = assemble(settings)
+        await run_worker(sanad, stop, metrics=_metrics(sanad))
 
     asyncio.run(work())
     return 0

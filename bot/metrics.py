@@ -1,23 +1,34 @@
-"""Prometheus counters of one web process, in a registry of its own (not the global one)."""
+"""Prometheus counters of one process, in a registry of its own (not the global one).
+
+The webhook serves them on /metrics; `run` and `worker` serve them on METRICS_PORT when it is
+set (they have no HTTP server of their own otherwise).
+"""
 
 from __future__ import annotations
 
 import logging
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 from sqlalchemy import Engine
 
 from storage.db import transaction
 from storage.outbox import depth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+WAIT_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
 
 
 class Metrics:
-    """Updates received, replies sent, errors, and the outbox depth read at scrape time.
-
-    Send latency is not here: the sender runs in the worker process, which serves no HTTP.
-    """
+    """Updates received, replies sent and how long they took, errors, the outbox depth (read
+    at scrape time), and the sender's latency: each Bot API call, and enqueue to sent."""
 
     def __init__(self, engine: Engine) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -25,19 +36,42 @@ class Metrics:
                                registry=self.registry)
         self.replies = Counter("sanad_replies_sent", "Direct replies sent to Telegram",
                                registry=self.registry)
+        self.reply_seconds = Histogram(
+            "sanad_reply_seconds", "From an update reaching the bot to its last reply sent",
+            buckets=CALL_BUCKETS, registry=self.registry)
         self.errors = Counter("sanad_errors", "Updates that failed (500) or that the "
                               "dispatcher could not apply", registry=self.registry)
         self.outbox = Gauge("sanad_outbox_depth", "Outbox messages waiting to be sent",
                             registry=self.registry)
         self.outbox.set_function(lambda: _depth(engine))
+        self.send_seconds = Histogram(
+            "sanad_send_seconds", "One Bot API call delivering an outbox message",
+            buckets=CALL_BUCKETS, registry=self.registry)
+        self.outbox_wait_seconds = Histogram(
+            "sanad_outbox_wait_seconds", "From a message entering the outbox to its delivery "
+            "(includes planned holds such as quiet hours)", buckets=WAIT_BUCKETS,
+            registry=self.registry)
         self.error_log = _CountErrors(self.errors)
 
-    def replied(self, count: int) -> None:
+    def replied(self, count: int, seconds: float) -> None:
         self.replies.inc(count)
+        self.reply_seconds.observe(seconds)
+
+    def sent(self, call_seconds: float, waited_seconds: float) -> None:
+        self.send_seconds.observe(call_seconds)
+        self.outbox_wait_seconds.observe(max(0.0, waited_seconds))
 
     def render(self) -> bytes:
         """The text exposition; queries the database (call it off the event loop)."""
         return generate_latest(self.registry)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Serve /metrics on `port` from a thread (processes without a web server)."""
+        start_http_server(port, addr=host, registry=self.registry)
+
+    def count_errors_of(self, *loggers: str) -> None:
+        for name in loggers:
+            logging.getLogger(name).addHandler(self.error_log)
 
 
 def _depth(engine: Engine) -> float:

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     telegram_base_file_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None  # required by `python -m bot webhook`
     log_format: Literal["text", "json"] = "text"
+    metrics_port: int | None = None  # `run` and `worker` serve /metrics here (127.0.0.1)
+    # A claimed outbox message whose sender went silent this long is sent again (PostgreSQL,
+    # several senders; on SQLite the one sender takes back every claim when it starts).
+    outbox_claim_timeout: float = 600.0
     database_url: str = "sqlite:///data/sanad.db"
     data_dir: Path = Path("data")
 

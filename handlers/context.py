@@ -48,6 +48,9 @@ class Context:
     organization: OrganizationRow | None = None
     group: GroupRow | None = None
     replies: list[Reply] = field(default_factory=list)
+    # The replies to the chat's previous message may never have been sent (a process died
+    # between storing and sending): the person may not have seen the question now open.
+    reply_unsure: bool = False
     _session: Session | None = field(default=None, repr=False)
 
     @property

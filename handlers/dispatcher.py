@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session
 
 from handlers.context import Context, Services
-from handlers.messages import Incoming, Reply, compact
+from handlers.messages import Incoming, Reply, TryLater, compact
 from handlers.router import route
 from locales import DEFAULT_LANGUAGE, supported, translator
-from storage.conversations import ChatState, read_chat, save_state
-from storage.db import insert_new
+from storage.conversations import ChatState, mark_replied, read_chat, save_state
+from storage.db import insert_new, transaction
 from storage.models import ProcessedUpdate
+from storage.outbox import enqueue
 from storage.people import MemberRows, find_person, mark_reachable
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+REPLIED_DELAY = 0.5  # seconds: how long "these replies were sent" may wait to be written
 
 
 class Dispatcher:
@@ -31,6 +34,11 @@ class Dispatcher:
         self.engine = engine
         self.services = services
         self.clock = clock
+        # Chat key -> version: saved here, its replies not yet handed to the channel ...
+        self._saved: dict[str, int] = {}
+        # ... handed over, not yet written down (one write for many chats, see `delivered`).
+        self._replied: dict[str, int] = {}
+        self._replied_since = time.monotonic()
 
     def handle(self, incoming: Incoming) -> list[Reply]:
         try:
@@ -38,32 +46,95 @@ class Dispatcher:
             with self.engine.connect() as connection, connection.begin():
                 if incoming.update_id is not None and not self._first_time(connection, incoming):
                     return []
-                chat, found = read_chat(connection, _chat_key(incoming), incoming.channel,
-                                        incoming.sender)
+                key = _chat_key(incoming)
+                chat, found = read_chat(connection, key, incoming.channel, incoming.sender)
                 context = self._context(connection, incoming, chat, found)
+                context.reply_unsure = not chat.replied and self._replied.get(key) != chat.version
                 try:
                     route(context)
                     context.flush()  # the person the chat's row refers to may be new
                 finally:
                     context.close()
+                _spend_pressed_buttons(incoming, chat, context)
                 person_id = context.person.id if context.person else None
-                save_state(connection, _chat_key(incoming), chat, context.state, context.now,
-                           person_id)
+                save_state(connection, key, chat, context.state, context.now, person_id)
                 replies = compact(context.replies)
+            self._saved[key] = chat.version + 1
             _log_applied(incoming, context)
             return replies
         except IntegrityError:
             log.info("update %s:%s applied concurrently", incoming.channel, incoming.update_id,
                      extra={"update_id": _update_key(incoming)})
             return []
+        except (OperationalError, InterfaceError) as error:
+            # The database did not take the update: worth delivering again, not a "sorry".
+            log.warning("update %s:%s not applied, the database is unavailable (%s)",
+                        incoming.channel, incoming.update_id, error.__class__.__name__,
+                        extra={"update_id": _update_key(incoming)})
+            raise TryLater(_update_key(incoming)) from error
         except Exception:
-            # Nothing of this update was stored; the person may simply try again.
+            # A fault of ours: delivering it again would fail again. Nothing of this update
+            # was stored; the person may simply try again.
             log.exception("update %s:%s failed", incoming.channel, incoming.update_id,
                           extra={"update_id": _update_key(incoming)})
-            tr = translator(self._language_of(incoming))
-            return [Reply(tr.gettext("Sorry, something went wrong and this message could not be "
-                                     "processed. Your earlier answers are kept; please try "
-                                     "again."))]
+            return [self.sorry(incoming)]
+
+    def delivered(self, incoming: Incoming) -> None:
+        """The channel handed over the replies of `incoming` (sent them, or kept them in the
+        outbox). Written down for many chats at once, at most REPLIED_DELAY later: a crash in
+        between costs those chats a "continue where you stopped?" question, nothing more."""
+        version = self._saved.pop(_chat_key(incoming), None)
+        if version is not None:
+            self._replied[_chat_key(incoming)] = version
+        if time.monotonic() - self._replied_since >= REPLIED_DELAY:
+            self.write_delivered()
+
+    def write_delivered(self) -> None:
+        """Write down the handed-over replies (also called when a channel idles or stops)."""
+        self._replied_since = time.monotonic()
+        if not self._replied:
+            return
+        replied, self._replied = self._replied, {}
+        try:
+            with transaction(self.engine) as session:
+                mark_replied(session, replied)
+        except Exception as error:  # the marks are a courtesy: losing them is safe
+            log.warning("could not record %d delivered replies (%s)", len(replied),
+                        error.__class__.__name__)
+
+    def sorry(self, incoming: Incoming) -> Reply:
+        """What a person reads when their message could not be processed."""
+        tr = translator(self._language_of(incoming))
+        return Reply(tr.gettext("Sorry, something went wrong and this message could not be "
+                                "processed. Your earlier answers are kept; please try again."))
+
+    def keep_unsent(self, incoming: Incoming, replies: list[Reply]) -> int:
+        """Replies the channel could not send (after the update was committed) go to the
+        outbox, so the sender delivers them with its retries; returns how many were kept.
+
+        Only a registered person has an outbox; a document (an export) is not kept: asking
+        again makes a fresh one.
+        """
+        kept = 0
+        with transaction(self.engine) as session:
+            person = find_person(session, incoming.channel, incoming.sender)
+            if person is None or person.id is None:
+                log.warning("update %s: %d replies could not be sent and are lost (no person)",
+                            _update_key(incoming), len(replies),
+                            extra={"update_id": _update_key(incoming)})
+                return 0
+            for number, reply in enumerate(replies, 1):
+                if reply.document is not None:
+                    continue
+                kept += enqueue(session, person_id=person.id, kind="reply",
+                                dedupe_key=f"reply:{_update_key(incoming)}:{number}",
+                                text=reply.text, now=self.clock(),
+                                options=[(o.label, o.value) for o in reply.options],
+                                photo_path=str(reply.photo) if reply.photo else None)
+        log.warning("update %s: %d replies could not be sent; they wait in the outbox",
+                    _update_key(incoming), kept,
+                    extra={"update_id": _update_key(incoming), "person_id": person.id})
+        return kept
 
     def _language_of(self, incoming: Incoming) -> str:
         """The person's chosen language, read afresh (the failed transaction is gone)."""
@@ -98,6 +169,16 @@ class Dispatcher:
         return Context(connection=connection, incoming=incoming, services=self.services,
                        now=self.clock(), tr=translator(language), state=chat.state,
                        person=person, organization=organization, group=group)
+
+
+def _spend_pressed_buttons(incoming: Incoming, chat: ChatState, context: Context) -> None:
+    """A button works once: after a press was taken, the buttons of its message stop working
+    unless the answer offered them again. A double tap, or a press sent again over a slow
+    network, then gets "that button no longer works" instead of answering the next question."""
+    pressed = (incoming.choice or "").partition(":")[0]
+    nonce = chat.state.get("nonce")
+    if nonce and pressed == nonce and context.state.get("nonce") == nonce:
+        context.state.pop("nonce")
 
 
 def _update_key(incoming: Incoming) -> str:

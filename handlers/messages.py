@@ -57,6 +57,12 @@ class Incoming:
         return parts[1].strip() if len(parts) > 1 else ""
 
 
+class TryLater(Exception):
+    """Nothing of the update was stored because the database could not take it (unreachable,
+    locked, a connection lost). The channel has the platform deliver it again: the webhook
+    answers 500, polling does not confirm its offset."""
+
+
 @dataclass(frozen=True)
 class Option:
     """A choice offered with a reply: a button on Telegram, a numbered line on the console."""

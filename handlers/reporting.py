@@ -77,8 +77,8 @@ def answer(ctx: Context) -> None:
     draft = _draft(ctx)
     touched = datetime.fromisoformat(draft["touched"])
     draft["touched"] = ctx.now.isoformat()
-    if ctx.now - touched > RESUME_AFTER and ctx.incoming.choice is None:
-        offer_resume(ctx)
+    if (ctx.now - touched > RESUME_AFTER or ctx.reply_unsure) and ctx.incoming.choice is None:
+        offer_resume(ctx)  # a typed answer may not be for the question now open
         return
     step = draft["step"]
     if step == "summary":

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -172,6 +173,7 @@ class Sender:
         batch: int | None = None,
         stale_after: timedelta = timedelta(minutes=10),
         idle_seconds: float = 1.0,
+        on_sent: Callable[[float, float], None] | None = None,
     ) -> None:
         self.engine = engine
         self.deliver = deliver
@@ -187,6 +189,7 @@ class Sender:
             per_second, per_chat_seconds, lambda: clock().timestamp(), sleep, burst
         )
         self.stats: Counter[str] = Counter()
+        self.on_sent = on_sent  # told (seconds of the call, seconds since enqueued) per send
         self._wake = asyncio.Event()
 
     # --- running ----------------------------------------------------------------------------
@@ -270,6 +273,7 @@ class Sender:
         async with slots:
             for _ in range(FLOOD_WAITS_IN_PLACE):
                 await self.limiter.acquire()
+                started = time.perf_counter()
                 try:
                     await self.deliver(address, message)
                 except RetryAfter as flood:
@@ -287,6 +291,9 @@ class Sender:
                     return self._record(message, "retry", error)
                 finally:
                     self.limiter.done(chat)
+                if self.on_sent is not None:
+                    self.on_sent(time.perf_counter() - started,
+                                 (self.clock() - message.created_at).total_seconds())
                 return self._record(message, "sent")
             return self._record(message, "released")
 

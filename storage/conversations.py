@@ -24,7 +24,7 @@ from storage.people import (
 )
 
 _TABLE: Table = Conversation.__table__  # type: ignore[attr-defined]
-_READ = (select(_TABLE.c.version, _TABLE.c.state)
+_READ = (select(_TABLE.c.version, _TABLE.c.state, _TABLE.c.replied_version)
          .where(_TABLE.c.chat_key == bindparam("key")).with_for_update())
 # The same, with the person writing (or nobody) in the same row. FOR UPDATE OF the chat only:
 # PostgreSQL refuses to lock the nullable side of an outer join.
@@ -34,6 +34,10 @@ _READ_WITH_MEMBER = (_READ.add_columns(*MEMBER_COLUMNS)
 _MEMBER_START = len(_READ.selected_columns)
 _UPDATE = update(_TABLE).where(_TABLE.c.chat_key == bindparam("key"))
 _INSERT = insert(_TABLE)
+_REPLIED = (update(_TABLE)
+            .where(_TABLE.c.chat_key == bindparam("key"),
+                   _TABLE.c.replied_version < bindparam("replied"))
+            .values(replied_version=bindparam("replied")))
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class ChatState:
     version: int
     state: dict[str, Any]
     stored: bool
+    replied: bool = True  # the replies of the last version reached the channel
 
 
 def read_state(runner: Session | Connection, chat_key: str) -> ChatState:
@@ -65,7 +70,7 @@ def read_chat(runner: Session | Connection, chat_key: str, channel: str,
 def _chat_state(row: Row[Any] | None) -> ChatState:
     if row is None:
         return ChatState(0, {}, False)
-    return ChatState(row.version, dict(row.state), True)
+    return ChatState(row.version, dict(row.state), True, row.replied_version >= row.version)
 
 
 def save_state(runner: Session | Connection, chat_key: str, previous: ChatState,
@@ -78,3 +83,11 @@ def save_state(runner: Session | Connection, chat_key: str, previous: ChatState,
         runner.execute(_UPDATE, {"key": chat_key, **values})
     else:
         runner.execute(_INSERT, {"chat_key": chat_key, **values})
+
+
+def mark_replied(session: Session, replied: dict[str, int]) -> None:
+    """Record that the replies of these chats' versions (chat key -> version) were handed to
+    the channel; a row already saved again keeps its newer mark."""
+    if replied:
+        session.execute(_REPLIED, [{"key": key, "replied": version}
+                                   for key, version in replied.items()])

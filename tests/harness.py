@@ -12,7 +12,7 @@ from telegram.ext import Application
 
 from bot.app import Sanad
 from bot.channels.fake_bot_api import FakeBotApi, FakeUser, SentMessage
-from bot.channels.telegram import build_application
+from bot.channels.telegram import apply_update, build_application
 from storage.db import transaction
 from storage.models import Organization
 from storage.people import new_invite
@@ -30,9 +30,9 @@ def invite(sanad: Sanad, org: str, role: str = "worker",
 class Telegram:
     """The fake Telegram and the real Application of one Sanad."""
 
-    def __init__(self, sanad: Sanad) -> None:
+    def __init__(self, sanad: Sanad, api: FakeBotApi | None = None) -> None:
         self.sanad = sanad
-        self.api = FakeBotApi()
+        self.api = api or FakeBotApi()  # the same api: update ids go on where they were
         self.app: Application = build_application(sanad, request=self.api.request(),
                                                   get_updates_request=self.api.request())
 
@@ -42,20 +42,23 @@ class Telegram:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.app.post_stop(self.app)  # type: ignore[misc]
         await self.app.shutdown()
 
     def person(self, user_id: int, name: str = "Fatima", language: str | None = "ar") -> Person:
         return Person(self, self.api.user(user_id, first_name=name, language_code=language))
 
     async def deliver(self, update: dict[str, Any]) -> None:
-        await self.app.process_update(Update.de_json(update, self.app.bot))
+        await apply_update(self.app, Update.de_json(update, self.app.bot))
 
     async def rebuild(self) -> None:
         """Stop the Application and build a new one on the same database (a restart)."""
+        await self.app.post_stop(self.app)  # type: ignore[misc]
         await self.app.shutdown()
         self.app = build_application(self.sanad, request=self.api.request(),
                                      get_updates_request=self.api.request())
         await self.app.initialize()
+        await self.app.post_init(self.app)  # type: ignore[misc]
 
 
 class Person:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from telegram import Bot
 
 from bot.app import Sanad
-from bot.channels.fake_bot_api import FakeBotApi, running_polling
-from bot.channels.telegram import build_application, run_worker
+from bot.channels.fake_bot_api import FakeBotApi
+from bot.channels.telegram import build_application, polling, run_worker
 from tests.conftest import Clock
 from tests.harness import Telegram, invite, plain
 
@@ -27,8 +27,7 @@ async def test_the_bot_process_reminds_and_the_button_opens_the_form(sanad: Sana
     api = telegram.api   # the same Telegram: update ids go on from where they were
     app = build_application(sanad, request=api.request(), get_updates_request=api.request(),
                             with_background=True)
-    async with running_polling(app):
-        await app.post_init(app)  # type: ignore[misc]  # Application.run_polling calls it
+    async with polling(app, timeout=1):
         reminder = await api.wait_for(lambda m: m.chat_id == 601 and "Reminder" in
                                       plain(m.text or ""), timeout=15)
         assert "Recycling output" in plain(reminder.text or "")
@@ -37,7 +36,6 @@ async def test_the_bot_process_reminds_and_the_button_opens_the_form(sanad: Sana
         api.user(601, language_code="en").press(data, reminder)
         await api.wait_for(lambda m: m.chat_id == 601 and "For which week?" in
                            plain(m.text or ""), timeout=10)
-        await app.post_stop(app)  # type: ignore[misc]  # Application.run_polling calls it
 
 
 async def test_the_worker_process_sends_alone(sanad: Sanad, clock: Clock) -> None:

@@ -3,10 +3,12 @@ back, skip, change one answer, cancel, replacement of a period report, resume.""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlmodel import select
 
-from bot.app import Sanad
+from bot.app import Sanad, assemble
 from storage.db import transaction
 from storage.models import Report, ReportChange
 from tests.conftest import Clock
@@ -174,6 +176,39 @@ async def test_a_second_report_for_the_period_replaces_the_first_with_an_audit_t
     with transaction(sanad.engine) as session:
         [change] = session.exec(select(ReportChange)).all()
     assert (change.field, change.old_value, change.new_value) == ("paper_kg", 10, 11)
+
+
+async def test_after_a_crash_before_the_reply_a_typed_answer_is_not_taken_blindly(
+        sanad: Sanad, clock: Clock) -> None:
+    """The process stored Fatima's answer and died before sending the next question: she
+    never saw it. What she types next may be meant for the earlier question, so she is asked
+    where to go on; Continue shows the question she missed."""
+    async with Telegram(sanad) as telegram:
+        fatima = await registered(telegram)
+        await fatima.says("/recycling")
+        await fatima.taps("week of 29 Nov")
+        assert "Paper collected" in fatima.last
+
+        def die_before_replying(method: str, params: dict) -> None:
+            if method == "sendMessage":
+                raise asyncio.CancelledError  # the process is gone at this instant
+
+        telegram.api.on_request = die_before_replying  # type: ignore[assignment]
+        with pytest.raises(asyncio.CancelledError):
+            await fatima.says("10")
+        telegram.api.on_request = None
+    restarted = assemble(sanad.settings, clock=clock)  # a new process, same database
+    async with Telegram(restarted, telegram.api) as telegram:
+        fatima = telegram.person(201, "Fatima", language="en")
+        await fatima.says("10")
+        assert "unfinished report" in fatima.last
+        await fatima.taps("Continue")
+        assert "Aluminium collected" in fatima.last
+        await fatima.says("4")
+        assert "Plastic collected" in fatima.last  # from here on, as if nothing happened
+        await fatima.says("6")
+        assert "Quantity sold" in fatima.last
+    restarted.engine.dispose()
 
 
 async def test_resume_after_a_restart_and_after_days(sanad: Sanad, clock: Clock) -> None:

@@ -12,8 +12,8 @@ from sqlmodel import select
 
 from bot import logs
 from bot.app import Sanad
-from bot.channels.fake_bot_api import FakeBotApi, running_polling
-from bot.channels.telegram import build_application
+from bot.channels.fake_bot_api import FakeBotApi
+from bot.channels.telegram import build_application, polling
 from bot.settings import Settings
 from storage.db import transaction
 from storage.models import Report
@@ -50,8 +50,7 @@ async def test_a_whole_report_over_long_polling(sanad: Sanad, log_output: io.Str
         data = dict((plain(t), d) for t, d in api.buttons(message))[label]
         layla.press(data, message)
 
-    async with running_polling(app):
-        await app.post_init(app)  # type: ignore[misc]  # Application.run_polling calls it
+    async with polling(app, timeout=1):
         layla.command("start", code)
         await api.wait_for(lambda m: m.chat_id == 301 and bool(m.reply_markup), timeout=10)
         await tap("English")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from handlers.dispatcher import Dispatcher
-from handlers.messages import Incoming, Location, Option, Photo, Reply
+from handlers.messages import Incoming, Location, Option, Photo, Reply, TryLater
 
 CHANNEL = "console"
 COORDINATES = re.compile(r"^\s*(-?\d{1,2}(?:\.\d+)?)\s*,\s*(-?\d{1,3}(?:\.\d+)?)\s*$")
@@ -34,7 +34,13 @@ class ConsoleChat:
 
     def send(self, line: str) -> None:
         """Give Sanad one typed line and print what it answers."""
-        self.show(self.dispatcher.handle(self.incoming(line)))
+        incoming = self.incoming(line)
+        try:
+            replies = self.dispatcher.handle(incoming)
+        except TryLater:  # no platform to deliver it again: the person types it again
+            replies = [self.dispatcher.sorry(incoming)]
+        self.show(replies)
+        self.dispatcher.delivered(incoming)
 
     def incoming(self, line: str) -> Incoming:
         text = line.strip()
@@ -78,6 +84,7 @@ class ConsoleChat:
                 self.out.flush()
             line = lines.readline()
             if not line or line.strip() in ("/quit", "/exit"):
+                self.dispatcher.write_delivered()
                 return
             if line.strip():
                 self.send(line)

@@ -8,21 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import signal
+import time
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager, suppress
+from contextvars import ContextVar
+from typing import Any
 
 from telegram import (
     Bot,
     BotCommand,
     Update,
 )
-from telegram.error import BadRequest, TelegramError
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import Sanad
 from bot.background import Background
 from bot.channels.telegram_delivery import CHANNEL, keyboard, telegram_deliver
-from handlers.messages import Incoming, Location, Photo, Reply
+from bot.metrics import Metrics
+from handlers.dispatcher import REPLIED_DELAY
+from handlers.messages import Incoming, Location, Photo, Reply, TryLater
 from locales import LANGUAGES, translator
 from storage.db import transaction
 from storage.people import remember
@@ -31,17 +38,28 @@ log = logging.getLogger(__name__)
 USERNAME_SETTING = "telegram_username"
 CAPTION_LIMIT = 1024
 SENDER_CONNECTIONS = 16  # above the sender's concurrency, so sends do not queue for a socket
+ALLOWED_UPDATES = ["message", "callback_query"]
+ERROR_LOGGERS = ("handlers", "bot.channels", "outbox")  # their ERROR records count as errors
+POLL_TIMEOUT = 30  # seconds getUpdates waits for an update (long polling)
+RETRY_SECONDS = (1, 2, 4, 8, 15, 30)  # waits after failures, the last one repeated
+
+_failures: ContextVar[list[BaseException] | None] = ContextVar("update_failures", default=None)
+
+
+class NotRecorded(Exception):
+    """An update went through the Application but was not stored: Telegram must send it
+    again (the webhook answers 500; polling keeps its offset unconfirmed)."""
 
 
 def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
                       get_updates_request: BaseRequest | None = None,
                       with_background: bool = False,
-                      on_replies: Callable[[int], None] | None = None) -> Application:
+                      metrics: Metrics | None = None) -> Application:
     """The python-telegram-bot Application for `sanad`; requests can be replaced in tests.
 
     With `with_background`, the scheduler and the outbox sender run in the same process,
     started after the bot introduced itself and stopped before it shuts down.
-    `on_replies` is told how many replies each update produced, once they were sent.
+    `metrics` counts updates, replies, their time and the sender's, when given.
     """
     settings = sanad.settings
     if settings.telegram_bot_token is None:
@@ -53,27 +71,168 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
     if request is not None:
         builder = builder.request(request).get_updates_request(get_updates_request or request)
     background: list[Background] = []
+    tasks: list[asyncio.Task[None]] = []
 
     async def started(application: Application) -> None:
         await _introduce(sanad, application)
+        tasks.append(asyncio.create_task(_write_delivered_regularly(sanad)))
         if with_background:
-            background.append(Background(sanad, telegram_deliver(application.bot)))
+            background.append(Background(sanad, telegram_deliver(application.bot),
+                                         metrics.sent if metrics else None))
             await background[0].start()
 
     async def stopping(application: Application) -> None:
         for work in background:
             await work.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        sanad.dispatcher.write_delivered()
 
-    application = builder.post_init(started).post_stop(stopping).build()
+    # No Updater: `poll` confirms an offset only after the update was recorded, which PTB's
+    # Updater (it fetches the next batch while the last one waits in a queue) does not.
+    application = builder.updater(None).post_init(started).post_stop(stopping).build()
     # One handler for every update: the dispatcher decides what it means, so PTB's handler
     # groups have nothing to order. Updates of one chat are processed in arrival order.
-    application.add_handler(TypeHandler(Update, _handler(sanad, on_replies)))
+    application.add_handler(TypeHandler(Update, _handler(sanad, metrics)))
+    application.add_error_handler(_remember_failure)
     return application
 
 
-def run_polling(sanad: Sanad, *, with_background: bool = True) -> None:
-    application = build_application(sanad, with_background=with_background)
-    application.run_polling(allowed_updates=["message", "callback_query"])
+async def apply_update(application: Application, update: Update) -> None:
+    """Process one update; raise NotRecorded if the database could not take it.
+
+    Any other failure is a fault of ours that a redelivery would repeat: it is logged (the
+    dispatcher has already told the person) and the update counts as done.
+    """
+    failures: list[BaseException] = []
+    token = _failures.set(failures)
+    try:
+        await application.process_update(update)
+    finally:
+        _failures.reset(token)
+    for failure in failures:
+        if isinstance(failure, TryLater):
+            raise NotRecorded(update.update_id) from failure
+
+
+async def _remember_failure(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """PTB hands handler exceptions here instead of raising them from process_update."""
+    update_id = getattr(update, "update_id", None)
+    if isinstance(context.error, TryLater):
+        log.warning("update telegram:%s not recorded; Telegram will deliver it again",
+                    update_id, extra={"update_id": f"telegram:{update_id}"})
+    else:
+        log.error("update telegram:%s failed", update_id, exc_info=context.error,
+                  extra={"update_id": f"telegram:{update_id}"})
+    failures = _failures.get()
+    if failures is not None and context.error is not None:
+        failures.append(context.error)
+
+
+@asynccontextmanager
+async def running(application: Application) -> AsyncIterator[Application]:
+    """The Application started (with its post_init: command list, scheduler and sender if it
+    has them) for the duration of the block, then stopped and shut down."""
+    await application.initialize()
+    try:
+        if application.post_init is not None:
+            await application.post_init(application)
+        await application.start()
+        try:
+            yield application
+        finally:
+            await application.stop()
+            if application.post_stop is not None:
+                await application.post_stop(application)
+    finally:
+        await application.shutdown()
+
+
+async def poll(application: Application, stop: asyncio.Event,
+               timeout: float = POLL_TIMEOUT) -> None:
+    """Long polling that loses nothing Telegram considers delivered.
+
+    getUpdates(offset) tells Telegram to forget every update below `offset`. The next offset
+    is sent only after each update of the batch went through the dispatcher, which committed
+    it with its effect (or found it already applied). An update the database could not take
+    stops the batch; it is fetched again after a wait. A crash at any moment therefore leaves
+    Telegram holding every update that was not recorded.
+    """
+    offset: int | None = None
+    failures = 0
+    while not stop.is_set():
+        try:
+            updates = await _unless_stopped(stop, application.bot.get_updates(
+                offset=offset, timeout=int(timeout), allowed_updates=ALLOWED_UPDATES,
+                read_timeout=timeout + 10))
+            for update in updates:
+                await apply_update(application, update)
+                offset = update.update_id + 1
+            failures = 0
+        except (TelegramError, NotRecorded) as error:
+            wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+            failures += 1
+            log.warning("polling: %s; trying again in %d s", error.__class__.__name__, wait)
+            await _wait(stop, wait)
+
+
+async def _unless_stopped(stop: asyncio.Event,
+                          fetching: Coroutine[Any, Any, tuple[Update, ...]]) -> tuple[Update, ...]:
+    """The fetched updates, or none if `stop` came first (what was being fetched is not
+    confirmed, so Telegram keeps it)."""
+    fetch = asyncio.ensure_future(fetching)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((fetch, stopped), return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not fetch.done():
+        fetch.cancel()
+        with suppress(asyncio.CancelledError):
+            await fetch
+        return ()
+    return fetch.result()
+
+
+@asynccontextmanager
+async def polling(application: Application,
+                  timeout: float = POLL_TIMEOUT) -> AsyncIterator[Application]:
+    """The Application running and polling for the duration of the block."""
+    stop = asyncio.Event()
+    async with running(application):
+        task = asyncio.create_task(poll(application, stop, timeout))
+        try:
+            yield application
+        finally:
+            stop.set()
+            await task
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def run_polling_until(sanad: Sanad, stop: asyncio.Event, *, with_background: bool = True,
+                            metrics: Metrics | None = None) -> None:
+    """Poll (and, with `with_background`, schedule and send) until `stop` is set."""
+    application = build_application(sanad, with_background=with_background, metrics=metrics)
+    async with running(application):
+        await application.bot.delete_webhook()
+        await poll(application, stop)
+
+
+def run_polling(sanad: Sanad, *, with_background: bool = True,
+                metrics: Metrics | None = None) -> None:
+    """`python -m bot run`: poll until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_polling_until(sanad, stop, with_background=with_background, metrics=metrics)
+
+    asyncio.run(main())
 
 
 def make_bot(sanad: Sanad) -> Bot:
@@ -86,10 +245,11 @@ def make_bot(sanad: Sanad) -> Bot:
                request=HTTPXRequest(connection_pool_size=SENDER_CONNECTIONS))
 
 
-async def run_worker(sanad: Sanad, stop: asyncio.Event, bot: Bot | None = None) -> None:
+async def run_worker(sanad: Sanad, stop: asyncio.Event, bot: Bot | None = None,
+                     metrics: Metrics | None = None) -> None:
     """The scheduler and the sender alone, until `stop` is set."""
     async with bot or make_bot(sanad) as ready:
-        work = Background(sanad, telegram_deliver(ready))
+        work = Background(sanad, telegram_deliver(ready), metrics.sent if metrics else None)
         await work.start()
         await stop.wait()
         await work.stop()
@@ -116,21 +276,53 @@ async def _introduce(sanad: Sanad, application: Application) -> None:
 
 
 def _handler(sanad: Sanad,  # type: ignore[no-untyped-def]
-             on_replies: Callable[[int], None] | None = None):
+             metrics: Metrics | None = None):
     async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        started = time.perf_counter()
+        if metrics is not None:
+            metrics.updates.inc()
         incoming = to_incoming(update)
         if incoming is None:
             return
         if update.callback_query is not None:
             await _acknowledge(update)
-        replies = sanad.dispatcher.handle(incoming)
-        chat_id = int(incoming.chat_id)
-        for reply in replies:
-            await send(context.bot, chat_id, reply)
-        if on_replies is not None:
-            on_replies(len(replies))
+        replies = sanad.dispatcher.handle(incoming)  # TryLater: nothing stored, so raise
+        sent = await _send_replies(sanad, context.bot, incoming, replies)
+        if metrics is not None:
+            metrics.replied(sent, time.perf_counter() - started)
 
     return handle
+
+
+async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming,
+                        replies: list[Reply]) -> int:
+    """Send the replies of a committed update; what Telegram does not take waits in the
+    outbox for the sender and its retries (the update itself is recorded: a redelivery would
+    be ignored, so failing it would lose the replies). Returns how many were sent now."""
+    chat_id = int(incoming.chat_id)
+    sent = len(replies)
+    for number, reply in enumerate(replies):
+        try:
+            await send(bot, chat_id, reply)
+        except Forbidden:
+            log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
+            sent = number
+            break
+        except TelegramError as error:
+            log.warning("update telegram:%s: a reply was not sent (%s)", incoming.update_id,
+                        error.__class__.__name__)
+            sanad.dispatcher.keep_unsent(incoming, replies[number:])
+            sent = number
+            break
+    sanad.dispatcher.delivered(incoming)
+    return sent
+
+
+async def _write_delivered_regularly(sanad: Sanad) -> None:
+    """An idle process still writes down, soon, which replies it sent."""
+    while True:
+        await asyncio.sleep(REPLIED_DELAY)
+        sanad.dispatcher.write_delivered()
 
 
 def to_incoming(update: Update) -> Incoming | None:
@@ -169,7 +361,7 @@ async def _acknowledge(update: Update) -> None:
     assert query is not None
     try:
         await query.answer()
-    except BadRequest as error:
+    except TelegramError as error:  # cosmetic: the spinner stops by itself
         log.debug("could not answer the button press: %s", error)
 
 
