@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from forms.periods import Period
@@ -11,7 +12,10 @@ from forms.schema import FieldSpec, FormSpec
 from locales import Translator
 
 
+@lru_cache(maxsize=1024)
 def period_label(period: Period, tr: Translator) -> str:
+    """"November 2026", "week of 16 Nov to 22 Nov 2026"; remembered, as forms show the same
+    few periods over and over and Babel's date formatting is slow."""
     if period.kind == "month":
         return tr.date(period.start, "LLLL y")
     return tr.gettext("week of {start} to {end}", start=tr.date(period.start, "d MMM"),
