@@ -26,9 +26,10 @@ def status(ctx: Context) -> None:
     if ctx.person.role == "admin" or ctx.group.key == NETWORK_GROUP:
         ctx.say(_network(ctx, "week"))
         return
+    group = _group(ctx)
     lines = [ctx._("Where reporting stands, {group}:",
-                   group=ctx.group.names.get(ctx.language, ctx.group.key))]
-    for state in _states(ctx, _group(ctx)):
+                   group=group.names.get(ctx.language, group.key))]
+    for state in _states(ctx, group):
         title = state.form.title.get(ctx.language)
         period = period_label(state.period, ctx.tr)
         due = ctx.tr.date(state.due, "d MMMM")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers import language, menu
 from handlers.context import Context
+from storage.models import Organization
 from storage.people import InviteProblem, member_by_id, redeem_invite
 
 
@@ -35,9 +36,11 @@ def redeem(ctx: Context, code: str) -> None:
         return
     assert result.id is not None  # redeem_invite flushed the new person
     ctx.person, ctx.organization, ctx.group = member_by_id(ctx.session, result.id)
+    organization = ctx.session.get(Organization, result.organization_id)
+    assert organization is not None
     ctx.say(ctx._("Welcome to Sanad, {name}! You are registered as {role} of {organization}.",
                   name=result.display_name or "", role=role_name(ctx, result.role),
-                  organization=ctx.organization.names.get(ctx.language, ctx.organization.key)))
+                  organization=organization.names.get(ctx.language, organization.key)))
     language.ask(ctx)
 
 

@@ -6,13 +6,15 @@ a statement built and keyed per call) that cost several times what the database 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlmodel import Session
 
+from storage.hot import HotStatement
 from storage.models import Conversation
 from storage.people import (
     MEMBER_AT_ADDRESS,
@@ -32,7 +34,9 @@ _READ_WITH_MEMBER = (_READ.add_columns(*MEMBER_COLUMNS)
                      .select_from(_TABLE.outerjoin(MEMBER_TABLES, MEMBER_AT_ADDRESS))
                      .with_for_update(of=_TABLE))
 _MEMBER_START = len(_READ.selected_columns)
+_READ_WITH_MEMBER_HOT = HotStatement(_READ_WITH_MEMBER)
 _UPDATE = update(_TABLE).where(_TABLE.c.chat_key == bindparam("key"))
+_UPDATE_HOT = HotStatement(_UPDATE)
 _INSERT = insert(_TABLE)
 _REPLIED = (update(_TABLE)
             .where(_TABLE.c.chat_key == bindparam("key"),
@@ -60,17 +64,19 @@ def read_chat(runner: Session | Connection, chat_key: str, channel: str,
               address: str) -> tuple[ChatState, MemberRows | None]:
     """`read_state` and `find_member(channel, address)` in one query where the chat has a row
     (one round trip less for nearly every message); a chat never seen reads the person alone."""
-    row = runner.execute(_READ_WITH_MEMBER, {"key": chat_key, "channel": channel,
-                                             "address": address}).first()
+    row = _READ_WITH_MEMBER_HOT.first(runner, {"key": chat_key, "channel": channel,
+                                               "address": address})
     if row is None:
         return ChatState(0, {}, False), find_member(runner, channel, address)
     return _chat_state(row), member_at(row, _MEMBER_START)
 
 
-def _chat_state(row: Row[Any] | None) -> ChatState:
+def _chat_state(row: Sequence[Any] | None) -> ChatState:
+    """The state from the columns of _READ."""
     if row is None:
         return ChatState(0, {}, False)
-    return ChatState(row.version, dict(row.state), True, row.replied_version >= row.version)
+    version, state, replied_version = row[0], row[1], row[2]
+    return ChatState(version, dict(state), True, replied_version >= version)
 
 
 def save_state(runner: Session | Connection, chat_key: str, previous: ChatState,
@@ -80,7 +86,7 @@ def save_state(runner: Session | Connection, chat_key: str, previous: ChatState,
     values = {"state": state, "version": previous.version + 1, "updated_at": now,
               "person_id": person_id}
     if previous.stored:
-        runner.execute(_UPDATE, {"key": chat_key, **values})
+        _UPDATE_HOT.run(runner, {"key": chat_key, **values})
     else:
         runner.execute(_INSERT, {"chat_key": chat_key, **values})
 

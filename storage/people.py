@@ -39,30 +39,27 @@ class PersonRow:
     organization_id: int
     active: bool
     reachable: bool
-    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class OrganizationRow:
-    """An organization as read for one incoming message (see PersonRow)."""
+    """An organization as read for one incoming message (see PersonRow), without its names
+    (shown by few handlers, which read the ORM Organization)."""
 
     id: int
     key: str
     group_id: int
     kind: str
-    names: dict[str, str]
-    placeholder: bool
     active: bool
 
 
 @dataclass(frozen=True, slots=True)
 class GroupRow:
     """A development group as read for one incoming message (see PersonRow), without its
-    targets and schedule (the monitoring functions read those from the ORM Group)."""
+    names, targets and schedule (the few handlers that need those read the ORM Group)."""
 
     id: int
     key: str
-    names: dict[str, str]
     country: str
     timezone: str
     language: str
@@ -100,6 +97,7 @@ _MEMBER = _MEMBERS.where(MEMBER_AT_ADDRESS)
 _MEMBER_BY_ID = _MEMBERS.where(_PERSON.c.id == bindparam("person_id"))
 _PERSON_END = len(fields(PersonRow))
 _ORGANIZATION_END = _PERSON_END + len(fields(OrganizationRow))
+_GROUP_END = _ORGANIZATION_END + len(fields(GroupRow))
 _SET_LANGUAGE = (update(_PERSON).where(_PERSON.c.id == bindparam("person_id"))
                  .values(language=bindparam("language")))
 _SET_REACHABLE = update(_PERSON).where(_PERSON.c.id == bindparam("person_id")).values(
@@ -130,7 +128,7 @@ def member_at(row: Row[Any], start: int) -> MemberRows | None:
     person_end, organization_end = start + _PERSON_END, start + _ORGANIZATION_END
     return (PersonRow(*row[start:person_end]),
             OrganizationRow(*row[person_end:organization_end]),
-            GroupRow(*row[organization_end:organization_end + len(fields(GroupRow))]))
+            GroupRow(*row[organization_end:start + _GROUP_END]))
 
 
 def set_language(runner: Runner, person: PersonRow, language: str) -> PersonRow:

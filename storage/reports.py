@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from storage.hot import HotStatement
 from storage.models import Report, ReportChange
 
 
@@ -26,10 +27,10 @@ class ReportRef:
 # at the confirmation, and stores a report at the end; through the ORM (a session, objects
 # loaded and flushed) that cost several times what the database does.
 _REPORT: Table = Report.__table__  # type: ignore[attr-defined]
-_PERIOD_REPORT = sa_select(_REPORT.c.id, _REPORT.c.ref).where(
+_PERIOD_REPORT = HotStatement(sa_select(_REPORT.c.id, _REPORT.c.ref).where(
     _REPORT.c.form_id == bindparam("form_id"),
     _REPORT.c.organization_id == bindparam("organization_id"),
-    _REPORT.c.period == bindparam("period"))
+    _REPORT.c.period == bindparam("period")))
 _INSERT = insert(_REPORT).returning(_REPORT.c.id)
 _SET_REF = update(_REPORT).where(_REPORT.c.id == bindparam("report_id")).values(
     ref=bindparam("new_ref"))
@@ -43,9 +44,9 @@ _INSERT_CHANGE = insert(ReportChange.__table__)  # type: ignore[attr-defined]
 
 def period_report(runner: Session | Connection, form_id: str, organization_id: int,
                   period: str) -> ReportRef | None:
-    row = runner.execute(_PERIOD_REPORT, {"form_id": form_id, "organization_id": organization_id,
-                                          "period": period}).first()
-    return ReportRef(row.id, row.ref) if row else None
+    row = _PERIOD_REPORT.first(runner, {"form_id": form_id, "organization_id": organization_id,
+                                        "period": period})
+    return ReportRef(*row) if row else None
 
 
 def add_report(runner: Session | Connection, *, form_id: str, prefix: str, group_id: int,
