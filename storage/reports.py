@@ -31,14 +31,14 @@ _PERIOD_REPORT = HotStatement(sa_select(_REPORT.c.id, _REPORT.c.ref).where(
     _REPORT.c.form_id == bindparam("form_id"),
     _REPORT.c.organization_id == bindparam("organization_id"),
     _REPORT.c.period == bindparam("period")))
-_INSERT = insert(_REPORT).returning(_REPORT.c.id)
-_SET_REF = update(_REPORT).where(_REPORT.c.id == bindparam("report_id")).values(
-    ref=bindparam("new_ref"))
-_ANSWERS = sa_select(_REPORT.c.answers, _REPORT.c.ref).where(
-    _REPORT.c.id == bindparam("report_id"))
-_REPLACE = update(_REPORT).where(_REPORT.c.id == bindparam("report_id")).values(
+_INSERT = HotStatement(insert(_REPORT).returning(_REPORT.c.id))
+_SET_REF = HotStatement(update(_REPORT).where(_REPORT.c.id == bindparam("report_id")).values(
+    ref=bindparam("new_ref")))
+_ANSWERS = HotStatement(sa_select(_REPORT.c.answers, _REPORT.c.ref).where(
+    _REPORT.c.id == bindparam("report_id")))
+_REPLACE = HotStatement(update(_REPORT).where(_REPORT.c.id == bindparam("report_id")).values(
     answers=bindparam("new_answers"), person_id=bindparam("new_person_id"),
-    updated_at=bindparam("now"))
+    updated_at=bindparam("now")))
 _INSERT_CHANGE = insert(ReportChange.__table__)  # type: ignore[attr-defined]
 
 
@@ -53,29 +53,32 @@ def add_report(runner: Session | Connection, *, form_id: str, prefix: str, group
                organization_id: int, person_id: int, period: str | None,
                answers: dict[str, Any], now: datetime) -> ReportRef:
     """Store a new report and give it its reference (the form's prefix and its number)."""
-    report_id = runner.execute(_INSERT, {
+    row = _INSERT.first(runner, {
         "form_id": form_id, "group_id": group_id, "organization_id": organization_id,
         "person_id": person_id, "period": period, "answers": answers, "submitted_at": now,
-        "updated_at": now}).scalar_one()
+        "updated_at": now})
+    assert row is not None
+    report_id = row[0]
     ref = f"{prefix}-{report_id}"
-    runner.execute(_SET_REF, {"report_id": report_id, "new_ref": ref})
+    _SET_REF.run(runner, {"report_id": report_id, "new_ref": ref})
     return ReportRef(report_id, ref)
 
 
 def replace_answers(runner: Session | Connection, report_id: int, answers: dict[str, Any],
                     person_id: int, now: datetime, reason: str) -> ReportRef | None:
     """`change_report` by the report's id, in Core; None if there is no such report."""
-    row = runner.execute(_ANSWERS, {"report_id": report_id}).first()
+    row = _ANSWERS.first(runner, {"report_id": report_id})
     if row is None:
         return None
+    old_answers, ref = row
     changes = [{"report_id": report_id, "person_id": person_id, "changed_at": now,
                 "reason": reason, "field": field, "old_value": old, "new_value": new}
-               for field, old, new in _changes(row.answers, answers)]
+               for field, old, new in _changes(old_answers, answers)]
     if changes:
         runner.execute(_INSERT_CHANGE, changes)
-    runner.execute(_REPLACE, {"report_id": report_id, "new_answers": dict(answers),
-                              "new_person_id": person_id, "now": now})
-    return ReportRef(report_id, row.ref)
+    _REPLACE.run(runner, {"report_id": report_id, "new_answers": dict(answers),
+                          "new_person_id": person_id, "now": now})
+    return ReportRef(report_id, ref)
 
 
 def change_report(session: Session, report: Report, answers: dict[str, Any], person_id: int,
