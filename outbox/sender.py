@@ -182,7 +182,9 @@ class Sender:
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.max_backoff = max_backoff
-        self.batch = batch or max(concurrency, math.ceil(per_second))
+        # A claim is at most what can be in flight at once: after a crash every claim left
+        # counts as "may have been sent" (resent), so claiming more would overstate it.
+        self.batch = batch or concurrency
         self.stale_after = stale_after
         self.idle_seconds = idle_seconds
         self.limiter = RateLimiter(

@@ -1,0 +1,411 @@
+"""Crash drill: Sanad's processes are killed with SIGKILL at random moments while 100 field
+workers fill the recycling form and a broadcast goes out, and started again at once.
+
+On SQLite one process does everything (`python -m bot run`: polling, scheduler, sender); on
+PostgreSQL two web processes (`python -m bot webhook --without-worker`, updates posted to them
+in turn as by a load balancer) and a worker (`python -m bot worker`). Telegram is the fake Bot
+API served over HTTP; it keeps an update until polling confirms it or a webhook answers 2xx.
+
+The workers behave as people do: they answer whatever the bot last asked; when the bot stays
+silent they send their last message again. Afterwards:
+
+* every report a worker confirmed is stored exactly once, with the values the worker typed,
+  and none was replaced (a replacement would mean a report stored twice);
+* every conversation got to its end: no draft is left, so each one went on from its question;
+* every update Telegram holds was applied once;
+* each recipient got the broadcast once, except messages in flight to Telegram at a kill:
+  those are sent again (Telegram has no idempotency key, so whether they arrived cannot be
+  known; re-sending favours "nothing lost"), at most the sender's concurrency per kill, and
+  the broadcast's report counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from sqlmodel import select
+
+from bot.app import Sanad, assemble
+from bot.channels.fake_bot_api import FakeBotApi, SentMessage
+from bot.channels.fake_bot_server import pushing_webhooks, serving
+from bot.settings import Settings
+from outbox.sender import Sender
+from storage import broadcasts
+from storage.broadcasts import Audience
+from storage.db import transaction
+from storage.models import Conversation, Organization, Person, ProcessedUpdate, Report, ReportChange
+from storage.network import GroupSpec, Names, NetworkSpec, OrganizationSpec, apply_network
+from storage.types import utcnow
+from tests.harness import plain
+
+WORKERS = 100
+ONLOOKERS = 300  # more people for the broadcast, so that it is still going when kills come
+FIRST_CHAT = 700_000
+TOKEN = "123456:CRASH-DRILL"
+SECRET = "crash-drill-secret"
+SILENCE = 10.0  # seconds without an answer before a worker sends its last message again
+DEADLINE = 180.0  # seconds for the whole drill
+KILLS = 6
+KILL_EVERY = (2.0, 5.0)  # seconds from a restart to the next kill, at random
+DOWN_FOR = 0.3  # seconds a killed process stays down
+BROADCAST = "Crash drill announcement"
+WEEKS = ("week of 29 Nov", "week of 22 Nov")
+QUESTION = re.compile(r"\((\d+) of 9\)")
+SAVED = re.compile(r"Saved\. .*REC-\d+")
+
+
+# --- the network and the people ------------------------------------------------------------
+
+def _names(text: str) -> Names:
+    return Names(ar=text, en=text, fr=text)
+
+
+def prepare(sanad: Sanad) -> int:
+    """An association per worker, the workers and onlookers registered, an admin; the
+    broadcast to all of them created (its messages wait in the outbox). Returns its id."""
+    partners = [OrganizationSpec(key=f"drill_{i}", names=_names(f"Association {i}"))
+                for i in range(WORKERS)]
+    spec = NetworkSpec(
+        network=OrganizationSpec(key="drill_network", names=_names("Drill network")),
+        groups=[GroupSpec(key="drill", names=_names("Drill group"), country="BH",
+                          timezone="Asia/Bahrain", language="ar", currency="BHD",
+                          supportive=OrganizationSpec(key="drill_supportive",
+                                                      names=_names("Supportive")),
+                          partners=partners)])
+    now = utcnow()
+    with transaction(sanad.engine) as session:
+        apply_network(session, spec)
+        session.flush()
+        orgs = {o.key: o.id for o in session.exec(select(Organization)).all()}
+        people = [Person(channel="telegram", address=str(FIRST_CHAT + i),
+                         display_name=f"Worker {i}", language="en", role="worker",
+                         organization_id=orgs[f"drill_{i % WORKERS}"], created_at=now)
+                  for i in range(WORKERS + ONLOOKERS)]
+        admin = Person(channel="telegram", address=str(FIRST_CHAT - 1), display_name="Admin",
+                       language="en", role="admin", organization_id=orgs["drill_network"],
+                       created_at=now)
+        session.add_all([*people, admin])
+        session.flush()
+        assert admin.id is not None
+        broadcast = broadcasts.create(session, created_by=admin.id, texts={"*": BROADCAST},
+                                      photo=None, audience=Audience(roles=["worker"]), now=now)
+        assert broadcast.id is not None
+        return broadcast.id
+
+
+def expected_answers(worker: int, report: int) -> list[str]:
+    """What worker `worker` types for questions 2..8 of report `report` (as people type)."""
+    n = worker * 7 + report
+    return [f"{10 + n % 90}.5", str(2 + n % 7), f"{5 + n % 40} kg", str(15 + n % 100),
+            f"{30 + n % 50}.25", str(12 + n % 30), str(3 + n % 20)]
+
+
+def stored_values(worker: int, report: int) -> dict[str, float]:
+    typed = [float(value.removesuffix(" kg")) for value in expected_answers(worker, report)]
+    fields = ["paper_kg", "aluminium_kg", "plastic_kg", "sold_kg", "revenue", "paid_to_women",
+              "women_working"]
+    return dict(zip(fields, typed, strict=True))
+
+
+# --- a field worker ------------------------------------------------------------------------
+
+@dataclass
+class Worker:
+    number: int
+    api: FakeBotApi
+    todo: list[int] = field(default_factory=lambda: [0, 1])  # reports (weeks) left
+    scanned: int = 0  # how much of the api's sent messages this worker has looked at
+    sent: int = 0  # updates
+    repeats: int = 0
+    last: tuple[str, str, SentMessage | None] | None = None
+
+    @property
+    def chat(self) -> int:
+        return FIRST_CHAT + self.number
+
+    def says(self, text: str) -> None:
+        self.last = ("text", text, None)
+        self.sent += 1
+        self.api.user(self.chat, language_code="en").text(text)
+
+    def taps(self, message: SentMessage, label: str) -> None:
+        for text, data in self.api.buttons(message):
+            if plain(text).lower().startswith(label.lower()):
+                self.last = ("press", data, message)
+                self.sent += 1
+                self.api.user(self.chat, language_code="en").press(data, message)
+                return
+        raise AssertionError(f"worker {self.number}: no button {label!r} in "
+                             f"{self.api.buttons(message)} of {plain(message.text or '')!r}")
+
+    def again(self) -> None:
+        """The bot stays silent: send the last message again, as a person would."""
+        self.repeats += 1
+        if self.last is None:
+            self.says("/recycling")
+        elif self.last[0] == "text":
+            self.says(self.last[1])
+        else:
+            message = self.last[2]
+            assert message is not None
+            self.sent += 1
+            self.api.user(self.chat, language_code="en").press(self.last[1], message)
+
+    async def run(self) -> None:
+        self.says("/recycling")
+        while self.todo:
+            message = await self.next_message()
+            if message is None:
+                self.again()
+            else:
+                self.act(message)
+
+    async def next_message(self) -> SentMessage | None:
+        """The latest of what the bot sent since last time (broadcasts aside), or None after
+        SILENCE seconds of nothing."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SILENCE
+        while not (new := self.collect()):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            await self.api._sent_signal.wait(remaining)
+        await asyncio.sleep(0.05)  # the rest of the same reply
+        return [*new, *self.collect()][-1]
+
+    def collect(self) -> list[SentMessage]:
+        """The bot's messages to this worker since the last look."""
+        sent = self.api.sent
+        mine = [m for m in sent[self.scanned:] if m.chat_id == self.chat
+                and m.method == "sendMessage" and BROADCAST not in (m.text or "")]
+        self.scanned = len(sent)
+        return mine
+
+    def act(self, message: SentMessage) -> None:
+        text = plain(message.text or "")
+        report = self.todo[0]
+        question = QUESTION.search(text)
+        if "already exists" in text:
+            self.taps(message, "No")  # my own report, saved before its answer got lost
+        elif SAVED.search(text) or "stays as it was" in text:
+            self.todo.pop(0)  # saved (or it had been, before a reply was lost)
+            if self.todo:
+                self.says("/recycling")
+        elif "unfinished report" in text:
+            self.taps(message, "Continue")
+        elif "For which week?" in text:
+            self.taps(message, WEEKS[report])
+        elif "Please check your report" in text:
+            self.taps(message, "Confirm")
+        elif question and question.group(1) == "9":
+            self.taps(message, "Skip")
+        elif question:
+            self.says(expected_answers(self.number, report)[int(question.group(1)) - 2])
+        elif "What would you like to do?" in text:
+            self.says("/recycling")
+        # anything else (a refused old button, an explanation): wait for what follows
+
+
+# --- the processes -------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Process:
+    """One `python -m bot ...` process that can be killed and started again."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name, self.args, self.env = name, args, env
+        self.log_path = logs / f"{name}.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.log: IO[bytes] | None = None
+        self.kills = 0
+
+    def start(self) -> None:
+        self.log = self.log_path.open("ab")
+        self.popen = subprocess.Popen([sys.executable, "-m", "bot", *self.args], env=self.env,
+                                      stdout=self.log, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        assert self.popen is not None and self.log is not None
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait()
+        self.log.close()
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self.log is not None:
+            self.log.close()
+
+
+async def kill_at_random(processes: list[Process], chance: random.Random) -> None:
+    """KILLS times: wait a little, SIGKILL one of the processes, start it again."""
+    for _ in range(KILLS):
+        await asyncio.sleep(chance.uniform(*KILL_EVERY))
+        victim = chance.choice(processes)
+        victim.kill()
+        await asyncio.sleep(DOWN_FOR)
+        victim.start()
+
+
+# --- the drill -----------------------------------------------------------------------------
+
+async def drill(sanad: Sanad, tmp_path: Path, database_url: str) -> None:
+    broadcast_id = prepare(sanad)
+    api = FakeBotApi()
+    workers = [Worker(i, api) for i in range(WORKERS)]
+    chance = random.Random(20261129)
+    async with serving(api) as base_url:
+        env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": base_url,
+               "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "data"),
+               "TELEGRAM_WEBHOOK_SECRET": SECRET, "OUTBOX_CLAIM_TIMEOUT": "3",
+               "PYTHONUNBUFFERED": "1"}
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        if database_url.startswith("sqlite"):
+            processes = [Process("bot", ["run"], env, logs)]
+            urls: list[str] = []
+        else:
+            ports = [free_port(), free_port()]
+            processes = [Process(f"web{n}", ["webhook", "--port", str(port),
+                                             "--without-worker"], env, logs)
+                         for n, port in enumerate(ports, 1)]
+            processes.append(Process("worker", ["worker"], env, logs))
+            urls = [f"http://127.0.0.1:{port}/telegram" for port in ports]
+        for process in processes:
+            process.start()
+        try:
+            async with pushing_webhooks(api, urls, SECRET) if urls else _nothing():
+                killer = asyncio.create_task(kill_at_random(processes, chance))
+                try:
+                    await asyncio.wait_for(asyncio.gather(*(w.run() for w in workers)),
+                                           DEADLINE)
+                except TimeoutError:
+                    raise AssertionError(stuck(api, workers, processes)) from None
+                await _until(lambda: _broadcast_done(sanad, broadcast_id), DEADLINE)
+                await killer
+                await _until(lambda: not api.pending_updates, 30)
+                await _until(lambda: _reported(api, broadcast_id), 90)
+        finally:
+            for process in processes:
+                process.stop()
+        kills = sum(process.kills for process in processes)
+        check(sanad, api, workers, broadcast_id, kills)
+
+
+def stuck(api: FakeBotApi, workers: list[Worker], processes: list[Process]) -> str:
+    """What the workers still waiting last saw, and the end of each process's log."""
+    lines = []
+    for process in processes:
+        tail = process.log_path.read_text(errors="replace").splitlines()[-25:]
+        lines += [f"--- {process.name} ({process.kills} kills)", *tail]
+    for worker in workers[:10]:
+        if worker.todo:
+            last = [plain(m.text or "")[-80:] for m in api.messages_to(worker.chat)][-2:]
+            lines.append(f"worker {worker.number}: todo {worker.todo}, last "
+                         f"{worker.last[:2] if worker.last else None}, saw {last}")
+    lines.append(f"pending updates: {len(api.pending_updates)}")
+    return "\n".join(lines)
+
+
+class _nothing:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def _until(condition: object, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():  # type: ignore[operator]
+        if loop.time() > deadline:
+            raise TimeoutError(f"not reached in {timeout} s: {condition}")
+        await asyncio.sleep(0.2)
+
+
+def _broadcast_done(sanad: Sanad, broadcast_id: int) -> bool:
+    with transaction(sanad.engine) as session:
+        return broadcasts.figures(session, broadcast_id).waiting == 0
+
+
+def _reported(api: FakeBotApi, broadcast_id: int) -> bool:
+    return any(f"Broadcast #{broadcast_id} is done" in plain(m.text or "")
+               for m in api.messages_to(FIRST_CHAT - 1))
+
+
+def check(sanad: Sanad, api: FakeBotApi, workers: list[Worker], broadcast_id: int,
+          kills: int) -> None:
+    with transaction(sanad.engine) as session:
+        reports = session.exec(select(Report)).all()
+        by_org = {o.id: o.key for o in session.exec(select(Organization)).all()}
+        changes = session.exec(select(ReportChange)).all()
+        drafts = [c.chat_key for c in session.exec(select(Conversation)).all()
+                  if c.state.get("draft")]
+        applied = len(session.exec(select(ProcessedUpdate.key)).all())
+        figures = broadcasts.figures(session, broadcast_id)
+    # Every confirmed report once, with what was typed; none stored twice or replaced.
+    stored = Counter((by_org[r.organization_id], r.period) for r in reports)
+    assert len(reports) == 2 * WORKERS and set(stored.values()) == {1}
+    assert not changes, "no report was replaced (stored twice over itself)"
+    weeks = sorted({r.period for r in reports})
+    assert len(weeks) == 2
+    for report in reports:
+        worker = int(by_org[report.organization_id].removeprefix("drill_"))
+        index = 0 if report.period == weeks[-1] else 1  # WEEKS[0] is the later week
+        for name, value in stored_values(worker, index).items():
+            assert float(report.answers[name]) == value, (worker, index, name)
+    # Every conversation went on to its end.
+    assert drafts == []
+    # Every update the workers sent was applied (once: its id is the key), none was lost.
+    assert applied == sum(w.sent for w in workers)
+    # The broadcast: once each, but for in-flight messages at a kill, which are counted.
+    received = Counter(m.chat_id for m in api.sent
+                       if m.method == "sendMessage" and BROADCAST in (m.text or ""))
+    recipients = WORKERS + ONLOOKERS
+    assert set(received) == {FIRST_CHAT + i for i in range(recipients)}
+    twice = sum(count - 1 for count in received.values())
+    assert figures.delivered == recipients and figures.waiting == 0
+    concurrency = inspect.signature(Sender).parameters["concurrency"].default
+    assert twice <= figures.resent <= concurrency * kills
+    report = next(plain(m.text or "") for m in api.messages_to(FIRST_CHAT - 1)
+                  if f"Broadcast #{broadcast_id} is done" in plain(m.text or ""))
+    assert f"Sent again after a restart: {figures.resent}" in report
+    print(f"\ncrash drill: {kills} kills, {sum(w.repeats for w in workers)} messages sent "
+          f"again by workers, {figures.resent} broadcast messages re-sent, {twice} received "
+          f"twice, {len(reports)} reports, {applied} updates applied")
+
+
+async def test_kill_9_at_random_loses_nothing_and_stores_nothing_twice(
+        database_url: str, tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, telegram_bot_token=TOKEN, database_url=database_url,
+                        data_dir=tmp_path / "data")
+    sanad = assemble(settings)
+    try:
+        await drill(sanad, tmp_path, database_url)
+    finally:
+        sanad.engine.dispose()
+
