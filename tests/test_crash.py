@@ -13,6 +13,7 @@ silent they send their last message again. Afterwards:
   and none was replaced (a replacement would mean a report stored twice);
 * every conversation got to its end: no draft is left, so each one went on from its question;
 * every update Telegram holds was applied once;
+* neither the bot token nor the webhook secret appears in any process's log;
 * each recipient got the broadcast once, except messages in flight to Telegram at a kill:
   those are sent again (Telegram has no idempotency key, so whether they arrived cannot be
   known; re-sending favours "nothing lost"), at most the sender's concurrency per kill, and
@@ -313,6 +314,10 @@ async def drill(sanad: Sanad, tmp_path: Path, database_url: str) -> None:
                 process.stop()
         kills = sum(process.kills for process in processes)
         check(sanad, api, workers, broadcast_id, kills)
+        for process in processes:  # secrets never reach the logs, whatever happened
+            logged = process.log_path.read_text(errors="replace")
+            assert process.name == "worker" or "applied (person" in logged
+            assert TOKEN.split(":")[1] not in logged and SECRET not in logged
 
 
 def stuck(api: FakeBotApi, workers: list[Worker], processes: list[Process]) -> str:

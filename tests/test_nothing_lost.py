@@ -6,6 +6,8 @@ update was committed waits in the outbox until the sender delivers it."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,14 +15,16 @@ from typing import Any
 from sqlalchemy import Engine, event, func
 from sqlmodel import select
 
-from bot.app import Sanad
+from bot.app import Sanad, assemble
 from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram import build_application, polling
 from bot.channels.telegram_delivery import telegram_deliver
 from bot.metrics import Metrics
+from handlers.dispatcher import Dispatcher
+from handlers.messages import Incoming
 from outbox.sender import Sender
 from storage.db import transaction
-from storage.models import OutboxMessage, ProcessedUpdate
+from storage.models import Conversation, OutboxMessage, ProcessedUpdate
 from tests.harness import Telegram, invite, plain
 from tests.test_webhook import serving
 
@@ -141,3 +145,52 @@ async def test_a_reply_telegram_refused_waits_in_the_outbox_until_it_is_delivere
             waiting = session.exec(select(func.count()).select_from(OutboxMessage)
                                    .where(OutboxMessage.status == "pending")).one()
         assert waiting == 0
+
+
+async def test_two_processes_given_the_same_chat_at_once_apply_its_updates_one_after_the_other(
+        sanad: Sanad) -> None:
+    """Two web processes each get a message of the same person at the same instant (she typed
+    twice, the balancer split them). The first holds the chat's row while it works; the second
+    waits for it, then sees the first's answer (not the state before it, which it would
+    overwrite). As she typed before seeing the question the first answer opened, her second
+    message is not taken for its answer: she is asked where to go on."""
+    async with Telegram(sanad) as telegram:
+        fatima = telegram.person(331, language="en")
+        await fatima.says(f"/start {invite(sanad, 'bh_rural_girls')}")
+        await fatima.taps("English")
+        await fatima.says("/recycling")
+        await fatima.taps("week of 29 Nov")
+        assert "Paper collected" in fatima.last
+    with transaction(sanad.engine) as session:
+        before = session.exec(select(Conversation.version)
+                              .where(Conversation.chat_key == "telegram:331")).one()
+    other = assemble(sanad.settings, clock=sanad.dispatcher.clock)  # the second process
+    slow = [True]
+
+    def linger_holding_the_chat(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if slow[0] and "FROM conversation" in statement:
+            slow[0] = False
+            time.sleep(0.6)  # the first process is busy with the chat, its row held
+
+    event.listen(sanad.engine, "after_cursor_execute", linger_holding_the_chat)
+    try:
+        def answer(dispatcher: Dispatcher, update_id: int, text: str) -> list[str]:
+            incoming = Incoming(channel="telegram", chat_id="331", sender="331",
+                                update_id=str(update_id), text=text)
+            return [plain(reply.text) for reply in dispatcher.handle(incoming)]
+
+        first = asyncio.create_task(asyncio.to_thread(answer, sanad.dispatcher, 9001, "12"))
+        await asyncio.sleep(0.2)
+        second = asyncio.create_task(asyncio.to_thread(answer, other.dispatcher, 9002, "3"))
+        first_replies, second_replies = await asyncio.gather(first, second)
+    finally:
+        event.remove(sanad.engine, "after_cursor_execute", linger_holding_the_chat)
+        other.engine.dispose()
+    assert first_replies[-1].startswith("(3 of 9) Aluminium collected")
+    assert "unfinished report, Recycling output, with 2 answers" in second_replies[-1]
+    with transaction(sanad.engine) as session:
+        [chat] = session.exec(select(Conversation)
+                              .where(Conversation.chat_key == "telegram:331")).all()
+    assert chat.state["draft"]["answers"]["paper_kg"] == 12
+    assert "aluminium_kg" not in chat.state["draft"]["answers"]
+    assert chat.version == before + 2, "both updates were applied, one after the other"
