@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from datetime import date, timedelta
@@ -72,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                                   "/telegram, /health, /metrics), with the scheduler and the "
                                   "sender unless --without-worker")
     webhook.add_argument("--host", default="0.0.0.0")
-    webhook.add_argument("--port", type=int, default=8080)
+    webhook.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
+                         help="default: $PORT (as hosts that run a Procfile set it), else 8080")
     webhook.add_argument("--without-worker", action="store_true",
                          help="leave reminders, digests and sending to `python -m bot worker`")
     webhook.set_defaults(action=_webhook)

@@ -7,6 +7,7 @@ set (they have no HTTP server of their own otherwise).
 from __future__ import annotations
 
 import logging
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CollectorRegistry,
@@ -65,9 +66,11 @@ class Metrics:
         """The text exposition; queries the database (call it off the event loop)."""
         return generate_latest(self.registry)
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Serve /metrics on `port` from a thread (processes without a web server)."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> WSGIServer:
+        """Serve /metrics on `port` from a thread (processes without a web server); the
+        server is returned so that it can be shut down."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return server
 
     def count_errors_of(self, *loggers: str) -> None:
         for name in loggers:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import httpx
 from telegram import Bot
 
 from bot.app import Sanad
 from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram import build_application, polling, run_worker
+from bot.metrics import Metrics
 from tests.conftest import Clock
 from tests.harness import Telegram, invite, plain
 
@@ -47,10 +49,18 @@ async def test_the_worker_process_sends_alone(sanad: Sanad, clock: Clock) -> Non
     api = FakeBotApi()
     stop = asyncio.Event()
     bot = Bot("123456:TEST-TOKEN", request=api.request(), get_updates_request=api.request())
-    running = asyncio.create_task(run_worker(sanad, stop, bot=bot))
+    metrics = Metrics(sanad.engine)
+    served = metrics.serve(0)  # as METRICS_PORT makes `python -m bot worker` do
+    running = asyncio.create_task(run_worker(sanad, stop, bot=bot, metrics=metrics))
     try:
         reminder = await api.wait_for(lambda m: m.chat_id == 602, timeout=15)
         assert "إنتاج إعادة التدوير" in plain(reminder.text or "")
+        async with httpx.AsyncClient() as client:
+            scraped = (await client.get(f"http://127.0.0.1:{served.server_port}/metrics")).text
+        assert "sanad_send_seconds_count 1.0" in scraped
+        assert "sanad_outbox_wait_seconds_count 1.0" in scraped
+        assert "sanad_outbox_depth 0.0" in scraped
     finally:
         stop.set()
         await asyncio.wait_for(running, 10)
+        served.shutdown()
