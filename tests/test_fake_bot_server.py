@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +118,20 @@ async def test_get_updates_long_polls_and_forgets_what_the_offset_confirms(
     second = await asyncio.wait_for(waiting, 2)
     assert [u.message.text for u in second if u.message] == ["second"]
     assert [u["message"]["text"] for u in api.pending_updates] == ["second"]
+
+
+async def test_closing_the_server_ends_a_long_poll_at_once(api: FakeBotApi) -> None:
+    async with serving(api) as base_url:
+        bot = Bot(TOKEN, base_url=base_url)
+        await bot.initialize()
+        poll = asyncio.create_task(bot.get_updates(timeout=10))
+        await asyncio.sleep(0.2)
+        closing = time.monotonic()
+    try:
+        assert await asyncio.wait_for(poll, 2) == ()
+        assert time.monotonic() - closing < 1.0
+    finally:
+        await bot.shutdown()
 
 
 # --- webhooks ----------------------------------------------------------------------------------

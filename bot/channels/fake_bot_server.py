@@ -34,7 +34,7 @@ import json
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import HeaderParser
@@ -158,7 +158,11 @@ def create_app(api: FakeBotApi, token: str | None = None) -> Starlette:
         except (ValueError, UnicodeDecodeError) as error:
             return _error_response(400, f"Bad Request: {error}")
         data = cast(RequestData, _Received(params, files))
-        status, payload = await api.handle(str(request.url), request.method, data)
+        handling = api.handle(str(request.url), request.method, data)
+        if request.path_params["method"] == "getUpdates":
+            status, payload = await _unless_closing(handling, closing)
+        else:
+            status, payload = await handling
         return Response(payload, status_code=status, media_type="application/json")
 
     async def download(request: Request) -> Response:
@@ -172,7 +176,26 @@ def create_app(api: FakeBotApi, token: str | None = None) -> Starlette:
         Route("/bot{token}/{method}", call, methods=["GET", "POST"]),
         Route("/file/bot{token}/{path:path}", download, methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    closing = app.state.closing = asyncio.Event()
+    return app
+
+
+async def _unless_closing(handling: Coroutine[Any, Any, tuple[int, bytes]],
+                          closing: asyncio.Event) -> tuple[int, bytes]:
+    """A long poll, cut short with no updates when the server closes (its client may be gone:
+    a stopped bot process), so that closing does not wait for the poll's timeout."""
+    poll = asyncio.ensure_future(handling)
+    closed = asyncio.ensure_future(closing.wait())
+    try:
+        await asyncio.wait({poll, closed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+    if poll.done():
+        return poll.result()
+    poll.cancel()
+    await asyncio.wait({poll}, timeout=0.5)
+    return 200, b'{"ok": true, "result": []}'
 
 
 @contextlib.asynccontextmanager
@@ -191,9 +214,12 @@ async def serving(
     port. With ``token``, requests for another token get 401. On exit, requests still running
     (long polls) are given ``shutdown_timeout`` seconds, then cancelled.
     """
-    async with serving_asgi(create_app(api, token), host, port,
-                            shutdown_timeout=shutdown_timeout) as root:
-        yield f"{root}/bot"
+    app = create_app(api, token)
+    async with serving_asgi(app, host, port, shutdown_timeout=shutdown_timeout) as root:
+        try:
+            yield f"{root}/bot"
+        finally:
+            app.state.closing.set()
 
 
 @contextlib.asynccontextmanager
