@@ -1,4 +1,5 @@
-"""What the benchmarks share: a fresh database to measure on."""
+"""What the benchmarks (and the crash drill) share: a fresh database to measure on, and a
+network with an association per simulated worker."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from storage.db import make_engine
+from storage.network import GroupSpec, Names, NetworkSpec, OrganizationSpec
 
 
 @contextmanager
@@ -35,3 +37,21 @@ def database(url: str | None, tmp: Path) -> Iterator[tuple[str, str]]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def _names(text_: str) -> Names:
+    return Names(ar=text_, en=text_, fr=text_)
+
+
+def partner_network(key: str, partners: int) -> NetworkSpec:
+    """One group in Bahrain's zone whose `partners` associations are keyed `{key}_0`,
+    `{key}_1`, ...; the network's own organization is `{key}_network`."""
+    return NetworkSpec(
+        network=OrganizationSpec(key=f"{key}_network", names=_names(f"{key} network")),
+        groups=[GroupSpec(key=key, names=_names(f"{key} group"), country="BH",
+                          timezone="Asia/Bahrain", language="ar", currency="BHD",
+                          supportive=OrganizationSpec(key=f"{key}_supportive",
+                                                      names=_names("Supportive")),
+                          partners=[OrganizationSpec(key=f"{key}_{i}",
+                                                     names=_names(f"Association {i}"))
+                                    for i in range(partners)])])

@@ -46,7 +46,7 @@ from sqlmodel import select
 from telegram import Update
 from telegram.ext import Application, ContextTypes, TypeHandler
 
-from bench.common import database
+from bench.common import database, partner_network
 from bot.app import Sanad, assemble
 from bot.channels.fake_bot_api import (
     SEND_METHODS,
@@ -58,7 +58,7 @@ from bot.channels.telegram import build_application, polling
 from bot.settings import Settings
 from storage.db import transaction
 from storage.models import Organization, Person, Report
-from storage.network import GroupSpec, Names, NetworkSpec, OrganizationSpec, apply_network
+from storage.network import apply_network
 from storage.types import utcnow
 
 TARGET_RATIO = 0.5
@@ -429,29 +429,17 @@ def _profile_text(profiler: cProfile.Profile | None, top: int = 30) -> str | Non
 
 # --- database and people ---------------------------------------------------------------------
 
-def _names(text_: str) -> Names:
-    return Names(ar=text_, en=text_, fr=text_)
-
-
 def prepare(sanad: Sanad, people: int) -> int:
     """One group with an association per worker, each worker registered in its own association
     (as an invitation would have done). Returns the number of reports already stored."""
-    partners = [OrganizationSpec(key=f"bench_partner_{i}", names=_names(f"Association {i}"))
-                for i in range(people)]
-    spec = NetworkSpec(
-        network=OrganizationSpec(key="bench_network", names=_names("Bench network")),
-        groups=[GroupSpec(key="bench", names=_names("Bench group"), country="BH",
-                          timezone="Asia/Bahrain", language="ar", currency="BHD",
-                          supportive=OrganizationSpec(key="bench_supportive",
-                                                      names=_names("Supportive")),
-                          partners=partners)])
+    spec = partner_network("bench", people)
     with transaction(sanad.engine) as session:
         apply_network(session, spec)
         session.flush()
         orgs = {o.key: o.id for o in session.exec(select(Organization)).all()}
         now = utcnow()
         for i in range(people):
-            organization_id = orgs[f"bench_partner_{i}"]
+            organization_id = orgs[f"bench_{i}"]
             assert organization_id is not None
             session.add(Person(channel="telegram", address=str(FIRST_USER_ID + i),
                                display_name=f"Worker {i}", language="en", role="worker",

@@ -38,6 +38,7 @@ from typing import IO
 
 from sqlmodel import select
 
+from bench.common import partner_network
 from bot.app import Sanad, assemble
 from bot.channels.fake_bot_api import FakeBotApi, SentMessage
 from bot.channels.fake_bot_server import pushing_webhooks, serving
@@ -47,7 +48,7 @@ from storage import broadcasts
 from storage.broadcasts import Audience
 from storage.db import transaction
 from storage.models import Conversation, Organization, Person, ProcessedUpdate, Report, ReportChange
-from storage.network import GroupSpec, Names, NetworkSpec, OrganizationSpec, apply_network
+from storage.network import apply_network
 from storage.types import utcnow
 from tests.harness import plain
 
@@ -69,22 +70,10 @@ SAVED = re.compile(r"Saved\. .*REC-\d+")
 
 # --- the network and the people ------------------------------------------------------------
 
-def _names(text: str) -> Names:
-    return Names(ar=text, en=text, fr=text)
-
-
 def prepare(sanad: Sanad) -> int:
     """An association per worker, the workers and onlookers registered, an admin; the
     broadcast to all of them created (its messages wait in the outbox). Returns its id."""
-    partners = [OrganizationSpec(key=f"drill_{i}", names=_names(f"Association {i}"))
-                for i in range(WORKERS)]
-    spec = NetworkSpec(
-        network=OrganizationSpec(key="drill_network", names=_names("Drill network")),
-        groups=[GroupSpec(key="drill", names=_names("Drill group"), country="BH",
-                          timezone="Asia/Bahrain", language="ar", currency="BHD",
-                          supportive=OrganizationSpec(key="drill_supportive",
-                                                      names=_names("Supportive")),
-                          partners=partners)])
+    spec = partner_network("drill", WORKERS)
     now = utcnow()
     with transaction(sanad.engine) as session:
         apply_network(session, spec)
