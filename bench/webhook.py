@@ -106,7 +106,7 @@ class Result:
 # --- the workers' script ----------------------------------------------------------------------
 
 RESUME = "You have an unfinished report"
-MAX_RESUMES = 20
+MAX_RESUMES = 500  # a safety net only: under strict round robin a chat can loop for a while
 
 
 @dataclass
@@ -193,9 +193,10 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def bot_processes(run: Run, env: dict[str, str], logs: Path) -> AsyncIterator[
-        list[BotProcess]]:
-    """Start the run's bot processes; stop them (SIGTERM, then SIGKILL) at the end."""
+async def bot_processes(run: Run, env: dict[str, str], logs: Path,
+                        profiles: Path | None = None) -> AsyncIterator[list[BotProcess]]:
+    """Start the run's bot processes (under cProfile, writing to `profiles`, if given); stop
+    them (SIGTERM, then SIGKILL) at the end."""
     started: list[BotProcess] = []
     try:
         for number in range(run.processes):
@@ -206,16 +207,20 @@ async def bot_processes(run: Run, env: dict[str, str], logs: Path) -> AsyncItera
                 url: str | None = f"http://127.0.0.1:{port}/telegram"
             else:
                 args, url = ["run", "--without-worker"], None
+            profile = [] if profiles is None else \
+                ["-m", "cProfile", "-o", str(profiles / log.with_suffix(".prof").name)]
             with log.open("wb") as out:
                 process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bot", *args, cwd=ROOT, env=env,
+                    sys.executable, *profile, "-m", "bot", *args, cwd=ROOT, env=env,
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out)
             started.append(BotProcess(process, log, url))
         yield started
     finally:
         for bot in started:
             if bot.process.returncode is None:
-                bot.process.send_signal(signal.SIGTERM)
+                # uvicorn re-raises SIGTERM after its shutdown, which would kill cProfile
+                # before it writes; SIGINT ends in a KeyboardInterrupt it survives.
+                bot.process.send_signal(signal.SIGTERM if profiles is None else signal.SIGINT)
         for bot in started:
             try:
                 await asyncio.wait_for(bot.process.wait(), 15)
@@ -298,7 +303,9 @@ async def one_run(run: Run, args: argparse.Namespace) -> Result:
             logs = Path(args.logs) if args.logs else Path(tmp)
             logs.mkdir(parents=True, exist_ok=True)
             async with serving(api) as base_url, \
-                    bot_processes(run, bot_env(settings, base_url), logs) as bots:
+                    bot_processes(run, bot_env(settings, base_url), logs,
+                                  Path(args.profile_bots) if args.profile_bots else None
+                                  ) as bots:
                 try:
                     await wait_ready(run, bots, api)
                     if run.mode == "webhook":
@@ -389,6 +396,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="database of the polling run (default: a fresh SQLite file)")
     parser.add_argument("--no-polling", action="store_true", help="skip the polling run")
     parser.add_argument("--logs", help="keep the bot processes' logs in this directory")
+    parser.add_argument("--profile-bots", metavar="DIR",
+                        help="run the bot processes under cProfile, writing DIR/*.prof")
     args = parser.parse_args(argv)
     if args.senders < 1 or args.seconds <= 0 or any(n < 1 for n in args.web):
         parser.error("--senders, --seconds and --web counts must be positive")
