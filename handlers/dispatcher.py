@@ -24,6 +24,7 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 REPLIED_DELAY = 0.5  # seconds: how long "these replies were sent" may wait to be written
+CONFLICT_ATTEMPTS = 3  # tries of an update that collides with another process's write
 
 
 class Dispatcher:
@@ -39,36 +40,28 @@ class Dispatcher:
         # ... handed over, not yet written down (one write for many chats, see `delivered`).
         self._replied: dict[str, int] = {}
         self._replied_since = time.monotonic()
+        # How late the marks may be written. Several processes sharing chats (webhook) need
+        # them at once: the chat's next message may reach another process within a second.
+        self.replied_delay = REPLIED_DELAY
 
     def handle(self, incoming: Incoming) -> list[Reply]:
         try:
-            # Core statements on a connection; a session only if a handler asks for one.
-            with self.engine.connect() as connection, connection.begin():
-                if incoming.update_id is not None and not self._first_time(connection, incoming):
-                    return []
-                key = _chat_key(incoming)
-                chat, found = read_chat(connection, key, incoming.channel, incoming.sender)
-                context = self._context(connection, incoming, chat, found)
-                context.reply_unsure = not chat.replied and self._replied.get(key) != chat.version
+            for attempt in range(1, CONFLICT_ATTEMPTS + 1):
                 try:
-                    route(context)
-                    context.flush()  # the person the chat's row refers to may be new
-                finally:
-                    context.close()
-                _spend_pressed_buttons(incoming, chat, context)
-                person_id = context.person.id if context.person else None
-                save_state(connection, key, chat, context.state, context.now, person_id)
-                replies = compact(context.replies)
-            self._saved[key] = chat.version + 1
-            _log_applied(incoming, context)
-            return replies
-        except IntegrityError:
-            log.info("update %s:%s applied concurrently", incoming.channel, incoming.update_id,
-                     extra={"update_id": _update_key(incoming)})
-            return []
+                    return self._apply(incoming)
+                except IntegrityError:
+                    # Another process stored something this update collides with (the same
+                    # association's report for the same period, a new chat's first row):
+                    # everything was rolled back; applied again, it sees the other's work.
+                    log.info("update %s: a concurrent write collided (attempt %d)",
+                             _update_key(incoming), attempt,
+                             extra={"update_id": _update_key(incoming)})
+                    if attempt == CONFLICT_ATTEMPTS:
+                        raise  # not a race then: a fault of ours, below
+            raise AssertionError("unreachable")
         except (OperationalError, InterfaceError) as error:
             # The database did not take the update: worth delivering again, not a "sorry".
-            log.warning("update %s:%s not applied, the database is unavailable (%s)",
+            log.warning("update %s:%s not applied, the database could not take it (%s)",
                         incoming.channel, incoming.update_id, error.__class__.__name__,
                         extra={"update_id": _update_key(incoming)})
             raise TryLater(_update_key(incoming)) from error
@@ -79,6 +72,29 @@ class Dispatcher:
                           extra={"update_id": _update_key(incoming)})
             return [self.sorry(incoming)]
 
+    def _apply(self, incoming: Incoming) -> list[Reply]:
+        """One attempt: the update and its effect in one transaction."""
+        # Core statements on a connection; a session only if a handler asks for one.
+        with self.engine.connect() as connection, connection.begin():
+            if incoming.update_id is not None and not self._first_time(connection, incoming):
+                return []  # a redelivery, or another process applied it meanwhile
+            key = _chat_key(incoming)
+            chat, found = read_chat(connection, key, incoming.channel, incoming.sender)
+            context = self._context(connection, incoming, chat, found)
+            context.reply_unsure = not chat.replied and self._replied.get(key) != chat.version
+            try:
+                route(context)
+                context.flush()  # the person the chat's row refers to may be new
+            finally:
+                context.close()
+            _spend_pressed_buttons(incoming, chat, context)
+            person_id = context.person.id if context.person else None
+            save_state(connection, key, chat, context.state, context.now, person_id)
+            replies = compact(context.replies)
+        self._saved[key] = chat.version + 1
+        _log_applied(incoming, context)
+        return replies
+
     def delivered(self, incoming: Incoming) -> None:
         """The channel handed over the replies of `incoming` (sent them, or kept them in the
         outbox). Written down for many chats at once, at most REPLIED_DELAY later: a crash in
@@ -86,7 +102,7 @@ class Dispatcher:
         version = self._saved.pop(_chat_key(incoming), None)
         if version is not None:
             self._replied[_chat_key(incoming)] = version
-        if time.monotonic() - self._replied_since >= REPLIED_DELAY:
+        if time.monotonic() - self._replied_since >= self.replied_delay:
             self.write_delivered()
 
     def write_delivered(self) -> None:

@@ -24,7 +24,7 @@ from handlers.dispatcher import Dispatcher
 from handlers.messages import Incoming
 from outbox.sender import Sender
 from storage.db import transaction
-from storage.models import Conversation, OutboxMessage, ProcessedUpdate
+from storage.models import Conversation, OutboxMessage, ProcessedUpdate, Report
 from tests.harness import Telegram, invite, plain
 from tests.test_webhook import serving
 
@@ -194,3 +194,54 @@ async def test_two_processes_given_the_same_chat_at_once_apply_its_updates_one_a
     assert chat.state["draft"]["answers"]["paper_kg"] == 12
     assert "aluminium_kg" not in chat.state["draft"]["answers"]
     assert chat.version == before + 2, "both updates were applied, one after the other"
+
+
+async def test_two_workers_confirming_the_same_week_at_once_in_two_processes(
+        sanad: Sanad) -> None:
+    """Fatima and Layla, of one association, confirm the same week's report at the same
+    instant, through two web processes. The second collides with the first's report; it is
+    applied again and sees it: Layla is asked whether hers replaces it. Nothing is dropped."""
+    async with Telegram(sanad) as telegram:
+        workers = []
+        for user_id, name in ((341, "Fatima"), (342, "Layla")):
+            worker = telegram.person(user_id, name, language="en")
+            await worker.says(f"/start {invite(sanad, 'bh_rural_girls')}")
+            await worker.taps("English")
+            await worker.says("/recycling")
+            await worker.taps("week of 29 Nov")
+            for typed in ("100", "20", "30", "120", "60", "45", "6"):
+                await worker.says(typed)
+            await worker.taps("Skip")
+            assert "Please check your report" in worker.everything
+            workers.append(worker)
+        presses = [dict(telegram.api.buttons(w.keyboard_message))["Confirm and send"]
+                   for w in workers]
+    other = assemble(sanad.settings, clock=sanad.dispatcher.clock)  # the second process
+    slow = [True]
+
+    def linger_after_storing_the_report(conn: Any, cursor: Any, statement: str,
+                                        *args: Any) -> None:
+        if slow[0] and statement.lstrip().upper().startswith("INSERT INTO REPORT"):
+            slow[0] = False
+            time.sleep(0.6)  # the first process has stored the report, not yet committed
+
+    event.listen(sanad.engine, "after_cursor_execute", linger_after_storing_the_report)
+    try:
+        def confirm(dispatcher: Dispatcher, user_id: int, update_id: int, data: str) -> str:
+            incoming = Incoming(channel="telegram", chat_id=str(user_id), sender=str(user_id),
+                                update_id=str(update_id), choice=data)
+            return "\n".join(plain(reply.text) for reply in dispatcher.handle(incoming))
+
+        first = asyncio.create_task(asyncio.to_thread(
+            confirm, sanad.dispatcher, 341, 9101, presses[0]))
+        await asyncio.sleep(0.2)
+        second = asyncio.create_task(asyncio.to_thread(
+            confirm, other.dispatcher, 342, 9102, presses[1]))
+        fatima_reads, layla_reads = await asyncio.gather(first, second)
+    finally:
+        event.remove(sanad.engine, "after_cursor_execute", linger_after_storing_the_report)
+        other.engine.dispose()
+    assert "Saved. Your reference number is REC-1" in fatima_reads
+    assert "already exists (REC-1). Replace it with this one?" in layla_reads
+    with transaction(sanad.engine) as session:
+        assert len(session.exec(select(Report)).all()) == 1

@@ -133,7 +133,10 @@ class _Signal:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         try:
-            await asyncio.wait_for(fut, timeout)
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that comes
+            # just as the future completes, and the cancelled task would go on waiting.
+            async with asyncio.timeout(timeout):
+                await fut
             return True
         except TimeoutError:
             return False

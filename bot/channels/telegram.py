@@ -91,7 +91,9 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
 
     # No Updater: `poll` confirms an offset only after the update was recorded, which PTB's
     # Updater (it fetches the next batch while the last one waits in a queue) does not.
-    application = builder.updater(None).post_init(started).post_stop(stopping).build()
+    # No JobQueue either: schedules belong to bot.background (APScheduler 3, one process).
+    application = (builder.updater(None).job_queue(None)
+                   .post_init(started).post_stop(stopping).build())
     # One handler for every update: the dispatcher decides what it means, so PTB's handler
     # groups have nothing to order. Updates of one chat are processed in arrival order.
     application.add_handler(TypeHandler(Update, _handler(sanad, metrics)))

@@ -59,6 +59,9 @@ def create_app(sanad: Sanad, application: Application, metrics: Metrics | None =
     """The ASGI app. Its lifespan initializes and starts `application` (and its post_init:
     the command list, and the scheduler and sender if it was built with them)."""
     secret = webhook_secret(sanad).encode()
+    # The next message of a chat may reach another web process: it must see at once that
+    # this one's replies went out (else it would ask the person where to go on).
+    sanad.dispatcher.replied_delay = 0.0
     metrics = metrics or Metrics(sanad.engine)
 
     async def telegram(request: Request) -> Response:
