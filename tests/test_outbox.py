@@ -457,7 +457,10 @@ async def test_the_limits_are_kept_on_a_faster_clock(
     elapsed = time.elapsed() - start
 
     assert api.rejected_429 == 0
-    assert elapsed >= 120 / 30 - 0.1, "never faster than 30 a second (speed: bench/sender.py)"
+    # Never faster than 30 a second once the starting burst is spent (the rate a property of
+    # the limiter, on the scaled clock; how fast it gets there is bench/sender.py's business).
+    burst = the_sender.limiter.burst
+    assert elapsed >= (120 - burst) / 30, "never faster than 30 a second after the burst"
     for person in ids:
         assert [m.text for m in api.messages_to(chat_of(person, ids))] == ["0", "1", "2"]
 
