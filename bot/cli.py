@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     secrets = [settings.telegram_bot_token, settings.telegram_webhook_secret]
     logs.configure([s.get_secret_value() for s in secrets if s], level,
                    log_format=settings.log_format)
+    if args.action in (_run, _worker, _webhook, _set_webhook) and \
+            settings.telegram_bot_token is None:
+        print(NO_TOKEN, file=sys.stderr)
+        return 1
     try:
         return int(args.action(args, settings) or 0)
     except (FormFileError, NetworkError) as error:
@@ -124,9 +128,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.telegram_bot_token is None:
-        print(NO_TOKEN, file=sys.stderr)
-        return 1
     from bot.channels.telegram import run_polling
 
     sanad = assemble(settings)
@@ -146,9 +147,6 @@ def _metrics(sanad: Sanad) -> Metrics:
 
 
 def _webhook(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.telegram_bot_token is None:
-        print(NO_TOKEN, file=sys.stderr)
-        return 1
     import uvicorn
 
     from bot.channels.telegram import build_application
@@ -169,9 +167,6 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _set_webhook(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.telegram_bot_token is None:
-        print(NO_TOKEN, file=sys.stderr)
-        return 1
     import asyncio
 
     from bot.channels.webhook import set_webhook
@@ -198,9 +193,6 @@ def _backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.telegram_bot_token is None:
-        print(NO_TOKEN, file=sys.stderr)
-        return 1
     import asyncio
     import signal
 
