@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +52,8 @@ class Context:
     # The replies to the chat's previous message may never have been sent (a process died
     # between storing and sending): the person may not have seen the question now open.
     reply_unsure: bool = False
+    # Whether the replies offer buttons (a press they follow then leaves its buttons working).
+    offered_buttons: bool = False
     _session: Session | None = field(default=None, repr=False)
 
     @property
@@ -76,14 +79,29 @@ class Context:
     def say(self, text: str, options: list[tuple[str, str]] | None = None, *,
             expect: str | None = None, document: Path | None = None, columns: int = 1,
             photo: Path | None = None) -> None:
-        """Add a reply; its options get a fresh token so that older buttons stop working."""
+        """Add a reply; its options carry the token of the question they answer (see
+        `_token_for`), so that buttons of earlier questions stop working."""
         offered: tuple[Option, ...] = ()
         if options:
-            nonce = secrets.token_hex(2)
-            self.state["nonce"] = nonce
+            nonce = self._token_for(text, options)
             offered = tuple(Option(label, f"{nonce}:{value}") for label, value in options)
+            self.offered_buttons = True
         self.replies.append(Reply(text, offered, expect, document, columns,  # type: ignore[arg-type]
                                   photo))
+
+    def _token_for(self, text: str, options: list[tuple[str, str]]) -> str:
+        """Buttons belong to the question they were sent with, not to one message: asking
+        the same question again (after a refused button or a wrong answer) keeps the token,
+        so its buttons work on every copy the person has; any other question gets a fresh
+        one. Otherwise a person pressing a copy while the next copy is on its way is refused,
+        shown another copy, presses the one that just arrived, and so on without end."""
+        question = hashlib.blake2s("\x1f".join([text, *(v for _, v in options)]).encode(),
+                                   digest_size=4).hexdigest()
+        if self.state.get("nonce") and self.state.get("asked") == question:
+            return str(self.state["nonce"])
+        nonce = secrets.token_hex(2)
+        self.state["nonce"], self.state["asked"] = nonce, question
+        return nonce
 
     @property
     def choice(self) -> str | None:

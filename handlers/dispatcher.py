@@ -193,8 +193,9 @@ def _spend_pressed_buttons(incoming: Incoming, chat: ChatState, context: Context
     network, then gets "that button no longer works" instead of answering the next question."""
     pressed = (incoming.choice or "").partition(":")[0]
     nonce = chat.state.get("nonce")
-    if nonce and pressed == nonce and context.state.get("nonce") == nonce:
-        context.state.pop("nonce")
+    if nonce and pressed == nonce and not context.offered_buttons:
+        context.state.pop("nonce", None)
+        context.state.pop("asked", None)
 
 
 def _update_key(incoming: Incoming) -> str:

@@ -104,6 +104,23 @@ def show_current(ctx: Context) -> None:
         ask(ctx)
 
 
+ANSWERED_WITH_BUTTONS = frozenset({"choice", "multichoice", "yesno", "period"})
+
+
+def show_current_after_refusal(ctx: Context) -> None:
+    """After a refused button: a question that takes a typed answer is not sent again when
+    the person already has it (the replies to their previous message were sent). With two
+    copies on screen a person may answer both, and the second answer would be taken for
+    the next question. Questions answered with buttons are shown again: both copies share
+    their buttons, and a press is taken once."""
+    spec = _current_field(ctx)
+    typed = spec is not None and spec.type not in ANSWERED_WITH_BUTTONS
+    if _draft(ctx)["step"] == "ask" and typed and not ctx.reply_unsure:
+        ctx.say(ctx._("Please answer the last question above."))
+        return
+    show_current(ctx)
+
+
 def cancel(ctx: Context) -> None:
     if ctx.state.pop("draft", None) is None:
         ctx.say(ctx._("There is nothing to cancel."))

@@ -161,7 +161,7 @@ def _show_where(ctx: Context) -> None:
     """After a refused button, show again what the chat is waiting for."""
     flow = ctx.state.get("flow")
     if flow == "form" and ctx.state.get("draft"):
-        reporting.show_current(ctx)
+        reporting.show_current_after_refusal(ctx)
     elif flow == "resume" and ctx.state.get("draft"):
         reporting.offer_resume(ctx, then=ctx.state.get("then"))
     elif flow == "language":

@@ -58,12 +58,13 @@ FIRST_CHAT = 700_000
 TOKEN = "123456:CRASH-DRILL"
 SECRET = "crash-drill-secret"
 SILENCE = 10.0  # seconds without an answer before a worker sends its last message again
+READ_FOR = 0.3  # seconds a worker reads; what arrives meanwhile is read too
 DEADLINE = 180.0  # seconds for the whole drill
 KILLS = 6
-KILL_EVERY = (2.0, 5.0)  # seconds from a restart to the next kill, at random
+KILL_EVERY = (1.0, 4.0)  # seconds from a restart being at work to the next kill, at random
+READY = ("Application started", "webhook ready on", "scheduler and sender started")
 DOWN_FOR = 0.3  # seconds a killed process stays down
 BROADCAST = "Crash drill announcement"
-WEEKS = ("week of 29 Nov", "week of 22 Nov")
 QUESTION = re.compile(r"\((\d+) of 9\)")
 SAVED = re.compile(r"Saved\. .*REC-\d+")
 
@@ -130,13 +131,15 @@ class Worker:
         self.sent += 1
         self.api.user(self.chat, language_code="en").text(text)
 
-    def taps(self, message: SentMessage, label: str) -> None:
-        for text, data in self.api.buttons(message):
-            if plain(text).lower().startswith(label.lower()):
-                self.last = ("press", data, message)
-                self.sent += 1
-                self.api.user(self.chat, language_code="en").press(data, message)
-                return
+    def taps(self, message: SentMessage, label: str, nth: int = 0) -> None:
+        """Press the `nth` button whose label starts with `label`."""
+        matching = [data for text, data in self.api.buttons(message)
+                    if plain(text).lower().startswith(label.lower())]
+        if len(matching) > nth:
+            self.last = ("press", matching[nth], message)
+            self.sent += 1
+            self.api.user(self.chat, language_code="en").press(matching[nth], message)
+            return
         raise AssertionError(f"worker {self.number}: no button {label!r} in "
                              f"{self.api.buttons(message)} of {plain(message.text or '')!r}")
 
@@ -156,24 +159,31 @@ class Worker:
     async def run(self) -> None:
         self.says("/recycling")
         while self.todo:
-            message = await self.next_message()
-            if message is None:
+            messages = await self.next_messages()
+            if not messages:
                 self.again()
-            else:
-                self.act(message)
+            else:  # the latest message that asks for something; explanations are read only
+                any(self.act(message) for message in reversed(messages))
 
-    async def next_message(self) -> SentMessage | None:
-        """The latest of what the bot sent since last time (broadcasts aside), or None after
-        SILENCE seconds of nothing."""
+    async def next_messages(self) -> list[SentMessage]:
+        """What the bot sent since last time (broadcasts aside), or nothing after SILENCE
+        seconds of nothing."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SILENCE
         while not (new := self.collect()):
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return None
+                return []
             await self.api._sent_signal.wait(remaining)
-        await asyncio.sleep(0.05)  # the rest of the same reply
-        return [*new, *self.collect()][-1]
+        # A person reads before answering: what else arrives meanwhile (the rest of the same
+        # reply, the reply to a message sent twice) is read too.
+        while more := await self.more_within(READ_FOR):
+            new += more
+        return new
+
+    async def more_within(self, seconds: float) -> list[SentMessage]:
+        await asyncio.sleep(seconds)
+        return self.collect()
 
     def collect(self) -> list[SentMessage]:
         """The bot's messages to this worker since the last look."""
@@ -183,7 +193,8 @@ class Worker:
         self.scanned = len(sent)
         return mine
 
-    def act(self, message: SentMessage) -> None:
+    def act(self, message: SentMessage) -> bool:
+        """Do what `message` asks for; False if it asks for nothing."""
         text = plain(message.text or "")
         report = self.todo[0]
         question = QUESTION.search(text)
@@ -196,7 +207,7 @@ class Worker:
         elif "unfinished report" in text:
             self.taps(message, "Continue")
         elif "For which week?" in text:
-            self.taps(message, WEEKS[report])
+            self.taps(message, "week of", nth=report)  # report 0: this week, 1: the one before
         elif "Please check your report" in text:
             self.taps(message, "Confirm")
         elif question and question.group(1) == "9":
@@ -205,7 +216,9 @@ class Worker:
             self.says(expected_answers(self.number, report)[int(question.group(1)) - 2])
         elif "What would you like to do?" in text:
             self.says("/recycling")
-        # anything else (a refused old button, an explanation): wait for what follows
+        else:  # a refused old button, an explanation: wait for what follows
+            return False
+        return True
 
 
 # --- the processes -------------------------------------------------------------------------
@@ -224,10 +237,27 @@ class Process:
         self.log_path = logs / f"{name}.log"
         self.popen: subprocess.Popen[bytes] | None = None
         self.log: IO[bytes] | None = None
+        self.started_at = 0  # where this run's lines begin in the log
         self.kills = 0
+
+    async def ready(self, timeout: float = 60.0) -> None:
+        """Wait until this run says it is at work (a start takes seconds: imports, migrations;
+        a kill before that would test less than it should)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not any(marker in self.since_start() for marker in READY):
+            if loop.time() > deadline:
+                raise AssertionError(f"{self.name} not ready in {timeout:g} s")
+            await asyncio.sleep(0.1)
+
+    def since_start(self) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(self.started_at)
+            return log.read().decode(errors="replace")
 
     def start(self) -> None:
         self.log = self.log_path.open("ab")
+        self.started_at = self.log.tell()
         self.popen = subprocess.Popen([sys.executable, "-m", "bot", *self.args], env=self.env,
                                       stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -253,6 +283,7 @@ class Process:
 async def kill_at_random(processes: list[Process], chance: random.Random) -> None:
     """KILLS times: wait a little, SIGKILL one of the processes, start it again."""
     for _ in range(KILLS):
+        await asyncio.gather(*(process.ready() for process in processes))
         await asyncio.sleep(chance.uniform(*KILL_EVERY))
         victim = chance.choice(processes)
         victim.kill()
@@ -369,7 +400,7 @@ def check(sanad: Sanad, api: FakeBotApi, workers: list[Worker], broadcast_id: in
     assert len(weeks) == 2
     for report in reports:
         worker = int(by_org[report.organization_id].removeprefix("drill_"))
-        index = 0 if report.period == weeks[-1] else 1  # WEEKS[0] is the later week
+        index = 0 if report.period == weeks[-1] else 1  # report 0 is this week's
         for name, value in stored_values(worker, index).items():
             assert float(report.answers[name]) == value, (worker, index, name)
     # Every conversation went on to its end.

@@ -80,4 +80,6 @@ async def test_a_button_from_an_earlier_message_does_nothing_but_say_so(sanad: S
         old = dict(telegram.api.buttons(menu))["Field check-in"]
         await worker._do(worker.user.press(old, menu))
         assert "no longer works" in worker.everything
-        assert "Paper collected" in worker.last, "the open question is shown again"
+        assert "answer the last question above" in worker.last, "pointed to the open question"
+        await worker.says("12.5")
+        assert "Aluminium collected" in worker.last, "the old button changed nothing"

@@ -12,7 +12,7 @@ from bot.app import Sanad, assemble
 from storage.db import transaction
 from storage.models import Report, ReportChange
 from tests.conftest import Clock
-from tests.harness import Person, Telegram, invite
+from tests.harness import Person, Telegram, invite, plain
 
 
 async def registered(telegram: Telegram, org: str = "bh_sitra_women", user_id: int = 201,
@@ -253,6 +253,42 @@ async def test_the_same_update_twice_is_applied_once(sanad: Sanad) -> None:
         await fatima._do(fatima.user.press(data, confirm))   # a double tap on Confirm
         assert "no longer works" in fatima.everything
     assert len(reports(sanad)) == 1
+
+
+async def test_a_question_shown_twice_takes_either_copy_once(sanad: Sanad) -> None:
+    async with Telegram(sanad) as telegram:
+        fatima = await registered(telegram)
+        menu = fatima.keyboard_message
+        await fatima.says("/recycling")
+        first_copy = fatima.keyboard_message
+        await fatima._do(fatima.user.press(telegram.api.buttons(menu)[0][1], menu))
+        assert "no longer works" in fatima.everything and "For which week?" in fatima.last
+        second_copy = fatima.keyboard_message
+        assert telegram.api.buttons(second_copy) == telegram.api.buttons(first_copy)
+
+        this_week = next(data for label, data in telegram.api.buttons(first_copy)
+                         if "29 Nov" in plain(label))
+        await fatima._do(fatima.user.press(this_week, first_copy))
+        assert "Paper collected" in fatima.last, "the earlier copy of the same question works"
+
+        await fatima._do(fatima.user.press(this_week, second_copy))
+        assert "no longer works" in fatima.everything, "but only once"
+
+
+async def test_an_old_button_does_not_repeat_a_typed_question(sanad: Sanad) -> None:
+    """Two copies of "(2 of 9) Paper" would invite two answers, the second taken for
+    aluminium: after a refused button the person is pointed to the question instead."""
+    async with Telegram(sanad) as telegram:
+        fatima = await registered(telegram)
+        await fatima.says("/recycling")
+        weeks = fatima.keyboard_message
+        await fatima.taps("week of 29 Nov")
+        assert "Paper collected" in fatima.last
+        await fatima._do(fatima.user.press(telegram.api.buttons(weeks)[0][1], weeks))
+        assert fatima.texts == ["That button belongs to an earlier message and no longer "
+                                "works.\n\nPlease answer the last question above."]
+        await fatima.says("12.5")
+        assert "Aluminium collected" in fatima.last
 
 
 async def test_a_coordinator_has_no_field_forms(sanad: Sanad) -> None:
