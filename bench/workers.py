@@ -1,6 +1,7 @@
 """Field workers filling the recycling form, through the real python-telegram-bot Application.
 
-    python -m bench.workers [--workers N] [--reports K] [--database URL] [--profile]
+    python -m bench.workers [--workers N] [--reports K] [--rounds R] [--database URL]
+                            [--profile]
 
 Both bots run as in production: an Application polling the fake Bot API's getUpdates with
 `bot.channels.telegram.polling` (each batch applied before its offset is confirmed), one update
@@ -9,7 +10,9 @@ TypeHandler that answers every update with one message. Two loads:
 
 * closed: every worker sends its next answer as soon as the reply to its previous one is
   complete; N workers, K reports each in a row (weeks alternate, so the third report of a
-  worker replaces its first: "Yes, replace it").
+  worker replaces its first: "Yes, replace it"). Both bots poll all along and the load goes
+  to one, then the other, R rounds; the ratio is the median of the rounds' ratios, so that a
+  busy stretch of the machine lands on one round rather than on one bot.
 * paced: N workers answer one second after each reply, as people typing, for a fixed time.
 
 Latency is from the update being queued at the fake Bot API to the request that sends the last
@@ -28,11 +31,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import json
 import pstats
 import re
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -275,12 +280,14 @@ def expect(worker: Worker, answer: Answer, wanted: str) -> None:
 Script = Callable[[Worker, int], Awaitable[None]]
 
 
-async def work(worker: Worker, script: Script, reports: int | None, start_after: float) -> None:
-    """Fill `reports` reports in a row (None: until the deadline)."""
+async def work(worker: Worker, script: Script, reports: int | None, start_after: float,
+               first_report: int = 0) -> None:
+    """Fill `reports` reports in a row (None: until the deadline), numbered from
+    `first_report` on."""
     await asyncio.sleep(start_after)
-    report = 0
+    report = first_report
     try:
-        while reports is None or report < reports:
+        while reports is None or report < first_report + reports:
             await script(worker, report)
             report += 1
     except Stop:
@@ -316,11 +323,15 @@ class Figures:
 
 
 async def phase(name: str, probe: Probe, workers: list[Worker], script: Script,
-                reports: int | None, stagger: float = 0.0) -> Figures:
+                reports: int | None, stagger: float = 0.0, first_report: int = 0) -> Figures:
     probe.reset()
     before = sum(w.reports for w in workers)
+    # Every phase starts with a clean heap: a full collection (200+ ms here, the heap holds
+    # both bots and everything the fake recorded) then lands in no phase, rather than in
+    # whichever phase crossed the threshold.
+    gc.collect()
     started = time.perf_counter()
-    runners = asyncio.gather(*(work(w, script, reports, stagger * i / len(workers))
+    runners = asyncio.gather(*(work(w, script, reports, stagger * i / len(workers), first_report)
                                for i, w in enumerate(workers)))
     stalled: list[str] = []
     dog = asyncio.create_task(watchdog(probe, runners, stalled))
@@ -363,7 +374,8 @@ def make_workers(fake: FakeBotApi, probe: Probe, first: int, count: int, *, thin
             for i in range(count)]
 
 
-async def echo_bench(args: argparse.Namespace) -> Figures:
+def echo_application() -> tuple[Application, FakeBotApi]:  # type: ignore[type-arg]
+    """The baseline: one TypeHandler answering every update with one message."""
     fake = FakeBotApi()
     application = fake.application_builder().build()
 
@@ -373,47 +385,69 @@ async def echo_bench(args: argparse.Namespace) -> Figures:
             await context.bot.send_message(chat.id, "echo")
 
     application.add_handler(TypeHandler(Update, echo))
-    probe = Probe(fake, echo_final)
-    async with polling(application, timeout=1):
-        await phase("echo warm-up", probe, make_workers(fake, probe, 0, WARMUP_WORKERS),
-                    echo_report, 1)
-        workers = make_workers(fake, probe, WARMUP_WORKERS, args.workers)
-        return await phase("echo", probe, workers, echo_report, args.reports)
+    return application, fake
 
 
 @dataclass
-class SanadFigures:
-    closed: Figures
+class Round:
+    echo: Figures
+    sanad: Figures
+
+    @property
+    def ratio(self) -> float:
+        return self.sanad.updates_per_s / self.echo.updates_per_s
+
+
+@dataclass
+class BenchFigures:
+    rounds: list[Round]
     paced: Figures
     expected_rows: int
     replaced: int
     profile: str | None
 
+    @property
+    def ratio(self) -> float:
+        """The median of the rounds' ratios: each round runs both bots back to back, so a
+        stretch of the machine being busy falls on one round instead of on one bot."""
+        return statistics.median(r.ratio for r in self.rounds)
 
-async def sanad_bench(sanad: Sanad, args: argparse.Namespace) -> SanadFigures:
-    fake = FakeBotApi()
+
+async def closed_and_paced(sanad: Sanad, args: argparse.Namespace) -> BenchFigures:
+    """Both bots polling at once; the closed load alternates between them, round by round."""
+    echo, echo_fake = echo_application()
+    sanad_fake = FakeBotApi()
     application: Application = build_application(  # type: ignore[type-arg]
-        sanad, request=fake.request(), get_updates_request=fake.request())
-    everyone: list[Worker] = []
-    async with polling(application, timeout=1):
-        probe = Probe(fake, sanad_final)
-        warm = make_workers(fake, probe, 0, WARMUP_WORKERS)
-        await phase("sanad warm-up", probe, warm, sanad_report, 2)
-        closed_workers = make_workers(fake, probe, WARMUP_WORKERS, args.workers)
+        sanad, request=sanad_fake.request(), get_updates_request=sanad_fake.request())
+    async with polling(echo, timeout=1), polling(application, timeout=1):
+        echo_probe, sanad_probe = Probe(echo_fake, echo_final), Probe(sanad_fake, sanad_final)
+        await phase("echo warm-up", echo_probe, make_workers(echo_fake, echo_probe, 0,
+                                                             WARMUP_WORKERS), echo_report, 1)
+        warm = make_workers(sanad_fake, sanad_probe, 0, WARMUP_WORKERS)
+        await phase("sanad warm-up", sanad_probe, warm, sanad_report, 2)
+        echo_workers = make_workers(echo_fake, echo_probe, WARMUP_WORKERS, args.workers)
+        closed_workers = make_workers(sanad_fake, sanad_probe, WARMUP_WORKERS, args.workers)
         profiler = cProfile.Profile() if args.profile else None
-        if profiler is not None:
-            profiler.enable()
-        closed = await phase("sanad closed", probe, closed_workers, sanad_report, args.reports)
-        if profiler is not None:
-            profiler.disable()
+        rounds = []
+        for number in range(args.rounds):
+            first = number * args.reports  # weeks keep alternating from round to round
+            echo_figures = await phase("echo", echo_probe, echo_workers, echo_report,
+                                       args.reports, first_report=first)
+            if profiler is not None:
+                profiler.enable()
+            sanad_figures = await phase("sanad", sanad_probe, closed_workers,
+                                        sanad_report, args.reports, first_report=first)
+            if profiler is not None:
+                profiler.disable()
+            rounds.append(Round(echo_figures, sanad_figures))
         deadline = time.perf_counter() + args.paced_seconds
-        paced_workers = make_workers(fake, probe, WARMUP_WORKERS + args.workers, args.workers,
-                                     think=args.think, deadline=deadline)
+        paced_workers = make_workers(sanad_fake, sanad_probe, WARMUP_WORKERS + args.workers,
+                                     args.workers, think=args.think, deadline=deadline)
         # Workers start spread over one think time, as people do not type in step.
-        paced = await phase("sanad paced", probe, paced_workers, sanad_report, None,
+        paced = await phase("sanad paced", sanad_probe, paced_workers, sanad_report, None,
                             stagger=args.think)
         everyone = warm + closed_workers + paced_workers
-    return SanadFigures(closed, paced, sum(len(w.weeks) for w in everyone),
+    return BenchFigures(rounds, paced, sum(len(w.weeks) for w in everyone),
                         sum(w.replaced for w in everyone), _profile_text(profiler))
 
 
@@ -458,30 +492,46 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def print_figures(echo: Figures, sanad: SanadFigures, args: argparse.Namespace) -> None:
+def print_figures(figures: BenchFigures, args: argparse.Namespace) -> None:
     head = f"  {'':<14}{'updates':>8}{'reports':>9}{'updates/s':>11}{'reports/s':>11}" \
            f"{'p50 ms':>9}{'p95 ms':>9}"
     print(f"\nclosed load: {args.workers} workers, {args.reports} reports each in a row "
-          "(answer as soon as the reply is complete)")
+          f"(answer as soon as the reply is complete); {len(figures.rounds)} rounds, each "
+          "the echo bot then Sanad")
     print(head)
-    for figures in (echo, sanad.closed):
-        print(f"  {figures.name:<14}{figures.updates:>8}{figures.reports:>9}"
-              f"{figures.updates_per_s:>11.1f}{figures.reports_per_s:>11.2f}"
-              f"{figures.percentile(50):>9.1f}{figures.percentile(95):>9.1f}")
-    ratio = sanad.closed.updates_per_s / echo.updates_per_s
-    print(f"  throughput ratio sanad/echo (updates/s): {ratio:.2f}    "
+    for number, round_ in enumerate(figures.rounds, 1):
+        for bot in (round_.echo, round_.sanad):
+            print(_row(f"{number}. {bot.name}", bot))
+        print(f"  {'':<14}ratio {round_.ratio:.2f}")
+    print("  all rounds")
+    for bot in (_together([r.echo for r in figures.rounds]),
+                _together([r.sanad for r in figures.rounds])):
+        print(_row(bot.name, bot))
+    ratio = figures.ratio
+    print(f"  throughput ratio sanad/echo (updates/s, median of the rounds): {ratio:.2f}    "
           f"target >= {TARGET_RATIO}  {verdict(ratio >= TARGET_RATIO)}")
-    paced = sanad.paced
+    paced = figures.paced
     print(f"\npaced load: {args.workers} workers answering {args.think:g} s after each reply, "
           f"{args.paced_seconds:g} s")
     print(head)
-    print(f"  {paced.name:<14}{paced.updates:>8}{paced.reports:>9}{paced.updates_per_s:>11.1f}"
-          f"{paced.reports_per_s:>11.2f}{paced.percentile(50):>9.1f}{paced.percentile(95):>9.1f}")
+    print(_row(paced.name, paced))
     p95 = paced.percentile(95)
     print(f"  p95 latency: {p95:.1f} ms    target <= {TARGET_PACED_P95_MS:g} ms  "
           f"{verdict(p95 <= TARGET_PACED_P95_MS)}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS: {rss:.1f} MiB")
+
+
+def _row(name: str, figures: Figures) -> str:
+    return (f"  {name:<14}{figures.updates:>8}{figures.reports:>9}"
+            f"{figures.updates_per_s:>11.1f}{figures.reports_per_s:>11.2f}"
+            f"{figures.percentile(50):>9.1f}{figures.percentile(95):>9.1f}")
+
+
+def _together(phases: list[Figures]) -> Figures:
+    return Figures(phases[0].name, phases[0].workers, sum(f.updates for f in phases),
+                   sum(f.reports for f in phases), sum(f.seconds for f in phases),
+                   [latency for f in phases for latency in f.latencies])
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -493,17 +543,17 @@ async def main_async(args: argparse.Namespace) -> int:
         sanad = assemble(settings)
         try:
             before = prepare(sanad, WARMUP_WORKERS + 2 * args.workers)
-            echo = await echo_bench(args)
-            figures = await sanad_bench(sanad, args)
+            figures = await closed_and_paced(sanad, args)
             stored = stored_reports(sanad) - before
         finally:
             sanad.engine.dispose()
-    print_figures(echo, figures, args)
+    print_figures(figures, args)
     ok = stored == figures.expected_rows
     print(f"reports stored: {stored} (expected {figures.expected_rows}; "
           f"{figures.replaced} more were replacements)  {'OK' if ok else 'WRONG'}")
     if figures.profile:
-        print("\ncProfile of the Sanad closed load (whole process: PTB, Sanad, fake, workers)")
+        print("\ncProfile of the Sanad closed load, all rounds (whole process: PTB, Sanad, "
+              "fake, workers)")
         print(figures.profile)
     return 0 if ok else 1
 
@@ -514,6 +564,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=50, help="workers per load (50)")
     parser.add_argument("--reports", type=int, default=3,
                         help="reports each worker files in a row under the closed load (3)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="closed-load rounds, each the echo bot then Sanad (3)")
     parser.add_argument("--paced-seconds", type=float, default=25.0,
                         help="length of the paced load (25)")
     parser.add_argument("--think", type=float, default=1.0,
@@ -523,8 +575,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the Sanad closed load and print the top functions")
     args = parser.parse_args(argv)
-    if args.workers < 1 or args.reports < 1:
-        parser.error("--workers and --reports must be at least 1")
+    if args.workers < 1 or args.reports < 1 or args.rounds < 1:
+        parser.error("--workers, --reports and --rounds must be at least 1")
     return args
 
 

@@ -26,7 +26,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import Sanad
 from bot.background import Background
-from bot.channels.telegram_delivery import CHANNEL, keyboard, telegram_deliver
+from bot.channels.telegram_delivery import CHANNEL, keyboard, send_text, telegram_deliver
 from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY
 from handlers.messages import Incoming, Location, Photo, Reply, TryLater
@@ -384,8 +384,7 @@ async def send(bot: Bot, chat_id: int, reply: Reply) -> None:
             return
     parts = _split(reply.text)
     for number, part in enumerate(parts, 1):
-        await bot.send_message(chat_id, part,
-                               reply_markup=markup if number == len(parts) else None)
+        await send_text(bot, chat_id, part, markup if number == len(parts) else None)
 
 
 def _split(text: str, limit: int = 4000) -> list[str]:
