@@ -94,9 +94,13 @@ class Context:
         the same question again (after a refused button or a wrong answer) keeps the token,
         so its buttons work on every copy the person has; any other question gets a fresh
         one. Otherwise a person pressing a copy while the next copy is on its way is refused,
-        shown another copy, presses the one that just arrived, and so on without end."""
-        question = hashlib.blake2s("\x1f".join([text, *(v for _, v in options)]).encode(),
-                                   digest_size=4).hexdigest()
+        shown another copy, presses the one that just arrived, and so on without end.
+
+        The same question means the same text and the same buttons, labels included: a
+        multiple choice shown again with one more ✓ is a new question, its old copy spent.
+        """
+        shown = [text, *(part for option in options for part in option)]
+        question = hashlib.blake2s("\x1f".join(shown).encode(), digest_size=4).hexdigest()
         if self.state.get("nonce") and self.state.get("asked") == question:
             return str(self.state["nonce"])
         nonce = secrets.token_hex(2)
