@@ -564,8 +564,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=50, help="workers per load (50)")
     parser.add_argument("--reports", type=int, default=3,
                         help="reports each worker files in a row under the closed load (3)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="closed-load rounds, each the echo bot then Sanad (3)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="closed-load rounds, each the echo bot then Sanad (5)")
     parser.add_argument("--paced-seconds", type=float, default=25.0,
                         help="length of the paced load (25)")
     parser.add_argument("--think", type=float, default=1.0,

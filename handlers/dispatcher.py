@@ -96,9 +96,10 @@ class Dispatcher:
         return replies
 
     def delivered(self, incoming: Incoming) -> None:
-        """The channel handed over the replies of `incoming` (sent them, or kept them in the
-        outbox). Written down for many chats at once, at most REPLIED_DELAY later: a crash in
-        between costs those chats a "continue where you stopped?" question, nothing more."""
+        """The channel sent the replies of `incoming` (replies kept in the outbox do not
+        count: the person may type again before the outbox brings them). Written down for many
+        chats at once, at most REPLIED_DELAY later: a crash in between costs those chats a
+        "continue where you stopped?" question, nothing more."""
         version = self._saved.pop(_chat_key(incoming), None)
         if version is not None:
             self._replied[_chat_key(incoming)] = version

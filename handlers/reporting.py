@@ -108,17 +108,21 @@ ANSWERED_WITH_BUTTONS = frozenset({"choice", "multichoice", "yesno", "period"})
 
 
 def show_current_after_refusal(ctx: Context) -> None:
-    """After a refused button: a question that takes a typed answer is not sent again when
-    the person already has it (the replies to their previous message were sent). With two
-    copies on screen a person may answer both, and the second answer would be taken for
-    the next question. Questions answered with buttons are shown again: both copies share
-    their buttons, and a press is taken once."""
+    """After a refused button: a question that takes a typed answer is never sent again
+    outright. With two copies on screen a person may answer both, and the second answer
+    would be taken for the next question. When the person surely has it (the replies to
+    their previous message were sent) they are pointed to it; when they may not, they are
+    asked to continue, as after a typed answer (`answer`), and an answer typed meanwhile is
+    not taken. Questions answered with buttons are shown again: both copies share their
+    buttons, and a press is taken once."""
     spec = _current_field(ctx)
     typed = spec is not None and spec.type not in ANSWERED_WITH_BUTTONS
-    if _draft(ctx)["step"] == "ask" and typed and not ctx.reply_unsure:
+    if _draft(ctx)["step"] != "ask" or not typed:
+        show_current(ctx)
+    elif ctx.reply_unsure:
+        offer_resume(ctx)  # the question comes after "Continue", when it surely is the last
+    else:
         ctx.say(ctx._("Please answer the last question above."))
-        return
-    show_current(ctx)
 
 
 def cancel(ctx: Context) -> None:

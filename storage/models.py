@@ -91,7 +91,7 @@ class Conversation(SQLModel, table=True):
     chat_key: str = Field(primary_key=True)
     person_id: int | None = Field(default=None, foreign_key="person.id")
     version: int = 0
-    # The last version whose replies the channel handed over (sent, or kept in the outbox).
+    # The last version whose replies the channel sent (kept in the outbox does not count).
     # Below `version` after a crash between the commit and the sending: the person may not
     # have seen the last question, so a typed answer is not taken for its answer.
     replied_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

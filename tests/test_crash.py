@@ -402,7 +402,11 @@ def check(sanad: Sanad, api: FakeBotApi, workers: list[Worker], broadcast_id: in
         worker = int(by_org[report.organization_id].removeprefix("drill_"))
         index = 0 if report.period == weeks[-1] else 1  # report 0 is this week's
         for name, value in stored_values(worker, index).items():
-            assert float(report.answers[name]) == value, (worker, index, name)
+            assert float(report.answers[name]) == value, (
+                f"worker {worker}, report {index}: {name} is {report.answers[name]}, typed "
+                f"{value}; the bot said:\n" + "\n".join(
+                    plain(m.text or "")[-70:].replace("\n", " | ")
+                    for m in api.messages_to(FIRST_CHAT + worker)))
     # Every conversation went on to its end.
     assert drafts == []
     # Every update the workers sent was applied (once: its id is the key), none was lost.

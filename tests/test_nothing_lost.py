@@ -147,6 +147,30 @@ async def test_a_reply_telegram_refused_waits_in_the_outbox_until_it_is_delivere
         assert waiting == 0
 
 
+async def test_a_typed_answer_after_a_reply_kept_in_the_outbox_is_not_taken_blindly(
+        sanad: Sanad) -> None:
+    """The question waits in the outbox; Fatima, seeing nothing, types her answer again. It may
+    be meant for the question before, so she is asked to continue first."""
+    async with Telegram(sanad) as telegram:
+        fatima = telegram.person(322, language="en")
+        await fatima.says(f"/start {invite(sanad, 'bh_rural_girls')}")
+        await fatima.taps("English")
+        await fatima.says("/recycling")
+        await fatima.taps("week of 29 Nov")
+        telegram.api.fail_next("sendMessage", status=502, description="Bad Gateway")
+        assert await fatima.says("12.5") == [], "Telegram did not take 'Aluminium collected'"
+        await fatima.says("12.5")
+        assert "unfinished report, Recycling output, with 2 answers" in fatima.last
+        sender = Sender(sanad.engine, telegram_deliver(telegram.app.bot),
+                        clock=sanad.dispatcher.clock)
+        assert await sender.run_once() == 1
+        assert "Aluminium collected" in plain(telegram.api.last_to(322).text or "")
+        await fatima.taps("Continue")
+        assert "Aluminium collected" in fatima.last
+        await fatima.says("3")
+        assert "Plastic collected" in fatima.last
+
+
 async def test_two_processes_given_the_same_chat_at_once_apply_its_updates_one_after_the_other(
         sanad: Sanad) -> None:
     """Two web processes each get a message of the same person at the same instant (she typed

@@ -211,6 +211,35 @@ async def test_after_a_crash_before_the_reply_a_typed_answer_is_not_taken_blindl
     restarted.engine.dispose()
 
 
+async def test_after_a_crash_before_the_reply_an_old_button_leads_to_continue(
+        sanad: Sanad, clock: Clock) -> None:
+    """She may or may not have the question the dead process stored: it is not sent outright
+    (two copies invite two answers), she is asked to continue and gets it then."""
+    async with Telegram(sanad) as telegram:
+        fatima = await registered(telegram)
+        await fatima.says("/recycling")
+        weeks = fatima.keyboard_message
+        await fatima.taps("week of 29 Nov")
+
+        def die_before_replying(method: str, params: dict) -> None:
+            if method == "sendMessage":
+                raise asyncio.CancelledError  # the process is gone at this instant
+
+        telegram.api.on_request = die_before_replying  # type: ignore[assignment]
+        with pytest.raises(asyncio.CancelledError):
+            await fatima.says("10")
+        telegram.api.on_request = None
+    restarted = assemble(sanad.settings, clock=clock)  # a new process, same database
+    async with Telegram(restarted, telegram.api) as telegram:
+        fatima = telegram.person(201, "Fatima", language="en")
+        await fatima._do(fatima.user.press(telegram.api.buttons(weeks)[0][1], weeks))
+        assert "no longer works" in fatima.everything
+        assert "unfinished report" in fatima.last and "Aluminium" not in fatima.everything
+        await fatima.taps("Continue")
+        assert "Aluminium collected" in fatima.last
+    restarted.engine.dispose()
+
+
 async def test_resume_after_a_restart_and_after_days(sanad: Sanad, clock: Clock) -> None:
     async with Telegram(sanad) as telegram:
         fatima = await registered(telegram)

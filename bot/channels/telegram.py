@@ -302,22 +302,22 @@ async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming,
     outbox for the sender and its retries (the update itself is recorded: a redelivery would
     be ignored, so failing it would lose the replies). Returns how many were sent now."""
     chat_id = int(incoming.chat_id)
-    sent = len(replies)
     for number, reply in enumerate(replies):
         try:
             await send(bot, chat_id, reply)
         except Forbidden:
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
-            sent = number
-            break
+            sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway
+            return number
         except TelegramError as error:
             log.warning("update telegram:%s: a reply was not sent (%s)", incoming.update_id,
                         error.__class__.__name__)
             sanad.dispatcher.keep_unsent(incoming, replies[number:])
-            sent = number
-            break
+            # Not marked as delivered: the outbox may bring the question after the person
+            # has given up waiting and typed again, and that must not answer the next one.
+            return number
     sanad.dispatcher.delivered(incoming)
-    return sent
+    return len(replies)
 
 
 async def _write_delivered_regularly(sanad: Sanad) -> None:
