@@ -57,7 +57,11 @@ ONLOOKERS = 300  # more people for the broadcast, so that it is still going when
 FIRST_CHAT = 700_000
 TOKEN = "123456:CRASH-DRILL"
 SECRET = "crash-drill-secret"
-SILENCE = 10.0  # seconds without an answer before a worker sends its last message again
+# Seconds without an answer before a worker sends its last message again: longer than a
+# restart with its backlog takes (up to ~10 s under load), so that what is sent again is a
+# message whose reply was lost, not one whose reply is late. A typed answer sent again after
+# its reply merely came late is taken for the next question: the bot cannot tell it apart.
+SILENCE = 30.0
 READ_FOR = 0.3  # seconds a worker reads; what arrives meanwhile is read too
 DEADLINE = 180.0  # seconds for the whole drill
 KILLS = 6
