@@ -4,6 +4,7 @@ back, skip, change one answer, cancel, replacement of a period report, resume.""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import pytest
 from sqlmodel import select
@@ -178,6 +179,19 @@ async def test_a_second_report_for_the_period_replaces_the_first_with_an_audit_t
     assert (change.field, change.old_value, change.new_value) == ("paper_kg", 10, 11)
 
 
+async def dies_before_replying(telegram: Telegram, action: Awaitable[object]) -> None:
+    """The process stores what `action` sends and is gone before its reply goes out."""
+
+    def die(method: str, params: dict) -> None:
+        if method == "sendMessage":
+            raise asyncio.CancelledError  # the process is gone at this instant
+
+    telegram.api.on_request = die  # type: ignore[assignment]
+    with pytest.raises(asyncio.CancelledError):
+        await action
+    telegram.api.on_request = None
+
+
 async def test_after_a_crash_before_the_reply_a_typed_answer_is_not_taken_blindly(
         sanad: Sanad, clock: Clock) -> None:
     """The process stored Fatima's answer and died before sending the next question: she
@@ -188,15 +202,7 @@ async def test_after_a_crash_before_the_reply_a_typed_answer_is_not_taken_blindl
         await fatima.says("/recycling")
         await fatima.taps("week of 29 Nov")
         assert "Paper collected" in fatima.last
-
-        def die_before_replying(method: str, params: dict) -> None:
-            if method == "sendMessage":
-                raise asyncio.CancelledError  # the process is gone at this instant
-
-        telegram.api.on_request = die_before_replying  # type: ignore[assignment]
-        with pytest.raises(asyncio.CancelledError):
-            await fatima.says("10")
-        telegram.api.on_request = None
+        await dies_before_replying(telegram, fatima.says("10"))
     restarted = assemble(sanad.settings, clock=clock)  # a new process, same database
     async with Telegram(restarted, telegram.api) as telegram:
         fatima = telegram.person(201, "Fatima", language="en")
@@ -220,15 +226,7 @@ async def test_after_a_crash_before_the_reply_an_old_button_leads_to_continue(
         await fatima.says("/recycling")
         weeks = fatima.keyboard_message
         await fatima.taps("week of 29 Nov")
-
-        def die_before_replying(method: str, params: dict) -> None:
-            if method == "sendMessage":
-                raise asyncio.CancelledError  # the process is gone at this instant
-
-        telegram.api.on_request = die_before_replying  # type: ignore[assignment]
-        with pytest.raises(asyncio.CancelledError):
-            await fatima.says("10")
-        telegram.api.on_request = None
+        await dies_before_replying(telegram, fatima.says("10"))
     restarted = assemble(sanad.settings, clock=clock)  # a new process, same database
     async with Telegram(restarted, telegram.api) as telegram:
         fatima = telegram.person(201, "Fatima", language="en")
