@@ -118,6 +118,16 @@ class Person:
         return [plain(text) for text, _ in self.telegram.api.buttons(self.keyboard_message)]
 
 
+async def registered(telegram: Telegram, org: str = "bh_sitra_women", user_id: int = 201,
+                     name: str = "Fatima", language: str = "en") -> Person:
+    """Someone who opened an invitation to `org` and chose their language."""
+    code = invite(telegram.sanad, org)
+    person = telegram.person(user_id, name, language=language)
+    await person.says(f"/start {code}")
+    await person.taps({"ar": "العربية", "en": "English", "fr": "Français"}[language])
+    return person
+
+
 async def report_recycling(worker: Person, week: str = "week of 29 Nov") -> None:
     """A worker sends a whole recycling report for `week` (a button's label, or its start)."""
     await worker.says("/recycling")

@@ -25,7 +25,7 @@ from handlers.messages import Incoming
 from outbox.sender import Sender
 from storage.db import transaction
 from storage.models import Conversation, OutboxMessage, ProcessedUpdate, Report
-from tests.harness import Telegram, invite, plain
+from tests.harness import Telegram, invite, plain, registered
 from tests.test_webhook import serving
 
 
@@ -120,9 +120,7 @@ async def test_the_webhook_answers_500_when_the_database_could_not_take_the_upda
 async def test_a_reply_telegram_refused_waits_in_the_outbox_until_it_is_delivered(
         sanad: Sanad) -> None:
     async with Telegram(sanad) as telegram:
-        fatima = telegram.person(321, language="en")
-        await fatima.says(f"/start {invite(sanad, 'bh_rural_girls')}")
-        await fatima.taps("English")
+        fatima = await registered(telegram, "bh_rural_girls", 321)
         telegram.api.fail_next("sendMessage", status=502, description="Bad Gateway")
         assert await fatima.says("/recycling") == [], "Telegram did not take the question"
         with transaction(sanad.engine) as session:
@@ -152,9 +150,7 @@ async def test_a_typed_answer_after_a_reply_kept_in_the_outbox_is_not_taken_blin
     """The question waits in the outbox; Fatima, seeing nothing, types her answer again. It may
     be meant for the question before, so she is asked to continue first."""
     async with Telegram(sanad) as telegram:
-        fatima = telegram.person(322, language="en")
-        await fatima.says(f"/start {invite(sanad, 'bh_rural_girls')}")
-        await fatima.taps("English")
+        fatima = await registered(telegram, "bh_rural_girls", 322)
         await fatima.says("/recycling")
         await fatima.taps("week of 29 Nov")
         telegram.api.fail_next("sendMessage", status=502, description="Bad Gateway")
@@ -179,9 +175,7 @@ async def test_two_processes_given_the_same_chat_at_once_apply_its_updates_one_a
     overwrite). As she typed before seeing the question the first answer opened, her second
     message is not taken for its answer: she is asked where to go on."""
     async with Telegram(sanad) as telegram:
-        fatima = telegram.person(331, language="en")
-        await fatima.says(f"/start {invite(sanad, 'bh_rural_girls')}")
-        await fatima.taps("English")
+        fatima = await registered(telegram, "bh_rural_girls", 331)
         await fatima.says("/recycling")
         await fatima.taps("week of 29 Nov")
         assert "Paper collected" in fatima.last
@@ -228,9 +222,7 @@ async def test_two_workers_confirming_the_same_week_at_once_in_two_processes(
     async with Telegram(sanad) as telegram:
         workers = []
         for user_id, name in ((341, "Fatima"), (342, "Layla")):
-            worker = telegram.person(user_id, name, language="en")
-            await worker.says(f"/start {invite(sanad, 'bh_rural_girls')}")
-            await worker.taps("English")
+            worker = await registered(telegram, "bh_rural_girls", user_id, name)
             await worker.says("/recycling")
             await worker.taps("week of 29 Nov")
             for typed in ("100", "20", "30", "120", "60", "45", "6"):

@@ -13,16 +13,7 @@ from bot.app import Sanad, assemble
 from storage.db import transaction
 from storage.models import Report, ReportChange
 from tests.conftest import Clock
-from tests.harness import Person, Telegram, invite, plain
-
-
-async def registered(telegram: Telegram, org: str = "bh_sitra_women", user_id: int = 201,
-                     name: str = "Fatima", language: str = "en") -> Person:
-    code = invite(telegram.sanad, org)
-    person = telegram.person(user_id, name, language=language)
-    await person.says(f"/start {code}")
-    await person.taps({"ar": "العربية", "en": "English", "fr": "Français"}[language])
-    return person
+from tests.harness import Telegram, plain, registered
 
 
 def reports(sanad: Sanad) -> list[Report]:
