@@ -696,7 +696,7 @@ class FakeBotApi:
         batch = ready[: max(1, min(limit, 100))]
         taken = {id(p) for p in batch if p.forced}
         self._pending = [p for p in self._pending if id(p) not in taken]
-        return [copy.deepcopy(p.update) for p in batch]
+        return [p.update for p in batch]  # serialized at once by `handle`
 
     # ------------------------------------------------------------------ handlers
 
@@ -859,7 +859,7 @@ class FakeBotApi:
                 file_id=file_id,
             )
         )
-        return copy.deepcopy(message)
+        return message  # serialized at once by `handle`
 
     def _edit_target(self, params: JSONDict) -> tuple[int, JSONDict] | None:
         """The ``(chat_id, message)`` addressed by an edit, or ``None`` for inline messages."""
