@@ -324,7 +324,7 @@ async def one_run(run: Run, args: argparse.Namespace) -> Result:
             stored = stored_reports(sanad) - before
             applied = applied_updates(sanad) - applied_before
         finally:
-            sanad.engine.dispose()
+            sanad.close()
     return Result(run, shown, figures, errors, pusher.retried if pusher else None, stored,
                   sum(len(w.weeks) for w in workers), applied, api._update_seq,
                   resumes.count, bot_cpu, bench_cpu)

@@ -546,7 +546,7 @@ async def main_async(args: argparse.Namespace) -> int:
             figures = await closed_and_paced(sanad, args)
             stored = stored_reports(sanad) - before
         finally:
-            sanad.engine.dispose()
+            sanad.close()
     print_figures(figures, args)
     ok = stored == figures.expected_rows
     print(f"reports stored: {stored} (expected {figures.expected_rows}; "

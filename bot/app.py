@@ -25,6 +25,11 @@ class Sanad:
     engine: Engine
     dispatcher: Dispatcher
 
+    def close(self) -> None:
+        """Let go of the database: the dispatcher's kept connection, then the pool."""
+        self.dispatcher.close()
+        self.engine.dispose()
+
 
 def assemble(settings: Settings, *, forms_dir: Path = BUILT_IN,
              clock: Callable[[], datetime] = utcnow) -> Sanad:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
@@ -43,6 +45,7 @@ class Dispatcher:
         # How late the marks may be written. Several processes sharing chats (webhook) need
         # them at once: the chat's next message may reach another process within a second.
         self.replied_delay = REPLIED_DELAY
+        self._connections = threading.local()  # see `_transaction`
 
     def handle(self, incoming: Incoming) -> list[Reply]:
         try:
@@ -75,7 +78,7 @@ class Dispatcher:
     def _apply(self, incoming: Incoming) -> list[Reply]:
         """One attempt: the update and its effect in one transaction."""
         # Core statements on a connection; a session only if a handler asks for one.
-        with self.engine.connect() as connection, connection.begin():
+        with self._transaction() as connection:
             if incoming.update_id is not None and not self._first_time(connection, incoming):
                 return []  # a redelivery, or another process applied it meanwhile
             key = _chat_key(incoming)
@@ -94,6 +97,25 @@ class Dispatcher:
         self._saved[key] = chat.version + 1
         _log_applied(incoming, context)
         return replies
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A transaction on this thread's connection, kept from one update to the next:
+        taking one from the pool and giving it back costs more than most statements of an
+        update. A connection the database closed (a restart) fails its update, which is
+        delivered again; SQLAlchemy then opens a new one."""
+        connection: Connection | None = getattr(self._connections, "kept", None)
+        if connection is None:
+            connection = self._connections.kept = self.engine.connect()
+        with connection.begin():
+            yield connection
+
+    def close(self) -> None:
+        """Give back this thread's kept connection (a process stopping)."""
+        connection: Connection | None = getattr(self._connections, "kept", None)
+        self._connections.kept = None
+        if connection is not None:
+            connection.close()
 
     def delivered(self, incoming: Incoming) -> None:
         """The channel sent the replies of `incoming` (replies kept in the outbox do not

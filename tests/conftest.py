@@ -100,4 +100,4 @@ def sanad(settings: Settings, clock: Clock) -> Iterator[Sanad]:
     with transaction(app.engine) as session:
         apply_network(session, read_network(EXAMPLE_NETWORK))
     yield app
-    app.engine.dispose()
+    app.close()

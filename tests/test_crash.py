@@ -440,5 +440,5 @@ async def test_kill_9_at_random_loses_nothing_and_stores_nothing_twice(
     try:
         await drill(sanad, tmp_path, database_url)
     finally:
-        sanad.engine.dispose()
+        sanad.close()
 

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, event, func
+import pytest
+from sqlalchemy import Engine, event, func, text
 from sqlmodel import select
 
 from bot.app import Sanad, assemble
 from bot.channels.fake_bot_api import FakeBotApi
-from bot.channels.telegram import build_application, polling
+from bot.channels.telegram import NotRecorded, build_application, polling
 from bot.channels.telegram_delivery import telegram_deliver
 from bot.metrics import Metrics
 from handlers.dispatcher import Dispatcher
@@ -203,7 +204,7 @@ async def test_two_processes_given_the_same_chat_at_once_apply_its_updates_one_a
         first_replies, second_replies = await asyncio.gather(first, second)
     finally:
         event.remove(sanad.engine, "after_cursor_execute", linger_holding_the_chat)
-        other.engine.dispose()
+        other.close()
     assert first_replies[-1].startswith("(3 of 9) Aluminium collected")
     assert "unfinished report, Recycling output, with 2 answers" in second_replies[-1]
     with transaction(sanad.engine) as session:
@@ -256,8 +257,27 @@ async def test_two_workers_confirming_the_same_week_at_once_in_two_processes(
         fatima_reads, layla_reads = await asyncio.gather(first, second)
     finally:
         event.remove(sanad.engine, "after_cursor_execute", linger_after_storing_the_report)
-        other.engine.dispose()
+        other.close()
     assert "Saved. Your reference number is REC-1" in fatima_reads
     assert "already exists (REC-1). Replace it with this one?" in layla_reads
     with transaction(sanad.engine) as session:
         assert len(session.exec(select(Report)).all()) == 1
+
+
+async def test_a_connection_the_database_closed_costs_one_redelivery(sanad: Sanad) -> None:
+    """The dispatcher keeps its connection from one update to the next; a database restart
+    closes it under it. That update is fetched again and the next connection takes it."""
+    if sanad.engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite file has no server to close the connection")
+    async with Telegram(sanad) as telegram:
+        fatima = await registered(telegram, "bh_rural_girls", 341)
+        with sanad.engine.begin() as admin:  # what a restart does to every other session
+            admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() "
+                               "AND pid <> pg_backend_pid()"))
+        update = fatima.user.text("/recycling")
+        with pytest.raises(NotRecorded):
+            await telegram.deliver(update)
+        assert await fatima._do(update) != [], "the redelivery is applied"
+        assert fatima.last.endswith("(1 of 9) For which week?")
+        assert await fatima.taps("week of 29 Nov")

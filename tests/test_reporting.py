@@ -205,7 +205,7 @@ async def test_after_a_crash_before_the_reply_a_typed_answer_is_not_taken_blindl
         assert "Plastic collected" in fatima.last  # from here on, as if nothing happened
         await fatima.says("6")
         assert "Quantity sold" in fatima.last
-    restarted.engine.dispose()
+    restarted.close()
 
 
 async def test_after_a_crash_before_the_reply_an_old_button_leads_to_continue(
@@ -226,7 +226,7 @@ async def test_after_a_crash_before_the_reply_an_old_button_leads_to_continue(
         assert "unfinished report" in fatima.last and "Aluminium" not in fatima.everything
         await fatima.taps("Continue")
         assert "Aluminium collected" in fatima.last
-    restarted.engine.dispose()
+    restarted.close()
 
 
 async def test_resume_after_a_restart_and_after_days(sanad: Sanad, clock: Clock) -> None:

@@ -240,6 +240,6 @@ def test_backup_from_the_command_line(settings: Any, tmp_path: Path,
         assert "pg_dump" in capsys.readouterr().err
         return
     from bot.app import assemble
-    assemble(settings).engine.dispose()
+    assemble(settings).close()
     assert main(["backup", str(tmp_path / "copy.db")]) == 0
     assert (tmp_path / "copy.db").exists()

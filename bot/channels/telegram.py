@@ -11,7 +11,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager, suppress
+from contextlib import ExitStack, asynccontextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
 
@@ -33,6 +33,7 @@ from handlers.messages import Incoming, Location, Photo, Reply, TryLater
 from locales import LANGUAGES, translator
 from storage.db import transaction
 from storage.people import remember
+from storage.wal import checkpointing
 
 log = logging.getLogger(__name__)
 USERNAME_SETTING = "telegram_username"
@@ -60,6 +61,7 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
     With `with_background`, the scheduler and the outbox sender run in the same process,
     started after the bot introduced itself and stopped before it shuts down.
     `metrics` counts updates, replies, their time and the sender's, when given.
+    While it runs, a SQLite database is checkpointed from a thread (see storage.wal).
     """
     settings = sanad.settings
     if settings.telegram_bot_token is None:
@@ -72,6 +74,7 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
         builder = builder.request(request).get_updates_request(get_updates_request or request)
     background: list[Background] = []
     tasks: list[asyncio.Task[None]] = []
+    checkpoints = ExitStack()
 
     async def started(application: Application) -> None:
         await _introduce(sanad, application)
@@ -80,6 +83,7 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
             background.append(Background(sanad, telegram_deliver(application.bot),
                                          metrics.sent if metrics else None))
             await background[0].start()
+        checkpoints.enter_context(checkpointing(sanad.engine))  # last: stopping undoes it
 
     async def stopping(application: Application) -> None:
         for work in background:
@@ -88,6 +92,8 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         sanad.dispatcher.write_delivered()
+        sanad.dispatcher.close()
+        checkpoints.close()
 
     # No Updater: `poll` confirms an offset only after the update was recorded, which PTB's
     # Updater (it fetches the next batch while the last one waits in a queue) does not.
@@ -252,9 +258,10 @@ async def run_worker(sanad: Sanad, stop: asyncio.Event, bot: Bot | None = None,
     """The scheduler and the sender alone, until `stop` is set."""
     async with bot or make_bot(sanad) as ready:
         work = Background(sanad, telegram_deliver(ready), metrics.sent if metrics else None)
-        await work.start()
-        await stop.wait()
-        await work.stop()
+        with checkpointing(sanad.engine):
+            await work.start()
+            await stop.wait()
+            await work.stop()
 
 
 async def _introduce(sanad: Sanad, application: Application) -> None:
