@@ -323,6 +323,19 @@ async def test_limits_produce_429(fake: FakeBotApi, bot: Bot) -> None:
     assert _retry_seconds(info.value) == 4
 
 
+async def test_a_press_carries_the_message_as_it_was_when_pressed(fake: FakeBotApi,
+                                                                  bot: Bot) -> None:
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("a", callback_data="a")]])
+    msg = await bot.send_message(7, "one", reply_markup=markup)
+    fake.user(7).press("a")
+    await bot.edit_message_text("two", chat_id=7, message_id=msg.message_id)
+    [update] = await bot.get_updates(timeout=0)
+    assert update.callback_query is not None
+    pressed = update.callback_query.message
+    assert pressed is not None and pressed.text == "one" and pressed.reply_markup == markup
+    assert fake.message_json(7, msg.message_id)["text"] == "two"
+
+
 async def test_get_updates_long_polling_and_offsets(fake: FakeBotApi, bot: Bot) -> None:
     user = fake.user(7)
     assert await bot.get_updates(timeout=0) == ()

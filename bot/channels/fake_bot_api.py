@@ -293,7 +293,7 @@ class FakeUser:
             "from": self.user_dict,
             "chat_instance": str(self.id),
             "data": callback_data,
-            "message": copy.deepcopy(msg_json),
+            "message": msg_json,  # stored messages are replaced on edit, never changed
         }
         return self.api.enqueue({"callback_query": query})
 
@@ -916,13 +916,15 @@ class FakeBotApi:
                 "reply markup are exactly the same as a current content and reply markup of "
                 "the message",
             )
+        # A new dict, never the stored one changed: updates already queued (a button press)
+        # carry the message as it was, without a copy of their own.
+        message = {key: value for key, value in message.items() if key != "reply_markup"}
         if text is not None:
             message[text_key] = text
-        if inline is None:
-            message.pop("reply_markup", None)
-        else:
+        if inline is not None:
             message["reply_markup"] = inline
         message["edit_date"] = int(time.time())
+        self._messages[(chat_id, int(message["message_id"]))] = message
         self._add_sent(
             SentMessage(
                 method=method,
@@ -934,7 +936,7 @@ class FakeBotApi:
                 params=params,
             )
         )
-        return copy.deepcopy(message)
+        return message  # serialized at once by `handle`
 
     @staticmethod
     def _validate_markup(markup: JSONDict | None) -> None:
