@@ -9,10 +9,11 @@ at a time. The baseline is the cheapest useful bot: one
 TypeHandler that answers every update with one message. Two loads:
 
 * closed: every worker sends its next answer as soon as the reply to its previous one is
-  complete; N workers, K reports each in a row (weeks alternate, so the third report of a
-  worker replaces its first: "Yes, replace it"). Both bots poll all along and the load goes
-  to one, then the other, R rounds; the ratio is the median of the rounds' ratios, so that a
-  busy stretch of the machine lands on one round rather than on one bot.
+  complete; N workers, K reports each per round (weeks alternate from report to report, so
+  the third report of a worker replaces its first: "Yes, replace it"). Both bots poll all
+  along and the load goes to one, then the other, R short rounds; the ratio is the median of
+  the rounds' ratios, so that a busy stretch of the machine lands on one round rather than on
+  one bot.
 * paced: N workers answer one second after each reply, as people typing, for a fixed time.
 
 Latency is from the update being queued at the fake Bot API to the request that sends the last
@@ -562,10 +563,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.workers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=50, help="workers per load (50)")
-    parser.add_argument("--reports", type=int, default=3,
-                        help="reports each worker files in a row under the closed load (3)")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="closed-load rounds, each the echo bot then Sanad (5)")
+    parser.add_argument("--reports", type=int, default=1,
+                        help="reports each worker files per closed-load round (1)")
+    parser.add_argument("--rounds", type=int, default=15,
+                        help="closed-load rounds, each the echo bot then Sanad (15)")
     parser.add_argument("--paced-seconds", type=float, default=25.0,
                         help="length of the paced load (25)")
     parser.add_argument("--think", type=float, default=1.0,
