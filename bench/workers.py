@@ -496,7 +496,7 @@ def verdict(ok: bool) -> str:
 def print_figures(figures: BenchFigures, args: argparse.Namespace) -> None:
     head = f"  {'':<14}{'updates':>8}{'reports':>9}{'updates/s':>11}{'reports/s':>11}" \
            f"{'p50 ms':>9}{'p95 ms':>9}"
-    print(f"\nclosed load: {args.workers} workers, {args.reports} reports each in a row "
+    print(f"\nclosed load: {args.workers} workers, {args.reports} report(s) each per round "
           f"(answer as soon as the reply is complete); {len(figures.rounds)} rounds, each "
           "the echo bot then Sanad")
     print(head)
@@ -505,9 +505,15 @@ def print_figures(figures: BenchFigures, args: argparse.Namespace) -> None:
             print(_row(f"{number}. {bot.name}", bot))
         print(f"  {'':<14}ratio {round_.ratio:.2f}")
     print("  all rounds")
-    for bot in (_together([r.echo for r in figures.rounds]),
-                _together([r.sanad for r in figures.rounds])):
+    echo, sanad = (_together([r.echo for r in figures.rounds]),
+                   _together([r.sanad for r in figures.rounds]))
+    for bot in (echo, sanad):
         print(_row(bot.name, bot))
+    ratios = sorted(r.ratio for r in figures.rounds)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    print(f"  ratio of the rounds: lowest {ratios[0]:.2f}, quartiles {quartiles[0]:.2f} / "
+          f"{quartiles[1]:.2f} / {quartiles[2]:.2f}, highest {ratios[-1]:.2f}; of all rounds "
+          f"together {sanad.updates_per_s / echo.updates_per_s:.2f}")
     ratio = figures.ratio
     print(f"  throughput ratio sanad/echo (updates/s, median of the rounds): {ratio:.2f}    "
           f"target >= {TARGET_RATIO}  {verdict(ratio >= TARGET_RATIO)}")
