@@ -17,9 +17,9 @@ from handlers.context import Context, Services
 from handlers.messages import Incoming, Reply, TryLater, compact
 from handlers.router import route
 from locales import DEFAULT_LANGUAGE, supported, translator
+from storage.applied import record_applied
 from storage.conversations import ChatState, mark_replied, read_chat, save_state
-from storage.db import insert_new, transaction
-from storage.models import ProcessedUpdate
+from storage.db import transaction
 from storage.outbox import enqueue
 from storage.people import MemberRows, find_person, mark_reachable
 from storage.types import utcnow
@@ -189,8 +189,7 @@ class Dispatcher:
     def _first_time(self, connection: Connection, incoming: Incoming) -> bool:
         """Record the update as applied; False if it already was (a redelivery)."""
         key = f"{incoming.channel}:{incoming.update_id}"
-        if insert_new(connection, ProcessedUpdate.__table__,  # type: ignore[attr-defined]
-                      {"key": key, "processed_at": self.clock()}, ["key"]):
+        if record_applied(connection, key, self.clock()):
             return True
         log.info("update %s already applied", key, extra={"update_id": key})
         return False

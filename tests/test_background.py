@@ -13,7 +13,8 @@ from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram import build_application, polling, run_worker
 from bot.metrics import Metrics
 from tests.conftest import Clock
-from tests.harness import Telegram, invite, plain
+from tests.harness import Telegram, invite, plain, registered
+from tests.test_nothing_lost import recorded
 
 # Sunday 6 December 2026, 10:00 in Bahrain: the day before the week's recycling is due.
 REMINDER_TIME = datetime(2026, 12, 6, 7, 0, 30, tzinfo=UTC)
@@ -64,3 +65,26 @@ async def test_the_worker_process_sends_alone(sanad: Sanad, clock: Clock) -> Non
         stop.set()
         await asyncio.wait_for(running, 10)
         served.shutdown()
+
+
+async def test_update_ids_telegram_can_no_longer_send_again_are_forgotten(sanad: Sanad,
+                                                                          clock: Clock) -> None:
+    async with Telegram(sanad) as telegram:
+        fatima = await registered(telegram, "bh_sitra_women", 604)  # two updates
+        clock.advance(days=8)
+        recent = fatima.user.text("/help")
+        assert await fatima._do(recent) != []
+        # The harness applied them without polling: Telegram itself keeps none past a day.
+        await telegram.app.bot.delete_webhook(drop_pending_updates=True)
+    assert len(recorded(sanad)) == 3
+    app = build_application(sanad, request=telegram.api.request(),
+                            get_updates_request=telegram.api.request(), with_background=True)
+    async with polling(app, timeout=1):
+        for _ in range(100):
+            if len(recorded(sanad)) == 1:
+                break
+            await asyncio.sleep(0.1)
+    assert recorded(sanad) == {recent["update_id"]}, "a week later only the recent id is kept"
+    async with Telegram(sanad, telegram.api) as again:
+        assert await again.person(604, "Fatima", language="en")._do(recent) == [], \
+            "a redelivery of the recent update is still recognised"
