@@ -571,8 +571,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=50, help="workers per load (50)")
     parser.add_argument("--reports", type=int, default=1,
                         help="reports each worker files per closed-load round (1)")
-    parser.add_argument("--rounds", type=int, default=15,
-                        help="closed-load rounds, each the echo bot then Sanad (15)")
+    parser.add_argument("--rounds", type=int, default=25,
+                        help="closed-load rounds, each the echo bot then Sanad (25)")
     parser.add_argument("--paced-seconds", type=float, default=25.0,
                         help="length of the paced load (25)")
     parser.add_argument("--think", type=float, default=1.0,
