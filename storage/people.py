@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, Table, and_, bindparam, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from storage.db import insert_new
 from storage.models import Group, Invite, Organization, Person, Setting
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: easy to read aloud
@@ -191,9 +192,10 @@ def redeem_invite(session: Session, code: str, now: datetime, channel: str, addr
 
 
 def remember(session: Session, key: str, value: str) -> None:
-    setting = session.get(Setting, key) or Setting(key=key, value=value)
-    setting.value = value
-    session.add(setting)
+    """Store `value` under `key`; safe when processes starting together remember at once."""
+    table = Setting.__table__  # type: ignore[attr-defined]
+    if not insert_new(session, table, {"key": key, "value": value}, ["key"]):
+        session.execute(update(table).where(table.c.key == key).values(value=value))
 
 
 def recall(session: Session, key: str) -> str | None:

@@ -7,6 +7,7 @@ update was committed waits in the outbox until the sender delivers it."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,11 +15,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, func, text
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.app import Sanad, assemble
 from bot.channels.fake_bot_api import FakeBotApi
-from bot.channels.telegram import NotRecorded, build_application, polling
+from bot.channels.telegram import USERNAME_SETTING, NotRecorded, build_application, polling
 from bot.channels.telegram_delivery import telegram_deliver
 from bot.metrics import Metrics
 from handlers.dispatcher import Dispatcher
@@ -26,6 +27,7 @@ from handlers.messages import Incoming
 from outbox.sender import Sender
 from storage.db import transaction
 from storage.models import Conversation, OutboxMessage, ProcessedUpdate, Report
+from storage.people import recall, remember
 from tests.harness import Telegram, invite, plain, registered
 from tests.test_webhook import serving
 
@@ -281,3 +283,31 @@ async def test_a_connection_the_database_closed_costs_one_redelivery(sanad: Sana
         assert await fatima._do(update) != [], "the redelivery is applied"
         assert fatima.last.endswith("(1 of 9) For which week?")
         assert await fatima.taps("week of 29 Nov")
+
+
+async def test_two_processes_starting_together_both_remember_the_bot_username(
+        sanad: Sanad) -> None:
+    """Each process writes down the bot's username when it starts; the second of two starting
+    at once used to find no row, insert one too, and die of the duplicate key."""
+    if sanad.engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite file takes one writer at a time")
+    failures: list[BaseException] = []
+    with Session(sanad.engine) as first, Session(sanad.engine) as second:
+        remember(first, USERNAME_SETTING, "sanad_bot")
+        first.flush()  # its row is written, not yet committed
+
+        def second_starts() -> None:
+            try:
+                remember(second, USERNAME_SETTING, "sanad_bot")
+                second.commit()
+            except BaseException as error:
+                failures.append(error)
+
+        starting = threading.Thread(target=second_starts)
+        starting.start()
+        await asyncio.sleep(0.3)  # the second now waits for the first's row
+        first.commit()
+        starting.join(10)
+    assert failures == []
+    with transaction(sanad.engine) as session:
+        assert recall(session, USERNAME_SETTING) == "sanad_bot"
