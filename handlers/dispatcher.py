@@ -1,4 +1,10 @@
-"""Applies each incoming message exactly once, in one transaction with its effect."""
+"""Applies each incoming message exactly once, in one transaction with its effect.
+
+Several updates may share that transaction (`begin_batch` ... `commit_batch`): a channel that
+receives them in batches (Telegram's long polling) then pays one commit for many, which on
+SQLite costs more than everything else an update does in the database. Their replies must wait
+until the commit, so that nobody is told of anything that was not stored.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,12 @@ REPLIED_DELAY = 0.5  # seconds: how long "these replies were sent" may wait to b
 CONFLICT_ATTEMPTS = 3  # tries of an update that collides with another process's write
 
 
+class ApplyAlone(Exception):
+    """An update of a batch could not be applied with the others (a collision, a fault, the
+    database): the batch was rolled back and nothing of it stored. Each of its updates is to be
+    handled again on its own, outside a batch, where each failure has its usual answer."""
+
+
 class Dispatcher:
     """The one entry point channels call: an incoming message in, the replies out."""
 
@@ -45,9 +57,11 @@ class Dispatcher:
         # How late the marks may be written. Several processes sharing chats (webhook) need
         # them at once: the chat's next message may reach another process within a second.
         self.replied_delay = REPLIED_DELAY
-        self._connections = threading.local()  # see `_transaction`
+        self._connections = threading.local()  # see `_connection`, `begin_batch`
 
     def handle(self, incoming: Incoming) -> list[Reply]:
+        if self.in_batch:
+            return self._apply_in_batch(incoming)
         try:
             for attempt in range(1, CONFLICT_ATTEMPTS + 1):
                 try:
@@ -98,22 +112,95 @@ class Dispatcher:
         _log_applied(incoming, context)
         return replies
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        """A transaction on this thread's connection, kept from one update to the next:
-        taking one from the pool and giving it back costs more than most statements of an
-        update. A connection the database closed (a restart) fails its update, which is
-        delivered again; SQLAlchemy then opens a new one."""
+    # --- several updates in one transaction ---------------------------------------------
+
+    @property
+    def in_batch(self) -> bool:
+        """Whether this thread's updates go into an open batch."""
+        return getattr(self._connections, "batch", None) is not None
+
+    def begin_batch(self) -> None:
+        """Apply this thread's next updates in one transaction, until `commit_batch` or
+        `rollback_batch`. Their replies may only be sent once `commit_batch` returned.
+
+        A chat may have one update in a batch: its next one is applied after the replies of
+        the first were sent (commit, send, then a new batch), as when updates come one by one.
+        Nothing else may write to the database on this thread meanwhile (on SQLite it would
+        wait for the batch's own lock).
+        """
+        assert not self.in_batch, "a batch is already open"
+        self._connections.batch = []  # chat keys saved in it (see `rollback_batch`)
+        self._connection().begin()
+
+    def commit_batch(self) -> None:
+        """Store the batch's updates; TryLater (all rolled back) if the database could not."""
+        connection = self._connection()
+        self._connections.batch = None
+        try:
+            connection.commit()
+        except (OperationalError, InterfaceError) as error:
+            connection.rollback()
+            log.warning("a batch of updates was not stored, the database could not take it "
+                        "(%s)", error.__class__.__name__)
+            raise TryLater("batch") from error
+
+    def rollback_batch(self) -> None:
+        """Forget the batch: nothing of it is stored (its replies must not be sent)."""
+        saved: list[str] = getattr(self._connections, "batch", None) or []
+        self._connections.batch = None
+        for key in saved:
+            self._saved.pop(key, None)
+        connection = self._connection()
+        if connection.in_transaction():
+            connection.rollback()
+
+    def _apply_in_batch(self, incoming: Incoming) -> list[Reply]:
+        try:
+            replies = self._apply(incoming)
+        except (OperationalError, InterfaceError) as error:
+            # The database did not take it: the whole batch is delivered again, later.
+            log.warning("update %s:%s not applied, the database could not take it (%s); its "
+                        "batch was rolled back", incoming.channel, incoming.update_id,
+                        error.__class__.__name__, extra={"update_id": _update_key(incoming)})
+            self.rollback_batch()
+            raise TryLater(_update_key(incoming)) from error
+        except Exception as error:
+            log.info("update %s: applied on its own instead of in a batch (%s)",
+                     _update_key(incoming), error.__class__.__name__,
+                     extra={"update_id": _update_key(incoming)})
+            self.rollback_batch()
+            raise ApplyAlone(_update_key(incoming)) from error
+        self._connections.batch.append(_chat_key(incoming))
+        return replies
+
+    # --- one update -----------------------------------------------------------------------
+
+    def _connection(self) -> Connection:
+        """This thread's connection, kept from one update to the next: taking one from the
+        pool and giving it back costs more than most statements of an update. A connection
+        the database closed (a restart) fails its update, which is delivered again;
+        SQLAlchemy then opens a new one."""
         connection: Connection | None = getattr(self._connections, "kept", None)
         if connection is None:
             connection = self._connections.kept = self.engine.connect()
+        return connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A transaction of its own on this thread's connection, or the open batch's."""
+        connection = self._connection()
+        if self.in_batch:
+            yield connection
+            return
         with connection.begin():
             yield connection
 
     def close(self) -> None:
-        """Give back this thread's kept connection (a process stopping)."""
+        """Give back this thread's kept connection (a process stopping); an open batch is
+        rolled back."""
         connection: Connection | None = getattr(self._connections, "kept", None)
         self._connections.kept = None
+        self._connections.batch = None
         if connection is not None:
             connection.close()
 

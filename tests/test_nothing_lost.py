@@ -33,15 +33,20 @@ from tests.test_webhook import serving
 
 
 @contextmanager
-def database_fails(engine: Engine, on: Callable[[str], bool], times: int = 1) -> Iterator[None]:
-    """The database refuses the next `times` statements that `on` matches, as a locked SQLite
-    file or a PostgreSQL connection lost in the middle would (OperationalError)."""
-    left = [times]
+def database_fails(engine: Engine, on: Callable[[str], bool], times: int = 1, *,
+                   error: str = "OperationalError", after: int = 0) -> Iterator[None]:
+    """The database refuses the next `times` statements that `on` matches (after letting
+    `after` of them through), as a locked SQLite file or a PostgreSQL connection lost in the
+    middle would (OperationalError), or as a row another process wrote (IntegrityError)."""
+    passed, left = [after], [times]
 
     def refuse(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if left[0] > 0 and on(statement):
+            if passed[0] > 0:
+                passed[0] -= 1
+                return
             left[0] -= 1
-            raise engine.dialect.dbapi.OperationalError("injected: the database is gone")
+            raise getattr(engine.dialect.dbapi, error)("injected: the database refused it")
 
     event.listen(engine, "before_cursor_execute", refuse)
     try:

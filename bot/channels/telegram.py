@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import ExitStack, asynccontextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
@@ -28,7 +28,7 @@ from bot.app import Sanad
 from bot.background import Background
 from bot.channels.telegram_delivery import CHANNEL, keyboard, send_text, telegram_deliver
 from bot.metrics import Metrics
-from handlers.dispatcher import REPLIED_DELAY
+from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
 from handlers.messages import Incoming, Location, Photo, Reply, TryLater
 from locales import LANGUAGES, translator
 from storage.db import transaction
@@ -45,6 +45,25 @@ POLL_TIMEOUT = 30  # seconds getUpdates waits for an update (long polling)
 RETRY_SECONDS = (1, 2, 4, 8, 15, 30)  # waits after failures, the last one repeated
 
 _failures: ContextVar[list[BaseException] | None] = ContextVar("update_failures", default=None)
+
+
+class _Batch:
+    """Updates fetched together (long polling) and applied in one transaction: their button
+    presses are answered and their replies sent once it committed (see `apply_updates`)."""
+
+    def __init__(self) -> None:
+        self.collecting = True  # False while its updates are applied again one by one
+        self.dispatcher: Dispatcher | None = None  # set when Sanad applies its first update
+        self.updates: list[Update] = []
+        self.chats: set[int] = set()
+        self.answers: list[Callable[[], Awaitable[None]]] = []
+
+    def clear(self) -> None:
+        self.dispatcher = None
+        self.updates, self.chats, self.answers = [], set(), []
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("update_batch", default=None)
 
 
 class NotRecorded(Exception):
@@ -122,12 +141,16 @@ async def apply_update(application: Application, update: Update) -> None:
     for failure in failures:
         if isinstance(failure, TryLater):
             raise NotRecorded(update.update_id) from failure
+        if isinstance(failure, ApplyAlone):
+            raise failure
 
 
 async def _remember_failure(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """PTB hands handler exceptions here instead of raising them from process_update."""
     update_id = getattr(update, "update_id", None)
-    if isinstance(context.error, TryLater):
+    if isinstance(context.error, ApplyAlone):
+        pass  # not a failure: the update is applied again, on its own (see apply_updates)
+    elif isinstance(context.error, TryLater):
         log.warning("update telegram:%s not recorded; Telegram will deliver it again",
                     update_id, extra={"update_id": f"telegram:{update_id}"})
     else:
@@ -169,20 +192,81 @@ async def poll(application: Application, stop: asyncio.Event,
     """
     offset: int | None = None
     failures = 0
+
+    def stored(update_id: int) -> None:
+        nonlocal offset
+        offset = update_id + 1
+
     while not stop.is_set():
         try:
             updates = await _unless_stopped(stop, application.bot.get_updates(
                 offset=offset, timeout=int(timeout), allowed_updates=ALLOWED_UPDATES,
                 read_timeout=timeout + 10))
-            for update in updates:
-                await apply_update(application, update)
-                offset = update.update_id + 1
+            await apply_updates(application, updates, stored)
             failures = 0
         except (TelegramError, NotRecorded) as error:
             wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
             failures += 1
             log.warning("polling: %s; trying again in %d s", error.__class__.__name__, wait)
             await _wait(stop, wait)
+
+
+async def apply_updates(application: Application, updates: Sequence[Update],
+                        stored: Callable[[int], None]) -> None:
+    """Apply a batch of fetched updates in as few transactions as the conversations allow,
+    calling `stored(update_id)` as they are committed.
+
+    A commit costs more than everything else an update does in the database (SQLite writes
+    and locks its log for each), so the updates share one transaction, committed before any of
+    their button presses is answered or their replies are sent: nobody is told of anything that
+    was not stored. Between the first update and the commit nothing waits on the network, so no
+    other task of the process can write meanwhile. A chat's second update in the batch is
+    applied after the first's replies were sent (commit, send, go on in a new transaction), as
+    when updates come one by one. When an update cannot be applied with the others (a
+    collision, a fault, the database), the batch so far is rolled back and its updates are
+    applied again one by one, each in its own transaction, with the usual answers to failures.
+    """
+    batch = _Batch()
+    token = _batch.set(batch)
+    try:
+        for update in updates:
+            chat = update.effective_chat
+            if chat is not None and chat.id in batch.chats:
+                await _settle(batch, stored)
+            batch.updates.append(update)
+            if chat is not None:
+                batch.chats.add(chat.id)
+            try:
+                await apply_update(application, update)
+            except ApplyAlone:  # the dispatcher rolled the batch back
+                batch.dispatcher = None
+                batch.collecting = False
+                for again in batch.updates:
+                    await apply_update(application, again)
+                    stored(again.update_id)
+                batch.collecting = True
+                batch.clear()
+        await _settle(batch, stored)
+    finally:
+        if batch.dispatcher is not None:  # interrupted: nothing of the batch was stored
+            batch.dispatcher.rollback_batch()
+        _batch.reset(token)
+
+
+async def _settle(batch: _Batch, stored: Callable[[int], None]) -> None:
+    """Commit the batch, then answer its updates (NotRecorded if the commit failed)."""
+    if batch.dispatcher is not None:
+        dispatcher, batch.dispatcher = batch.dispatcher, None
+        try:
+            dispatcher.commit_batch()
+        except TryLater as error:
+            raise NotRecorded(batch.updates[0].update_id) from error
+    if batch.updates:
+        stored(batch.updates[-1].update_id)
+    answers = batch.answers
+    batch.clear()
+    for answer in answers:
+        await answer()
 
 
 async def _unless_stopped(stop: asyncio.Event,
@@ -293,12 +377,24 @@ def _handler(sanad: Sanad,  # type: ignore[no-untyped-def]
         incoming = to_incoming(update)
         if incoming is None:
             return
-        if update.callback_query is not None:
-            await _acknowledge(update)
-        replies = sanad.dispatcher.handle(incoming)  # TryLater: nothing stored, so raise
-        sent = await _send_replies(sanad, context.bot, incoming, replies)
-        if metrics is not None:
-            metrics.replied(sent, time.perf_counter() - started)
+        batch = _batch.get()
+        if batch is not None and batch.collecting and batch.dispatcher is None:
+            sanad.dispatcher.begin_batch()
+            batch.dispatcher = sanad.dispatcher
+        # TryLater: nothing stored, so raise; ApplyAlone: the batch was rolled back
+        replies = sanad.dispatcher.handle(incoming)
+
+        async def answer() -> None:
+            if update.callback_query is not None:
+                await _acknowledge(update)
+            sent = await _send_replies(sanad, context.bot, incoming, replies)
+            if metrics is not None:
+                metrics.replied(sent, time.perf_counter() - started)
+
+        if batch is not None and batch.collecting:
+            batch.answers.append(answer)  # once the batch is committed
+        else:
+            await answer()
 
     return handle
 
