@@ -36,9 +36,10 @@ CONFLICT_ATTEMPTS = 3  # tries of an update that collides with another process's
 
 
 class ApplyAlone(Exception):
-    """An update of a batch could not be applied with the others (a collision, a fault, the
-    database): the batch was rolled back and nothing of it stored. Each of its updates is to be
-    handled again on its own, outside a batch, where each failure has its usual answer."""
+    """An update of a batch could not be applied with the others (a collision with another
+    process's write, a fault of ours): the batch was rolled back and nothing of it stored. Each
+    of its updates is to be handled again on its own, outside a batch, where each failure has
+    its usual answer. (A database that cannot take the update raises TryLater, as alone.)"""
 
 
 class Dispatcher:

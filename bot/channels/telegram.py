@@ -223,8 +223,10 @@ async def apply_updates(application: Application, updates: Sequence[Update],
     other task of the process can write meanwhile. A chat's second update in the batch is
     applied after the first's replies were sent (commit, send, go on in a new transaction), as
     when updates come one by one. When an update cannot be applied with the others (a
-    collision, a fault, the database), the batch so far is rolled back and its updates are
-    applied again one by one, each in its own transaction, with the usual answers to failures.
+    collision with another process's write, a fault), the batch so far is rolled back and its
+    updates are applied again one by one, each in its own transaction, with the usual answers
+    to failures; when the database cannot take it, nothing of the batch is stored or answered
+    and it is fetched again (NotRecorded).
     """
     batch = _Batch()
     token = _batch.set(batch)
