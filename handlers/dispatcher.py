@@ -61,9 +61,10 @@ class Dispatcher:
         self._connections = threading.local()  # see `_connection`, `begin_batch`
 
     def handle(self, incoming: Incoming) -> list[Reply]:
-        if self.in_batch:
-            return self._apply_in_batch(incoming)
+        batched = self.in_batch
         try:
+            if batched:
+                return self._apply_in_batch(incoming)
             for attempt in range(1, CONFLICT_ATTEMPTS + 1):
                 try:
                     return self._apply(incoming)
@@ -78,12 +79,21 @@ class Dispatcher:
                         raise  # not a race then: a fault of ours, below
             raise AssertionError("unreachable")
         except (OperationalError, InterfaceError) as error:
-            # The database did not take the update: worth delivering again, not a "sorry".
+            # The database did not take the update (nor its batch): worth delivering again,
+            # not a "sorry".
+            if batched:
+                self.rollback_batch()
             log.warning("update %s:%s not applied, the database could not take it (%s)",
                         incoming.channel, incoming.update_id, error.__class__.__name__,
                         extra={"update_id": _update_key(incoming)})
             raise TryLater(_update_key(incoming)) from error
-        except Exception:
+        except Exception as error:
+            if batched:  # a collision or a fault: seen to alone, where each has its answer
+                self.rollback_batch()
+                log.info("update %s: applied on its own instead of in a batch (%s)",
+                         _update_key(incoming), error.__class__.__name__,
+                         extra={"update_id": _update_key(incoming)})
+                raise ApplyAlone(_update_key(incoming)) from error
             # A fault of ours: delivering it again would fail again. Nothing of this update
             # was stored; the person may simply try again.
             log.exception("update %s:%s failed", incoming.channel, incoming.update_id,
@@ -156,21 +166,7 @@ class Dispatcher:
             connection.rollback()
 
     def _apply_in_batch(self, incoming: Incoming) -> list[Reply]:
-        try:
-            replies = self._apply(incoming)
-        except (OperationalError, InterfaceError) as error:
-            # The database did not take it: the whole batch is delivered again, later.
-            log.warning("update %s:%s not applied, the database could not take it (%s); its "
-                        "batch was rolled back", incoming.channel, incoming.update_id,
-                        error.__class__.__name__, extra={"update_id": _update_key(incoming)})
-            self.rollback_batch()
-            raise TryLater(_update_key(incoming)) from error
-        except Exception as error:
-            log.info("update %s: applied on its own instead of in a batch (%s)",
-                     _update_key(incoming), error.__class__.__name__,
-                     extra={"update_id": _update_key(incoming)})
-            self.rollback_batch()
-            raise ApplyAlone(_update_key(incoming)) from error
+        replies = self._apply(incoming)
         self._connections.batch.append(_chat_key(incoming))
         return replies
 

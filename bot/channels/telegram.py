@@ -58,6 +58,16 @@ class _Batch:
         self.chats: set[int] = set()
         self.answers: list[Callable[[], Awaitable[None]]] = []
 
+    def collects(self, dispatcher: Dispatcher) -> bool:
+        """Whether the update being handled goes into the batch (the dispatcher's batch is
+        begun with its first update)."""
+        if not self.collecting:
+            return False
+        if self.dispatcher is None:
+            dispatcher.begin_batch()
+            self.dispatcher = dispatcher
+        return True
+
     def clear(self) -> None:
         self.dispatcher = None
         self.updates, self.chats, self.answers = [], set(), []
@@ -380,9 +390,8 @@ def _handler(sanad: Sanad,  # type: ignore[no-untyped-def]
         if incoming is None:
             return
         batch = _batch.get()
-        if batch is not None and batch.collecting and batch.dispatcher is None:
-            sanad.dispatcher.begin_batch()
-            batch.dispatcher = sanad.dispatcher
+        if batch is not None and not batch.collects(sanad.dispatcher):
+            batch = None  # its updates are being applied again one by one
         # TryLater: nothing stored, so raise; ApplyAlone: the batch was rolled back
         replies = sanad.dispatcher.handle(incoming)
 
@@ -393,7 +402,7 @@ def _handler(sanad: Sanad,  # type: ignore[no-untyped-def]
             if metrics is not None:
                 metrics.replied(sent, time.perf_counter() - started)
 
-        if batch is not None and batch.collecting:
+        if batch is not None:
             batch.answers.append(answer)  # once the batch is committed
         else:
             await answer()
