@@ -143,3 +143,30 @@ async def test_an_update_that_collides_in_a_batch_costs_the_others_nothing(
         texts = [plain(m.text or "") for m in api.messages_to(person.id)]
         assert not any("Sorry" in t for t in texts), texts
         assert sum("language" in t.lower() for t in texts) == 1, "each answered once"
+
+
+async def test_an_answer_that_fails_after_the_commit_does_not_stop_the_others(
+        sanad: Sanad) -> None:
+    """Telegram refuses Layla's reply and the outbox cannot keep it either (the database is
+    gone for that moment): her update is stored, the error is logged, and Omar, whose update
+    came in the same batch, is answered all the same; so is his next message."""
+    api = FakeBotApi()
+    app = build_application(sanad, request=api.request(), get_updates_request=api.request())
+    layla = api.user(430, first_name="Layla", language_code="en")
+    omar = api.user(431, first_name="Omar", language_code="en")
+    layla.command("start", invite(sanad, "bh_rural_girls"))
+    omar.command("start", invite(sanad, "bh_rural_girls"))
+    api.fail_next("sendMessage", status=500, description="Internal Server Error", chat_id=430)
+
+    def keeping_in_the_outbox(statement: str) -> bool:
+        return statement.lstrip().upper().startswith("INSERT INTO OUTBOX")
+
+    with database_fails(sanad.engine, keeping_in_the_outbox):
+        async with polling(app, timeout=1):
+            await api.wait_for(lambda m: m.chat_id == 431
+                               and "language" in plain(m.text or "").lower(), timeout=10)
+            omar.text("/help")
+            await api.wait_for(lambda m: m.chat_id == 431 and "/report" in plain(m.text or ""),
+                               timeout=10)
+
+    assert people_registered(sanad) >= {"430", "431"}

@@ -56,7 +56,7 @@ class _Batch:
         self.dispatcher: Dispatcher | None = None  # set when Sanad applies its first update
         self.updates: list[Update] = []
         self.chats: set[int] = set()
-        self.answers: list[Callable[[], Awaitable[None]]] = []
+        self.answers: list[tuple[int, Callable[[], Awaitable[None]]]] = []  # by update id
 
     def collects(self, dispatcher: Dispatcher) -> bool:
         """Whether the update being handled goes into the batch (the dispatcher's batch is
@@ -277,8 +277,12 @@ async def _settle(batch: _Batch, stored: Callable[[int], None]) -> None:
         stored(batch.updates[-1].update_id)
     answers = batch.answers
     batch.clear()
-    for answer in answers:
-        await answer()
+    for update_id, answer in answers:
+        try:
+            await answer()
+        except Exception:  # stored already, so nothing to deliver again; the next ones go on
+            log.exception("update telegram:%s: answering it failed", update_id,
+                          extra={"update_id": f"telegram:{update_id}"})
 
 
 async def _unless_stopped(stop: asyncio.Event,
@@ -403,7 +407,7 @@ def _handler(sanad: Sanad,  # type: ignore[no-untyped-def]
                 metrics.replied(sent, time.perf_counter() - started)
 
         if batch is not None:
-            batch.answers.append(answer)  # once the batch is committed
+            batch.answers.append((update.update_id, answer))  # once the batch is committed
         else:
             await answer()
 
