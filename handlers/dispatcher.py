@@ -64,7 +64,7 @@ class Dispatcher:
         batched = self.in_batch
         try:
             if batched:
-                return self._apply_in_batch(incoming)
+                return self._apply(incoming)
             for attempt in range(1, CONFLICT_ATTEMPTS + 1):
                 try:
                     return self._apply(incoming)
@@ -128,7 +128,7 @@ class Dispatcher:
     @property
     def in_batch(self) -> bool:
         """Whether this thread's updates go into an open batch."""
-        return getattr(self._connections, "batch", None) is not None
+        return bool(getattr(self._connections, "batch", False))
 
     def begin_batch(self) -> None:
         """Apply this thread's next updates in one transaction, until `commit_batch` or
@@ -140,13 +140,13 @@ class Dispatcher:
         wait for the batch's own lock).
         """
         assert not self.in_batch, "a batch is already open"
-        self._connections.batch = []  # chat keys saved in it (see `rollback_batch`)
+        self._connections.batch = True
         self._connection().begin()
 
     def commit_batch(self) -> None:
         """Store the batch's updates; TryLater (all rolled back) if the database could not."""
         connection = self._connection()
-        self._connections.batch = None
+        self._connections.batch = False
         try:
             connection.commit()
         except (OperationalError, InterfaceError) as error:
@@ -157,18 +157,12 @@ class Dispatcher:
 
     def rollback_batch(self) -> None:
         """Forget the batch: nothing of it is stored (its replies must not be sent)."""
-        saved: list[str] = getattr(self._connections, "batch", None) or []
-        self._connections.batch = None
-        for key in saved:
-            self._saved.pop(key, None)
+        # Its entries in `_saved` stay: none is marked delivered, since no reply of the batch
+        # is sent, and applying the chat again (alone, or fetched again) writes them anew.
+        self._connections.batch = False
         connection = self._connection()
         if connection.in_transaction():
             connection.rollback()
-
-    def _apply_in_batch(self, incoming: Incoming) -> list[Reply]:
-        replies = self._apply(incoming)
-        self._connections.batch.append(_chat_key(incoming))
-        return replies
 
     # --- one update -----------------------------------------------------------------------
 
@@ -197,7 +191,7 @@ class Dispatcher:
         rolled back."""
         connection: Connection | None = getattr(self._connections, "kept", None)
         self._connections.kept = None
-        self._connections.batch = None
+        self._connections.batch = False
         if connection is not None:
             connection.close()
 
