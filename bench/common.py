@@ -48,10 +48,19 @@ def partner_network(key: str, partners: int) -> NetworkSpec:
     `{key}_1`, ...; the network's own organization is `{key}_network`."""
     return NetworkSpec(
         network=OrganizationSpec(key=f"{key}_network", names=_names(f"{key} network")),
-        groups=[GroupSpec(key=key, names=_names(f"{key} group"), country="BH",
-                          timezone="Asia/Bahrain", language="ar", currency="BHD",
-                          supportive=OrganizationSpec(key=f"{key}_supportive",
-                                                      names=_names("Supportive")),
-                          partners=[OrganizationSpec(key=f"{key}_{i}",
-                                                     names=_names(f"Association {i}"))
-                                    for i in range(partners)])])
+        groups=[
+            GroupSpec(
+                key=key,
+                names=_names(f"{key} group"),
+                country="BH",
+                timezone="Asia/Bahrain",
+                language="ar",
+                currency="BHD",
+                supportive=OrganizationSpec(key=f"{key}_supportive", names=_names("Supportive")),
+                partners=[
+                    OrganizationSpec(key=f"{key}_{i}", names=_names(f"Association {i}"))
+                    for i in range(partners)
+                ],
+            )
+        ],
+    )

@@ -34,13 +34,13 @@ from sqlmodel import select
 from telegram import Bot
 
 from bench.common import database
-from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram_delivery import telegram_deliver
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import outbox
 from storage.db import open_database, transaction
 from storage.models import Group, Organization, Person
+from tests.fakes.telegram_bot_api import FakeBotApi
 
 OVERALL = 30.0  # Telegram: messages a second per bot
 PER_CHAT = 1.0  # Telegram: messages a second per chat

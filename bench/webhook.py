@@ -5,7 +5,7 @@
     python -m bench.webhook [--web N ...] [--senders 50] [--seconds S] [--database URL]
 
 The bot runs as separate processes, as deployed, and reaches the fake Bot API over HTTP
-(`bot.channels.fake_bot_server.serving`, in this process, given as TELEGRAM_BASE_URL). For the
+(`tests.fakes.telegram_bot_server.serving`, in this process, given as TELEGRAM_BASE_URL). For the
 webhook, this process also plays Telegram (`pushing_webhooks`): each update is POSTed to one
 of the web processes in turn, up to 40 at once but one at a time per chat, and posted again
 until a process answers 200. The polling process fetches the same queue with getUpdates.
@@ -60,11 +60,11 @@ from bench.workers import (
     stored_reports,
 )
 from bot.app import Sanad, assemble
-from bot.channels.fake_bot_api import FakeBotApi
-from bot.channels.fake_bot_server import WebhookPusher, pushing_webhooks, serving
 from bot.settings import Settings
 from storage.db import transaction
 from storage.models import ProcessedUpdate
+from tests.fakes.telegram_bot_api import FakeBotApi
+from tests.fakes.telegram_bot_server import WebhookPusher, pushing_webhooks, serving
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TOKEN = "123456:BENCH-never-logged"
@@ -162,6 +162,7 @@ def reporting(resumes: Resumes) -> Script:
 
 # --- bot processes ---------------------------------------------------------------------------
 
+
 @dataclass
 class BotProcess:
     process: asyncio.subprocess.Process
@@ -179,8 +180,9 @@ class BotProcess:
     def errors(self) -> int:
         """ERROR lines and tracebacks in the process's log."""
         text = self.log.read_text(errors="replace")
-        return sum(1 for line in text.splitlines()
-                   if " ERROR " in line or line.startswith("Traceback"))
+        return sum(
+            1 for line in text.splitlines() if " ERROR " in line or line.startswith("Traceback")
+        )
 
     def tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -193,8 +195,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def bot_processes(run: Run, env: dict[str, str], logs: Path,
-                        profiles: Path | None = None) -> AsyncIterator[list[BotProcess]]:
+async def bot_processes(
+    run: Run, env: dict[str, str], logs: Path, profiles: Path | None = None
+) -> AsyncIterator[list[BotProcess]]:
     """Start the run's bot processes (under cProfile, writing to `profiles`, if given); stop
     them (SIGTERM, then SIGKILL) at the end."""
     started: list[BotProcess] = []
@@ -207,12 +210,24 @@ async def bot_processes(run: Run, env: dict[str, str], logs: Path,
                 url: str | None = f"http://127.0.0.1:{port}/telegram"
             else:
                 args, url = ["run", "--without-worker"], None
-            profile = [] if profiles is None else \
-                ["-m", "cProfile", "-o", str(profiles / log.with_suffix(".prof").name)]
+            profile = (
+                []
+                if profiles is None
+                else ["-m", "cProfile", "-o", str(profiles / log.with_suffix(".prof").name)]
+            )
             with log.open("wb") as out:
                 process = await asyncio.create_subprocess_exec(
-                    sys.executable, *profile, "-m", "bot", *args, cwd=ROOT, env=env,
-                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out)
+                    sys.executable,
+                    *profile,
+                    "-m",
+                    "bot",
+                    *args,
+                    cwd=ROOT,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                )
             started.append(BotProcess(process, log, url))
         yield started
     finally:
@@ -236,11 +251,13 @@ async def wait_ready(run: Run, bots: list[BotProcess], api: FakeBotApi) -> None:
         for bot in bots:
             while True:
                 if bot.process.returncode is not None:
-                    raise BenchError(f"a bot process ended ({bot.process.returncode}):\n"
-                                     f"{bot.tail()}")
+                    raise BenchError(
+                        f"a bot process ended ({bot.process.returncode}):\n{bot.tail()}"
+                    )
                 if time.monotonic() > deadline:
-                    raise BenchError(f"a bot process did not start in {START_TIMEOUT:g} s:\n"
-                                     f"{bot.tail()}")
+                    raise BenchError(
+                        f"a bot process did not start in {START_TIMEOUT:g} s:\n{bot.tail()}"
+                    )
                 if run.mode == "polling":
                     if any(method == "getUpdates" for method, _ in api.calls):
                         break
@@ -255,23 +272,37 @@ async def wait_ready(run: Run, bots: list[BotProcess], api: FakeBotApi) -> None:
 
 # --- one run ---------------------------------------------------------------------------------
 
+
 def applied_updates(sanad: Sanad) -> int:
     with transaction(sanad.engine) as session:
         return int(session.exec(select(func.count()).select_from(ProcessedUpdate)).one())
 
 
 def bot_env(settings: Settings, base_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TELEGRAM_", "DATABASE_URL", "DATA_DIR"))}
-    env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=base_url,
-               TELEGRAM_WEBHOOK_SECRET=SECRET, DATABASE_URL=settings.database_url,
-               DATA_DIR=str(settings.data_dir), PYTHONUNBUFFERED="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "DATABASE_URL", "DATA_DIR"))
+    }
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_BASE_URL=base_url,
+        TELEGRAM_WEBHOOK_SECRET=SECRET,
+        DATABASE_URL=settings.database_url,
+        DATA_DIR=str(settings.data_dir),
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
-async def measure(run: Run, args: argparse.Namespace, api: FakeBotApi, probe: Probe,
-                  bots: list[BotProcess], script: Script,
-                  ) -> tuple[Figures, list[Worker], float, float]:
+async def measure(
+    run: Run,
+    args: argparse.Namespace,
+    api: FakeBotApi,
+    probe: Probe,
+    bots: list[BotProcess],
+    script: Script,
+) -> tuple[Figures, list[Worker], float, float]:
     """Warm-up, then the measured load; returns its figures, every worker, and the CPU seconds
     of the bot processes and of this process during the measured load."""
     warm = make_workers(api, probe, 0, WARMUP_WORKERS)
@@ -287,10 +318,13 @@ async def measure(run: Run, args: argparse.Namespace, api: FakeBotApi, probe: Pr
 
 
 async def one_run(run: Run, args: argparse.Namespace) -> Result:
-    with tempfile.TemporaryDirectory(prefix="sanad-bench-webhook-") as tmp, \
-            database(run.database_url, Path(tmp)) as (url, shown):
-        settings = Settings(_env_file=None, telegram_bot_token=TOKEN, database_url=url,
-                            data_dir=Path(tmp) / "data")
+    with (
+        tempfile.TemporaryDirectory(prefix="sanad-bench-webhook-") as tmp,
+        database(run.database_url, Path(tmp)) as (url, shown),
+    ):
+        settings = Settings(
+            _env_file=None, telegram_bot_token=TOKEN, database_url=url, data_dir=Path(tmp) / "data"
+        )
         sanad = assemble(settings)
         try:
             before = prepare(sanad, WARMUP_WORKERS + args.senders)
@@ -302,21 +336,28 @@ async def one_run(run: Run, args: argparse.Namespace) -> Result:
             pusher: WebhookPusher | None = None
             logs = Path(args.logs) if args.logs else Path(tmp)
             logs.mkdir(parents=True, exist_ok=True)
-            async with serving(api) as base_url, \
-                    bot_processes(run, bot_env(settings, base_url), logs,
-                                  Path(args.profile_bots) if args.profile_bots else None
-                                  ) as bots:
+            async with (
+                serving(api) as base_url,
+                bot_processes(
+                    run,
+                    bot_env(settings, base_url),
+                    logs,
+                    Path(args.profile_bots) if args.profile_bots else None,
+                ) as bots,
+            ):
                 try:
                     await wait_ready(run, bots, api)
                     if run.mode == "webhook":
                         urls = [b.url for b in bots if b.url is not None]
                         async with pushing_webhooks(api, urls, SECRET) as pusher:
                             figures, workers, bot_cpu, bench_cpu = await measure(
-                                run, args, api, probe, bots, script)
+                                run, args, api, probe, bots, script
+                            )
                             await pusher.drain(timeout=10)
                     else:
                         figures, workers, bot_cpu, bench_cpu = await measure(
-                            run, args, api, probe, bots, script)
+                            run, args, api, probe, bots, script
+                        )
                 except BenchError as error:
                     tails = "\n".join(f"--- {b.log.name}\n{b.tail()}" for b in bots)
                     raise BenchError(f"{error}\n{tails}") from None
@@ -325,12 +366,24 @@ async def one_run(run: Run, args: argparse.Namespace) -> Result:
             applied = applied_updates(sanad) - applied_before
         finally:
             sanad.close()
-    return Result(run, shown, figures, errors, pusher.retried if pusher else None, stored,
-                  sum(len(w.weeks) for w in workers), applied, api._update_seq,
-                  resumes.count, bot_cpu, bench_cpu)
+    return Result(
+        run,
+        shown,
+        figures,
+        errors,
+        pusher.retried if pusher else None,
+        stored,
+        sum(len(w.weeks) for w in workers),
+        applied,
+        api._update_seq,
+        resumes.count,
+        bot_cpu,
+        bench_cpu,
+    )
 
 
 # --- report ----------------------------------------------------------------------------------
+
 
 def database_name(url: str | None) -> str:
     if url is None:
@@ -340,22 +393,28 @@ def database_name(url: str | None) -> str:
 
 
 def print_table(results: list[Result], args: argparse.Namespace) -> None:
-    print(f"\n{args.senders} workers filling the recycling form as fast as replies come, "
-          f"{args.seconds:g} s after a warm-up; {os.cpu_count()} CPUs shared by everything")
-    print(f"  {'mode':<8}{'procs':>6}  {'database':<11}{'updates':>8}{'updates/s':>10}"
-          f"{'reports/s':>10}{'p50 ms':>8}{'p95 ms':>8}{'errors':>7}{'redeliv.':>9}"
-          f"{'resumes':>8}{'reports stored/expected':>25}{'updates applied/queued':>24}"
-          f"{'bot CPU':>9}{'bench CPU':>10}")
+    print(
+        f"\n{args.senders} workers filling the recycling form as fast as replies come, "
+        f"{args.seconds:g} s after a warm-up; {os.cpu_count()} CPUs shared by everything"
+    )
+    print(
+        f"  {'mode':<8}{'procs':>6}  {'database':<11}{'updates':>8}{'updates/s':>10}"
+        f"{'reports/s':>10}{'p50 ms':>8}{'p95 ms':>8}{'errors':>7}{'redeliv.':>9}"
+        f"{'resumes':>8}{'reports stored/expected':>25}{'updates applied/queued':>24}"
+        f"{'bot CPU':>9}{'bench CPU':>10}"
+    )
     for r in results:
         f = r.figures
         stored = f"{r.stored}/{r.expected} {'OK' if r.stored == r.expected else 'WRONG'}"
         applied = f"{r.applied}/{r.queued} {'OK' if r.applied == r.queued else 'WRONG'}"
-        print(f"  {r.run.mode:<8}{r.run.processes:>6}  {database_name(r.run.database_url):<11}"
-              f"{f.updates:>8}{f.updates_per_s:>10.1f}{f.reports_per_s:>10.2f}"
-              f"{f.percentile(50):>8.1f}{f.percentile(95):>8.1f}{r.errors:>7}"
-              f"{'-' if r.redeliveries is None else r.redeliveries:>9}{r.resumes:>8}"
-              f"{stored:>25}{applied:>24}"
-              f"{r.bot_cpu / f.seconds:>9.0%}{r.bench_cpu / f.seconds:>10.0%}")
+        print(
+            f"  {r.run.mode:<8}{r.run.processes:>6}  {database_name(r.run.database_url):<11}"
+            f"{f.updates:>8}{f.updates_per_s:>10.1f}{f.reports_per_s:>10.2f}"
+            f"{f.percentile(50):>8.1f}{f.percentile(95):>8.1f}{r.errors:>7}"
+            f"{'-' if r.redeliveries is None else r.redeliveries:>9}{r.resumes:>8}"
+            f"{stored:>25}{applied:>24}"
+            f"{r.bot_cpu / f.seconds:>9.0%}{r.bench_cpu / f.seconds:>10.0%}"
+        )
     print("""
   errors: ERROR lines in the bots' logs; redeliv.: posts Telegram had to make again (non-2xx
   or no answer); resumes: "You have an unfinished report ... continue?" asked in the middle
@@ -373,8 +432,7 @@ async def main_async(args: argparse.Namespace) -> int:
         runs.append(Run("polling", 1, args.polling_database))
     results = []
     for run in runs:
-        print(f"{run.mode} x{run.processes} on {database_name(run.database_url)} ...",
-              flush=True)
+        print(f"{run.mode} x{run.processes} on {database_name(run.database_url)} ...", flush=True)
         results.append(await one_run(run, args))
         print(f"  database: {results[-1].database}", flush=True)
     print_table(results, args)
@@ -382,22 +440,41 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.webhook", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--web", type=int, nargs="*", default=[1, 2], metavar="N",
-                        help="web process counts to measure (default: 1 2; none: skip)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.webhook",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--web",
+        type=int,
+        nargs="*",
+        default=[1, 2],
+        metavar="N",
+        help="web process counts to measure (default: 1 2; none: skip)",
+    )
     parser.add_argument("--senders", type=int, default=50, help="concurrent workers (50)")
-    parser.add_argument("--seconds", type=float, default=20.0,
-                        help="measured time per run, after the warm-up (20)")
-    parser.add_argument("--database", default=POSTGRES_URL,
-                        help=f"database of the webhook runs; PostgreSQL gets a fresh schema "
-                        f"that is dropped at the end (default: {POSTGRES_URL})")
-    parser.add_argument("--polling-database", default=None,
-                        help="database of the polling run (default: a fresh SQLite file)")
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="measured time per run, after the warm-up (20)"
+    )
+    parser.add_argument(
+        "--database",
+        default=POSTGRES_URL,
+        help=f"database of the webhook runs; PostgreSQL gets a fresh schema "
+        f"that is dropped at the end (default: {POSTGRES_URL})",
+    )
+    parser.add_argument(
+        "--polling-database",
+        default=None,
+        help="database of the polling run (default: a fresh SQLite file)",
+    )
     parser.add_argument("--no-polling", action="store_true", help="skip the polling run")
     parser.add_argument("--logs", help="keep the bot processes' logs in this directory")
-    parser.add_argument("--profile-bots", metavar="DIR",
-                        help="run the bot processes under cProfile, writing DIR/*.prof")
+    parser.add_argument(
+        "--profile-bots",
+        metavar="DIR",
+        help="run the bot processes under cProfile, writing DIR/*.prof",
+    )
     args = parser.parse_args(argv)
     if args.senders < 1 or args.seconds <= 0 or any(n < 1 for n in args.web):
         parser.error("--senders, --seconds and --web counts must be positive")

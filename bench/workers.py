@@ -54,18 +54,18 @@ from telegram.ext import Application, ContextTypes, TypeHandler
 
 from bench.common import database, partner_network
 from bot.app import Sanad, assemble
-from bot.channels.fake_bot_api import (
-    SEND_METHODS,
-    FakeBotApi,
-    FakeUser,
-    JSONDict,
-)
 from bot.channels.telegram import build_application, polling
 from bot.settings import Settings
 from storage.db import transaction
 from storage.models import Organization, Person, Report
 from storage.network import apply_network
 from storage.types import utcnow
+from tests.fakes.telegram_bot_api import (
+    SEND_METHODS,
+    FakeBotApi,
+    FakeUser,
+    JSONDict,
+)
 
 TARGET_RATIO = 0.5
 TARGET_PACED_P95_MS = 25.0
@@ -199,6 +199,7 @@ class Probe:
 
 # --- workers ---------------------------------------------------------------------------------
 
+
 @dataclass
 class Worker:
     """One person with a phone: sends, waits for the reply, thinks, sends again."""
@@ -229,8 +230,15 @@ class Worker:
         """Seven answers as typed, different for every worker and report (so a replacement
         really changes answers): paper, aluminium, plastic, sold, revenue, paid, women."""
         n = self.number * 7 + report
-        return [f"{10 + n % 90}.5", str(2 + n % 7), f"{5 + n % 40} kg", str(15 + n % 100),
-                f"{30 + n % 50}.25", str(12 + n % 30), str(3 + n % 20)]
+        return [
+            f"{10 + n % 90}.5",
+            str(2 + n % 7),
+            f"{5 + n % 40} kg",
+            str(15 + n % 100),
+            f"{30 + n % 50}.25",
+            str(12 + n % 30),
+            str(3 + n % 20),
+        ]
 
 
 async def sanad_report(worker: Worker, report: int) -> None:
@@ -281,8 +289,9 @@ def expect(worker: Worker, answer: Answer, wanted: str) -> None:
 Script = Callable[[Worker, int], Awaitable[None]]
 
 
-async def work(worker: Worker, script: Script, reports: int | None, start_after: float,
-               first_report: int = 0) -> None:
+async def work(
+    worker: Worker, script: Script, reports: int | None, start_after: float, first_report: int = 0
+) -> None:
     """Fill `reports` reports in a row (None: until the deadline), numbered from
     `first_report` on."""
     await asyncio.sleep(start_after)
@@ -296,6 +305,7 @@ async def work(worker: Worker, script: Script, reports: int | None, start_after:
 
 
 # --- phases ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Figures:
@@ -323,8 +333,15 @@ class Figures:
         return ordered[rank] * 1000
 
 
-async def phase(name: str, probe: Probe, workers: list[Worker], script: Script,
-                reports: int | None, stagger: float = 0.0, first_report: int = 0) -> Figures:
+async def phase(
+    name: str,
+    probe: Probe,
+    workers: list[Worker],
+    script: Script,
+    reports: int | None,
+    stagger: float = 0.0,
+    first_report: int = 0,
+) -> Figures:
     probe.reset()
     before = sum(w.reports for w in workers)
     # Every phase starts with a clean heap: a full collection (200+ ms here, the heap holds
@@ -332,8 +349,12 @@ async def phase(name: str, probe: Probe, workers: list[Worker], script: Script,
     # whichever phase crossed the threshold.
     gc.collect()
     started = time.perf_counter()
-    runners = asyncio.gather(*(work(w, script, reports, stagger * i / len(workers), first_report)
-                               for i, w in enumerate(workers)))
+    runners = asyncio.gather(
+        *(
+            work(w, script, reports, stagger * i / len(workers), first_report)
+            for i, w in enumerate(workers)
+        )
+    )
     stalled: list[str] = []
     dog = asyncio.create_task(watchdog(probe, runners, stalled))
     try:
@@ -347,8 +368,10 @@ async def phase(name: str, probe: Probe, workers: list[Worker], script: Script,
     seconds = time.perf_counter() - started
     await asyncio.sleep(0.2)  # anything the bot still sends now is a stray: a wrong "final"
     if probe.stray or probe.outstanding:
-        raise BenchError(f"{name}: reply detection is wrong: stray {probe.stray[:5]}, "
-                         f"unanswered chats {sorted(probe.outstanding)[:5]}")
+        raise BenchError(
+            f"{name}: reply detection is wrong: stray {probe.stray[:5]}, "
+            f"unanswered chats {sorted(probe.outstanding)[:5]}"
+        )
     done = sum(w.reports for w in workers) - before
     return Figures(name, len(workers), probe.updates, done, seconds, list(probe.latencies))
 
@@ -368,11 +391,25 @@ async def watchdog(probe: Probe, runners: asyncio.Future[Any], stalled: list[str
             return
 
 
-def make_workers(fake: FakeBotApi, probe: Probe, first: int, count: int, *, think: float = 0.0,
-                 deadline: float | None = None) -> list[Worker]:
-    return [Worker(first + i, fake.user(FIRST_USER_ID + first + i, f"Worker {first + i}",
-                                        language_code="en"), probe, think, deadline)
-            for i in range(count)]
+def make_workers(
+    fake: FakeBotApi,
+    probe: Probe,
+    first: int,
+    count: int,
+    *,
+    think: float = 0.0,
+    deadline: float | None = None,
+) -> list[Worker]:
+    return [
+        Worker(
+            first + i,
+            fake.user(FIRST_USER_ID + first + i, f"Worker {first + i}", language_code="en"),
+            probe,
+            think,
+            deadline,
+        )
+        for i in range(count)
+    ]
 
 
 def echo_application() -> tuple[Application, FakeBotApi]:  # type: ignore[type-arg]
@@ -419,11 +456,17 @@ async def closed_and_paced(sanad: Sanad, args: argparse.Namespace) -> BenchFigur
     echo, echo_fake = echo_application()
     sanad_fake = FakeBotApi()
     application: Application = build_application(  # type: ignore[type-arg]
-        sanad, request=sanad_fake.request(), get_updates_request=sanad_fake.request())
+        sanad, request=sanad_fake.request(), get_updates_request=sanad_fake.request()
+    )
     async with polling(echo, timeout=1), polling(application, timeout=1):
         echo_probe, sanad_probe = Probe(echo_fake, echo_final), Probe(sanad_fake, sanad_final)
-        await phase("echo warm-up", echo_probe, make_workers(echo_fake, echo_probe, 0,
-                                                             WARMUP_WORKERS), echo_report, 1)
+        await phase(
+            "echo warm-up",
+            echo_probe,
+            make_workers(echo_fake, echo_probe, 0, WARMUP_WORKERS),
+            echo_report,
+            1,
+        )
         warm = make_workers(sanad_fake, sanad_probe, 0, WARMUP_WORKERS)
         await phase("sanad warm-up", sanad_probe, warm, sanad_report, 2)
         echo_workers = make_workers(echo_fake, echo_probe, WARMUP_WORKERS, args.workers)
@@ -432,24 +475,38 @@ async def closed_and_paced(sanad: Sanad, args: argparse.Namespace) -> BenchFigur
         rounds = []
         for number in range(args.rounds):
             first = number * args.reports  # weeks keep alternating from round to round
-            echo_figures = await phase("echo", echo_probe, echo_workers, echo_report,
-                                       args.reports, first_report=first)
+            echo_figures = await phase(
+                "echo", echo_probe, echo_workers, echo_report, args.reports, first_report=first
+            )
             if profiler is not None:
                 profiler.enable()
-            sanad_figures = await phase("sanad", sanad_probe, closed_workers,
-                                        sanad_report, args.reports, first_report=first)
+            sanad_figures = await phase(
+                "sanad", sanad_probe, closed_workers, sanad_report, args.reports, first_report=first
+            )
             if profiler is not None:
                 profiler.disable()
             rounds.append(Round(echo_figures, sanad_figures))
         deadline = time.perf_counter() + args.paced_seconds
-        paced_workers = make_workers(sanad_fake, sanad_probe, WARMUP_WORKERS + args.workers,
-                                     args.workers, think=args.think, deadline=deadline)
+        paced_workers = make_workers(
+            sanad_fake,
+            sanad_probe,
+            WARMUP_WORKERS + args.workers,
+            args.workers,
+            think=args.think,
+            deadline=deadline,
+        )
         # Workers start spread over one think time, as people do not type in step.
-        paced = await phase("sanad paced", sanad_probe, paced_workers, sanad_report, None,
-                            stagger=args.think)
+        paced = await phase(
+            "sanad paced", sanad_probe, paced_workers, sanad_report, None, stagger=args.think
+        )
         everyone = warm + closed_workers + paced_workers
-    return BenchFigures(rounds, paced, sum(len(w.weeks) for w in everyone),
-                        sum(w.replaced for w in everyone), _profile_text(profiler))
+    return BenchFigures(
+        rounds,
+        paced,
+        sum(len(w.weeks) for w in everyone),
+        sum(w.replaced for w in everyone),
+        _profile_text(profiler),
+    )
 
 
 def _profile_text(profiler: cProfile.Profile | None, top: int = 30) -> str | None:
@@ -464,6 +521,7 @@ def _profile_text(profiler: cProfile.Profile | None, top: int = 30) -> str | Non
 
 # --- database and people ---------------------------------------------------------------------
 
+
 def prepare(sanad: Sanad, people: int) -> int:
     """One group with an association per worker, each worker registered in its own association
     (as an invitation would have done). Returns the number of reports already stored."""
@@ -476,9 +534,17 @@ def prepare(sanad: Sanad, people: int) -> int:
         for i in range(people):
             organization_id = orgs[f"bench_{i}"]
             assert organization_id is not None
-            session.add(Person(channel="telegram", address=str(FIRST_USER_ID + i),
-                               display_name=f"Worker {i}", language="en", role="worker",
-                               organization_id=organization_id, created_at=now))
+            session.add(
+                Person(
+                    channel="telegram",
+                    address=str(FIRST_USER_ID + i),
+                    display_name=f"Worker {i}",
+                    language="en",
+                    role="worker",
+                    organization_id=organization_id,
+                    created_at=now,
+                )
+            )
     return stored_reports(sanad)
 
 
@@ -489,64 +555,92 @@ def stored_reports(sanad: Sanad) -> int:
 
 # --- report ----------------------------------------------------------------------------------
 
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
 def print_figures(figures: BenchFigures, args: argparse.Namespace) -> None:
-    head = f"  {'':<14}{'updates':>8}{'reports':>9}{'updates/s':>11}{'reports/s':>11}" \
-           f"{'p50 ms':>9}{'p95 ms':>9}"
-    print(f"\nclosed load: {args.workers} workers, {args.reports} report(s) each per round "
-          f"(answer as soon as the reply is complete); {len(figures.rounds)} rounds, each "
-          "the echo bot then Sanad")
+    head = (
+        f"  {'':<14}{'updates':>8}{'reports':>9}{'updates/s':>11}{'reports/s':>11}"
+        f"{'p50 ms':>9}{'p95 ms':>9}"
+    )
+    print(
+        f"\nclosed load: {args.workers} workers, {args.reports} report(s) each per round "
+        f"(answer as soon as the reply is complete); {len(figures.rounds)} rounds, each "
+        "the echo bot then Sanad"
+    )
     print(head)
     for number, round_ in enumerate(figures.rounds, 1):
         for bot in (round_.echo, round_.sanad):
             print(_row(f"{number}. {bot.name}", bot))
         print(f"  {'':<14}ratio {round_.ratio:.2f}")
     print("  all rounds")
-    echo, sanad = (_together([r.echo for r in figures.rounds]),
-                   _together([r.sanad for r in figures.rounds]))
+    echo, sanad = (
+        _together([r.echo for r in figures.rounds]),
+        _together([r.sanad for r in figures.rounds]),
+    )
     for bot in (echo, sanad):
         print(_row(bot.name, bot))
     ratios = sorted(r.ratio for r in figures.rounds)
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-    print(f"  ratio of the rounds: lowest {ratios[0]:.2f}, quartiles {quartiles[0]:.2f} / "
-          f"{quartiles[1]:.2f} / {quartiles[2]:.2f}, highest {ratios[-1]:.2f}; of all rounds "
-          f"together {sanad.updates_per_s / echo.updates_per_s:.2f}")
+    print(
+        f"  ratio of the rounds: lowest {ratios[0]:.2f}, quartiles {quartiles[0]:.2f} / "
+        f"{quartiles[1]:.2f} / {quartiles[2]:.2f}, highest {ratios[-1]:.2f}; of all rounds "
+        f"together {sanad.updates_per_s / echo.updates_per_s:.2f}"
+    )
     ratio = figures.ratio
-    print(f"  throughput ratio sanad/echo (updates/s, median of the rounds): {ratio:.2f}    "
-          f"target >= {TARGET_RATIO}  {verdict(ratio >= TARGET_RATIO)}")
+    print(
+        f"  throughput ratio sanad/echo (updates/s, median of the rounds): {ratio:.2f}    "
+        f"target >= {TARGET_RATIO}  {verdict(ratio >= TARGET_RATIO)}"
+    )
     paced = figures.paced
-    print(f"\npaced load: {args.workers} workers answering {args.think:g} s after each reply, "
-          f"{args.paced_seconds:g} s")
+    print(
+        f"\npaced load: {args.workers} workers answering {args.think:g} s after each reply, "
+        f"{args.paced_seconds:g} s"
+    )
     print(head)
     print(_row(paced.name, paced))
     p95 = paced.percentile(95)
-    print(f"  p95 latency: {p95:.1f} ms    target <= {TARGET_PACED_P95_MS:g} ms  "
-          f"{verdict(p95 <= TARGET_PACED_P95_MS)}")
+    print(
+        f"  p95 latency: {p95:.1f} ms    target <= {TARGET_PACED_P95_MS:g} ms  "
+        f"{verdict(p95 <= TARGET_PACED_P95_MS)}"
+    )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS: {rss:.1f} MiB")
 
 
 def _row(name: str, figures: Figures) -> str:
-    return (f"  {name:<14}{figures.updates:>8}{figures.reports:>9}"
-            f"{figures.updates_per_s:>11.1f}{figures.reports_per_s:>11.2f}"
-            f"{figures.percentile(50):>9.1f}{figures.percentile(95):>9.1f}")
+    return (
+        f"  {name:<14}{figures.updates:>8}{figures.reports:>9}"
+        f"{figures.updates_per_s:>11.1f}{figures.reports_per_s:>11.2f}"
+        f"{figures.percentile(50):>9.1f}{figures.percentile(95):>9.1f}"
+    )
 
 
 def _together(phases: list[Figures]) -> Figures:
-    return Figures(phases[0].name, phases[0].workers, sum(f.updates for f in phases),
-                   sum(f.reports for f in phases), sum(f.seconds for f in phases),
-                   [latency for f in phases for latency in f.latencies])
+    return Figures(
+        phases[0].name,
+        phases[0].workers,
+        sum(f.updates for f in phases),
+        sum(f.reports for f in phases),
+        sum(f.seconds for f in phases),
+        [latency for f in phases for latency in f.latencies],
+    )
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="sanad-bench-") as tmp, \
-            database(args.database, Path(tmp)) as (url, shown):
+    with (
+        tempfile.TemporaryDirectory(prefix="sanad-bench-") as tmp,
+        database(args.database, Path(tmp)) as (url, shown),
+    ):
         print(f"database: {shown}")
-        settings = Settings(_env_file=None, telegram_bot_token="123456:BENCH-never-logged",
-                            database_url=url, data_dir=Path(tmp) / "data")
+        settings = Settings(
+            _env_file=None,
+            telegram_bot_token="123456:BENCH-never-logged",
+            database_url=url,
+            data_dir=Path(tmp) / "data",
+        )
         sanad = assemble(settings)
         try:
             before = prepare(sanad, WARMUP_WORKERS + 2 * args.workers)
@@ -556,31 +650,51 @@ async def main_async(args: argparse.Namespace) -> int:
             sanad.close()
     print_figures(figures, args)
     ok = stored == figures.expected_rows
-    print(f"reports stored: {stored} (expected {figures.expected_rows}; "
-          f"{figures.replaced} more were replacements)  {'OK' if ok else 'WRONG'}")
+    print(
+        f"reports stored: {stored} (expected {figures.expected_rows}; "
+        f"{figures.replaced} more were replacements)  {'OK' if ok else 'WRONG'}"
+    )
     if figures.profile:
-        print("\ncProfile of the Sanad closed load, all rounds (whole process: PTB, Sanad, "
-              "fake, workers)")
+        print(
+            "\ncProfile of the Sanad closed load, all rounds (whole process: PTB, Sanad, "
+            "fake, workers)"
+        )
         print(figures.profile)
     return 0 if ok else 1
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.workers", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.workers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--workers", type=int, default=50, help="workers per load (50)")
-    parser.add_argument("--reports", type=int, default=1,
-                        help="reports each worker files per closed-load round (1)")
-    parser.add_argument("--rounds", type=int, default=25,
-                        help="closed-load rounds, each the echo bot then Sanad (25)")
-    parser.add_argument("--paced-seconds", type=float, default=25.0,
-                        help="length of the paced load (25)")
-    parser.add_argument("--think", type=float, default=1.0,
-                        help="seconds a paced worker takes to answer (1)")
-    parser.add_argument("--database", help="a database URL; PostgreSQL gets a fresh schema "
-                        "that is dropped at the end (default: a fresh SQLite file)")
-    parser.add_argument("--profile", action="store_true",
-                        help="cProfile the Sanad closed load and print the top functions")
+    parser.add_argument(
+        "--reports", type=int, default=1, help="reports each worker files per closed-load round (1)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=25,
+        help="closed-load rounds, each the echo bot then Sanad (25)",
+    )
+    parser.add_argument(
+        "--paced-seconds", type=float, default=25.0, help="length of the paced load (25)"
+    )
+    parser.add_argument(
+        "--think", type=float, default=1.0, help="seconds a paced worker takes to answer (1)"
+    )
+    parser.add_argument(
+        "--database",
+        help="a database URL; PostgreSQL gets a fresh schema "
+        "that is dropped at the end (default: a fresh SQLite file)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the Sanad closed load and print the top functions",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1 or args.reports < 1 or args.rounds < 1:
         parser.error("--workers, --reports and --rounds must be at least 1")

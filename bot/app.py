@@ -31,11 +31,11 @@ class Sanad:
         self.engine.dispose()
 
 
-def assemble(settings: Settings, *, forms_dir: Path = BUILT_IN,
-             clock: Callable[[], datetime] = utcnow) -> Sanad:
+def assemble(
+    settings: Settings, *, forms_dir: Path = BUILT_IN, clock: Callable[[], datetime] = utcnow
+) -> Sanad:
     """Build Sanad from its settings. A broken form file stops here, naming file and field."""
     forms = load_forms(forms_dir)
     engine = open_database(settings.database_url)
-    services = Services(forms=forms, media_dir=settings.media_dir,
-                        charts_dir=settings.charts_dir)
+    services = Services(forms=forms, media_dir=settings.media_dir, charts_dir=settings.charts_dir)
     return Sanad(settings, engine, Dispatcher(engine, services, clock))

@@ -26,13 +26,22 @@ FORGET_SECONDS = 3600
 class Background:
     """The scheduler and the sender of one process."""
 
-    def __init__(self, sanad: Sanad, deliver: Deliver,
-                 on_sent: Callable[[float, float], None] | None = None) -> None:
-        self.monitor = Monitor(sanad.engine, sanad.dispatcher.services.forms,
-                               sanad.settings.charts_dir, sanad.dispatcher.clock)
-        self.sender = Sender(sanad.engine, deliver, clock=sanad.dispatcher.clock,
-                             on_sent=on_sent, stale_after=timedelta(
-                                 seconds=sanad.settings.outbox_claim_timeout))
+    def __init__(
+        self, sanad: Sanad, deliver: Deliver, on_sent: Callable[[float, float], None] | None = None
+    ) -> None:
+        self.monitor = Monitor(
+            sanad.engine,
+            sanad.dispatcher.services.forms,
+            sanad.settings.charts_dir,
+            sanad.dispatcher.clock,
+        )
+        self.sender = Sender(
+            sanad.engine,
+            deliver,
+            clock=sanad.dispatcher.clock,
+            on_sent=on_sent,
+            stale_after=timedelta(seconds=sanad.settings.outbox_claim_timeout),
+        )
         self.engine = sanad.engine
         self.clock = sanad.dispatcher.clock
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -40,12 +49,25 @@ class Background:
         self._sending: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, id="monitoring",
-                               next_run_time=datetime.now(UTC), max_instances=1,
-                               coalesce=True, misfire_grace_time=TICK_SECONDS)
-        self.scheduler.add_job(self.forget_old_updates, "interval", seconds=FORGET_SECONDS,
-                               id="forget-applied-updates", next_run_time=datetime.now(UTC),
-                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=TICK_SECONDS,
+            id="monitoring",
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=TICK_SECONDS,
+        )
+        self.scheduler.add_job(
+            self.forget_old_updates,
+            "interval",
+            seconds=FORGET_SECONDS,
+            id="forget-applied-updates",
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+        )
         self.scheduler.start()
         self._sending = asyncio.create_task(self.sender.run_forever(self._stop))
         log.info("scheduler and sender started")

@@ -17,8 +17,10 @@ def sqlite_path(database_url: str) -> Path:
     """The file of a SQLite URL; PostgreSQL and in-memory databases are refused."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        raise BackupError(f"backup copies SQLite files only; for {url.get_backend_name()} "
-                          "use its own tool, e.g. pg_dump --format=custom -f FILE DATABASE")
+        raise BackupError(
+            f"backup copies SQLite files only; for {url.get_backend_name()} "
+            "use its own tool, e.g. pg_dump --format=custom -f FILE DATABASE"
+        )
     if not url.database or url.database == ":memory:":
         raise BackupError("an in-memory database has nothing to back up")
     path = Path(url.database)

@@ -50,10 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     level = logging.INFO if args.action in (_run, _worker, _webhook) else logging.WARNING
     secrets = [settings.telegram_bot_token, settings.telegram_webhook_secret]
-    logs.configure([s.get_secret_value() for s in secrets if s], level,
-                   log_format=settings.log_format)
-    if args.action in (_run, _worker, _webhook, _set_webhook) and \
-            settings.telegram_bot_token is None:
+    logs.configure(
+        [s.get_secret_value() for s in secrets if s], level, log_format=settings.log_format
+    )
+    if (
+        args.action in (_run, _worker, _webhook, _set_webhook)
+        and settings.telegram_bot_token is None
+    ):
         print(NO_TOKEN, file=sys.stderr)
         return 1
     try:
@@ -67,29 +70,47 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Sanad field reporting")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the Telegram bot (long polling), with the "
-                              "scheduler and the sender unless --without-worker")
-    run.add_argument("--without-worker", action="store_true",
-                     help="leave reminders, digests and sending to `python -m bot worker`")
+    run = commands.add_parser(
+        "run",
+        help="run the Telegram bot (long polling), with the "
+        "scheduler and the sender unless --without-worker",
+    )
+    run.add_argument(
+        "--without-worker",
+        action="store_true",
+        help="leave reminders, digests and sending to `python -m bot worker`",
+    )
     run.set_defaults(action=_run)
 
-    webhook = commands.add_parser("webhook", help="serve Telegram updates over HTTP (POST "
-                                  "/telegram, /health, /metrics), with the scheduler and the "
-                                  "sender unless --without-worker")
+    webhook = commands.add_parser(
+        "webhook",
+        help="serve Telegram updates over HTTP (POST "
+        "/telegram, /health, /metrics), with the scheduler and the "
+        "sender unless --without-worker",
+    )
     webhook.add_argument("--host", default="0.0.0.0")
-    webhook.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
-                         help="default: $PORT (as hosts that run a Procfile set it), else 8080")
-    webhook.add_argument("--without-worker", action="store_true",
-                         help="leave reminders, digests and sending to `python -m bot worker`")
+    webhook.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", "8080")),
+        help="default: $PORT (as hosts that run a Procfile set it), else 8080",
+    )
+    webhook.add_argument(
+        "--without-worker",
+        action="store_true",
+        help="leave reminders, digests and sending to `python -m bot worker`",
+    )
     webhook.set_defaults(action=_webhook)
 
-    set_webhook = commands.add_parser("set-webhook", help="register the webhook URL (and "
-                                      "TELEGRAM_WEBHOOK_SECRET) with Telegram")
+    set_webhook = commands.add_parser(
+        "set-webhook", help="register the webhook URL (and TELEGRAM_WEBHOOK_SECRET) with Telegram"
+    )
     set_webhook.add_argument("url", help="the public https URL, ending in /telegram")
     set_webhook.set_defaults(action=_set_webhook)
 
-    backup = commands.add_parser("backup", help="consistent copy of the SQLite database, "
-                                 "also while the bot runs")
+    backup = commands.add_parser(
+        "backup", help="consistent copy of the SQLite database, also while the bot runs"
+    )
     backup.add_argument("file", type=Path)
     backup.set_defaults(action=_backup)
 
@@ -159,8 +180,7 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     metrics = Metrics(sanad.engine)
-    application = build_application(sanad, with_background=not args.without_worker,
-                                    metrics=metrics)
+    application = build_application(sanad, with_background=not args.without_worker, metrics=metrics)
     app = create_app(sanad, application, metrics)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None)
     return 0
@@ -234,8 +254,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     sanad = assemble(settings)
     with transaction(sanad.engine) as session:
         apply_network(session, read_network(EXAMPLE_NETWORK))
-        registered = session.exec(select(Person).where(
-            Person.channel == "console", Person.address == DEMO_PERSON)).first()
+        registered = session.exec(
+            select(Person).where(Person.channel == "console", Person.address == DEMO_PERSON)
+        ).first()
         code = None
         if registered is None:
             organization = _organization(session, DEMO_ORGANIZATION)
@@ -248,8 +269,10 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
     sanad = assemble(settings)
     with transaction(sanad.engine) as session:
         counts = apply_network(session, spec)
-    print(f"network applied: {counts['added']} added, {counts['changed']} changed, "
-          f"{counts['retired']} retired")
+    print(
+        f"network applied: {counts['added']} added, {counts['changed']} changed, "
+        f"{counts['retired']} retired"
+    )
     return 0
 
 
@@ -264,10 +287,18 @@ def _invite(args: argparse.Namespace, settings: Settings) -> int:
     if username:
         print(f"link: https://t.me/{username.lstrip('@')}?start={invite.code}")
     else:
-        print("link: unknown until TELEGRAM_BOT_USERNAME is set or the bot has run once;"
-              f" meanwhile send /start {invite.code} to the bot")
-    print("expires: " + ("never" if invite.expires_at is None else
-                         invite.expires_at.strftime("%Y-%m-%d %H:%M UTC")))
+        print(
+            "link: unknown until TELEGRAM_BOT_USERNAME is set or the bot has run once;"
+            f" meanwhile send /start {invite.code} to the bot"
+        )
+    print(
+        "expires: "
+        + (
+            "never"
+            if invite.expires_at is None
+            else invite.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+        )
+    )
     return 0
 
 
@@ -278,13 +309,24 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     forms = sanad.dispatcher.services.forms
     form_id = None if args.form == "all" else args.form
     if form_id is not None and form_id not in forms:
-        print(f"error: unknown form {args.form!r}; choose from {', '.join(forms)} or all",
-              file=sys.stderr)
+        print(
+            f"error: unknown form {args.form!r}; choose from {', '.join(forms)} or all",
+            file=sys.stderr,
+        )
         return 2
     try:
         with transaction(sanad.engine) as session:
-            count = export(session, forms, form_id, args.language, args.format, args.output,
-                           group_key=args.group, date_from=args.date_from, date_to=args.date_to)
+            count = export(
+                session,
+                forms,
+                form_id,
+                args.language,
+                args.format,
+                args.output,
+                group_key=args.group,
+                date_from=args.date_from,
+                date_to=args.date_to,
+            )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -294,13 +336,18 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _organization(session: object, key: str) -> Organization:
     organization = session.exec(  # type: ignore[attr-defined]
-        select(Organization).where(Organization.key == key)).first()
+        select(Organization).where(Organization.key == key)
+    ).first()
     if organization is None:
-        raise NetworkError(f"no organization {key!r}; run `python -m bot setup FILE` first, "
-                           "or check the key in the network file")
+        raise NetworkError(
+            f"no organization {key!r}; run `python -m bot setup FILE` first, "
+            "or check the key in the network file"
+        )
     if not organization.active:
-        raise NetworkError(f"organization {key!r} is retired: it is no longer in the network "
-                           "file, so nobody can report for it")
+        raise NetworkError(
+            f"organization {key!r} is retired: it is no longer in the network "
+            "file, so nobody can report for it"
+        )
     return organization
 
 
@@ -311,5 +358,10 @@ def _duration(text: str) -> timedelta | None:
     if not match or int(match[1]) == 0:
         raise SystemExit(f"error: --expires takes e.g. 7d, 12h, 30m or never, not {text!r}")
     amount, unit = int(match[1]), match[2]
-    return timedelta(days=amount) if unit == "d" else timedelta(hours=amount) if unit == "h" \
+    return (
+        timedelta(days=amount)
+        if unit == "d"
+        else timedelta(hours=amount)
+        if unit == "h"
         else timedelta(minutes=amount)
+    )

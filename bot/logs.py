@@ -47,16 +47,24 @@ class MaskingFormatter(logging.Formatter):
         return line
 
     def _json(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname,
-                 "logger": record.name, "message": record.getMessage()}
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         entry.update({k: getattr(record, k) for k in STRUCTURED_FIELDS if hasattr(record, k)})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure(secrets: list[str], level: int = logging.INFO, stream: TextIO | None = None,
-              log_format: str = "text") -> None:
+def configure(
+    secrets: list[str],
+    level: int = logging.INFO,
+    stream: TextIO | None = None,
+    log_format: str = "text",
+) -> None:
     """Log to stderr (or `stream`) with every secret masked; `log_format` text or json."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(MaskingFormatter(secrets, json_lines=log_format == "json"))

@@ -33,25 +33,40 @@ class Metrics:
 
     def __init__(self, engine: Engine) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.updates = Counter("sanad_updates_received", "Telegram updates received",
-                               registry=self.registry)
-        self.replies = Counter("sanad_replies_sent", "Direct replies sent to Telegram",
-                               registry=self.registry)
+        self.updates = Counter(
+            "sanad_updates_received", "Telegram updates received", registry=self.registry
+        )
+        self.replies = Counter(
+            "sanad_replies_sent", "Direct replies sent to Telegram", registry=self.registry
+        )
         self.reply_seconds = Histogram(
-            "sanad_reply_seconds", "From an update reaching the bot to its last reply sent",
-            buckets=CALL_BUCKETS, registry=self.registry)
-        self.errors = Counter("sanad_errors", "Updates that failed (500) or that the "
-                              "dispatcher could not apply", registry=self.registry)
-        self.outbox = Gauge("sanad_outbox_depth", "Outbox messages waiting to be sent",
-                            registry=self.registry)
+            "sanad_reply_seconds",
+            "From an update reaching the bot to its last reply sent",
+            buckets=CALL_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "sanad_errors",
+            "Updates that failed (500) or that the dispatcher could not apply",
+            registry=self.registry,
+        )
+        self.outbox = Gauge(
+            "sanad_outbox_depth", "Outbox messages waiting to be sent", registry=self.registry
+        )
         self.outbox.set_function(lambda: _depth(engine))
         self.send_seconds = Histogram(
-            "sanad_send_seconds", "One Bot API call delivering an outbox message",
-            buckets=CALL_BUCKETS, registry=self.registry)
+            "sanad_send_seconds",
+            "One Bot API call delivering an outbox message",
+            buckets=CALL_BUCKETS,
+            registry=self.registry,
+        )
         self.outbox_wait_seconds = Histogram(
-            "sanad_outbox_wait_seconds", "From a message entering the outbox to its delivery "
-            "(includes planned holds such as quiet hours)", buckets=WAIT_BUCKETS,
-            registry=self.registry)
+            "sanad_outbox_wait_seconds",
+            "From a message entering the outbox to its delivery "
+            "(includes planned holds such as quiet hours)",
+            buckets=WAIT_BUCKETS,
+            registry=self.registry,
+        )
         self.error_log = _CountErrors(self.errors)
 
     def replied(self, count: int, seconds: float) -> None:

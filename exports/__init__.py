@@ -7,5 +7,13 @@
 from exports.rows import Column, Table, cell_value, report_table
 from exports.writers import FORMATS, export, write_csv, write_xlsx
 
-__all__ = ["FORMATS", "Column", "Table", "cell_value", "export", "report_table", "write_csv",
-           "write_xlsx"]
+__all__ = [
+    "FORMATS",
+    "Column",
+    "Table",
+    "cell_value",
+    "export",
+    "report_table",
+    "write_csv",
+    "write_xlsx",
+]

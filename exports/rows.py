@@ -38,9 +38,15 @@ class Table:
     rows: list[list[object]]
 
 
-def report_table(session: Session, form: FormSpec, tr: Translator, *,
-                 group_key: str | None = None, date_from: date | None = None,
-                 date_to: date | None = None) -> Table:
+def report_table(
+    session: Session,
+    form: FormSpec,
+    tr: Translator,
+    *,
+    group_key: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> Table:
     """One row per report of `form`, oldest first (by submitted time, then id).
 
     `date_from` and `date_to` are inclusive dates, read in each report's own group zone and
@@ -84,8 +90,7 @@ def report_table(session: Session, form: FormSpec, tr: Translator, *,
         if has_period:
             row += [report.period, period.start if period else None]
         row += [submitted, report.updated_at.astimezone(zone)]
-        row += [cell_value(spec, report.answers.get(spec.name), tr, period)
-                for spec in form.fields]
+        row += [cell_value(spec, report.answers.get(spec.name), tr, period) for spec in form.fields]
         rows.append(row)
     return Table(form_id=form.id, title=form.title.get(tr.language), columns=columns, rows=rows)
 
@@ -98,10 +103,14 @@ def _fixed_columns(tr: Translator, has_period: bool) -> list[Column]:
         Column("person", tr.gettext("Person"), "text"),
     ]
     if has_period:
-        columns += [Column("period", tr.gettext("Period"), "text"),
-                    Column("period_start", tr.gettext("Period start"), "date")]
-    return columns + [Column("submitted_at", tr.gettext("Submitted at"), "datetime"),
-                      Column("updated_at", tr.gettext("Updated at"), "datetime")]
+        columns += [
+            Column("period", tr.gettext("Period"), "text"),
+            Column("period_start", tr.gettext("Period start"), "date"),
+        ]
+    return columns + [
+        Column("submitted_at", tr.gettext("Submitted at"), "datetime"),
+        Column("updated_at", tr.gettext("Updated at"), "datetime"),
+    ]
 
 
 FIELD_KINDS = {"integer": "integer", "decimal": "decimal", "date": "date"}
@@ -116,8 +125,7 @@ def _field_column(spec: FieldSpec, tr: Translator) -> Column:
     return Column(f"answers.{spec.name}", header, FIELD_KINDS.get(spec.type, "text"))
 
 
-def cell_value(spec: FieldSpec, value: Any, tr: Translator,
-               period: Period | None = None) -> object:
+def cell_value(spec: FieldSpec, value: Any, tr: Translator, period: Period | None = None) -> object:
     """One stored answer as a spreadsheet value; None (skipped or not asked) stays None."""
     if value is None:
         return None
@@ -135,8 +143,7 @@ def cell_value(spec: FieldSpec, value: Any, tr: Translator,
     if kind == "yesno":
         return tr.gettext("Yes") if value else tr.gettext("No")
     if kind == "choice":
-        return next((c.label.get(lang) for c in spec.choices or [] if c.value == value),
-                    str(value))
+        return next((c.label.get(lang) for c in spec.choices or [] if c.value == value), str(value))
     if kind == "multichoice":
         chosen = value if isinstance(value, list) else [value]
         known = {c.value: c.label.get(lang) for c in spec.choices or []}
@@ -151,8 +158,10 @@ def cell_value(spec: FieldSpec, value: Any, tr: Translator,
         return str(value)
     if kind == "photo":
         photos = value if isinstance(value, list) else [value]
-        names = [str(p.get("file_id") or p.get("path") or "") if isinstance(p, dict) else str(p)
-                 for p in photos]
+        names = [
+            str(p.get("file_id") or p.get("path") or "") if isinstance(p, dict) else str(p)
+            for p in photos
+        ]
         return " ".join([f"{len(photos)}:", *(n for n in names if n)])
     if kind == "period":
         if period is None:
@@ -178,4 +187,3 @@ def _person(person: Person) -> str:
     """The name and internal id; never the phone number or chat address."""
     name = person.display_name.strip()
     return f"{name} (#{person.id})" if name else f"#{person.id}"
-

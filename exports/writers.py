@@ -54,13 +54,19 @@ def write_csv(table: Table, path: Path) -> None:
 
     Text that a spreadsheet would run as a formula gets a leading apostrophe.
     """
-    with _replacing(path) as temporary, temporary.open("w", encoding="utf-8-sig",
-                                                       newline="") as file:
+    with (
+        _replacing(path) as temporary,
+        temporary.open("w", encoding="utf-8-sig", newline="") as file,
+    ):
         writer = csv.writer(file)
         writer.writerow([column.header for column in table.columns])
         for row in table.rows:
-            writer.writerow([_csv_cell(value, column.kind)
-                             for value, column in zip(row, table.columns, strict=True)])
+            writer.writerow(
+                [
+                    _csv_cell(value, column.kind)
+                    for value, column in zip(row, table.columns, strict=True)
+                ]
+            )
 
 
 def _csv_cell(value: object, kind: str) -> str:
@@ -120,8 +126,9 @@ def _width(header: str, values: list[object], kind: str) -> float:
     elif kind == "datetime":
         longest = 16
     else:
-        longest = max((len(line) for value in values for line in plain(value).splitlines()),
-                      default=0)
+        longest = max(
+            (len(line) for value in values for line in plain(value).splitlines()), default=0
+        )
     longest = max(longest, len(header))
     return float(min(max(longest + 2, 8), 60))
 
@@ -140,14 +147,23 @@ def sheet_title(title: str, used: set[str]) -> str:
     while candidate.casefold() in used:
         number += 1
         suffix = f" ({number})"
-        candidate = base[:SHEET_TITLE_LIMIT - len(suffix)].strip() + suffix
+        candidate = base[: SHEET_TITLE_LIMIT - len(suffix)].strip() + suffix
     used.add(candidate.casefold())
     return candidate
 
 
-def export(session: Session, forms: dict[str, FormSpec], form_id: str | None, language: str,
-           fmt: str, path: Path, *, group_key: str | None = None,
-           date_from: date | None = None, date_to: date | None = None) -> int:
+def export(
+    session: Session,
+    forms: dict[str, FormSpec],
+    form_id: str | None,
+    language: str,
+    fmt: str,
+    path: Path,
+    *,
+    group_key: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> int:
     """Write the reports of one form (or of every form, XLSX only) to `path`.
 
     Headers and labels are in `language`; an Arabic workbook reads right to left. Returns
@@ -161,8 +177,10 @@ def export(session: Session, forms: dict[str, FormSpec], form_id: str | None, la
         raise ValueError("a CSV file holds one form: name the form")
     tr = translator(language)
     chosen = [forms[form_id]] if form_id is not None else list(forms.values())
-    tables = [report_table(session, form, tr, group_key=group_key, date_from=date_from,
-                           date_to=date_to) for form in chosen]
+    tables = [
+        report_table(session, form, tr, group_key=group_key, date_from=date_from, date_to=date_to)
+        for form in chosen
+    ]
     if fmt == "csv":
         write_csv(tables[0], path)
     else:
@@ -174,8 +192,7 @@ def export(session: Session, forms: dict[str, FormSpec], form_id: str | None, la
 def _replacing(path: Path) -> Iterator[Path]:
     """A temporary path in `path`'s folder that becomes `path` when the block succeeds."""
     path = Path(path)
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                        dir=path.parent)
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(descriptor)
     temporary = Path(name)
     temporary.chmod(0o644)  # as an ordinary new file, not mkstemp's owner-only mode
@@ -184,4 +201,3 @@ def _replacing(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-

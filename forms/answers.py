@@ -97,8 +97,9 @@ def _check_text(spec: FieldSpec, text: str | None, tr: Translator) -> Result:
     if not value or value.startswith("/"):
         return Rejected(tr.gettext("Please type your answer as text."))
     if len(value) > spec.max_length:
-        return Rejected(tr.gettext("Please keep it under {limit} characters.",
-                                   limit=spec.max_length))
+        return Rejected(
+            tr.gettext("Please keep it under {limit} characters.", limit=spec.max_length)
+        )
     return Accepted(value)
 
 

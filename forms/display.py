@@ -14,12 +14,15 @@ from locales import Translator
 
 @lru_cache(maxsize=1024)
 def period_label(period: Period, tr: Translator) -> str:
-    """"November 2026", "week of 16 Nov to 22 Nov 2026"; remembered, as forms show the same
+    """ "November 2026", "week of 16 Nov to 22 Nov 2026"; remembered, as forms show the same
     few periods over and over and Babel's date formatting is slow."""
     if period.kind == "month":
         return tr.date(period.start, "LLLL y")
-    return tr.gettext("week of {start} to {end}", start=tr.date(period.start, "d MMM"),
-                      end=tr.date(period.end, "d MMM y"))
+    return tr.gettext(
+        "week of {start} to {end}",
+        start=tr.date(period.start, "d MMM"),
+        end=tr.date(period.end, "d MMM y"),
+    )
 
 
 def show_value(spec: FieldSpec, value: Any, tr: Translator, period: Period | None = None) -> str:
@@ -47,13 +50,17 @@ def show_value(spec: FieldSpec, value: Any, tr: Translator, period: Period | Non
     if kind == "location":
         if "text" in value:
             return str(value["text"])
-        return tr.gettext("location {latitude}, {longitude}", latitude=f"{value['lat']:.5f}",
-                          longitude=f"{value['lon']:.5f}")
+        return tr.gettext(
+            "location {latitude}, {longitude}",
+            latitude=f"{value['lat']:.5f}",
+            longitude=f"{value['lon']:.5f}",
+        )
     return str(value)
 
 
-def summary_lines(form: FormSpec, answers: dict[str, Any], tr: Translator,
-                  period: Period | None) -> list[str]:
+def summary_lines(
+    form: FormSpec, answers: dict[str, Any], tr: Translator, period: Period | None
+) -> list[str]:
     """One numbered line per answered field, in form order."""
     lines = []
     number = 0

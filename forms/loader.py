@@ -21,8 +21,9 @@ def load_form(path: Path) -> FormSpec:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise FormFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); "
-                            "save the file as UTF-8") from error
+        raise FormFileError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save the file as UTF-8"
+        ) from error
     except OSError as error:
         raise FormFileError(f"{path}: cannot be read: {error.strerror or error}") from error
     try:
@@ -70,7 +71,8 @@ def load_forms(directory: Path = BUILT_IN) -> dict[str, FormSpec]:
             raise FormFileError(f"{path}: form id '{form.id}' is used by another file")
         if form.command in commands:
             raise FormFileError(
-                f"{path}: command '/{form.command}' is used by {commands[form.command]}")
+                f"{path}: command '/{form.command}' is used by {commands[form.command]}"
+            )
         forms[form.id] = form
         commands[form.command] = path
     if not forms:

@@ -20,12 +20,18 @@ class Period:
         return self.start.strftime("%Y-%m") if self.kind == "month" else self.start.isoformat()
 
     def previous(self) -> Period:
-        return period_containing(self.kind, self.start - timedelta(days=1), self.start.weekday()
-                                 if self.kind == "week" else 0)
+        return period_containing(
+            self.kind,
+            self.start - timedelta(days=1),
+            self.start.weekday() if self.kind == "week" else 0,
+        )
 
     def next(self) -> Period:
-        return period_containing(self.kind, self.end + timedelta(days=1), self.start.weekday()
-                                 if self.kind == "week" else 0)
+        return period_containing(
+            self.kind,
+            self.end + timedelta(days=1),
+            self.start.weekday() if self.kind == "week" else 0,
+        )
 
 
 def local_today(now: datetime, timezone: str) -> date:

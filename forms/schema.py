@@ -8,8 +8,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FieldType = Literal[
-    "integer", "decimal", "text", "choice", "multichoice", "date", "period", "photo",
-    "location", "yesno",
+    "integer",
+    "decimal",
+    "text",
+    "choice",
+    "multichoice",
+    "date",
+    "period",
+    "photo",
+    "location",
+    "yesno",
 ]
 PeriodKind = Literal["none", "week", "month"]
 NAME = r"^[a-z][a-z0-9_]{0,30}$"
@@ -107,7 +115,8 @@ class FormSpec(Strict):
             if spec.when is not None and spec.when.field not in seen:
                 raise ValueError(
                     f"field '{spec.name}': its condition names '{spec.when.field}', "
-                    "which is not an earlier field")
+                    "which is not an earlier field"
+                )
             seen.add(spec.name)
         periods = [f for f in self.fields if f.type == "period"]
         if self.period == "none" and periods:

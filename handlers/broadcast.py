@@ -29,8 +29,12 @@ ROLE_NAMES = {"worker": N_("workers"), "coordinator": N_("coordinators"), "admin
 
 def start(ctx: Context) -> None:
     ctx.state["flow"] = FLOW
-    ctx.state[FLOW] = {"step": "message", "texts": {}, "photo": None,
-                       "audience": _initial(ctx).as_json()}
+    ctx.state[FLOW] = {
+        "step": "message",
+        "texts": {},
+        "photo": None,
+        "audience": _initial(ctx).as_json(),
+    }
     _ask_message(ctx)
 
 
@@ -43,8 +47,14 @@ def answer(ctx: Context) -> None:
     if ctx.choice == "cancel":
         _drop(ctx)
         return
-    {"message": _message, "languages": _languages, "text": _text, "audience": _audience,
-     "pick": _pick, "preview": _preview_chosen}[draft["step"]](ctx, draft)
+    {
+        "message": _message,
+        "languages": _languages,
+        "text": _text,
+        "audience": _audience,
+        "pick": _pick,
+        "preview": _preview_chosen,
+    }[draft["step"]](ctx, draft)
 
 
 def show_current(ctx: Context) -> None:
@@ -81,15 +91,21 @@ def _message(ctx: Context, draft: dict[str, Any]) -> None:
         return
     limit = CAPTION_LIMIT if photo is not None else TEXT_LIMIT
     if len(text) > limit:
-        _ask_message(ctx, ctx._("That is too long: at most {limit} characters, please.",
-                                limit=limit))
+        _ask_message(
+            ctx, ctx._("That is too long: at most {limit} characters, please.", limit=limit)
+        )
         return
     draft["texts"] = {COMMON: text}
     draft["photo"] = (photo.file_id or photo.path) if photo is not None else None
     draft["step"] = "languages"
-    ctx.say(ctx._("Should everyone read this text, or do you want to add a text per language?"),
-            [(ctx._("Same text for every language"), "same"),
-             (ctx._("Add a text per language"), "per"), (ctx._("Cancel"), "cancel")])
+    ctx.say(
+        ctx._("Should everyone read this text, or do you want to add a text per language?"),
+        [
+            (ctx._("Same text for every language"), "same"),
+            (ctx._("Add a text per language"), "per"),
+            (ctx._("Cancel"), "cancel"),
+        ],
+    )
 
 
 def _languages(ctx: Context, draft: dict[str, Any]) -> None:
@@ -99,15 +115,23 @@ def _languages(ctx: Context, draft: dict[str, Any]) -> None:
         draft["step"], draft["language"] = "text", next(iter(LANGUAGES))
         _ask_text(ctx, draft)
     else:
-        ctx.say(ctx._("Please choose one of the options."),
-                [(ctx._("Same text for every language"), "same"),
-                 (ctx._("Add a text per language"), "per"), (ctx._("Cancel"), "cancel")])
+        ctx.say(
+            ctx._("Please choose one of the options."),
+            [
+                (ctx._("Same text for every language"), "same"),
+                (ctx._("Add a text per language"), "per"),
+                (ctx._("Cancel"), "cancel"),
+            ],
+        )
 
 
 def _ask_text(ctx: Context, draft: dict[str, Any]) -> None:
-    ctx.say(ctx._("The text for the people who read {language}:",
-                  language=LANGUAGES[draft["language"]]),
-            [(ctx._("Use the common text"), "common"), (ctx._("Cancel"), "cancel")])
+    ctx.say(
+        ctx._(
+            "The text for the people who read {language}:", language=LANGUAGES[draft["language"]]
+        ),
+        [(ctx._("Use the common text"), "common"), (ctx._("Cancel"), "cancel")],
+    )
 
 
 def _text(ctx: Context, draft: dict[str, Any]) -> None:
@@ -146,8 +170,9 @@ def _show_audience(ctx: Context, draft: dict[str, Any], intro: str | None = None
     audience = Audience.from_json(draft["audience"])
     count = broadcasts.count_recipients(ctx.session, audience)
     lines = [intro] if intro else []
-    lines.append(ctx._("Who should receive it? So far: {audience}", audience=describe(
-        ctx, audience)))
+    lines.append(
+        ctx._("Who should receive it? So far: {audience}", audience=describe(ctx, audience))
+    )
     lines.append(ctx.tr.ngettext("That is {n} person.", "That is {n} people.", count))
     options = [(ctx._("Everyone"), "everyone")] if _is_admin(ctx) else []
     if _is_admin(ctx):
@@ -180,8 +205,10 @@ def _offer(ctx: Context, draft: dict[str, Any]) -> None:
         options = [(g.names.get(ctx.language, g.key), f"group:{g.id}") for g in _groups(ctx)]
         question = ctx._("Which group?")
     elif kind == "organization":
-        options = [(o.names.get(ctx.language, o.key), f"organization:{o.id}")
-                   for o in _organizations(ctx, audience.groups)]
+        options = [
+            (o.names.get(ctx.language, o.key), f"organization:{o.id}")
+            for o in _organizations(ctx, audience.groups)
+        ]
         question = ctx._("Which organization?")
     else:
         options = [(ctx._(ROLE_NAMES[role]), f"role:{role}") for role in ROLES]
@@ -214,8 +241,13 @@ def _groups(ctx: Context) -> list[Group]:
     """The groups a person may address: every active group for an admin, else none to pick."""
     if not _is_admin(ctx):
         return []
-    return list(ctx.session.exec(select(Group).where(Group.active).order_by(
-        col(Group.key) == NETWORK_GROUP, col(Group.key))).all())
+    return list(
+        ctx.session.exec(
+            select(Group)
+            .where(Group.active)
+            .order_by(col(Group.key) == NETWORK_GROUP, col(Group.key))
+        ).all()
+    )
 
 
 def _organizations(ctx: Context, groups: list[int]) -> list[Organization]:
@@ -235,12 +267,18 @@ def describe(ctx: Context, audience: Audience) -> str:
         return ctx._("everyone")
     parts = []
     if audience.groups:
-        names = [g.names.get(ctx.language, g.key) for g in ctx.session.exec(
-            select(Group).where(col(Group.id).in_(audience.groups))).all()]
+        names = [
+            g.names.get(ctx.language, g.key)
+            for g in ctx.session.exec(select(Group).where(col(Group.id).in_(audience.groups))).all()
+        ]
         parts.append(ctx._("group: {names}", names=", ".join(names)))
     if audience.organizations:
-        names = [o.names.get(ctx.language, o.key) for o in ctx.session.exec(
-            select(Organization).where(col(Organization.id).in_(audience.organizations))).all()]
+        names = [
+            o.names.get(ctx.language, o.key)
+            for o in ctx.session.exec(
+                select(Organization).where(col(Organization.id).in_(audience.organizations))
+            ).all()
+        ]
         parts.append(ctx._("organization: {names}", names=", ".join(names)))
     if audience.roles:
         names = [ctx._(ROLE_NAMES[role]) for role in audience.roles]
@@ -260,9 +298,14 @@ def _preview(ctx: Context, draft: dict[str, Any]) -> None:
         return
     draft["step"] = "preview"
     texts: dict[str, str] = draft["texts"]
-    lines = [ctx.tr.ngettext("This message will go to {n} person ({audience}):",
-                             "This message will go to {n} people ({audience}):", count,
-                             audience=describe(ctx, audience))]
+    lines = [
+        ctx.tr.ngettext(
+            "This message will go to {n} person ({audience}):",
+            "This message will go to {n} people ({audience}):",
+            count,
+            audience=describe(ctx, audience),
+        )
+    ]
     if draft["photo"]:
         lines.append(ctx._("(with a photo)"))
     lines += ["", texts[COMMON]] if texts.get(COMMON) else []
@@ -277,16 +320,26 @@ def _preview_chosen(ctx: Context, draft: dict[str, Any]) -> None:
         _preview(ctx, draft)
         return
     assert ctx.person is not None and ctx.person.id is not None
-    broadcast = broadcasts.create(ctx.session, created_by=ctx.person.id, texts=draft["texts"],
-                                  photo=draft["photo"],
-                                  audience=Audience.from_json(draft["audience"]), now=ctx.now)
+    broadcast = broadcasts.create(
+        ctx.session,
+        created_by=ctx.person.id,
+        texts=draft["texts"],
+        photo=draft["photo"],
+        audience=Audience.from_json(draft["audience"]),
+        now=ctx.now,
+    )
     ctx.state.pop(FLOW, None)
     ctx.state["flow"] = None
-    ctx.say(ctx.tr.ngettext(
-        "Broadcast #{id} is on its way to {n} person. You will get a report when it is done; "
-        "/broadcasts shows how it goes.",
-        "Broadcast #{id} is on its way to {n} people. You will get a report when it is done; "
-        "/broadcasts shows how it goes.", broadcast.recipients, id=broadcast.id))
+    ctx.say(
+        ctx.tr.ngettext(
+            "Broadcast #{id} is on its way to {n} person. You will get a report when it is done; "
+            "/broadcasts shows how it goes.",
+            "Broadcast #{id} is on its way to {n} people. You will get a report when it is done; "
+            "/broadcasts shows how it goes.",
+            broadcast.recipients,
+            id=broadcast.id,
+        )
+    )
 
 
 def _drop(ctx: Context) -> None:

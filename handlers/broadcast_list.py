@@ -40,8 +40,11 @@ def show(ctx: Context, intro: str | None = None) -> None:
 def chosen(ctx: Context) -> None:
     action, _, value = (ctx.choice or "").partition(":")
     broadcast = ctx.session.get(Broadcast, int(value)) if value.isdigit() else None
-    if action != "cancel" or broadcast is None or \
-            not broadcasts.in_scope(ctx.session, broadcast, _scope(ctx)):
+    if (
+        action != "cancel"
+        or broadcast is None
+        or not broadcasts.in_scope(ctx.session, broadcast, _scope(ctx))
+    ):
         ctx.state["flow"] = None
         menu.show(ctx, ctx._("That choice is not open to you."))
         return
@@ -49,9 +52,15 @@ def chosen(ctx: Context) -> None:
         show(ctx, ctx._("Broadcast #{id} is no longer sending.", id=broadcast.id))
         return
     stopped = broadcasts.cancel(ctx.session, broadcast, ctx.now)
-    show(ctx, ctx.tr.ngettext("Broadcast #{id} is cancelled: {n} message will not be sent.",
-                              "Broadcast #{id} is cancelled: {n} messages will not be sent.",
-                              stopped, id=broadcast.id))
+    show(
+        ctx,
+        ctx.tr.ngettext(
+            "Broadcast #{id} is cancelled: {n} message will not be sent.",
+            "Broadcast #{id} is cancelled: {n} messages will not be sent.",
+            stopped,
+            id=broadcast.id,
+        ),
+    )
 
 
 def _scope(ctx: Context) -> int | None:
@@ -61,15 +70,24 @@ def _scope(ctx: Context) -> int | None:
 
 def _line(ctx: Context, broadcast: Broadcast, figures: broadcasts.Figures) -> str:
     text = broadcasts.text_for(broadcast.texts, ctx.language) or broadcast.texts.get(COMMON, "")
-    snippet = text if len(text) <= SNIPPET else text[:SNIPPET - 1] + "…"
+    snippet = text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
     zone = ZoneInfo(ctx.group.timezone if ctx.group else "UTC")
     when = ctx.tr.datetime(broadcast.created_at, zone.key)
     head = f"#{broadcast.id} · {when} · {snippet}"
     if broadcast.status == "cancelled":
         head += " · " + ctx._("cancelled")
-    return head + "\n" + ctx.tr.ngettext(
-        "{n} recipient: {delivered} delivered, {blocked} blocked, {failed} failed, "
-        "{waiting} waiting",
-        "{n} recipients: {delivered} delivered, {blocked} blocked, {failed} failed, "
-        "{waiting} waiting", broadcast.recipients, delivered=figures.delivered,
-        blocked=figures.blocked, failed=figures.failed, waiting=figures.waiting)
+    return (
+        head
+        + "\n"
+        + ctx.tr.ngettext(
+            "{n} recipient: {delivered} delivered, {blocked} blocked, {failed} failed, "
+            "{waiting} waiting",
+            "{n} recipients: {delivered} delivered, {blocked} blocked, {failed} failed, "
+            "{waiting} waiting",
+            broadcast.recipients,
+            delivered=figures.delivered,
+            blocked=figures.blocked,
+            failed=figures.failed,
+            waiting=figures.waiting,
+        )
+    )

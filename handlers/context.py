@@ -76,9 +76,16 @@ class Context:
     def _(self, message: str, **values: object) -> str:
         return self.tr.gettext(message, **values)
 
-    def say(self, text: str, options: list[tuple[str, str]] | None = None, *,
-            expect: str | None = None, document: Path | None = None, columns: int = 1,
-            photo: Path | None = None) -> None:
+    def say(
+        self,
+        text: str,
+        options: list[tuple[str, str]] | None = None,
+        *,
+        expect: str | None = None,
+        document: Path | None = None,
+        columns: int = 1,
+        photo: Path | None = None,
+    ) -> None:
         """Add a reply; its options carry the token of the question they answer (see
         `_token_for`), so that buttons of earlier questions stop working."""
         offered: tuple[Option, ...] = ()
@@ -86,8 +93,16 @@ class Context:
             nonce = self._token_for(text, options)
             offered = tuple(Option(label, f"{nonce}:{value}") for label, value in options)
             self.offered_buttons = True
-        self.replies.append(Reply(text, offered, expect, document, columns,  # type: ignore[arg-type]
-                                  photo))
+        self.replies.append(
+            Reply(
+                text,
+                offered,
+                expect,
+                document,
+                columns,  # type: ignore[arg-type]
+                photo,
+            )
+        )
 
     def _token_for(self, text: str, options: list[tuple[str, str]]) -> str:
         """Buttons belong to the question they were sent with, not to one message: asking

@@ -39,6 +39,7 @@ LISTED = 10
 
 # --- who may do what with a report ---------------------------------------------------------
 
+
 def may_see(ctx: Context, report: Report) -> bool:
     """Workers see their own reports, coordinators their group's, admins any."""
     person = ctx.person
@@ -65,18 +66,24 @@ def _window_problem(ctx: Context, report: Report) -> str | None:
         "Report {reference} was sent on {date}. A report can be corrected for {n} day after it "
         "is sent; please ask your coordinator to correct it.",
         "Report {reference} was sent on {date}. A report can be corrected for {n} days after it "
-        "is sent; please ask your coordinator to correct it.", days, reference=report.ref,
-        date=ctx.tr.datetime(report.submitted_at, group.timezone))
+        "is sent; please ask your coordinator to correct it.",
+        days,
+        reference=report.ref,
+        date=ctx.tr.datetime(report.submitted_at, group.timezone),
+    )
 
 
 def _find(ctx: Context, reference: str) -> Report | None:
     """The report `reference` if this person may see it; else says so and gives None."""
     typed = reference.strip().upper()
-    report = ctx.session.exec(select(Report).where(Report.ref == typed)).first() \
-        if typed else None
+    report = ctx.session.exec(select(Report).where(Report.ref == typed)).first() if typed else None
     if report is None or not may_see(ctx, report):
-        ctx.say(ctx._("I found no report {reference} among the reports you can see.",
-                      reference=typed or "?"))
+        ctx.say(
+            ctx._(
+                "I found no report {reference} among the reports you can see.",
+                reference=typed or "?",
+            )
+        )
         return None
     return report
 
@@ -90,6 +97,7 @@ def _report(ctx: Context, key: str) -> Report | None:
 
 
 # --- /correct -----------------------------------------------------------------------------
+
 
 def correct(ctx: Context) -> None:
     """/correct [REF]: choose a report (buttons) or go straight to its fields."""
@@ -115,8 +123,10 @@ def choose_report(ctx: Context) -> None:
         return
     ctx.state["flow"] = "correct"
     ctx.state["correct"] = {"step": "report"}
-    ctx.say(ctx._("Which report do you want to correct?"),
-            [(_report_label(ctx, r), str(r.id)) for r in reports] + [(ctx._("Cancel"), "cancel")])
+    ctx.say(
+        ctx._("Which report do you want to correct?"),
+        [(_report_label(ctx, r), str(r.id)) for r in reports] + [(ctx._("Cancel"), "cancel")],
+    )
 
 
 def _correctable(ctx: Context) -> Sequence[Report]:
@@ -174,12 +184,22 @@ def _open(ctx: Context, report: Report) -> None:
 def _ask_field(ctx: Context, report: Report, problem: str | None = None) -> None:
     form = _form(ctx, report)
     period = _period(ctx, report, report.period)
-    options = [(f"{spec.label.get(ctx.language).rstrip('?؟ :')}: "
-                f"{show_value(spec, report.answers.get(spec.name), ctx.tr, period)}", spec.name)
-               for spec in _visible(form, report.answers)]
+    options = [
+        (
+            f"{spec.label.get(ctx.language).rstrip('?؟ :')}: "
+            f"{show_value(spec, report.answers.get(spec.name), ctx.tr, period)}",
+            spec.name,
+        )
+        for spec in _visible(form, report.answers)
+    ]
     lines = [problem] if problem else []
-    lines.append(ctx._("{reference}, {title}. Which answer do you want to correct?",
-                       reference=report.ref, title=form.title.get(ctx.language)))
+    lines.append(
+        ctx._(
+            "{reference}, {title}. Which answer do you want to correct?",
+            reference=report.ref,
+            title=form.title.get(ctx.language),
+        )
+    )
     ctx.state["correct"]["step"] = "field"
     ctx.say("\n".join(lines), options + [(ctx._("Cancel"), "cancel")])
 
@@ -193,15 +213,28 @@ def _field_chosen(ctx: Context, report: Report) -> None:
         return
     label = spec.label.get(ctx.language)
     if spec.type == "period":
-        _ask_field(ctx, report, ctx._("The period of a report cannot be corrected. Send a new "
-                                      "report for the right period instead."))
+        _ask_field(
+            ctx,
+            report,
+            ctx._(
+                "The period of a report cannot be corrected. Send a new "
+                "report for the right period instead."
+            ),
+        )
     elif spec.type == "photo":
         _ask_field(ctx, report, ctx._("Photos cannot be corrected."))
     elif spec.type in NOT_CORRECTABLE or _decides_others(form, spec):
-        _ask_field(ctx, report, ctx._("“{question}” decides which other questions are asked, "
-                                      "so it cannot be corrected on its own.", question=label)
-                   if _decides_others(form, spec) else
-                   ctx._("“{question}” cannot be corrected here.", question=label))
+        _ask_field(
+            ctx,
+            report,
+            ctx._(
+                "“{question}” decides which other questions are asked, "
+                "so it cannot be corrected on its own.",
+                question=label,
+            )
+            if _decides_others(form, spec)
+            else ctx._("“{question}” cannot be corrected here.", question=label),
+        )
     else:
         ctx.state["correct"].update(step="value", field=spec.name)
         _ask_value(ctx, report, spec)
@@ -209,11 +242,17 @@ def _field_chosen(ctx: Context, report: Report) -> None:
 
 def _ask_value(ctx: Context, report: Report, spec: FieldSpec, problem: str | None = None) -> None:
     ctx.state["correct"]["step"] = "value"
-    current = show_value(spec, report.answers.get(spec.name), ctx.tr,
-                         _period(ctx, report, report.period))
+    current = show_value(
+        spec, report.answers.get(spec.name), ctx.tr, _period(ctx, report, report.period)
+    )
     lines = [problem] if problem else []
-    lines.append(ctx._("{question}\nCurrent answer: {answer}\nSend the correct answer.",
-                       question=spec.label.get(ctx.language), answer=current))
+    lines.append(
+        ctx._(
+            "{question}\nCurrent answer: {answer}\nSend the correct answer.",
+            question=spec.label.get(ctx.language),
+            answer=current,
+        )
+    )
     options: list[tuple[str, str]] = []
     if spec.type == "choice":
         options = [(c.label.get(ctx.language), c.value) for c in spec.choices or []]
@@ -241,8 +280,11 @@ def _value_given(ctx: Context, report: Report) -> None:
         _ask_value(ctx, report, spec, ctx._("A photo is not expected here."))
         return
     location = ctx.incoming.location
-    given = Given(text=ctx.incoming.text, choice=choice,
-                  location=(location.latitude, location.longitude) if location else None)
+    given = Given(
+        text=ctx.incoming.text,
+        choice=choice,
+        location=(location.latitude, location.longitude) if location else None,
+    )
     result = check(spec, given, ctx.tr, _today(ctx, report))
     if isinstance(result, Accepted):
         _ask_confirm(ctx, report, spec, result.value)
@@ -255,8 +297,10 @@ def _value_given(ctx: Context, report: Report) -> None:
 
 def _ask_which(ctx: Context) -> None:
     first, second = (Decimal(c) for c in ctx.state["correct"]["candidates"])
-    ctx.say(ctx._("Did you mean {first} or {second}?", first=first, second=second),
-            [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")])
+    ctx.say(
+        ctx._("Did you mean {first} or {second}?", first=first, second=second),
+        [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")],
+    )
 
 
 def _which_chosen(ctx: Context, report: Report) -> None:
@@ -284,11 +328,16 @@ def _ask_confirm(ctx: Context, report: Report, spec: FieldSpec, value: Any) -> N
     data = ctx.state["correct"]
     data.update(step="confirm", value=value)
     period = _period(ctx, report, report.period)
-    ctx.say(ctx._("Correct {reference}, {question}\nfrom: {old}\nto: {new}?",
-                  reference=report.ref, question=spec.label.get(ctx.language),
-                  old=show_value(spec, report.answers.get(spec.name), ctx.tr, period),
-                  new=show_value(spec, value, ctx.tr, period)),
-            [(ctx._("Save the correction"), "save"), (ctx._("Cancel"), "cancel")])
+    ctx.say(
+        ctx._(
+            "Correct {reference}, {question}\nfrom: {old}\nto: {new}?",
+            reference=report.ref,
+            question=spec.label.get(ctx.language),
+            old=show_value(spec, report.answers.get(spec.name), ctx.tr, period),
+            new=show_value(spec, value, ctx.tr, period),
+        ),
+        [(ctx._("Save the correction"), "save"), (ctx._("Cancel"), "cancel")],
+    )
 
 
 def _confirm_chosen(ctx: Context, report: Report) -> None:
@@ -313,10 +362,15 @@ def _confirm_chosen(ctx: Context, report: Report) -> None:
     ctx.session.add(report)
     if report.review == "query":
         _tell_querier(ctx, report, spec)
-    _leave(ctx, ctx._("Corrected. {reference}: {question} is now {answer}.",
-                      reference=report.ref, question=spec.label.get(ctx.language).rstrip("?؟ :"),
-                      answer=show_value(spec, data.get("value"), ctx.tr,
-                                        _period(ctx, report, report.period))))
+    _leave(
+        ctx,
+        ctx._(
+            "Corrected. {reference}: {question} is now {answer}.",
+            reference=report.ref,
+            question=spec.label.get(ctx.language).rstrip("?؟ :"),
+            answer=show_value(spec, data.get("value"), ctx.tr, _period(ctx, report, report.period)),
+        ),
+    )
 
 
 def show_where(ctx: Context) -> None:
@@ -348,6 +402,7 @@ def show_where(ctx: Context) -> None:
 
 # --- /review ------------------------------------------------------------------------------
 
+
 def review(ctx: Context) -> None:
     """/review [REF]: recent reports of the group, newest first, or straight to one report."""
     if ctx.incoming.argument:
@@ -361,9 +416,11 @@ def review(ctx: Context) -> None:
         return
     ctx.state["flow"] = "review"
     ctx.state["review"] = {"step": "report"}
-    ctx.say(ctx._("Which report do you want to review?"),
-            [(_report_label(ctx, r, with_review=True), str(r.id)) for r in reports]
-            + [(ctx._("Cancel"), "cancel")])
+    ctx.say(
+        ctx._("Which report do you want to review?"),
+        [(_report_label(ctx, r, with_review=True), str(r.id)) for r in reports]
+        + [(ctx._("Cancel"), "cancel")],
+    )
 
 
 def review_step(ctx: Context) -> None:
@@ -410,33 +467,57 @@ def _show_review(ctx: Context, report: Report) -> None:
     group = ctx.session.get(Group, report.group_id)
     assert group is not None
     submitter = ctx.session.get(Person, report.person_id)
-    lines = [ctx._("{reference}, {title}, sent by {name} on {date}.", reference=report.ref,
-                   title=form.title.get(ctx.language), name=_name(submitter),
-                   date=ctx.tr.datetime(report.submitted_at, group.timezone))]
+    lines = [
+        ctx._(
+            "{reference}, {title}, sent by {name} on {date}.",
+            reference=report.ref,
+            title=form.title.get(ctx.language),
+            name=_name(submitter),
+            date=ctx.tr.datetime(report.submitted_at, group.timezone),
+        )
+    ]
     lines += summary_lines(form, report.answers, ctx.tr, _period(ctx, report, report.period))
     lines.append(_review_line(ctx, report.review, report.review_comment))
     ctx.state["flow"] = "review"
     ctx.state["review"] = {"report": report.id, "step": "action"}
-    ctx.say("\n".join(lines), [(ctx._("Mark as checked"), "checked"),
-                               (ctx._("Query it"), "query"), (ctx._("Correct it"), "correct"),
-                               (ctx._("History"), "history"), (ctx._("Cancel"), "cancel")],
-            columns=2)
+    ctx.say(
+        "\n".join(lines),
+        [
+            (ctx._("Mark as checked"), "checked"),
+            (ctx._("Query it"), "query"),
+            (ctx._("Correct it"), "correct"),
+            (ctx._("History"), "history"),
+            (ctx._("Cancel"), "cancel"),
+        ],
+        columns=2,
+    )
 
 
 def _ask_comment(ctx: Context, report: Report) -> None:
     ctx.state["review"]["step"] = "comment"
     submitter = ctx.session.get(Person, report.person_id)
-    ctx.say(ctx._("Type your question about {reference}; {name} will receive it.",
-                  reference=report.ref, name=_name(submitter)), [(ctx._("Cancel"), "cancel")])
+    ctx.say(
+        ctx._(
+            "Type your question about {reference}; {name} will receive it.",
+            reference=report.ref,
+            name=_name(submitter),
+        ),
+        [(ctx._("Cancel"), "cancel")],
+    )
 
 
 def _mark(ctx: Context, report: Report, review: str, comment: str | None) -> None:
     """Record the review mark on the report and in its audit trail; send a query on."""
     assert ctx.person is not None and ctx.person.id is not None and report.id is not None
-    change = ReportChange(report_id=report.id, person_id=ctx.person.id, changed_at=ctx.now,
-                          reason=REVIEWED, field=REVIEW_FIELD,
-                          old_value={"review": report.review, "comment": report.review_comment},
-                          new_value={"review": review, "comment": comment})
+    change = ReportChange(
+        report_id=report.id,
+        person_id=ctx.person.id,
+        changed_at=ctx.now,
+        reason=REVIEWED,
+        field=REVIEW_FIELD,
+        old_value={"review": report.review, "comment": report.review_comment},
+        new_value={"review": review, "comment": comment},
+    )
     report.review, report.review_comment = review, comment
     ctx.session.add(report)
     ctx.session.add(change)
@@ -453,44 +534,73 @@ def _mark(ctx: Context, report: Report, review: str, comment: str | None) -> Non
     tr = translator(submitter.language or group.language)
     form = ctx.services.forms.get(report.form_id)
     title = form.title.get(tr.language) if form else report.form_id
-    enqueue(ctx.session, person_id=submitter.id, kind="query",
-            dedupe_key=f"query:{report.id}:{change.id}",
-            text=tr.gettext("{name} has a question about your report {reference} ({title}):\n"
-                            "{comment}\nYou can answer by correcting the report.",
-                            name=_name(ctx.person), reference=report.ref, title=title,
-                            comment=comment),
-            options=[(tr.gettext("Correct it"), f"go:correct {report.ref}")], now=ctx.now)
-    _leave(ctx, ctx._("Your question about {reference} was sent to {name}.",
-                      reference=report.ref, name=_name(submitter)))
+    enqueue(
+        ctx.session,
+        person_id=submitter.id,
+        kind="query",
+        dedupe_key=f"query:{report.id}:{change.id}",
+        text=tr.gettext(
+            "{name} has a question about your report {reference} ({title}):\n"
+            "{comment}\nYou can answer by correcting the report.",
+            name=_name(ctx.person),
+            reference=report.ref,
+            title=title,
+            comment=comment,
+        ),
+        options=[(tr.gettext("Correct it"), f"go:correct {report.ref}")],
+        now=ctx.now,
+    )
+    _leave(
+        ctx,
+        ctx._(
+            "Your question about {reference} was sent to {name}.",
+            reference=report.ref,
+            name=_name(submitter),
+        ),
+    )
 
 
 def _tell_querier(ctx: Context, report: Report, spec: FieldSpec) -> None:
     """The coordinator who queried `report` learns that it was corrected, to review it again."""
     assert report.id is not None and ctx.person is not None
-    marks = [c for c in report_changes(ctx.session, report.id) if c.field == REVIEW_FIELD
-             and (c.new_value or {}).get("review") == "query"]
+    marks = [
+        c
+        for c in report_changes(ctx.session, report.id)
+        if c.field == REVIEW_FIELD and (c.new_value or {}).get("review") == "query"
+    ]
     querier = ctx.session.get(Person, marks[-1].person_id) if marks else None
-    if querier is None or querier.id is None or querier.id == ctx.person.id or \
-            not querier.active:
+    if querier is None or querier.id is None or querier.id == ctx.person.id or not querier.active:
         return
     group = ctx.session.get(Group, report.group_id)
     assert group is not None
     tr = translator(querier.language or group.language)
-    enqueue(ctx.session, person_id=querier.id, kind="query",
-            dedupe_key=f"corrected:{report.id}:{marks[-1].id}:{spec.name}:{ctx.now.isoformat()}",
-            text=tr.gettext("{name} corrected {reference} after your question: {question}.",
-                            name=_name(ctx.person), reference=report.ref,
-                            question=spec.label.get(tr.language).rstrip("?؟ :")),
-            options=[(tr.gettext("Review it"), f"go:review {report.ref}")], now=ctx.now)
+    enqueue(
+        ctx.session,
+        person_id=querier.id,
+        kind="query",
+        dedupe_key=f"corrected:{report.id}:{marks[-1].id}:{spec.name}:{ctx.now.isoformat()}",
+        text=tr.gettext(
+            "{name} corrected {reference} after your question: {question}.",
+            name=_name(ctx.person),
+            reference=report.ref,
+            question=spec.label.get(tr.language).rstrip("?؟ :"),
+        ),
+        options=[(tr.gettext("Review it"), f"go:review {report.ref}")],
+        now=ctx.now,
+    )
 
 
 # --- /history -----------------------------------------------------------------------------
 
+
 def history(ctx: Context) -> None:
     """/history REF: every change of a report, with who, when, and old -> new."""
     if not ctx.incoming.argument:
-        ctx.say(ctx._("Send /history followed by the reference of a report, for example "
-                      "/history REC-12."))
+        ctx.say(
+            ctx._(
+                "Send /history followed by the reference of a report, for example /history REC-12."
+            )
+        )
         return
     report = _find(ctx, ctx.incoming.argument)
     if report is not None:
@@ -504,9 +614,14 @@ def history_text(ctx: Context, report: Report) -> str:
     assert group is not None
     changes = report_changes(ctx.session, report.id)
     names = _names(ctx, {c.person_id for c in changes})
-    lines = [ctx._("History of {reference}, {title}:", reference=report.ref,
-                   title=form.title.get(ctx.language)),
-             ctx._("Sent on {date}.", date=ctx.tr.datetime(report.submitted_at, group.timezone))]
+    lines = [
+        ctx._(
+            "History of {reference}, {title}:",
+            reference=report.ref,
+            title=form.title.get(ctx.language),
+        ),
+        ctx._("Sent on {date}.", date=ctx.tr.datetime(report.submitted_at, group.timezone)),
+    ]
     if not changes:
         lines.append(ctx._("No change since it was sent."))
     for change in changes:
@@ -518,10 +633,13 @@ def history_text(ctx: Context, report: Report) -> str:
         else:
             spec = next((f for f in form.fields if f.name == change.field), None)
             label = spec.label.get(ctx.language).rstrip("?؟ :") if spec else change.field
-            what = ctx._("{question}: {old} → {new} ({reason})", question=label,
-                         old=_shown(ctx, report, spec, change.old_value),
-                         new=_shown(ctx, report, spec, change.new_value),
-                         reason=_reason(ctx, change.reason))
+            what = ctx._(
+                "{question}: {old} → {new} ({reason})",
+                question=label,
+                old=_shown(ctx, report, spec, change.old_value),
+                new=_shown(ctx, report, spec, change.new_value),
+                reason=_reason(ctx, change.reason),
+            )
         lines.append(f"• {when} · {who}: {what}")
     return "\n".join(lines)
 
@@ -551,6 +669,7 @@ def _review_line(ctx: Context, review: str | None, comment: str | None) -> str:
 
 # --- helpers ------------------------------------------------------------------------------
 
+
 def _leave(ctx: Context, message: str | None = None) -> None:
     ctx.state["flow"] = None
     ctx.state.pop("correct", None)
@@ -565,8 +684,9 @@ def _recent_visible(ctx: Context) -> Sequence[Report]:
     if ctx.person.role != "admin":
         assert ctx.group is not None
         query = query.where(Report.group_id == ctx.group.id)
-    return ctx.session.exec(query.order_by(col(Report.submitted_at).desc(),
-                                           col(Report.id).desc()).limit(LISTED)).all()
+    return ctx.session.exec(
+        query.order_by(col(Report.submitted_at).desc(), col(Report.id).desc()).limit(LISTED)
+    ).all()
 
 
 def _report_label(ctx: Context, report: Report, with_review: bool = False) -> str:

@@ -45,8 +45,9 @@ class ApplyAlone(Exception):
 class Dispatcher:
     """The one entry point channels call: an incoming message in, the replies out."""
 
-    def __init__(self, engine: Engine, services: Services,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, engine: Engine, services: Services, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.engine = engine
         self.services = services
         self.clock = clock
@@ -72,9 +73,12 @@ class Dispatcher:
                     # Another process stored something this update collides with (the same
                     # association's report for the same period, a new chat's first row):
                     # everything was rolled back; applied again, it sees the other's work.
-                    log.info("update %s: a concurrent write collided (attempt %d)",
-                             _update_key(incoming), attempt,
-                             extra={"update_id": _update_key(incoming)})
+                    log.info(
+                        "update %s: a concurrent write collided (attempt %d)",
+                        _update_key(incoming),
+                        attempt,
+                        extra={"update_id": _update_key(incoming)},
+                    )
                     if attempt == CONFLICT_ATTEMPTS:
                         raise  # not a race then: a fault of ours, below
             raise AssertionError("unreachable")
@@ -83,21 +87,32 @@ class Dispatcher:
             # not a "sorry".
             if batched:
                 self.rollback_batch()
-            log.warning("update %s:%s not applied, the database could not take it (%s)",
-                        incoming.channel, incoming.update_id, error.__class__.__name__,
-                        extra={"update_id": _update_key(incoming)})
+            log.warning(
+                "update %s:%s not applied, the database could not take it (%s)",
+                incoming.channel,
+                incoming.update_id,
+                error.__class__.__name__,
+                extra={"update_id": _update_key(incoming)},
+            )
             raise TryLater(_update_key(incoming)) from error
         except Exception as error:
             if batched:  # a collision or a fault: seen to alone, where each has its answer
                 self.rollback_batch()
-                log.info("update %s: applied on its own instead of in a batch (%s)",
-                         _update_key(incoming), error.__class__.__name__,
-                         extra={"update_id": _update_key(incoming)})
+                log.info(
+                    "update %s: applied on its own instead of in a batch (%s)",
+                    _update_key(incoming),
+                    error.__class__.__name__,
+                    extra={"update_id": _update_key(incoming)},
+                )
                 raise ApplyAlone(_update_key(incoming)) from error
             # A fault of ours: delivering it again would fail again. Nothing of this update
             # was stored; the person may simply try again.
-            log.exception("update %s:%s failed", incoming.channel, incoming.update_id,
-                          extra={"update_id": _update_key(incoming)})
+            log.exception(
+                "update %s:%s failed",
+                incoming.channel,
+                incoming.update_id,
+                extra={"update_id": _update_key(incoming)},
+            )
             return [self.sorry(incoming)]
 
     def _apply(self, incoming: Incoming) -> list[Reply]:
@@ -151,8 +166,10 @@ class Dispatcher:
             connection.commit()
         except (OperationalError, InterfaceError) as error:
             connection.rollback()
-            log.warning("a batch of updates was not stored, the database could not take it "
-                        "(%s)", error.__class__.__name__)
+            log.warning(
+                "a batch of updates was not stored, the database could not take it (%s)",
+                error.__class__.__name__,
+            )
             raise TryLater("batch") from error
 
     def rollback_batch(self) -> None:
@@ -216,14 +233,19 @@ class Dispatcher:
             with transaction(self.engine) as session:
                 mark_replied(session, replied)
         except Exception as error:  # the marks are a courtesy: losing them is safe
-            log.warning("could not record %d delivered replies (%s)", len(replied),
-                        error.__class__.__name__)
+            log.warning(
+                "could not record %d delivered replies (%s)", len(replied), error.__class__.__name__
+            )
 
     def sorry(self, incoming: Incoming) -> Reply:
         """What a person reads when their message could not be processed."""
         tr = translator(self._language_of(incoming))
-        return Reply(tr.gettext("Sorry, something went wrong and this message could not be "
-                                "processed. Your earlier answers are kept; please try again."))
+        return Reply(
+            tr.gettext(
+                "Sorry, something went wrong and this message could not be "
+                "processed. Your earlier answers are kept; please try again."
+            )
+        )
 
     def keep_unsent(self, incoming: Incoming, replies: list[Reply]) -> int:
         """Replies the channel could not send (after the update was committed) go to the
@@ -236,21 +258,32 @@ class Dispatcher:
         with transaction(self.engine) as session:
             person = find_person(session, incoming.channel, incoming.sender)
             if person is None or person.id is None:
-                log.warning("update %s: %d replies could not be sent and are lost (no person)",
-                            _update_key(incoming), len(replies),
-                            extra={"update_id": _update_key(incoming)})
+                log.warning(
+                    "update %s: %d replies could not be sent and are lost (no person)",
+                    _update_key(incoming),
+                    len(replies),
+                    extra={"update_id": _update_key(incoming)},
+                )
                 return 0
             for number, reply in enumerate(replies, 1):
                 if reply.document is not None:
                     continue
-                kept += enqueue(session, person_id=person.id, kind="reply",
-                                dedupe_key=f"reply:{_update_key(incoming)}:{number}",
-                                text=reply.text, now=self.clock(),
-                                options=[(o.label, o.value) for o in reply.options],
-                                photo_path=str(reply.photo) if reply.photo else None)
-        log.warning("update %s: %d replies could not be sent; they wait in the outbox",
-                    _update_key(incoming), kept,
-                    extra={"update_id": _update_key(incoming), "person_id": person.id})
+                kept += enqueue(
+                    session,
+                    person_id=person.id,
+                    kind="reply",
+                    dedupe_key=f"reply:{_update_key(incoming)}:{number}",
+                    text=reply.text,
+                    now=self.clock(),
+                    options=[(o.label, o.value) for o in reply.options],
+                    photo_path=str(reply.photo) if reply.photo else None,
+                )
+        log.warning(
+            "update %s: %d replies could not be sent; they wait in the outbox",
+            _update_key(incoming),
+            kept,
+            extra={"update_id": _update_key(incoming), "person_id": person.id},
+        )
         return kept
 
     def _language_of(self, incoming: Incoming) -> str:
@@ -272,19 +305,34 @@ class Dispatcher:
         log.info("update %s already applied", key, extra={"update_id": key})
         return False
 
-    def _context(self, connection: Connection, incoming: Incoming, chat: ChatState,
-                 found: MemberRows | None) -> Context:
+    def _context(
+        self, connection: Connection, incoming: Incoming, chat: ChatState, found: MemberRows | None
+    ) -> Context:
         if found is None:
             language = supported(incoming.language_code) or DEFAULT_LANGUAGE
-            return Context(connection=connection, incoming=incoming, services=self.services,
-                           now=self.clock(), tr=translator(language), state=chat.state)
+            return Context(
+                connection=connection,
+                incoming=incoming,
+                services=self.services,
+                now=self.clock(),
+                tr=translator(language),
+                state=chat.state,
+            )
         person, organization, group = found
         if not person.reachable:  # they wrote to us, so they unblocked the bot
             person = mark_reachable(connection, person)
         language = person.language or supported(incoming.language_code) or group.language
-        return Context(connection=connection, incoming=incoming, services=self.services,
-                       now=self.clock(), tr=translator(language), state=chat.state,
-                       person=person, organization=organization, group=group)
+        return Context(
+            connection=connection,
+            incoming=incoming,
+            services=self.services,
+            now=self.clock(),
+            tr=translator(language),
+            state=chat.state,
+            person=person,
+            organization=organization,
+            group=group,
+        )
 
 
 def _spend_pressed_buttons(incoming: Incoming, chat: ChatState, context: Context) -> None:
@@ -305,8 +353,12 @@ def _update_key(incoming: Incoming) -> str:
 def _log_applied(incoming: Incoming, context: Context) -> None:
     """One line per applied update: its id and the person's internal id, never a name."""
     person_id = context.person.id if context.person is not None else None
-    log.info("update %s applied (person %s)", _update_key(incoming), person_id,
-             extra={"update_id": _update_key(incoming), "person_id": person_id})
+    log.info(
+        "update %s applied (person %s)",
+        _update_key(incoming),
+        person_id,
+        extra={"update_id": _update_key(incoming), "person_id": person_id},
+    )
 
 
 def _chat_key(incoming: Incoming) -> str:

@@ -29,13 +29,17 @@ def start(ctx: Context) -> None:
     ctx.state["flow"] = "export"
     if ctx.person.role == "admin":
         ctx.state["export"] = {}
-        groups = ctx.session.exec(select(Group).where(col(Group.active).is_(True),
-                                                      Group.key != NETWORK_GROUP)
-                                  .order_by(col(Group.id))).all()
-        ctx.say(ctx._("Export the reports of which group?"),
-                [(ctx._("All groups"), f"g:{ALL}")]
-                + [(g.names.get(ctx.language) or g.key, f"g:{g.id}") for g in groups]
-                + [(ctx._("Cancel"), "cancel:")])
+        groups = ctx.session.exec(
+            select(Group)
+            .where(col(Group.active).is_(True), Group.key != NETWORK_GROUP)
+            .order_by(col(Group.id))
+        ).all()
+        ctx.say(
+            ctx._("Export the reports of which group?"),
+            [(ctx._("All groups"), f"g:{ALL}")]
+            + [(g.names.get(ctx.language) or g.key, f"g:{g.id}") for g in groups]
+            + [(ctx._("Cancel"), "cancel:")],
+        )
         return
     ctx.state["export"] = {"group": ctx.group.id}
     _ask_form(ctx)
@@ -52,28 +56,39 @@ def chosen(ctx: Context) -> None:
         _ask_form(ctx)
     elif kind == "f" and "group" in chosen and (value == ALL or value in ctx.services.forms):
         chosen["form"] = value
-        ctx.say(ctx._("Which period?"),
-                [(ctx._("This month"), "p:this_month"), (ctx._("Last month"), "p:last_month"),
-                 (ctx._("Last 3 months"), "p:last_3_months"),
-                 (ctx._("Everything"), "p:everything"), (ctx._("Cancel"), "cancel:")])
+        ctx.say(
+            ctx._("Which period?"),
+            [
+                (ctx._("This month"), "p:this_month"),
+                (ctx._("Last month"), "p:last_month"),
+                (ctx._("Last 3 months"), "p:last_3_months"),
+                (ctx._("Everything"), "p:everything"),
+                (ctx._("Cancel"), "cancel:"),
+            ],
+        )
     elif kind == "p" and "form" in chosen and value in PERIODS:
         chosen["period"] = value
         formats = [("XLSX (Excel)", "x:xlsx")]
         if chosen["form"] != ALL:
             formats.append(("CSV", "x:csv"))
         ctx.say(ctx._("Which file format?"), formats + [(ctx._("Cancel"), "cancel:")])
-    elif kind == "x" and "period" in chosen and value in ("xlsx", "csv") and \
-            not (value == "csv" and chosen["form"] == ALL):
+    elif (
+        kind == "x"
+        and "period" in chosen
+        and value in ("xlsx", "csv")
+        and not (value == "csv" and chosen["form"] == ALL)
+    ):
         _send(ctx, chosen, value)
     else:
         _finish(ctx, ctx._("Please choose one of the options. Send /export to start again."))
 
 
 def _ask_form(ctx: Context) -> None:
-    ctx.say(ctx._("Export which form?"),
-            [(form.title.get(ctx.language), f"f:{form.id}")
-             for form in ctx.services.forms.values()]
-            + [(ctx._("All forms"), f"f:{ALL}"), (ctx._("Cancel"), "cancel:")])
+    ctx.say(
+        ctx._("Export which form?"),
+        [(form.title.get(ctx.language), f"f:{form.id}") for form in ctx.services.forms.values()]
+        + [(ctx._("All forms"), f"f:{ALL}"), (ctx._("Cancel"), "cancel:")],
+    )
 
 
 def _send(ctx: Context, chosen: dict[str, object], fmt: str) -> None:
@@ -91,15 +106,31 @@ def _send(ctx: Context, chosen: dict[str, object], fmt: str) -> None:
     form_id = None if chosen["form"] == ALL else str(chosen["form"])
     folder = ctx.services.charts_dir.parent / "exports"
     folder.mkdir(parents=True, exist_ok=True)
-    name = "-".join([form_id or "all-forms", group.key if group else "all-groups",
-                     today.isoformat(), secrets.token_hex(3)])
+    name = "-".join(
+        [
+            form_id or "all-forms",
+            group.key if group else "all-groups",
+            today.isoformat(),
+            secrets.token_hex(3),
+        ]
+    )
     path = folder / f"{name}.{fmt}"
-    count = write_export(ctx.session, ctx.services.forms, form_id, ctx.language, fmt, path,
-                         group_key=group.key if group else None, date_from=date_from,
-                         date_to=date_to)
+    count = write_export(
+        ctx.session,
+        ctx.services.forms,
+        form_id,
+        ctx.language,
+        fmt,
+        path,
+        group_key=group.key if group else None,
+        date_from=date_from,
+        date_to=date_to,
+    )
     _finish(ctx, None)
-    ctx.say(ctx.tr.ngettext("{n} report in this file.", "{n} reports in this file.", count),
-            document=path)
+    ctx.say(
+        ctx.tr.ngettext("{n} report in this file.", "{n} reports in this file.", count),
+        document=path,
+    )
     menu.show(ctx)
 
 

@@ -22,19 +22,25 @@ COMMAND_HELP = (
 
 def show(ctx: Context) -> None:
     if ctx.person is None:
-        ctx.say(ctx._("Sanad collects the field reports of your association. To start, open the "
-                      "invitation link your coordinator sent you, or send /start followed by "
-                      "your invitation code."))
+        ctx.say(
+            ctx._(
+                "Sanad collects the field reports of your association. To start, open the "
+                "invitation link your coordinator sent you, or send /start followed by "
+                "your invitation code."
+            )
+        )
         return
     lines = [ctx._("What I understand:"), ctx._("/report: choose a report to fill in")]
     for form in ctx.services.forms.values():
         if may_fill(ctx.person, ctx.organization, form):
             lines.append(f"/{form.command}: {form.title.get(ctx.language)}")
     lines += [ctx._(line) for action, line in COMMAND_HELP if may(ctx.person, action)]
-    lines += [ctx._("/myreports: your recent reports"),
-              ctx._("/correct: correct one of your reports"),
-              ctx._("/history: the changes of a report, for example /history REC-12"),
-              ctx._("/language: change the language"),
-              ctx._("/back: go back to the previous question"),
-              ctx._("/cancel: stop the current report without saving")]
+    lines += [
+        ctx._("/myreports: your recent reports"),
+        ctx._("/correct: correct one of your reports"),
+        ctx._("/history: the changes of a report, for example /history REC-12"),
+        ctx._("/language: change the language"),
+        ctx._("/back: go back to the previous question"),
+        ctx._("/cancel: stop the current report without saving"),
+    ]
     ctx.say("\n".join(lines))

@@ -9,9 +9,12 @@ from storage.people import set_language
 
 
 def ask(ctx: Context) -> None:
-    suggested = (ctx.person.language if ctx.person else None) \
-        or supported(ctx.incoming.language_code) \
-        or (ctx.group.language if ctx.group else None) or LANGUAGES[0]
+    suggested = (
+        (ctx.person.language if ctx.person else None)
+        or supported(ctx.incoming.language_code)
+        or (ctx.group.language if ctx.group else None)
+        or LANGUAGES[0]
+    )
     ordered = [suggested] + [lang for lang in LANGUAGES if lang != suggested]
     ctx.state["flow"] = "language"
     ctx.say(ctx._("Choose your language."), [(LANGUAGE_NAMES[lang], lang) for lang in ordered])

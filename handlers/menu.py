@@ -7,9 +7,11 @@ from handlers.permissions import may_fill
 
 
 def show(ctx: Context, intro: str | None = None) -> None:
-    options = [(form.title.get(ctx.language), f"form:{form.id}")
-               for form in ctx.services.forms.values()
-               if may_fill(ctx.person, ctx.organization, form)]
+    options = [
+        (form.title.get(ctx.language), f"form:{form.id}")
+        for form in ctx.services.forms.values()
+        if may_fill(ctx.person, ctx.organization, form)
+    ]
     options += [(ctx._("My reports"), "myreports"), (ctx._("Language"), "language")]
     ctx.state["flow"] = "menu"
     ctx.say(intro or ctx._("What would you like to do?"), options)

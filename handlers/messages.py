@@ -88,9 +88,13 @@ def compact(replies: list[Reply], limit: int = 4000) -> list[Reply]:
     joined: list[Reply] = []
     for reply in replies:
         previous = joined[-1] if joined else None
-        if previous is not None and _plain(previous) and \
-                len(previous.text) + len(reply.text) + 2 <= limit and reply.photo is None \
-                and reply.document is None:
+        if (
+            previous is not None
+            and _plain(previous)
+            and len(previous.text) + len(reply.text) + 2 <= limit
+            and reply.photo is None
+            and reply.document is None
+        ):
             joined[-1] = replace(reply, text=f"{previous.text}\n\n{reply.text}")
         else:
             joined.append(reply)
@@ -98,5 +102,9 @@ def compact(replies: list[Reply], limit: int = 4000) -> list[Reply]:
 
 
 def _plain(reply: Reply) -> bool:
-    return not reply.options and reply.expect is None and reply.photo is None \
+    return (
+        not reply.options
+        and reply.expect is None
+        and reply.photo is None
         and reply.document is None
+    )

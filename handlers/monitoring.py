@@ -27,26 +27,45 @@ def status(ctx: Context) -> None:
         ctx.say(_network(ctx, "week"))
         return
     group = _group(ctx)
-    lines = [ctx._("Where reporting stands, {group}:",
-                   group=group.names.get(ctx.language, group.key))]
+    lines = [
+        ctx._("Where reporting stands, {group}:", group=group.names.get(ctx.language, group.key))
+    ]
     for state in _states(ctx, group):
         title = state.form.title.get(ctx.language)
         period = period_label(state.period, ctx.tr)
         due = ctx.tr.date(state.due, "d MMMM")
         if ctx.person.role == "worker":
             mine = ctx.organization.id in state.reported
-            lines.append("• " + (ctx._("{title}, {period}: sent", title=title, period=period)
-                                 if mine else
-                                 ctx._("{title}, {period}: not sent yet (due {due})",
-                                       title=title, period=period, due=due)))
+            lines.append(
+                "• "
+                + (
+                    ctx._("{title}, {period}: sent", title=title, period=period)
+                    if mine
+                    else ctx._(
+                        "{title}, {period}: not sent yet (due {due})",
+                        title=title,
+                        period=period,
+                        due=due,
+                    )
+                )
+            )
             continue
-        lines.append("• " + ctx._("{title}, {period}: {actual} of {expected} reported, "
-                                  "{on_time} on time (due {due})", title=title, period=period,
-                                  actual=state.actual, expected=len(state.expected),
-                                  on_time=len(state.on_time), due=due))
+        lines.append(
+            "• "
+            + ctx._(
+                "{title}, {period}: {actual} of {expected} reported, {on_time} on time (due {due})",
+                title=title,
+                period=period,
+                actual=state.actual,
+                expected=len(state.expected),
+                on_time=len(state.on_time),
+                due=due,
+            )
+        )
         if state.missing:
-            lines.append("  " + ctx._("No report yet: {names}",
-                                      names=names_of(state.missing, ctx.language)))
+            lines.append(
+                "  " + ctx._("No report yet: {names}", names=names_of(state.missing, ctx.language))
+            )
     ctx.say("\n".join(lines))
 
 
@@ -64,11 +83,12 @@ def digest(ctx: Context) -> None:
         if not every:
             continue
         period = period_of(group, every[0], today).previous()
-        built = build_digest(ctx.session, group, schedule, ctx.services.forms, kind, period,
-                             today)
+        built = build_digest(ctx.session, group, schedule, ctx.services.forms, kind, period, today)
         if built.forms:
-            ctx.say(digest_text(built, ctx.tr),
-                    photo=digest_chart(built, ctx.tr, ctx.services.charts_dir))
+            ctx.say(
+                digest_text(built, ctx.tr),
+                photo=digest_chart(built, ctx.tr, ctx.services.charts_dir),
+            )
 
 
 def remind_late(ctx: Context) -> None:
@@ -79,11 +99,15 @@ def remind_late(ctx: Context) -> None:
         return
     names = sorted({o.names.get(ctx.language, o.key) for s in targets for o in s.missing})
     ctx.state["flow"] = "remind"
-    ctx.say(ctx.tr.ngettext("Send a reminder now to the workers of {n} association: {names}?",
-                            "Send a reminder now to the workers of {n} associations: {names}?",
-                            len(names), names="، ".join(names) if ctx.language == "ar"
-                            else ", ".join(names)),
-            [(ctx._("Send the reminders"), "send"), (ctx._("Cancel"), "cancel")])
+    ctx.say(
+        ctx.tr.ngettext(
+            "Send a reminder now to the workers of {n} association: {names}?",
+            "Send a reminder now to the workers of {n} associations: {names}?",
+            len(names),
+            names="، ".join(names) if ctx.language == "ar" else ", ".join(names),
+        ),
+        [(ctx._("Send the reminders"), "send"), (ctx._("Cancel"), "cancel")],
+    )
 
 
 def remind_chosen(ctx: Context) -> None:
@@ -93,11 +117,16 @@ def remind_chosen(ctx: Context) -> None:
         return
     group = _group(ctx)
     today = ctx.now.astimezone(ZoneInfo(group.timezone)).date().isoformat()
-    sent = sum(remind(ctx.session, group, state, "nudge", ctx.now, key_suffix=f":{today}")
-               for state in _unreported(ctx, group))
-    menu.show(ctx, ctx.tr.ngettext("{n} reminder is on its way.", "{n} reminders are on their way.",
-                                   sent) if sent else
-              ctx._("Those associations were already reminded today; nothing more was sent."))
+    sent = sum(
+        remind(ctx.session, group, state, "nudge", ctx.now, key_suffix=f":{today}")
+        for state in _unreported(ctx, group)
+    )
+    menu.show(
+        ctx,
+        ctx.tr.ngettext("{n} reminder is on its way.", "{n} reminders are on their way.", sent)
+        if sent
+        else ctx._("Those associations were already reminded today; nothing more was sent."),
+    )
 
 
 def _group(ctx: Context) -> Group:

@@ -21,8 +21,9 @@ def show(ctx: Context) -> None:
         title = form.title.get(ctx.language) if form else report.form_id
         when = ctx.tr.datetime(report.updated_at, ctx.group.timezone)
         if form is not None and form.period != "none" and report.period:
-            period = period_label(period_from_key(form.period, report.period,
-                                                  ctx.group.week_start), ctx.tr)
+            period = period_label(
+                period_from_key(form.period, report.period, ctx.group.week_start), ctx.tr
+            )
             lines.append(f"{report.ref} · {title} · {period} · {when}")
         else:
             lines.append(f"{report.ref} · {title} · {when}")

@@ -11,8 +11,12 @@ from storage.people import InviteProblem, member_by_id, redeem_invite
 def start(ctx: Context) -> None:
     code = ctx.incoming.argument
     if ctx.person is not None and not ctx.person.active:
-        ctx.say(ctx._("Your access to Sanad has been deactivated. Ask your coordinator if this "
-                      "is a mistake."))
+        ctx.say(
+            ctx._(
+                "Your access to Sanad has been deactivated. Ask your coordinator if this "
+                "is a mistake."
+            )
+        )
         return
     if ctx.person is not None:
         if code:
@@ -28,8 +32,9 @@ def start(ctx: Context) -> None:
 
 def redeem(ctx: Context, code: str) -> None:
     incoming = ctx.incoming
-    result = redeem_invite(ctx.session, code, ctx.now, incoming.channel, incoming.sender,
-                           incoming.sender_name)
+    result = redeem_invite(
+        ctx.session, code, ctx.now, incoming.channel, incoming.sender, incoming.sender_name
+    )
     if isinstance(result, InviteProblem):
         ctx.state["flow"] = "code"
         ctx.say(_problem(ctx, result.reason))
@@ -38,28 +43,43 @@ def redeem(ctx: Context, code: str) -> None:
     ctx.person, ctx.organization, ctx.group = member_by_id(ctx.session, result.id)
     organization = ctx.session.get(Organization, result.organization_id)
     assert organization is not None
-    ctx.say(ctx._("Welcome to Sanad, {name}! You are registered as {role} of {organization}.",
-                  name=result.display_name or "", role=role_name(ctx, result.role),
-                  organization=organization.names.get(ctx.language, organization.key)))
+    ctx.say(
+        ctx._(
+            "Welcome to Sanad, {name}! You are registered as {role} of {organization}.",
+            name=result.display_name or "",
+            role=role_name(ctx, result.role),
+            organization=organization.names.get(ctx.language, organization.key),
+        )
+    )
     language.ask(ctx)
 
 
 def not_registered(ctx: Context) -> None:
-    ctx.say(ctx._("You are not registered yet. Open the invitation link your coordinator sent "
-                  "you, or send /start followed by your invitation code. /help explains more."))
+    ctx.say(
+        ctx._(
+            "You are not registered yet. Open the invitation link your coordinator sent "
+            "you, or send /start followed by your invitation code. /help explains more."
+        )
+    )
 
 
 def role_name(ctx: Context, role: str) -> str:
-    names = {"worker": ctx._("field worker"), "coordinator": ctx._("coordinator"),
-             "admin": ctx._("network admin")}
+    names = {
+        "worker": ctx._("field worker"),
+        "coordinator": ctx._("coordinator"),
+        "admin": ctx._("network admin"),
+    }
     return names.get(role, role)
 
 
 def _problem(ctx: Context, reason: str) -> str:
     if reason == "used":
-        return ctx._("This invitation code has already been used. Ask your coordinator for a "
-                     "new one.")
+        return ctx._(
+            "This invitation code has already been used. Ask your coordinator for a new one."
+        )
     if reason == "expired":
         return ctx._("This invitation code has expired. Ask your coordinator for a new one.")
-    return ctx._("This invitation code is not valid. Check it and send it again, or ask your "
-                 "coordinator for a new one.")
+    return ctx._(
+        "This invitation code is not valid. Check it and send it again, or ask your "
+        "coordinator for a new one."
+    )

@@ -49,15 +49,27 @@ def invite_chosen(ctx: Context) -> None:
     elif kind == "o" and (organization := _invitable(ctx, value)) is not None:
         if ctx.person.role == "admin":
             ctx.state["invite"] = {"organization": organization.id}
-            ctx.say(ctx._("Invite {organization} as which role?",
-                          organization=_name(ctx, organization.names, organization.key)),
-                    [(role_name(ctx, role), f"r:{role}") for role in ROLES]
-                    + [(ctx._("Cancel"), "cancel")])
+            ctx.say(
+                ctx._(
+                    "Invite {organization} as which role?",
+                    organization=_name(ctx, organization.names, organization.key),
+                ),
+                [(role_name(ctx, role), f"r:{role}") for role in ROLES]
+                + [(ctx._("Cancel"), "cancel")],
+            )
         else:
             _issue(ctx, organization, "worker")
-    elif kind == "r" and ctx.person.role == "admin" and value in ROLES and \
-            (organization := _invitable(ctx, str(ctx.state.get("invite", {}).get(
-                "organization", "")))) is not None:
+    elif (
+        kind == "r"
+        and ctx.person.role == "admin"
+        and value in ROLES
+        and (
+            organization := _invitable(
+                ctx, str(ctx.state.get("invite", {}).get("organization", ""))
+            )
+        )
+        is not None
+    ):
         _issue(ctx, organization, value)
     else:
         _done(ctx, ctx._("Please choose one of the options. Send /invite to start again."))
@@ -65,17 +77,20 @@ def invite_chosen(ctx: Context) -> None:
 
 def _ask_organization(ctx: Context, group_id: int | None) -> None:
     assert ctx.person is not None
-    query = select(Organization).where(Organization.group_id == group_id,
-                                       col(Organization.active).is_(True))
+    query = select(Organization).where(
+        Organization.group_id == group_id, col(Organization.active).is_(True)
+    )
     if ctx.person.role != "admin":
         query = query.where(Organization.kind == "partner")
     organizations = ctx.session.exec(query.order_by(col(Organization.id))).all()
     if not organizations:
         _done(ctx, ctx._("There is no association you can invite people to."))
         return
-    ctx.say(ctx._("Invite someone to which organization?"),
-            [(_name(ctx, o.names, o.key), f"o:{o.id}") for o in organizations]
-            + [(ctx._("Cancel"), "cancel")])
+    ctx.say(
+        ctx._("Invite someone to which organization?"),
+        [(_name(ctx, o.names, o.key), f"o:{o.id}") for o in organizations]
+        + [(ctx._("Cancel"), "cancel")],
+    )
 
 
 def _invitable(ctx: Context, value: str) -> Organization | None:
@@ -94,34 +109,55 @@ def _invitable(ctx: Context, value: str) -> Organization | None:
 def _issue(ctx: Context, organization: Organization, role: str) -> None:
     assert ctx.person is not None and ctx.person.role in ("admin", "coordinator")
     assert ctx.person.role == "admin" or role == "worker"
-    made = new_invite(ctx.session, organization, role, ctx.now,
-                      timedelta(days=INVITE_VALID_DAYS))
+    made = new_invite(ctx.session, organization, role, ctx.now, timedelta(days=INVITE_VALID_DAYS))
     assert made.expires_at is not None
     username = (recall(ctx.session, "telegram_username") or "").lstrip("@")
     link = f"https://t.me/{username}?start={made.code}" if username else None
     organization_name = _name(ctx, organization.names, organization.key)
     group = ctx.session.get(Group, organization.group_id)
     zone = group.timezone if group else "UTC"
-    lines = [ctx._("Invitation for a {role} of {organization}.",
-                   role=role_name(ctx, role), organization=organization_name),
-             ctx._("Code: {code}", code=made.code)]
+    lines = [
+        ctx._(
+            "Invitation for a {role} of {organization}.",
+            role=role_name(ctx, role),
+            organization=organization_name,
+        ),
+        ctx._("Code: {code}", code=made.code),
+    ]
     if link:
         lines += [ctx._("Link:"), link]
     else:
-        lines.append(ctx._("The link is not known yet: the person sends /start {code} to the "
-                           "bot.", code=made.code))
-    lines.append(ctx.tr.ngettext("Valid for {n} day, until {until}. It works once.",
-                                 "Valid for {n} days, until {until}. It works once.",
-                                 INVITE_VALID_DAYS,
-                                 until=ctx.tr.datetime(made.expires_at, zone,
-                                                       "d MMM yyyy HH:mm")))
+        lines.append(
+            ctx._(
+                "The link is not known yet: the person sends /start {code} to the bot.",
+                code=made.code,
+            )
+        )
+    lines.append(
+        ctx.tr.ngettext(
+            "Valid for {n} day, until {until}. It works once.",
+            "Valid for {n} days, until {until}. It works once.",
+            INVITE_VALID_DAYS,
+            until=ctx.tr.datetime(made.expires_at, zone, "d MMM yyyy HH:mm"),
+        )
+    )
     if link:
-        forward = ctx._("You are invited to report for {organization} with Sanad. Open this "
-                        "link and press Start:", organization=organization_name) + "\n" + link
+        forward = (
+            ctx._(
+                "You are invited to report for {organization} with Sanad. Open this "
+                "link and press Start:",
+                organization=organization_name,
+            )
+            + "\n"
+            + link
+        )
     else:
-        forward = ctx._("You are invited to report for {organization} with Sanad. Send this "
-                        "to the bot: /start {code}", organization=organization_name,
-                        code=made.code)
+        forward = ctx._(
+            "You are invited to report for {organization} with Sanad. Send this "
+            "to the bot: /start {code}",
+            organization=organization_name,
+            code=made.code,
+        )
     lines += ["", ctx._("To forward to the person you invite:"), forward]
     _done(ctx, None)
     ctx.say("\n".join(lines))
@@ -164,18 +200,33 @@ def people_chosen(ctx: Context) -> None:
         _show_person(ctx, member)
     elif kind in ("deactivate", "reactivate") and (member := _manageable(ctx, value)):
         name = member.display_name or f"#{member.id}"
-        question = (ctx._("Deactivate {name}? They will no longer be able to report; their "
-                          "reports stay.", name=name) if kind == "deactivate" else
-                    ctx._("Reactivate {name}? They will be able to report again.", name=name))
-        ctx.say(question, [(ctx._("Deactivate") if kind == "deactivate" else ctx._("Reactivate"),
-                            f"{kind}!:{member.id}"), (ctx._("Cancel"), "list:")])
+        question = (
+            ctx._(
+                "Deactivate {name}? They will no longer be able to report; their reports stay.",
+                name=name,
+            )
+            if kind == "deactivate"
+            else ctx._("Reactivate {name}? They will be able to report again.", name=name)
+        )
+        ctx.say(
+            question,
+            [
+                (
+                    ctx._("Deactivate") if kind == "deactivate" else ctx._("Reactivate"),
+                    f"{kind}!:{member.id}",
+                ),
+                (ctx._("Cancel"), "list:"),
+            ],
+        )
     elif kind in ("deactivate!", "reactivate!") and (member := _manageable(ctx, value)):
         member.active = kind == "reactivate!"
         ctx.session.add(member)
         name = member.display_name or f"#{member.id}"
-        ctx.say(ctx._("{name} is deactivated and can no longer report. Their reports stay.",
-                      name=name) if not member.active else
-                ctx._("{name} is active again and can report.", name=name))
+        ctx.say(
+            ctx._("{name} is deactivated and can no longer report. Their reports stay.", name=name)
+            if not member.active
+            else ctx._("{name} is active again and can report.", name=name)
+        )
         _show_page(ctx)
     elif kind == "list" and "group" in chosen:
         _show_page(ctx)
@@ -188,14 +239,18 @@ def people_chosen(ctx: Context) -> None:
 
 def members(ctx: Context, group: Group) -> list[Member]:
     """Everyone registered in `group`, by organization then name, with their last report."""
-    last = (select(Report.person_id, func.max(Report.submitted_at).label("last"))
-            .group_by(col(Report.person_id)).subquery())
+    last = (
+        select(Report.person_id, func.max(Report.submitted_at).label("last"))
+        .group_by(col(Report.person_id))
+        .subquery()
+    )
     rows = ctx.session.exec(
         select(Person, Organization, last.c.last)
         .join(Organization, col(Organization.id) == col(Person.organization_id))
         .join(last, last.c.person_id == col(Person.id), isouter=True)
         .where(Organization.group_id == group.id)
-        .order_by(col(Organization.id), col(Person.display_name), col(Person.id))).all()
+        .order_by(col(Organization.id), col(Person.display_name), col(Person.id))
+    ).all()
     return [Member(person, organization, _aware(when)) for person, organization, when in rows]
 
 
@@ -211,17 +266,24 @@ def _show_page(ctx: Context) -> None:
     pages = (len(everyone) + PAGE_SIZE - 1) // PAGE_SIZE
     page = min(int(chosen.get("page", 0)), pages - 1)
     chosen["page"] = page
-    shown = everyone[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
-    lines = [ctx.tr.ngettext("{group}: {n} person", "{group}: {n} people", len(everyone),
-                             group=group_name)]
+    shown = everyone[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    lines = [
+        ctx.tr.ngettext(
+            "{group}: {n} person", "{group}: {n} people", len(everyone), group=group_name
+        )
+    ]
     if pages > 1:
         lines[0] += " " + ctx._("(page {page} of {pages})", page=page + 1, pages=pages)
     options: list[tuple[str, str]] = []
     for number, member in enumerate(shown, start=page * PAGE_SIZE + 1):
         lines.append(f"{number}. " + _describe(ctx, member, group.timezone))
         if _may_manage(ctx, member.person):
-            options.append((f"{number}. {member.person.display_name or member.person.id}",
-                            f"p:{member.person.id}"))
+            options.append(
+                (
+                    f"{number}. {member.person.display_name or member.person.id}",
+                    f"p:{member.person.id}",
+                )
+            )
     if options:
         lines.append(ctx._("Choose a person to deactivate or reactivate them."))
     if page + 1 < pages:
@@ -234,14 +296,20 @@ def _show_page(ctx: Context) -> None:
 
 def _describe(ctx: Context, member: Member, zone: str) -> str:
     person = member.person
-    parts = [person.display_name or f"#{person.id}", role_name(ctx, person.role),
-             _name(ctx, member.organization.names, member.organization.key),
-             LANGUAGE_NAMES.get(person.language or "", ctx._("language not chosen"))]
+    parts = [
+        person.display_name or f"#{person.id}",
+        role_name(ctx, person.role),
+        _name(ctx, member.organization.names, member.organization.key),
+        LANGUAGE_NAMES.get(person.language or "", ctx._("language not chosen")),
+    ]
     if member.last_report is None:
         parts.append(ctx._("no report yet"))
     else:
-        parts.append(ctx._("last report {date}", date=ctx.tr.datetime(
-            member.last_report, zone, "d MMM yyyy")))
+        parts.append(
+            ctx._(
+                "last report {date}", date=ctx.tr.datetime(member.last_report, zone, "d MMM yyyy")
+            )
+        )
     if not person.reachable:
         parts.append(ctx._("unreachable"))
     if not person.active:
@@ -252,15 +320,21 @@ def _describe(ctx: Context, member: Member, zone: str) -> str:
 def _show_person(ctx: Context, person: Person) -> None:
     group_id = ctx.state["people"].get("group")
     group = ctx.session.get(Group, group_id) if group_id else None
-    member = next((m for m in members(ctx, group) if m.person.id == person.id), None) \
-        if group else None
+    member = (
+        next((m for m in members(ctx, group) if m.person.id == person.id), None) if group else None
+    )
     if member is None:
         _done(ctx, ctx._("Please choose one of the options. Send /people to start again."))
         return
-    action = ("deactivate", ctx._("Deactivate")) if person.active else \
-        ("reactivate", ctx._("Reactivate"))
-    ctx.say(_describe(ctx, member, group.timezone if group else "UTC"),
-            [(action[1], f"{action[0]}:{person.id}"), (ctx._("Back to the list"), "list:")])
+    action = (
+        ("deactivate", ctx._("Deactivate"))
+        if person.active
+        else ("reactivate", ctx._("Reactivate"))
+    )
+    ctx.say(
+        _describe(ctx, member, group.timezone if group else "UTC"),
+        [(action[1], f"{action[0]}:{person.id}"), (ctx._("Back to the list"), "list:")],
+    )
 
 
 def _manageable(ctx: Context, value: str) -> Person | None:
@@ -292,10 +366,18 @@ def _may_manage(ctx: Context, person: Person) -> bool:
 
 
 def _ask_group(ctx: Context, question: str, *, with_network: bool) -> None:
-    groups = ctx.session.exec(select(Group).where(col(Group.active).is_(True))
-                              .order_by(col(Group.id))).all()
-    ctx.say(question, [(_name(ctx, g.names, g.key), f"g:{g.id}") for g in groups
-                       if with_network or g.key != "network"] + [(ctx._("Cancel"), "cancel")])
+    groups = ctx.session.exec(
+        select(Group).where(col(Group.active).is_(True)).order_by(col(Group.id))
+    ).all()
+    ctx.say(
+        question,
+        [
+            (_name(ctx, g.names, g.key), f"g:{g.id}")
+            for g in groups
+            if with_network or g.key != "network"
+        ]
+        + [(ctx._("Cancel"), "cancel")],
+    )
 
 
 def _group(ctx: Context, value: str) -> Group | None:

@@ -42,10 +42,10 @@ def may(person: PersonRow | None, action: str) -> bool:
     return role_of(person) in PERMISSIONS.get(action, frozenset())
 
 
-def may_fill(person: PersonRow | None, organization: OrganizationRow | None,
-             form: FormSpec) -> bool:
+def may_fill(
+    person: PersonRow | None, organization: OrganizationRow | None, form: FormSpec
+) -> bool:
     """A form is filled by the roles it names, for the kinds of organization it applies to."""
     if person is None or organization is None or not person.active:
         return False
-    return person.role in form.roles and organization.kind in form.org_kinds and \
-        organization.active
+    return person.role in form.roles and organization.kind in form.org_kinds and organization.active

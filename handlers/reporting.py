@@ -31,11 +31,21 @@ def start(ctx: Context, form_id: str) -> None:
     if ctx.state.get("draft"):
         offer_resume(ctx, then=form_id)
         return
-    ctx.state["draft"] = {"form": form_id, "answers": {}, "path": [], "step": "ask",
-                          "editing": False, "touched": ctx.now.isoformat()}
+    ctx.state["draft"] = {
+        "form": form_id,
+        "answers": {},
+        "path": [],
+        "step": "ask",
+        "editing": False,
+        "touched": ctx.now.isoformat(),
+    }
     ctx.state["flow"] = "form"
-    ctx.say(ctx._("{title}. Send /back to go back to the previous question, or /cancel to stop.",
-                  title=form.title.get(ctx.language)))
+    ctx.say(
+        ctx._(
+            "{title}. Send /back to go back to the previous question, or /cancel to stop.",
+            title=form.title.get(ctx.language),
+        )
+    )
     ask(ctx)
 
 
@@ -44,12 +54,17 @@ def offer_resume(ctx: Context, then: str | None = None) -> None:
     form = ctx.services.forms[draft["form"]]
     ctx.state["flow"] = "resume"
     ctx.state["then"] = then
-    ctx.say(ctx.tr.ngettext(
-        "You have an unfinished report, {title}, with {n} answer. Continue where you stopped, "
-        "or discard it?",
-        "You have an unfinished report, {title}, with {n} answers. Continue where you stopped, "
-        "or discard it?", len(draft["answers"]), title=form.title.get(ctx.language)),
-        [(ctx._("Continue"), "continue"), (ctx._("Discard"), "discard")])
+    ctx.say(
+        ctx.tr.ngettext(
+            "You have an unfinished report, {title}, with {n} answer. Continue where you stopped, "
+            "or discard it?",
+            "You have an unfinished report, {title}, with {n} answers. Continue where you stopped, "
+            "or discard it?",
+            len(draft["answers"]),
+            title=form.title.get(ctx.language),
+        ),
+        [(ctx._("Continue"), "continue"), (ctx._("Discard"), "discard")],
+    )
 
 
 def resume_chosen(ctx: Context) -> None:
@@ -166,6 +181,7 @@ def skip(ctx: Context) -> None:
 
 # --- asking -------------------------------------------------------------------------------
 
+
 def ask(ctx: Context, problem: str | None = None) -> None:
     draft = _draft(ctx)
     spec = _current_field(ctx)
@@ -177,13 +193,23 @@ def ask(ctx: Context, problem: str | None = None) -> None:
     visible = _visible(form, draft["answers"])
     position = next((i for i, f in enumerate(visible, 1) if f.name == spec.name), 1)
     lines = [problem] if problem else []
-    lines.append(ctx._("({position} of {total}) {question}", position=position,
-                       total=len(visible), question=spec.label.get(ctx.language)))
+    lines.append(
+        ctx._(
+            "({position} of {total}) {question}",
+            position=position,
+            total=len(visible),
+            question=spec.label.get(ctx.language),
+        )
+    )
     if spec.hint:
         lines.append(spec.hint.get(ctx.language))
     if draft["editing"] and spec.name in draft.get("before", {}):
-        lines.append(ctx._("Current answer: {answer}", answer=show_value(
-            spec, draft["before"][spec.name], ctx.tr, _period(ctx))))
+        lines.append(
+            ctx._(
+                "Current answer: {answer}",
+                answer=show_value(spec, draft["before"][spec.name], ctx.tr, _period(ctx)),
+            )
+        )
     options = _options(ctx, spec)
     if not spec.required and not draft.get("photos"):
         options.append((ctx._("Skip"), "skip"))
@@ -197,8 +223,10 @@ def _options(ctx: Context, spec: FieldSpec) -> list[tuple[str, str]]:
         return [(c.label.get(ctx.language), c.value) for c in spec.choices or []]
     if kind == "multichoice":
         chosen = _draft(ctx).get("selected", [])
-        return [(("✓ " if c.value in chosen else "") + c.label.get(ctx.language), c.value)
-                for c in spec.choices or []] + [(ctx._("Done"), "done")]
+        return [
+            (("✓ " if c.value in chosen else "") + c.label.get(ctx.language), c.value)
+            for c in spec.choices or []
+        ] + [(ctx._("Done"), "done")]
     if kind == "yesno":
         return [(ctx._("Yes"), "yes"), (ctx._("No"), "no")]
     if kind == "date":
@@ -211,6 +239,7 @@ def _options(ctx: Context, spec: FieldSpec) -> list[tuple[str, str]]:
 
 
 # --- answering ----------------------------------------------------------------------------
+
 
 def _answer_field(ctx: Context) -> None:
     draft = _draft(ctx)
@@ -240,8 +269,11 @@ def _answer_field(ctx: Context) -> None:
         ask(ctx, ctx._("A photo is not expected here."))
         return
     location = ctx.incoming.location
-    given = Given(text=ctx.incoming.text, choice=choice,
-                  location=(location.latitude, location.longitude) if location else None)
+    given = Given(
+        text=ctx.incoming.text,
+        choice=choice,
+        location=(location.latitude, location.longitude) if location else None,
+    )
     result = check(spec, given, ctx.tr, _today(ctx))
     if isinstance(result, Accepted):
         _accept(ctx, spec, result.value)
@@ -262,10 +294,15 @@ def _answer_photo(ctx: Context, spec: FieldSpec, choice: str | None) -> None:
         if len(photos) >= spec.max_count:
             _accept(ctx, spec, draft.pop("photos"))
             return
-        ctx.say(ctx.tr.ngettext(
-            "{n} photo received. Send another, or press Done.",
-            "{n} photos received. Send another, or press Done.", len(photos)),
-            [(ctx._("Done"), "done")], expect="photo")
+        ctx.say(
+            ctx.tr.ngettext(
+                "{n} photo received. Send another, or press Done.",
+                "{n} photos received. Send another, or press Done.",
+                len(photos),
+            ),
+            [(ctx._("Done"), "done")],
+            expect="photo",
+        )
         return
     if choice == "done" and photos:
         _accept(ctx, spec, draft.pop("photos"))
@@ -293,8 +330,10 @@ def _answer_multichoice(ctx: Context, spec: FieldSpec, choice: str | None) -> No
 
 def _ask_which(ctx: Context) -> None:
     first, second = (Decimal(c) for c in _draft(ctx)["candidates"])
-    ctx.say(ctx._("Did you mean {first} or {second}?", first=first, second=second),
-            [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")])
+    ctx.say(
+        ctx._("Did you mean {first} or {second}?", first=first, second=second),
+        [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")],
+    )
 
 
 def _which_chosen(ctx: Context) -> None:
@@ -339,6 +378,7 @@ def _next(ctx: Context) -> None:
 
 # --- replacing a period report ------------------------------------------------------------
 
+
 def _existing(ctx: Context) -> ReportRef | None:
     form = _form(ctx)
     period = _draft(ctx)["answers"].get("period")
@@ -357,9 +397,14 @@ def _ask_replace(ctx: Context) -> None:
         _next(ctx)
         return
     draft["step"] = "replace"
-    ctx.say(ctx._("A report for {period} already exists ({reference}). Replace it with this one?",
-                  period=period_label(_period(ctx), ctx.tr), reference=report.ref),
-            [(ctx._("Yes, replace it"), "yes"), (ctx._("No, keep the old one"), "no")])
+    ctx.say(
+        ctx._(
+            "A report for {period} already exists ({reference}). Replace it with this one?",
+            period=period_label(_period(ctx), ctx.tr),
+            reference=report.ref,
+        ),
+        [(ctx._("Yes, replace it"), "yes"), (ctx._("No, keep the old one"), "no")],
+    )
 
 
 def _replace_chosen(ctx: Context) -> None:
@@ -384,6 +429,7 @@ def _replace_chosen(ctx: Context) -> None:
 
 # --- summary, change, confirm --------------------------------------------------------------
 
+
 def summary(ctx: Context) -> None:
     draft = _draft(ctx)
     draft["step"] = "summary"
@@ -392,9 +438,14 @@ def summary(ctx: Context) -> None:
     form = _form(ctx)
     lines = [ctx._("Please check your report: {title}", title=form.title.get(ctx.language))]
     lines += summary_lines(form, draft["answers"], ctx.tr, _period(ctx))
-    ctx.say("\n".join(lines), [(ctx._("Confirm and send"), "confirm"),
-                               (ctx._("Change an answer"), "change"),
-                               (ctx._("Cancel"), "cancel")])
+    ctx.say(
+        "\n".join(lines),
+        [
+            (ctx._("Confirm and send"), "confirm"),
+            (ctx._("Change an answer"), "change"),
+            (ctx._("Cancel"), "cancel"),
+        ],
+    )
 
 
 def _summary_chosen(ctx: Context) -> None:
@@ -410,8 +461,10 @@ def _summary_chosen(ctx: Context) -> None:
         draft["step"] = "change"
         form = _form(ctx)
         fields = [f for f in _visible(form, draft["answers"]) if f.name in draft["answers"]]
-        ctx.say(ctx._("Which answer do you want to change?"),
-                [(f"{i}. {f.label.get(ctx.language)}", f.name) for i, f in enumerate(fields, 1)])
+        ctx.say(
+            ctx._("Which answer do you want to change?"),
+            [(f"{i}. {f.label.get(ctx.language)}", f.name) for i, f in enumerate(fields, 1)],
+        )
     elif choice == "cancel":
         cancel(ctx)
     else:
@@ -441,18 +494,31 @@ def _save(ctx: Context) -> None:
     assert organization is not None and organization.id is not None
     answers = dict(draft["answers"])
     replaces = draft.get("replaces")
-    report = replace_answers(ctx.connection, replaces, answers, person.id, ctx.now,
-                             reason="replaced") if replaces else None
+    report = (
+        replace_answers(ctx.connection, replaces, answers, person.id, ctx.now, reason="replaced")
+        if replaces
+        else None
+    )
     if report is not None:
-        message = ctx._("Saved. It replaces the earlier report; reference {reference}. Thank you!",
-                        reference=report.ref)
+        message = ctx._(
+            "Saved. It replaces the earlier report; reference {reference}. Thank you!",
+            reference=report.ref,
+        )
     else:
-        report = add_report(ctx.connection, form_id=form.id, prefix=form.prefix,
-                            group_id=organization.group_id, organization_id=organization.id,
-                            person_id=person.id, period=answers.get("period"), answers=answers,
-                            now=ctx.now)
-        message = ctx._("Saved. Your reference number is {reference}. Thank you!",
-                        reference=report.ref)
+        report = add_report(
+            ctx.connection,
+            form_id=form.id,
+            prefix=form.prefix,
+            group_id=organization.group_id,
+            organization_id=organization.id,
+            person_id=person.id,
+            period=answers.get("period"),
+            answers=answers,
+            now=ctx.now,
+        )
+        message = ctx._(
+            "Saved. Your reference number is {reference}. Thank you!", reference=report.ref
+        )
     ctx.state.pop("draft", None)
     ctx.state["flow"] = None
     ctx.say(message)
@@ -460,6 +526,7 @@ def _save(ctx: Context) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
 
 def _draft(ctx: Context) -> dict[str, Any]:
     draft: dict[str, Any] = ctx.state["draft"]

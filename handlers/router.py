@@ -34,6 +34,7 @@ GO = "go:"
 def _in_form(action: Handler, otherwise: Handler) -> Handler:
     def run(ctx: Context) -> None:
         (action if ctx.state.get("draft") and ctx.state.get("flow") == "form" else otherwise)(ctx)
+
     return run
 
 
@@ -110,7 +111,7 @@ def route(ctx: Context) -> None:
     if choice.startswith(GO):
         # A button on a message sent outside the conversation (a reminder): it runs a
         # command, so it needs no token, and the command checks who may run it.
-        ctx.incoming = replace(ctx.incoming, text="/" + choice[len(GO):], choice=None)
+        ctx.incoming = replace(ctx.incoming, text="/" + choice[len(GO) :], choice=None)
     if ctx.choice == STALE:
         ctx.say(ctx._("That button belongs to an earlier message and no longer works."))
         _show_where(ctx)
@@ -145,8 +146,12 @@ def _command(ctx: Context, command: str) -> None:
         return
     handler = COMMANDS.get(command)
     if handler is None:
-        ctx.say(ctx._("I do not know the command /{command}. Send /help to see what I can do.",
-                      command=command))
+        ctx.say(
+            ctx._(
+                "I do not know the command /{command}. Send /help to see what I can do.",
+                command=command,
+            )
+        )
         return
     if not may(ctx.person, command):
         if role_of(ctx.person) == UNREGISTERED:

@@ -22,9 +22,12 @@ FOLLOWED_FOR = timedelta(days=30)  # a broadcast still waiting after that is lef
 
 def report_broadcasts(session: Session, now: datetime) -> int:
     """Enqueue the reports and progress messages due now; returns how many."""
-    found = session.exec(select(Broadcast).where(
-        col(Broadcast.status).in_(("sending", "cancelled")),
-        Broadcast.created_at >= now - FOLLOWED_FOR)).all()
+    found = session.exec(
+        select(Broadcast).where(
+            col(Broadcast.status).in_(("sending", "cancelled")),
+            Broadcast.created_at >= now - FOLLOWED_FOR,
+        )
+    ).all()
     return sum(_follow(session, broadcast, now) for broadcast in found)
 
 
@@ -42,24 +45,43 @@ def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
         slot = int((now - broadcast.created_at) / PROGRESS_EVERY)
         if slot < 1:
             return 0
-        text = tr.gettext("Broadcast #{id}: {delivered} of {total} delivered so far, "
-                          "{waiting} waiting.", id=broadcast.id, delivered=figures.delivered,
-                          total=broadcast.recipients, waiting=figures.waiting)
-        return int(enqueue(session, person_id=creator.id, kind="broadcast-report",
-                           dedupe_key=f"broadcast-progress:{broadcast.id}:{slot}", text=text,
-                           now=now))
-    text = "\n".join([
-        tr.gettext("Broadcast #{id} is done. Of {total} people:", id=broadcast.id,
-                   total=broadcast.recipients),
-        tr.gettext("• delivered: {n}", n=figures.delivered),
-        tr.gettext("• blocked the bot: {n}", n=figures.blocked),
-        tr.gettext("• failed: {n}", n=figures.failed),
-        tr.gettext("• cancelled: {n}", n=figures.cancelled),
-        tr.gettext("Sent again after a restart: {n} (they may have received it twice).",
-                   n=figures.resent),
-    ])
-    sent = enqueue(session, person_id=creator.id, kind="broadcast-report", dedupe_key=key,
-                   text=text, now=now)
+        text = tr.gettext(
+            "Broadcast #{id}: {delivered} of {total} delivered so far, {waiting} waiting.",
+            id=broadcast.id,
+            delivered=figures.delivered,
+            total=broadcast.recipients,
+            waiting=figures.waiting,
+        )
+        return int(
+            enqueue(
+                session,
+                person_id=creator.id,
+                kind="broadcast-report",
+                dedupe_key=f"broadcast-progress:{broadcast.id}:{slot}",
+                text=text,
+                now=now,
+            )
+        )
+    text = "\n".join(
+        [
+            tr.gettext(
+                "Broadcast #{id} is done. Of {total} people:",
+                id=broadcast.id,
+                total=broadcast.recipients,
+            ),
+            tr.gettext("• delivered: {n}", n=figures.delivered),
+            tr.gettext("• blocked the bot: {n}", n=figures.blocked),
+            tr.gettext("• failed: {n}", n=figures.failed),
+            tr.gettext("• cancelled: {n}", n=figures.cancelled),
+            tr.gettext(
+                "Sent again after a restart: {n} (they may have received it twice).",
+                n=figures.resent,
+            ),
+        ]
+    )
+    sent = enqueue(
+        session, person_id=creator.id, kind="broadcast-report", dedupe_key=key, text=text, now=now
+    )
     if broadcast.status == "sending":
         broadcast.status = "finished"
         session.add(broadcast)

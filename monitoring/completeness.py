@@ -63,17 +63,31 @@ def period_of(group: Group, schedule: FormSchedule, day: date) -> Period:
 
 
 def expected_organizations(session: Session, group: Group, form: FormSpec) -> list[Organization]:
-    return list(session.exec(select(Organization).where(
-        Organization.group_id == group.id, Organization.active,
-        col(Organization.kind).in_(form.org_kinds)).order_by(Organization.key)).all())
+    return list(
+        session.exec(
+            select(Organization)
+            .where(
+                Organization.group_id == group.id,
+                Organization.active,
+                col(Organization.kind).in_(form.org_kinds),
+            )
+            .order_by(Organization.key)
+        ).all()
+    )
 
 
 def local_midnight(day: date, timezone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone))
 
 
-def completeness(session: Session, group: Group, form: FormSpec, schedule: FormSchedule,
-                 period: Period, expected: list[Organization] | None = None) -> Completeness:
+def completeness(
+    session: Session,
+    group: Group,
+    form: FormSpec,
+    schedule: FormSchedule,
+    period: Period,
+    expected: list[Organization] | None = None,
+) -> Completeness:
     """`expected`: the form's expected organizations, when the caller has them already."""
     if expected is None:
         expected = expected_organizations(session, group, form)
@@ -82,17 +96,20 @@ def completeness(session: Session, group: Group, form: FormSpec, schedule: FormS
     on_time = frozenset(o for o, submitted in first.items() if submitted < deadline)
     expected_ids = {o.id for o in expected}
     reported = {o: s for o, s in first.items() if o in expected_ids}
-    return Completeness(form, period, due_date(period, schedule), expected, reported,
-                        on_time & frozenset(reported))
+    return Completeness(
+        form, period, due_date(period, schedule), expected, reported, on_time & frozenset(reported)
+    )
 
 
-def _first_submissions(session: Session, group: Group, form: FormSpec,
-                       period: Period) -> dict[int, datetime]:
+def _first_submissions(
+    session: Session, group: Group, form: FormSpec, period: Period
+) -> dict[int, datetime]:
     """Each organization's first submission of a report for `period` (UTC)."""
     first: dict[int, datetime] = {}
     if form.period != "none":
-        rows = session.exec(_of_period(form.id), params={"group_id": group.id,
-                                                         "period": period.key}).all()
+        rows = session.exec(
+            _of_period(form.id), params={"group_id": group.id, "period": period.key}
+        ).all()
         for organization_id, submitted in rows:
             if organization_id not in first or submitted < first[organization_id]:
                 first[organization_id] = submitted
@@ -102,33 +119,48 @@ def _first_submissions(session: Session, group: Group, form: FormSpec,
     # visit date is enough, and without a date the first since the period began.
     dated = next((f.name for f in form.fields if f.type == "date"), None)
     zone = ZoneInfo(group.timezone)
-    rows = session.exec(_since(form.id, dated), params={
-        "group_id": group.id, "since": local_midnight(period.start, group.timezone)}).all()
+    rows = session.exec(
+        _since(form.id, dated),
+        params={"group_id": group.id, "since": local_midnight(period.start, group.timezone)},
+    ).all()
     for organization_id, submitted, *visited in rows:
-        when = date.fromisoformat(visited[0]) if visited and visited[0] else \
-            submitted.astimezone(zone).date()
-        if period.start <= when <= period.end and (organization_id not in first
-                                                   or submitted < first[organization_id]):
+        when = (
+            date.fromisoformat(visited[0])
+            if visited and visited[0]
+            else submitted.astimezone(zone).date()
+        )
+        if period.start <= when <= period.end and (
+            organization_id not in first or submitted < first[organization_id]
+        ):
             first[organization_id] = submitted
     return first
 
 
 # Statements built once per form, run with the group and period as parameters.
 
+
 @lru_cache(maxsize=64)
 def _of_period(form_id: str) -> Select[Any]:
     # No GROUP BY here: SQLite (without ANALYZE) would then walk the unique index of all
     # the form's reports, for its organization order.
     return select(Report.organization_id, Report.submitted_at).where(
-        Report.group_id == bindparam("group_id"), Report.form_id == form_id,
-        Report.period == bindparam("period"))
+        Report.group_id == bindparam("group_id"),
+        Report.form_id == form_id,
+        Report.period == bindparam("period"),
+    )
 
 
 @lru_cache(maxsize=64)
 def _since(form_id: str, dated: str | None) -> Select[Any]:
-    query = select(Report.organization_id, func.min(Report.submitted_at)).where(
-        Report.group_id == bindparam("group_id"), Report.form_id == form_id,
-        Report.submitted_at >= bindparam("since")).group_by(Report.organization_id)
+    query = (
+        select(Report.organization_id, func.min(Report.submitted_at))
+        .where(
+            Report.group_id == bindparam("group_id"),
+            Report.form_id == form_id,
+            Report.submitted_at >= bindparam("since"),
+        )
+        .group_by(Report.organization_id)
+    )
     if dated:
         day = Report.answers[dated].as_string().label("day")
         query = query.add_columns(day).group_by(day)

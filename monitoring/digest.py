@@ -31,9 +31,9 @@ from monitoring.reminders import names_of
 from storage.models import Group, Organization, Person, Report
 from storage.schedule import Schedule
 
-HISTORY = 8          # periods shown in the chart and used as an association's own history
-MIN_HISTORY = 3      # periods an association needs before its values are judged
-FAR = 3.0            # a value 3 times above or below the usual one is flagged
+HISTORY = 8  # periods shown in the chart and used as an association's own history
+MIN_HISTORY = 3  # periods an association needs before its values are judged
+FAR = 3.0  # a value 3 times above or below the usual one is flagged
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Outlier:
 class FormDigest:
     form: FormSpec
     state: Completeness
-    history: list[tuple[Period, dict[str, float]]]   # oldest first; the last is this period
+    history: list[tuple[Period, dict[str, float]]]  # oldest first; the last is this period
     targets: dict[str, float]
     outliers: list[Outlier]
 
@@ -75,8 +75,15 @@ def numeric_fields(form: FormSpec) -> list[FieldSpec]:
     return [f for f in form.fields if f.type in ("integer", "decimal")]
 
 
-def build_digest(session: Session, group: Group, schedule: Schedule,
-                 forms: dict[str, FormSpec], kind: str, period: Period, today: date) -> Digest:
+def build_digest(
+    session: Session,
+    group: Group,
+    schedule: Schedule,
+    forms: dict[str, FormSpec],
+    kind: str,
+    period: Period,
+    today: date,
+) -> Digest:
     """The digest of `period` (a week or a month) for `group`, as of the local date `today`."""
     parts = []
     expected: dict[tuple[str, ...], list[Organization]] = {}
@@ -90,8 +97,9 @@ def build_digest(session: Session, group: Group, schedule: Schedule,
         state = completeness(session, group, form, form_schedule, period, expected[kinds])
         history = _history(session, group, form, period)
         targets = {k: float(v) for k, v in (group.targets.get(form.id) or {}).items()}
-        parts.append(FormDigest(form, state, history, targets,
-                                _outliers(session, group, form, period)))
+        parts.append(
+            FormDigest(form, state, history, targets, _outliers(session, group, form, period))
+        )
     return Digest(group, kind, period, today, parts, unreachable_in(session, group))
 
 
@@ -102,14 +110,17 @@ def _periods(period: Period) -> list[Period]:
     return periods
 
 
-def _history(session: Session, group: Group, form: FormSpec,
-             period: Period) -> list[tuple[Period, dict[str, float]]]:
+def _history(
+    session: Session, group: Group, form: FormSpec, period: Period
+) -> list[tuple[Period, dict[str, float]]]:
     periods = _periods(period)
     fields = numeric_fields(form)
     names = tuple(f.name for f in fields)
     if form.period != "none":
-        rows = session.exec(_by_period(form.id, names), params={
-            "group_id": group.id, "keys": [p.key for p in periods]}).all()
+        rows = session.exec(
+            _by_period(form.id, names),
+            params={"group_id": group.id, "keys": [p.key for p in periods]},
+        ).all()
         by_key = {row[-1]: row[:-1] for row in rows}
     else:
         by_key = _dated_totals(session, group, form, periods, names)
@@ -125,17 +136,25 @@ def _history(session: Session, group: Group, form: FormSpec,
 # The statements are built once per form (building one costs more than running it), and run
 # with the group and its periods as parameters.
 
+
 @lru_cache(maxsize=64)
 def _by_period(form_id: str, fields: tuple[str, ...]) -> Select[Any]:
     """Count and sums of `fields` of a group's reports, per period."""
     sums = [func.coalesce(func.sum(Report.answers[f].as_float()), 0.0) for f in fields]
-    return select(func.count(col(Report.id)), *sums, Report.period).where(
-        Report.group_id == bindparam("group_id"), Report.form_id == form_id,
-        col(Report.period).in_(bindparam("keys", expanding=True))).group_by(Report.period)
+    return (
+        select(func.count(col(Report.id)), *sums, Report.period)
+        .where(
+            Report.group_id == bindparam("group_id"),
+            Report.form_id == form_id,
+            col(Report.period).in_(bindparam("keys", expanding=True)),
+        )
+        .group_by(Report.period)
+    )
 
 
-def _dated_totals(session: Session, group: Group, form: FormSpec, periods: list[Period],
-                  fields: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
+def _dated_totals(
+    session: Session, group: Group, form: FormSpec, periods: list[Period], fields: tuple[str, ...]
+) -> dict[str, tuple[Any, ...]]:
     """Totals of a form without periods, by the period its date (or submission) falls in.
 
     A row counts in a period when it was submitted since the period began and is dated in it
@@ -153,36 +172,46 @@ def _dated_totals(session: Session, group: Group, form: FormSpec, periods: list[
 
 
 @lru_cache(maxsize=64)
-def _by_date(form_id: str, fields: tuple[str, ...], dated: str | None,
-             periods: int) -> Select[Any]:
+def _by_date(form_id: str, fields: tuple[str, ...], dated: str | None, periods: int) -> Select[Any]:
     """One statement for all the periods: the rows submitted since the first began, each JSON
     value read once (MATERIALIZED: SQLite would read it again for each mention in the
     buckets), then summed by the period whose conditions they meet."""
-    rows = select(Report.submitted_at,
-                  *(Report.answers[f].as_float().label(f"v{i}") for i, f in enumerate(fields)))
+    rows = select(
+        Report.submitted_at,
+        *(Report.answers[f].as_float().label(f"v{i}") for i, f in enumerate(fields)),
+    )
     if dated:
         rows = rows.add_columns(Report.answers[dated].as_string().label("day"))
     else:
         rows = rows.where(Report.submitted_at < bindparam("until"))
-    found = rows.where(Report.group_id == bindparam("group_id"), Report.form_id == form_id,
-                       Report.submitted_at >= bindparam("since")
-                       ).cte("found").prefix_with("MATERIALIZED")
+    found = (
+        rows.where(
+            Report.group_id == bindparam("group_id"),
+            Report.form_id == form_id,
+            Report.submitted_at >= bindparam("since"),
+        )
+        .cte("found")
+        .prefix_with("MATERIALIZED")
+    )
 
     def within(i: int) -> Any:
         # The test that fails for most rows first: each row is tested against the periods
         # in turn until one holds it.
         since = found.c.submitted_at >= bindparam(f"since{i}")
         if dated:
-            return and_(found.c.day.between(bindparam(f"first{i}"), bindparam(f"last{i}")),
-                        since)
+            return and_(found.c.day.between(bindparam(f"first{i}"), bindparam(f"last{i}")), since)
         return and_(found.c.submitted_at < bindparam(f"until{i}"), since)
 
     bucket = case(*((within(i), i) for i in range(periods)), else_=None)
-    bucketed = select(bucket.label("bucket"),
-                      *(found.c[f"v{i}"] for i in range(len(fields)))).subquery()
+    bucketed = select(
+        bucket.label("bucket"), *(found.c[f"v{i}"] for i in range(len(fields)))
+    ).subquery()
     sums = [func.coalesce(func.sum(bucketed.c[f"v{i}"]), 0.0) for i in range(len(fields))]
-    return (select(bucketed.c.bucket, func.count(), *sums)
-            .where(bucketed.c.bucket.is_not(None)).group_by(bucketed.c.bucket))
+    return (
+        select(bucketed.c.bucket, func.count(), *sums)
+        .where(bucketed.c.bucket.is_not(None))
+        .group_by(bucketed.c.bucket)
+    )
 
 
 def _outliers(session: Session, group: Group, form: FormSpec, period: Period) -> list[Outlier]:
@@ -191,9 +220,11 @@ def _outliers(session: Session, group: Group, form: FormSpec, period: Period) ->
         return []
     fields = numeric_fields(form)
     keys = [p.key for p in _periods(period)]
-    rows = session.exec(select(Report.organization_id, Report.period, Report.answers).where(
-        Report.group_id == group.id, Report.form_id == form.id,
-        col(Report.period).in_(keys))).all()
+    rows = session.exec(
+        select(Report.organization_id, Report.period, Report.answers).where(
+            Report.group_id == group.id, Report.form_id == form.id, col(Report.period).in_(keys)
+        )
+    ).all()
     by_org: dict[int, dict[str, dict[str, float]]] = {}
     for organization_id, key, answers in rows:
         by_org.setdefault(organization_id, {})[key or ""] = answers
@@ -224,31 +255,47 @@ def _far(value: float, usual: float) -> bool:
 
 # --- writing it down ----------------------------------------------------------------------
 
+
 def digest_text(digest: Digest, tr: Translator) -> str:
     lang = tr.language
     group_name = digest.group.names.get(lang, digest.group.key)
-    title = tr.gettext("Weekly digest: {group}", group=group_name) if digest.kind == "week" \
+    title = (
+        tr.gettext("Weekly digest: {group}", group=group_name)
+        if digest.kind == "week"
         else tr.gettext("Monthly digest: {group}", group=group_name)
+    )
     lines = [title, period_label(digest.period, tr)]
     for part in digest.forms:
         lines.append("")
         lines += _form_lines(part, digest, tr)
     if digest.unreachable:
         lines.append("")
-        lines.append(tr.gettext("Unreachable (they blocked the bot or left Telegram): {names}",
-                                names=", ".join(f"{p.display_name} ({o.names.get(lang, o.key)})"
-                                                for p, o in digest.unreachable)))
+        lines.append(
+            tr.gettext(
+                "Unreachable (they blocked the bot or left Telegram): {names}",
+                names=", ".join(
+                    f"{p.display_name} ({o.names.get(lang, o.key)})" for p, o in digest.unreachable
+                ),
+            )
+        )
     return "\n".join(lines)
 
 
 def _form_lines(part: FormDigest, digest: Digest, tr: Translator) -> list[str]:
     lang = tr.language
     state = part.state
-    lines = [tr.gettext(
-        "{title}: {actual} of {expected} associations reported ({rate}), {on_time} on time "
-        "({on_time_rate}).", title=part.form.title.get(lang), actual=state.actual,
-        expected=len(state.expected), rate=_percent(state.rate, tr),
-        on_time=len(state.on_time), on_time_rate=_percent(state.on_time_rate, tr))]
+    lines = [
+        tr.gettext(
+            "{title}: {actual} of {expected} associations reported ({rate}), {on_time} on time "
+            "({on_time_rate}).",
+            title=part.form.title.get(lang),
+            actual=state.actual,
+            expected=len(state.expected),
+            rate=_percent(state.rate, tr),
+            on_time=len(state.on_time),
+            on_time_rate=_percent(state.on_time_rate, tr),
+        )
+    ]
     late = state.late(digest.today)
     if late:
         lines.append(tr.gettext("Late: {names}.", names=names_of(late, lang)))
@@ -264,16 +311,26 @@ def _form_lines(part: FormDigest, digest: Digest, tr: Translator) -> list[str]:
         lines.append(tr.gettext("Progress against targets:"))
         for spec, target in progress:
             done = part.totals.get(spec.name, 0.0)
-            lines.append("• " + tr.gettext("{field}: {done} of {target} ({rate})",
-                                           field=_label(spec, lang), done=_number(done),
-                                           target=_number(target),
-                                           rate=_percent(done / target if target else 0, tr)))
+            lines.append(
+                "• "
+                + tr.gettext(
+                    "{field}: {done} of {target} ({rate})",
+                    field=_label(spec, lang),
+                    done=_number(done),
+                    target=_number(target),
+                    rate=_percent(done / target if target else 0, tr),
+                )
+            )
     for outlier in part.outliers:
-        lines.append(tr.gettext(
-            "To check: {association}, {field}: {value}, usually about {usual}.",
-            association=outlier.organization.names.get(lang, outlier.organization.key),
-            field=_label(outlier.field, lang), value=_number(outlier.value),
-            usual=_number(outlier.usual)))
+        lines.append(
+            tr.gettext(
+                "To check: {association}, {field}: {value}, usually about {usual}.",
+                association=outlier.organization.names.get(lang, outlier.organization.key),
+                field=_label(outlier.field, lang),
+                value=_number(outlier.value),
+                usual=_number(outlier.usual),
+            )
+        )
     return lines
 
 
@@ -283,8 +340,12 @@ def _total_line(spec: FieldSpec, part: FormDigest, tr: Translator) -> str:
     if previous:
         change = (total - previous) / previous
         sign = "+" if change >= 0 else "−"
-        return tr.gettext("{field}: {total} ({change})", field=_label(spec, tr.language),
-                          total=_number(total), change=sign + _percent(abs(change), tr))
+        return tr.gettext(
+            "{field}: {total} ({change})",
+            field=_label(spec, tr.language),
+            total=_number(total),
+            change=sign + _percent(abs(change), tr),
+        )
     return tr.gettext("{field}: {total}", field=_label(spec, tr.language), total=_number(total))
 
 

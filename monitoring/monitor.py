@@ -40,8 +40,13 @@ KINDS = ("week", "month")
 class Monitor:
     """Everything scheduled: reminders, escalations, digests."""
 
-    def __init__(self, engine: Engine, forms: dict[str, FormSpec], charts_dir: Path,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        forms: dict[str, FormSpec],
+        charts_dir: Path,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.engine = engine
         self.forms = forms
         self.charts_dir = charts_dir
@@ -74,8 +79,7 @@ class Monitor:
 
     # --- group digests ------------------------------------------------------------------
 
-    def _digests(self, session: Session, group: Group, schedule: Schedule,
-                 now: datetime) -> int:
+    def _digests(self, session: Session, group: Group, schedule: Schedule, now: datetime) -> int:
         zone = ZoneInfo(group.timezone)
         local = now.astimezone(zone)
         if schedule.is_quiet(local.time()):
@@ -84,30 +88,37 @@ class Monitor:
         for kind in KINDS:
             if not any(s.every == kind for s in schedule.forms.values()):
                 continue
-            days = schedule.weekly_digest_days if kind == "week" else \
-                schedule.monthly_digest_days
+            days = schedule.weekly_digest_days if kind == "week" else schedule.monthly_digest_days
             latest = period_containing(kind, local.date(), group.week_start).previous()
             for period in (latest, latest.previous()):
-                at = datetime.combine(period.end + timedelta(days=days), schedule.digest_time,
-                                      tzinfo=zone)
+                at = datetime.combine(
+                    period.end + timedelta(days=days), schedule.digest_time, tzinfo=zone
+                )
                 if at <= now < at + WINDOW:
-                    digest = build_digest(session, group, schedule, self.forms, kind, period,
-                                          local.date())
+                    digest = build_digest(
+                        session, group, schedule, self.forms, kind, period, local.date()
+                    )
                     count += self.deliver_digest(session, digest, now)
         return count
 
-    def deliver_digest(self, session: Session, digest: Digest, now: datetime,
-                       key_suffix: str = "") -> int:
+    def deliver_digest(
+        self, session: Session, digest: Digest, now: datetime, key_suffix: str = ""
+    ) -> int:
         """Enqueue `digest` to each coordinator of its group, in their own language."""
         count = 0
         for person in coordinators_of(session, digest.group):
             assert person.id is not None
             tr = translator(person.language or digest.group.language)
             key = f"digest:{digest.kind}:{digest.group.key}:{digest.period.key}:{person.id}"
-            count += enqueue(session, person_id=person.id, kind="digest",
-                             dedupe_key=key + key_suffix, text=digest_text(digest, tr),
-                             photo_path=str(digest_chart(digest, tr, self.charts_dir)),
-                             now=now)
+            count += enqueue(
+                session,
+                person_id=person.id,
+                kind="digest",
+                dedupe_key=key + key_suffix,
+                text=digest_text(digest, tr),
+                photo_path=str(digest_chart(digest, tr, self.charts_dir)),
+                now=now,
+            )
         return count
 
     # --- network digest -----------------------------------------------------------------
@@ -120,20 +131,25 @@ class Monitor:
             return 0
         count = 0
         for kind in KINDS:
-            days = schedule.weekly_digest_days if kind == "week" else \
-                schedule.monthly_digest_days
+            days = schedule.weekly_digest_days if kind == "week" else schedule.monthly_digest_days
             period = period_containing(kind, local.date(), network.week_start).previous()
-            at = datetime.combine(period.end + timedelta(days=days), schedule.digest_time,
-                                  tzinfo=zone)
+            at = datetime.combine(
+                period.end + timedelta(days=days), schedule.digest_time, tzinfo=zone
+            )
             if not at <= now < at + WINDOW:
                 continue
             for person in admins(session):
                 assert person.id is not None
                 tr = translator(person.language or network.language)
                 text = self.network_text(session, kind, now, tr)
-                count += enqueue(session, person_id=person.id, kind="digest",
-                                 dedupe_key=f"network-digest:{kind}:{period.key}:{person.id}",
-                                 text=text, now=now)
+                count += enqueue(
+                    session,
+                    person_id=person.id,
+                    kind="digest",
+                    dedupe_key=f"network-digest:{kind}:{period.key}:{person.id}",
+                    text=text,
+                    now=now,
+                )
         return count
 
     def network_text(self, session: Session, kind: str, now: datetime, tr: Translator) -> str:
@@ -141,10 +157,14 @@ class Monitor:
         from babel.numbers import format_percent
 
         lang = tr.language
-        lines = [tr.gettext("Weekly network digest, all groups") if kind == "week"
-                 else tr.gettext("Monthly network digest, all groups")]
-        groups = session.exec(select(Group).where(Group.active, Group.key != NETWORK_GROUP)
-                              .order_by(Group.key)).all()
+        lines = [
+            tr.gettext("Weekly network digest, all groups")
+            if kind == "week"
+            else tr.gettext("Monthly network digest, all groups")
+        ]
+        groups = session.exec(
+            select(Group).where(Group.active, Group.key != NETWORK_GROUP).order_by(Group.key)
+        ).all()
         for group in groups:
             schedule = schedule_from(group.schedule)
             today = now.astimezone(ZoneInfo(group.timezone)).date()
@@ -156,14 +176,20 @@ class Monitor:
                     continue
                 period = _latest(kind, today, group)
                 state = completeness(session, group, form, form_schedule, period)
-                lines.append("• " + tr.ngettext(
-                    "{title}, {period}: {rate} reported, {on_time_rate} on time, "
-                    "{n} association late",
-                    "{title}, {period}: {rate} reported, {on_time_rate} on time, "
-                    "{n} associations late", len(state.late(today)),
-                    title=form.title.get(lang), period=period_label(period, tr),
-                    rate=format_percent(state.rate, locale=lang),
-                    on_time_rate=format_percent(state.on_time_rate, locale=lang)))
+                lines.append(
+                    "• "
+                    + tr.ngettext(
+                        "{title}, {period}: {rate} reported, {on_time_rate} on time, "
+                        "{n} association late",
+                        "{title}, {period}: {rate} reported, {on_time_rate} on time, "
+                        "{n} associations late",
+                        len(state.late(today)),
+                        title=form.title.get(lang),
+                        period=period_label(period, tr),
+                        rate=format_percent(state.rate, locale=lang),
+                        on_time_rate=format_percent(state.on_time_rate, locale=lang),
+                    )
+                )
         return "\n".join(lines)
 
 
@@ -178,12 +204,17 @@ def digest_chart(digest: Digest, tr: Translator, charts_dir: Path) -> Path:
     unit = next((f.unit for f in fields if f.unit), None)
     shown = [f for f in fields if f.unit == unit] if unit else fields
     lang = tr.language
-    labels = [tr.date(p.start, "d MMM") if p.kind == "week" else tr.date(p.start, "MMM y")
-              for p, _ in part.history]
-    series = [Series(f.label.get(lang).rstrip("?؟ :"),
-                     [values.get(f.name) for _, values in part.history]) for f in shown]
+    labels = [
+        tr.date(p.start, "d MMM") if p.kind == "week" else tr.date(p.start, "MMM y")
+        for p, _ in part.history
+    ]
+    series = [
+        Series(f.label.get(lang).rstrip("?؟ :"), [values.get(f.name) for _, values in part.history])
+        for f in shown
+    ]
     path = charts_dir / f"{digest.group.key}-{digest.kind}-{digest.period.key}-{lang}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     title = f"{part.form.title.get(lang)} · {digest.group.names.get(lang, digest.group.key)}"
-    return trend_chart(title, labels, series, language=lang, path=path,
-                       y_label=unit.get(lang) if unit else "")
+    return trend_chart(
+        title, labels, series, language=lang, path=path, y_label=unit.get(lang) if unit else ""
+    )

@@ -36,24 +36,28 @@ class Moment:
     at: datetime  # aware
 
 
-def moments(group: Group, schedule: Schedule, form_schedule: FormSchedule,
-            now: datetime) -> Iterator[Moment]:
+def moments(
+    group: Group, schedule: Schedule, form_schedule: FormSchedule, now: datetime
+) -> Iterator[Moment]:
     """The reminder moments of the current period and the two before it."""
     zone = ZoneInfo(group.timezone)
     period = period_of(group, form_schedule, now.astimezone(zone).date())
     for _ in range(3):
         due = due_date(period, form_schedule)
-        days = {"before": due - timedelta(days=form_schedule.remind_before_days),
-                "after": due + timedelta(days=form_schedule.remind_after_days),
-                "escalate": due + timedelta(days=form_schedule.escalate_after_days)}
+        days = {
+            "before": due - timedelta(days=form_schedule.remind_before_days),
+            "after": due + timedelta(days=form_schedule.remind_after_days),
+            "escalate": due + timedelta(days=form_schedule.escalate_after_days),
+        }
         for stage in STAGES:
             at = datetime.combine(days[stage], schedule.reminder_time, tzinfo=zone)
             yield Moment(stage, period, at)
         period = period.previous()
 
 
-def send_reminders(session: Session, group: Group, schedule: Schedule,
-                   forms: dict[str, FormSpec], now: datetime) -> int:
+def send_reminders(
+    session: Session, group: Group, schedule: Schedule, forms: dict[str, FormSpec], now: datetime
+) -> int:
     """Enqueue the reminders and escalations due at `now`; returns how many were new."""
     if schedule.is_quiet(now.astimezone(ZoneInfo(group.timezone)).time()):
         return 0
@@ -73,8 +77,14 @@ def send_reminders(session: Session, group: Group, schedule: Schedule,
     return count
 
 
-def remind(session: Session, group: Group, state: Completeness, stage: str,
-           now: datetime, key_suffix: str = "") -> int:
+def remind(
+    session: Session,
+    group: Group,
+    state: Completeness,
+    stage: str,
+    now: datetime,
+    key_suffix: str = "",
+) -> int:
     """Remind the workers of every association still missing the report."""
     missing = [o.id for o in state.missing if o.id is not None]
     count = 0
@@ -82,18 +92,31 @@ def remind(session: Session, group: Group, state: Completeness, stage: str,
         assert person.id is not None
         tr = translator(person.language or group.language)
         form, period = state.form, state.period
-        values = {"title": form.title.get(tr.language), "period": period_label(period, tr),
-                  "due": tr.date(state.due, "d MMMM")}
+        values = {
+            "title": form.title.get(tr.language),
+            "period": period_label(period, tr),
+            "due": tr.date(state.due, "d MMMM"),
+        }
         if stage == "before":
-            text = tr.gettext("Reminder: your {title} report for {period} is due on {due}.",
-                              **values)
+            text = tr.gettext(
+                "Reminder: your {title} report for {period} is due on {due}.", **values
+            )
         else:
-            text = tr.gettext("Your {title} report for {period} was due on {due} and has not "
-                              "arrived yet. Please send it as soon as you can.", **values)
+            text = tr.gettext(
+                "Your {title} report for {period} was due on {due} and has not "
+                "arrived yet. Please send it as soon as you can.",
+                **values,
+            )
         key = f"reminder:{stage}:{form.id}:{group.key}:{period.key}:{person.id}{key_suffix}"
-        count += enqueue(session, person_id=person.id, kind="reminder", dedupe_key=key,
-                         text=text, options=[(tr.gettext("Fill it now"), f"go:{form.command}")],
-                         now=now)
+        count += enqueue(
+            session,
+            person_id=person.id,
+            kind="reminder",
+            dedupe_key=key,
+            text=text,
+            options=[(tr.gettext("Fill it now"), f"go:{form.command}")],
+            now=now,
+        )
     return count
 
 
@@ -109,8 +132,9 @@ def escalate(session: Session, group: Group, state: Completeness, now: datetime)
         tr = translator(person.language or group.language)
         text = late_text(tr, state, late)
         key = f"escalation:{state.form.id}:{group.key}:{state.period.key}:{person.id}"
-        count += enqueue(session, person_id=person.id, kind="escalation", dedupe_key=key,
-                         text=text, now=now)
+        count += enqueue(
+            session, person_id=person.id, kind="escalation", dedupe_key=key, text=text, now=now
+        )
     return count
 
 
@@ -119,11 +143,14 @@ def late_text(tr: Translator, state: Completeness, late: list[Organization]) -> 
     return tr.ngettext(
         "{n} association has not sent {title} for {period} (due {due}): {names}.",
         "{n} associations have not sent {title} for {period} (due {due}): {names}.",
-        len(late), title=state.form.title.get(tr.language),
-        period=period_label(state.period, tr), due=tr.date(state.due, "d MMMM"), names=names)
+        len(late),
+        title=state.form.title.get(tr.language),
+        period=period_label(state.period, tr),
+        due=tr.date(state.due, "d MMMM"),
+        names=names,
+    )
 
 
 def names_of(organizations: list[Organization], language: str) -> str:
     separator = "، " if language == "ar" else ", "
     return separator.join(o.names.get(language, o.key) for o in organizations)
-

@@ -294,8 +294,10 @@ class Sender:
                 finally:
                     self.limiter.done(chat)
                 if self.on_sent is not None:
-                    self.on_sent(time.perf_counter() - started,
-                                 (self.clock() - message.created_at).total_seconds())
+                    self.on_sent(
+                        time.perf_counter() - started,
+                        (self.clock() - message.created_at).total_seconds(),
+                    )
                 return self._record(message, "sent")
             return self._record(message, "released")
 

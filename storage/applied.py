@@ -30,8 +30,12 @@ def forget_applied(engine: Engine, now: datetime) -> int:
     """Delete the rows of updates applied more than REMEMBERED_FOR before `now`, a batch per
     transaction; returns how many."""
     oldest_kept = now - REMEMBERED_FOR
-    old = (select(_TABLE.c.key).where(_TABLE.c.processed_at < oldest_kept)
-           .limit(FORGET_BATCH).scalar_subquery())
+    old = (
+        select(_TABLE.c.key)
+        .where(_TABLE.c.processed_at < oldest_kept)
+        .limit(FORGET_BATCH)
+        .scalar_subquery()
+    )
     forgotten = 0
     while True:
         with engine.begin() as connection:

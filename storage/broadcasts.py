@@ -38,8 +38,11 @@ class Audience:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Audience:
-        return cls(list(data.get("groups", [])), list(data.get("organizations", [])),
-                   list(data.get("roles", [])))
+        return cls(
+            list(data.get("groups", [])),
+            list(data.get("organizations", [])),
+            list(data.get("roles", [])),
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {"groups": self.groups, "organizations": self.organizations, "roles": self.roles}
@@ -66,10 +69,13 @@ class Figures:
 
 
 def _matching(audience: Audience) -> Any:
-    statement = (select(Person, Group.language).select_from(Person)
-                 .join(Organization, col(Person.organization_id) == Organization.id)
-                 .join(Group, col(Organization.group_id) == Group.id)
-                 .where(Person.active, Organization.active))
+    statement = (
+        select(Person, Group.language)
+        .select_from(Person)
+        .join(Organization, col(Person.organization_id) == Organization.id)
+        .join(Group, col(Organization.group_id) == Group.id)
+        .where(Person.active, Organization.active)
+    )
     if audience.groups:
         statement = statement.where(col(Organization.group_id).in_(audience.groups))
     if audience.organizations:
@@ -102,21 +108,40 @@ def photo_path(photo: str | None) -> str | None:
     return FILE_ID + photo
 
 
-def create(session: Session, *, created_by: int, texts: dict[str, str], photo: str | None,
-           audience: Audience, now: datetime) -> Broadcast:
+def create(
+    session: Session,
+    *,
+    created_by: int,
+    texts: dict[str, str],
+    photo: str | None,
+    audience: Audience,
+    now: datetime,
+) -> Broadcast:
     """The broadcast and one outbox row per recipient, in the caller's transaction."""
-    broadcast = Broadcast(created_by=created_by, created_at=now, texts=texts, photo=photo,
-                          audience=audience.as_json(), status="sending")
+    broadcast = Broadcast(
+        created_by=created_by,
+        created_at=now,
+        texts=texts,
+        photo=photo,
+        audience=audience.as_json(),
+        status="sending",
+    )
     session.add(broadcast)
     session.flush()
     assert broadcast.id is not None
     people = recipients(session, audience)
     for person, language in people:
         assert person.id is not None
-        enqueue(session, person_id=person.id, kind=KIND,
-                dedupe_key=f"broadcast:{broadcast.id}:{person.id}",
-                text=text_for(texts, language), photo_path=photo_path(photo), now=now,
-                broadcast_id=broadcast.id)
+        enqueue(
+            session,
+            person_id=person.id,
+            kind=KIND,
+            dedupe_key=f"broadcast:{broadcast.id}:{person.id}",
+            text=text_for(texts, language),
+            photo_path=photo_path(photo),
+            now=now,
+            broadcast_id=broadcast.id,
+        )
     broadcast.recipients = len(people)
     session.add(broadcast)
     return broadcast
@@ -124,11 +149,19 @@ def create(session: Session, *, created_by: int, texts: dict[str, str], photo: s
 
 def figures(session: Session, broadcast_id: int) -> Figures:
     counts = counts_by_status(session, broadcast_id=broadcast_id)
-    resent = session.exec(select(func.coalesce(func.sum(OutboxMessage.resent), 0))
-                          .where(OutboxMessage.broadcast_id == broadcast_id)).one()
-    return Figures(delivered=counts["sent"], blocked=counts["blocked"], failed=counts["failed"],
-                   cancelled=counts.get("cancelled", 0),
-                   waiting=counts["pending"] + counts["sending"], resent=int(resent))
+    resent = session.exec(
+        select(func.coalesce(func.sum(OutboxMessage.resent), 0)).where(
+            OutboxMessage.broadcast_id == broadcast_id
+        )
+    ).one()
+    return Figures(
+        delivered=counts["sent"],
+        blocked=counts["blocked"],
+        failed=counts["failed"],
+        cancelled=counts.get("cancelled", 0),
+        waiting=counts["pending"] + counts["sending"],
+        resent=int(resent),
+    )
 
 
 def cancel(session: Session, broadcast: Broadcast, now: datetime) -> int:
@@ -139,10 +172,13 @@ def cancel(session: Session, broadcast: Broadcast, now: datetime) -> int:
     broadcast.status = "cancelled"
     broadcast.cancelled_at = now
     session.add(broadcast)
-    statement = (update(OutboxMessage)
-                 .where(col(OutboxMessage.broadcast_id) == broadcast.id,
-                        col(OutboxMessage.status) == "pending")
-                 .values(status="cancelled"))
+    statement = (
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.broadcast_id) == broadcast.id, col(OutboxMessage.status) == "pending"
+        )
+        .values(status="cancelled")
+    )
     result = session.execute(statement, execution_options={"synchronize_session": False})
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -151,9 +187,11 @@ def recent(session: Session, group_id: int | None, limit: int = 5) -> Sequence[B
     """The latest broadcasts: all of them (`group_id` None), or those made in one group."""
     statement = select(Broadcast).order_by(col(Broadcast.id).desc()).limit(limit)
     if group_id is not None:
-        statement = statement.join(Person, col(Broadcast.created_by) == Person.id) \
-            .join(Organization, col(Person.organization_id) == Organization.id) \
+        statement = (
+            statement.join(Person, col(Broadcast.created_by) == Person.id)
+            .join(Organization, col(Person.organization_id) == Organization.id)
             .where(Organization.group_id == group_id)
+        )
     return session.exec(statement).all()
 
 

@@ -26,22 +26,28 @@ from storage.people import (
 )
 
 _TABLE: Table = Conversation.__table__  # type: ignore[attr-defined]
-_READ = (select(_TABLE.c.version, _TABLE.c.state, _TABLE.c.replied_version)
-         .where(_TABLE.c.chat_key == bindparam("key")).with_for_update())
+_READ = (
+    select(_TABLE.c.version, _TABLE.c.state, _TABLE.c.replied_version)
+    .where(_TABLE.c.chat_key == bindparam("key"))
+    .with_for_update()
+)
 # The same, with the person writing (or nobody) in the same row. FOR UPDATE OF the chat only:
 # PostgreSQL refuses to lock the nullable side of an outer join.
-_READ_WITH_MEMBER = (_READ.add_columns(*MEMBER_COLUMNS)
-                     .select_from(_TABLE.outerjoin(MEMBER_TABLES, MEMBER_AT_ADDRESS))
-                     .with_for_update(of=_TABLE))
+_READ_WITH_MEMBER = (
+    _READ.add_columns(*MEMBER_COLUMNS)
+    .select_from(_TABLE.outerjoin(MEMBER_TABLES, MEMBER_AT_ADDRESS))
+    .with_for_update(of=_TABLE)
+)
 _MEMBER_START = len(_READ.selected_columns)
 _READ_WITH_MEMBER_HOT = HotStatement(_READ_WITH_MEMBER)
 _UPDATE = update(_TABLE).where(_TABLE.c.chat_key == bindparam("key"))
 _UPDATE_HOT = HotStatement(_UPDATE)
 _INSERT = insert(_TABLE)
-_REPLIED = (update(_TABLE)
-            .where(_TABLE.c.chat_key == bindparam("key"),
-                   _TABLE.c.replied_version < bindparam("replied"))
-            .values(replied_version=bindparam("replied")))
+_REPLIED = (
+    update(_TABLE)
+    .where(_TABLE.c.chat_key == bindparam("key"), _TABLE.c.replied_version < bindparam("replied"))
+    .values(replied_version=bindparam("replied"))
+)
 
 
 @dataclass(frozen=True)
@@ -60,12 +66,14 @@ def read_state(runner: Session | Connection, chat_key: str) -> ChatState:
     return _chat_state(runner.execute(_READ, {"key": chat_key}).first())
 
 
-def read_chat(runner: Session | Connection, chat_key: str, channel: str,
-              address: str) -> tuple[ChatState, MemberRows | None]:
+def read_chat(
+    runner: Session | Connection, chat_key: str, channel: str, address: str
+) -> tuple[ChatState, MemberRows | None]:
     """`read_state` and `find_member(channel, address)` in one query where the chat has a row
     (one round trip less for nearly every message); a chat never seen reads the person alone."""
-    row = _READ_WITH_MEMBER_HOT.first(runner, {"key": chat_key, "channel": channel,
-                                               "address": address})
+    row = _READ_WITH_MEMBER_HOT.first(
+        runner, {"key": chat_key, "channel": channel, "address": address}
+    )
     if row is None:
         return ChatState(0, {}, False), find_member(runner, channel, address)
     return _chat_state(row), member_at(row, _MEMBER_START)
@@ -79,12 +87,22 @@ def _chat_state(row: Sequence[Any] | None) -> ChatState:
     return ChatState(version, dict(state), True, replied_version >= version)
 
 
-def save_state(runner: Session | Connection, chat_key: str, previous: ChatState,
-               state: dict[str, Any], now: datetime, person_id: int | None) -> None:
+def save_state(
+    runner: Session | Connection,
+    chat_key: str,
+    previous: ChatState,
+    state: dict[str, Any],
+    now: datetime,
+    person_id: int | None,
+) -> None:
     """Store the chat's new state over `previous` (as read in this transaction). The person it
     refers to must be stored already (a session's new person flushed)."""
-    values = {"state": state, "version": previous.version + 1, "updated_at": now,
-              "person_id": person_id}
+    values = {
+        "state": state,
+        "version": previous.version + 1,
+        "updated_at": now,
+        "person_id": person_id,
+    }
     if previous.stored:
         _UPDATE_HOT.run(runner, {"key": chat_key, **values})
     else:
@@ -95,5 +113,6 @@ def mark_replied(session: Session, replied: dict[str, int]) -> None:
     """Record that the replies of these chats' versions (chat key -> version) were handed to
     the channel; a row already saved again keeps its newer mark."""
     if replied:
-        session.execute(_REPLIED, [{"key": key, "replied": version}
-                                   for key, version in replied.items()])
+        session.execute(
+            _REPLIED, [{"key": key, "replied": version} for key, version in replied.items()]
+        )

@@ -79,8 +79,9 @@ def transaction(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def insert_new(runner: Session | Connection, table: Table, values: dict[str, Any],
-               key: list[str]) -> bool:
+def insert_new(
+    runner: Session | Connection, table: Table, values: dict[str, Any], key: list[str]
+) -> bool:
     """INSERT … ON CONFLICT (key) DO NOTHING; True if the row was new. Race-safe, one trip."""
     dialect = runner.dialect if isinstance(runner, Connection) else runner.get_bind().dialect
     statement = _insert_new_statement(dialect.name, table, tuple(key))

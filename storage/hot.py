@@ -46,11 +46,13 @@ class HotStatement:
 
     def __init__(self, statement: Select[Any] | UpdateBase) -> None:
         self.statement = statement
-        self._compiled: WeakKeyDictionary[Dialect, dict[frozenset[str], _Compiled | None]] = \
+        self._compiled: WeakKeyDictionary[Dialect, dict[frozenset[str], _Compiled | None]] = (
             WeakKeyDictionary()
+        )
 
-    def first(self, runner: Session | Connection,
-              params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    def first(
+        self, runner: Session | Connection, params: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
         """The first row, as a plain tuple; None if there is none."""
         compiled = self._compiled_for(runner, params)
         if compiled is None:
@@ -74,8 +76,9 @@ class HotStatement:
             assert isinstance(runner, Connection)
             self._run(runner, compiled, params)
 
-    def _run(self, connection: Connection, compiled: _Compiled,
-             params: Mapping[str, Any]) -> list[Any]:
+    def _run(
+        self, connection: Connection, compiled: _Compiled, params: Mapping[str, Any]
+    ) -> list[Any]:
         values = []
         for name, process in zip(compiled.names, compiled.binds, strict=True):
             value = params[name] if name in params else compiled.fixed[name]
@@ -86,15 +89,20 @@ class HotStatement:
             cursor.execute(compiled.sql, values)
             return cursor.fetchall() if compiled.returns else []
         except dialect.loaded_dbapi.Error as error:
-            raise DBAPIError.instance(compiled.sql, values, error, dialect.loaded_dbapi.Error,
-                                      dialect=dialect) from error
+            raise DBAPIError.instance(
+                compiled.sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from error
         finally:
             cursor.close()
 
-    def _compiled_for(self, runner: Session | Connection,
-                      params: Mapping[str, Any]) -> _Compiled | None:
-        if not isinstance(runner, Connection) or runner.dialect.name != "sqlite" \
-                or not runner.in_transaction():  # Core begins one, which the cursor would not
+    def _compiled_for(
+        self, runner: Session | Connection, params: Mapping[str, Any]
+    ) -> _Compiled | None:
+        if (
+            not isinstance(runner, Connection)
+            or runner.dialect.name != "sqlite"
+            or not runner.in_transaction()
+        ):  # Core begins one, which the cursor would not
             return None
         by_keys = self._compiled.setdefault(runner.dialect, {})
         keys = frozenset(params)
@@ -103,28 +111,46 @@ class HotStatement:
         return by_keys[keys]
 
 
-def _compile(statement: ClauseElement, dialect: Dialect,
-             keys: frozenset[str]) -> _Compiled | None:
+def _compile(statement: ClauseElement, dialect: Dialect, keys: frozenset[str]) -> _Compiled | None:
     """What running `statement` with parameters named `keys` takes, or None where Core must
     do it (a column default computed in Python, a parameter it expands at run time)."""
     compiled: Any = statement.compile(dialect=dialect, column_keys=sorted(keys))
-    if any(getattr(compiled, name, None) for name in (
-            "insert_prefetch", "update_prefetch", "postfetch", "literal_execute_params",
-            "post_compile_params")) or not compiled.positional:
+    if (
+        any(
+            getattr(compiled, name, None)
+            for name in (
+                "insert_prefetch",
+                "update_prefetch",
+                "postfetch",
+                "literal_execute_params",
+                "post_compile_params",
+            )
+        )
+        or not compiled.positional
+    ):
         return None
     names = tuple(compiled.positiontup)
     binds = [compiled.binds[name] for name in names]
-    if any(bind.callable is not None or bind.expanding or (bind.required and name not in keys)
-           for name, bind in zip(names, binds, strict=True)):
+    if any(
+        bind.callable is not None or bind.expanding or (bind.required and name not in keys)
+        for name, bind in zip(names, binds, strict=True)
+    ):
         return None
-    fixed = {name: bind.value for name, bind in zip(names, binds, strict=True)
-             if name not in keys}
-    returned = statement.selected_columns if isinstance(statement, Select) \
+    fixed = {name: bind.value for name, bind in zip(names, binds, strict=True) if name not in keys}
+    returned = (
+        statement.selected_columns
+        if isinstance(statement, Select)
         else compiled.effective_returning
-    processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                  for column in returned or ()]
-    return _Compiled(compiled.string, names, fixed,
-                     tuple(bind.type.dialect_impl(dialect).bind_processor(dialect)
-                           for bind in binds), bool(returned),
-                     tuple((index, process) for index, process in enumerate(processors)
-                           if process is not None))
+    )
+    processors = [
+        column.type.dialect_impl(dialect).result_processor(dialect, None)
+        for column in returned or ()
+    ]
+    return _Compiled(
+        compiled.string,
+        names,
+        fixed,
+        tuple(bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds),
+        bool(returned),
+        tuple((index, process) for index, process in enumerate(processors) if process is not None),
+    )

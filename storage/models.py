@@ -21,8 +21,9 @@ def _json(nullable: bool = False) -> Any:
 def _time(nullable: bool = False, index: bool = False) -> Any:
     default: Any = None if nullable else ...
     if not nullable:
-        return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False,
-                                                                index=index))
+        return Field(
+            default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=index)
+        )
     return Field(default=default, sa_column=Column(UTCDateTime(), nullable=True, index=index))
 
 

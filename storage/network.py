@@ -20,8 +20,13 @@ from storage.schedule import schedule_from
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 #: The reporting week starts after the weekend: Friday-Saturday weekends start on Sunday.
-WEEK_START_BY_COUNTRY = {"EG": "sunday", "SD": "sunday", "BH": "sunday", "LB": "monday",
-                         "MA": "monday"}
+WEEK_START_BY_COUNTRY = {
+    "EG": "sunday",
+    "SD": "sunday",
+    "BH": "sunday",
+    "LB": "monday",
+    "MA": "monday",
+}
 KEY = r"^[a-z][a-z0-9_]{0,40}$"
 
 
@@ -84,23 +89,25 @@ def read_network(path: Path) -> NetworkSpec:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         spec = NetworkSpec.model_validate(data)
     except UnicodeDecodeError as error:
-        raise NetworkError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); "
-                           "save the file as UTF-8") from error
+        raise NetworkError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save the file as UTF-8"
+        ) from error
     except (OSError, yaml.YAMLError) as error:
         raise NetworkError(f"{path}: {error}") from error
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise NetworkError(f"{path}: {problems}") from error
-    keys = [spec.network.key] + [o.key for g in spec.groups
-                                 for o in [g.supportive, *g.partners]]
+    keys = [spec.network.key] + [o.key for g in spec.groups for o in [g.supportive, *g.partners]]
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if repeated:
         raise NetworkError(f"{path}: organization keys used twice: {', '.join(repeated)}")
     groups = [NETWORK_GROUP] + [g.key for g in spec.groups]
     repeated = sorted({k for k in groups if groups.count(k) > 1})
     if repeated:
-        raise NetworkError(f"{path}: group keys used twice (or '{NETWORK_GROUP}', which is "
-                           f"reserved): {', '.join(repeated)}")
+        raise NetworkError(
+            f"{path}: group keys used twice (or '{NETWORK_GROUP}', which is "
+            f"reserved): {', '.join(repeated)}"
+        )
     return spec
 
 
@@ -111,9 +118,14 @@ def apply_network(session: Session, spec: NetworkSpec) -> dict[str, int]:
     """Make the database match `spec`; returns how many rows were added, changed, retired."""
     counts = {"added": 0, "changed": 0, "retired": 0}
     network_group = GroupSpec(
-        key=NETWORK_GROUP, names=Names(ar="الشبكة", en="Network", fr="Réseau"), country="EG",
-        timezone="Africa/Cairo", currency="EGP", supportive=spec.network,
-        partners=[spec.network])
+        key=NETWORK_GROUP,
+        names=Names(ar="الشبكة", en="Network", fr="Réseau"),
+        country="EG",
+        timezone="Africa/Cairo",
+        currency="EGP",
+        supportive=spec.network,
+        partners=[spec.network],
+    )
     seen_orgs: set[str] = set()
     seen_groups: set[str] = set()
     for group_spec in [network_group, *spec.groups]:
@@ -141,10 +153,17 @@ def apply_network(session: Session, spec: NetworkSpec) -> dict[str, int]:
 
 def _upsert_group(session: Session, spec: GroupSpec, counts: dict[str, int]) -> Group:
     week_start = spec.week_start or WEEK_START_BY_COUNTRY.get(spec.country, "monday")
-    values = {"names": spec.names.model_dump(), "country": spec.country,
-              "timezone": spec.timezone, "language": spec.language, "currency": spec.currency,
-              "week_start": WEEKDAYS.index(week_start), "targets": spec.targets,
-              "schedule": spec.schedule, "active": True}
+    values = {
+        "names": spec.names.model_dump(),
+        "country": spec.country,
+        "timezone": spec.timezone,
+        "language": spec.language,
+        "currency": spec.currency,
+        "week_start": WEEKDAYS.index(week_start),
+        "targets": spec.targets,
+        "schedule": spec.schedule,
+        "active": True,
+    }
     group = session.exec(select(Group).where(Group.key == spec.key)).first()
     if group is None:
         group = Group(key=spec.key, **values)
@@ -158,11 +177,17 @@ def _upsert_group(session: Session, spec: GroupSpec, counts: dict[str, int]) -> 
     return group
 
 
-def _upsert_org(session: Session, group: Group, spec: OrganizationSpec, kind: str,
-                counts: dict[str, int]) -> None:
+def _upsert_org(
+    session: Session, group: Group, spec: OrganizationSpec, kind: str, counts: dict[str, int]
+) -> None:
     assert group.id is not None
-    values = {"group_id": group.id, "kind": kind, "names": spec.names.model_dump(),
-              "placeholder": spec.placeholder, "active": True}
+    values = {
+        "group_id": group.id,
+        "kind": kind,
+        "names": spec.names.model_dump(),
+        "placeholder": spec.placeholder,
+        "active": True,
+    }
     org = session.exec(select(Organization).where(Organization.key == spec.key)).first()
     if org is None:
         session.add(Organization(key=spec.key, **values))

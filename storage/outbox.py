@@ -34,6 +34,8 @@ WAITING = ("pending", "sending")
 FILE_ID = "file-id:"  # photo_path prefix of a photo the platform keeps: its file id
 
 _TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
 def enqueue(
     session: Session,
     *,

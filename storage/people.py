@@ -85,24 +85,33 @@ def _columns(table: Table, row_type: type) -> list[Any]:
 # Built once, in Core: a person is read for every incoming message, and keying a fresh
 # statement and loading ORM objects cost several times what the database does.
 #: The columns of a person, their organization and group (`member_at` reads them back) ...
-MEMBER_COLUMNS = [*_columns(_PERSON, PersonRow), *_columns(_ORGANIZATION, OrganizationRow),
-                  *_columns(_GROUP, GroupRow)]
+MEMBER_COLUMNS = [
+    *_columns(_PERSON, PersonRow),
+    *_columns(_ORGANIZATION, OrganizationRow),
+    *_columns(_GROUP, GroupRow),
+]
 #: ... the three tables joined ...
-MEMBER_TABLES = _PERSON.join(_ORGANIZATION, _ORGANIZATION.c.id == _PERSON.c.organization_id) \
-    .join(_GROUP, _GROUP.c.id == _ORGANIZATION.c.group_id)
+MEMBER_TABLES = _PERSON.join(_ORGANIZATION, _ORGANIZATION.c.id == _PERSON.c.organization_id).join(
+    _GROUP, _GROUP.c.id == _ORGANIZATION.c.group_id
+)
 #: ... and the person at the parameters "channel" and "address".
-MEMBER_AT_ADDRESS = and_(_PERSON.c.channel == bindparam("channel"),
-                         _PERSON.c.address == bindparam("address"))
+MEMBER_AT_ADDRESS = and_(
+    _PERSON.c.channel == bindparam("channel"), _PERSON.c.address == bindparam("address")
+)
 _MEMBERS = sa_select(*MEMBER_COLUMNS).select_from(MEMBER_TABLES)
 _MEMBER = _MEMBERS.where(MEMBER_AT_ADDRESS)
 _MEMBER_BY_ID = _MEMBERS.where(_PERSON.c.id == bindparam("person_id"))
 _PERSON_END = len(fields(PersonRow))
 _ORGANIZATION_END = _PERSON_END + len(fields(OrganizationRow))
 _GROUP_END = _ORGANIZATION_END + len(fields(GroupRow))
-_SET_LANGUAGE = (update(_PERSON).where(_PERSON.c.id == bindparam("person_id"))
-                 .values(language=bindparam("language")))
-_SET_REACHABLE = update(_PERSON).where(_PERSON.c.id == bindparam("person_id")).values(
-    reachable=True)
+_SET_LANGUAGE = (
+    update(_PERSON)
+    .where(_PERSON.c.id == bindparam("person_id"))
+    .values(language=bindparam("language"))
+)
+_SET_REACHABLE = (
+    update(_PERSON).where(_PERSON.c.id == bindparam("person_id")).values(reachable=True)
+)
 
 
 def find_member(runner: Runner, channel: str, address: str) -> MemberRows | None:
@@ -127,9 +136,11 @@ def member_at(row: Row[Any], start: int) -> MemberRows | None:
     if row[start] is None:  # the person's id
         return None
     person_end, organization_end = start + _PERSON_END, start + _ORGANIZATION_END
-    return (PersonRow(*row[start:person_end]),
-            OrganizationRow(*row[person_end:organization_end]),
-            GroupRow(*row[organization_end:start + _GROUP_END]))
+    return (
+        PersonRow(*row[start:person_end]),
+        OrganizationRow(*row[person_end:organization_end]),
+        GroupRow(*row[organization_end : start + _GROUP_END]),
+    )
 
 
 def set_language(runner: Runner, person: PersonRow, language: str) -> PersonRow:
@@ -144,16 +155,26 @@ def mark_reachable(runner: Runner, person: PersonRow) -> PersonRow:
     return replace(person, reachable=True)
 
 
-def new_invite(session: Session, organization: Organization, role: str, now: datetime,
-               valid_for: timedelta | None) -> Invite:
+def new_invite(
+    session: Session,
+    organization: Organization,
+    role: str,
+    now: datetime,
+    valid_for: timedelta | None,
+) -> Invite:
     """A fresh single-use code for `role` in `organization`."""
     while True:
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         if session.get(Invite, code) is None:
             break
     assert organization.id is not None
-    invite = Invite(code=code, organization_id=organization.id, role=role, created_at=now,
-                    expires_at=now + valid_for if valid_for else None)
+    invite = Invite(
+        code=code,
+        organization_id=organization.id,
+        role=role,
+        created_at=now,
+        expires_at=now + valid_for if valid_for else None,
+    )
     session.add(invite)
     session.flush()
     return invite
@@ -169,8 +190,9 @@ class InviteProblem:
     reason: str  # "unknown" | "used" | "expired"
 
 
-def redeem_invite(session: Session, code: str, now: datetime, channel: str, address: str,
-                  display_name: str) -> Person | InviteProblem:
+def redeem_invite(
+    session: Session, code: str, now: datetime, channel: str, address: str, display_name: str
+) -> Person | InviteProblem:
     """Register whoever holds `code`, once; an unknown, used or expired code registers nobody."""
     invite = session.exec(
         select(Invite).where(Invite.code == clean_code(code)).with_for_update()
@@ -181,8 +203,14 @@ def redeem_invite(session: Session, code: str, now: datetime, channel: str, addr
         return InviteProblem("used")
     if invite.expires_at is not None and invite.expires_at <= now:
         return InviteProblem("expired")
-    person = Person(channel=channel, address=address, display_name=display_name[:120],
-                    role=invite.role, organization_id=invite.organization_id, created_at=now)
+    person = Person(
+        channel=channel,
+        address=address,
+        display_name=display_name[:120],
+        role=invite.role,
+        organization_id=invite.organization_id,
+        created_at=now,
+    )
     session.add(person)
     session.flush()
     invite.used_at = now

@@ -27,36 +27,67 @@ class ReportRef:
 # at the confirmation, and stores a report at the end; through the ORM (a session, objects
 # loaded and flushed) that cost several times what the database does.
 _REPORT: Table = Report.__table__  # type: ignore[attr-defined]
-_PERIOD_REPORT = HotStatement(sa_select(_REPORT.c.id, _REPORT.c.ref).where(
-    _REPORT.c.form_id == bindparam("form_id"),
-    _REPORT.c.organization_id == bindparam("organization_id"),
-    _REPORT.c.period == bindparam("period")))
+_PERIOD_REPORT = HotStatement(
+    sa_select(_REPORT.c.id, _REPORT.c.ref).where(
+        _REPORT.c.form_id == bindparam("form_id"),
+        _REPORT.c.organization_id == bindparam("organization_id"),
+        _REPORT.c.period == bindparam("period"),
+    )
+)
 _INSERT = HotStatement(insert(_REPORT).returning(_REPORT.c.id))
-_SET_REF = HotStatement(update(_REPORT).where(_REPORT.c.id == bindparam("report_id")).values(
-    ref=bindparam("new_ref")))
-_ANSWERS = HotStatement(sa_select(_REPORT.c.answers, _REPORT.c.ref).where(
-    _REPORT.c.id == bindparam("report_id")))
-_REPLACE = HotStatement(update(_REPORT).where(_REPORT.c.id == bindparam("report_id")).values(
-    answers=bindparam("new_answers"), person_id=bindparam("new_person_id"),
-    updated_at=bindparam("now")))
+_SET_REF = HotStatement(
+    update(_REPORT).where(_REPORT.c.id == bindparam("report_id")).values(ref=bindparam("new_ref"))
+)
+_ANSWERS = HotStatement(
+    sa_select(_REPORT.c.answers, _REPORT.c.ref).where(_REPORT.c.id == bindparam("report_id"))
+)
+_REPLACE = HotStatement(
+    update(_REPORT)
+    .where(_REPORT.c.id == bindparam("report_id"))
+    .values(
+        answers=bindparam("new_answers"),
+        person_id=bindparam("new_person_id"),
+        updated_at=bindparam("now"),
+    )
+)
 _INSERT_CHANGE = insert(ReportChange.__table__)  # type: ignore[attr-defined]
 
 
-def period_report(runner: Session | Connection, form_id: str, organization_id: int,
-                  period: str) -> ReportRef | None:
-    row = _PERIOD_REPORT.first(runner, {"form_id": form_id, "organization_id": organization_id,
-                                        "period": period})
+def period_report(
+    runner: Session | Connection, form_id: str, organization_id: int, period: str
+) -> ReportRef | None:
+    row = _PERIOD_REPORT.first(
+        runner, {"form_id": form_id, "organization_id": organization_id, "period": period}
+    )
     return ReportRef(*row) if row else None
 
 
-def add_report(runner: Session | Connection, *, form_id: str, prefix: str, group_id: int,
-               organization_id: int, person_id: int, period: str | None,
-               answers: dict[str, Any], now: datetime) -> ReportRef:
+def add_report(
+    runner: Session | Connection,
+    *,
+    form_id: str,
+    prefix: str,
+    group_id: int,
+    organization_id: int,
+    person_id: int,
+    period: str | None,
+    answers: dict[str, Any],
+    now: datetime,
+) -> ReportRef:
     """Store a new report and give it its reference (the form's prefix and its number)."""
-    row = _INSERT.first(runner, {
-        "form_id": form_id, "group_id": group_id, "organization_id": organization_id,
-        "person_id": person_id, "period": period, "answers": answers, "submitted_at": now,
-        "updated_at": now})
+    row = _INSERT.first(
+        runner,
+        {
+            "form_id": form_id,
+            "group_id": group_id,
+            "organization_id": organization_id,
+            "person_id": person_id,
+            "period": period,
+            "answers": answers,
+            "submitted_at": now,
+            "updated_at": now,
+        },
+    )
     assert row is not None
     report_id = row[0]
     ref = f"{prefix}-{report_id}"
@@ -64,31 +95,68 @@ def add_report(runner: Session | Connection, *, form_id: str, prefix: str, group
     return ReportRef(report_id, ref)
 
 
-def replace_answers(runner: Session | Connection, report_id: int, answers: dict[str, Any],
-                    person_id: int, now: datetime, reason: str) -> ReportRef | None:
+def replace_answers(
+    runner: Session | Connection,
+    report_id: int,
+    answers: dict[str, Any],
+    person_id: int,
+    now: datetime,
+    reason: str,
+) -> ReportRef | None:
     """`change_report` by the report's id, in Core; None if there is no such report."""
     row = _ANSWERS.first(runner, {"report_id": report_id})
     if row is None:
         return None
     old_answers, ref = row
-    changes = [{"report_id": report_id, "person_id": person_id, "changed_at": now,
-                "reason": reason, "field": field, "old_value": old, "new_value": new}
-               for field, old, new in _changes(old_answers, answers)]
+    changes = [
+        {
+            "report_id": report_id,
+            "person_id": person_id,
+            "changed_at": now,
+            "reason": reason,
+            "field": field,
+            "old_value": old,
+            "new_value": new,
+        }
+        for field, old, new in _changes(old_answers, answers)
+    ]
     if changes:
         runner.execute(_INSERT_CHANGE, changes)
-    _REPLACE.run(runner, {"report_id": report_id, "new_answers": dict(answers),
-                          "new_person_id": person_id, "now": now})
+    _REPLACE.run(
+        runner,
+        {
+            "report_id": report_id,
+            "new_answers": dict(answers),
+            "new_person_id": person_id,
+            "now": now,
+        },
+    )
     return ReportRef(report_id, ref)
 
 
-def change_report(session: Session, report: Report, answers: dict[str, Any], person_id: int,
-                  now: datetime, reason: str) -> int:
+def change_report(
+    session: Session,
+    report: Report,
+    answers: dict[str, Any],
+    person_id: int,
+    now: datetime,
+    reason: str,
+) -> int:
     """Give `report` new answers, keeping every old value in the audit trail. Returns changes."""
     assert report.id is not None
     changed = 0
     for field, old, new in _changes(report.answers, answers):
-        session.add(ReportChange(report_id=report.id, person_id=person_id, changed_at=now,
-                                 reason=reason, field=field, old_value=old, new_value=new))
+        session.add(
+            ReportChange(
+                report_id=report.id,
+                person_id=person_id,
+                changed_at=now,
+                reason=reason,
+                field=field,
+                old_value=old,
+                new_value=new,
+            )
+        )
         changed += 1
     report.answers = dict(answers)
     report.person_id = person_id
@@ -105,10 +173,17 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> Iterator[tuple[str, An
 
 
 def recent_reports(session: Session, person_id: int, limit: int = 10) -> Sequence[Report]:
-    return session.exec(select(Report).where(Report.person_id == person_id)
-                        .order_by(col(Report.updated_at).desc()).limit(limit)).all()
+    return session.exec(
+        select(Report)
+        .where(Report.person_id == person_id)
+        .order_by(col(Report.updated_at).desc())
+        .limit(limit)
+    ).all()
 
 
 def report_changes(session: Session, report_id: int) -> Sequence[ReportChange]:
-    return session.exec(select(ReportChange).where(ReportChange.report_id == report_id)
-                        .order_by(col(ReportChange.id))).all()
+    return session.exec(
+        select(ReportChange)
+        .where(ReportChange.report_id == report_id)
+        .order_by(col(ReportChange.id))
+    ).all()

@@ -47,8 +47,9 @@ def checkpointing(engine: Engine, every: float = CHECKPOINT_SECONDS) -> Iterator
         yield
         return
     stop = threading.Event()
-    thread = threading.Thread(target=_checkpoint_until, args=(engine, stop, every),
-                              name="sqlite-checkpoints", daemon=True)
+    thread = threading.Thread(
+        target=_checkpoint_until, args=(engine, stop, every), name="sqlite-checkpoints", daemon=True
+    )
     thread.start()
     try:
         yield
@@ -62,8 +63,12 @@ def _checkpoint_until(engine: Engine, stop: threading.Event, every: float) -> No
         stopping = stop.wait(every)
         try:
             busy, frames, copied = checkpoint(engine)
-            log.debug("checkpoint: %d of %d log frames copied%s", copied, frames,
-                      " (busy)" if busy else "")
+            log.debug(
+                "checkpoint: %d of %d log frames copied%s",
+                copied,
+                frames,
+                " (busy)" if busy else "",
+            )
         except Exception as error:  # the next round, or a commit past the backstop, retries
             log.warning("checkpoint failed (%s)", error.__class__.__name__)
         if stopping:

@@ -21,8 +21,9 @@ from storage.network import apply_network, read_network
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_NETWORK = ROOT / "examples" / "network.yaml"
-POSTGRES_URL = os.environ.get("SANAD_TEST_POSTGRES",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "SANAD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def _postgres_reason() -> str | None:
@@ -32,8 +33,10 @@ def _postgres_reason() -> str | None:
         with psycopg.connect(dsn, connect_timeout=2):
             return None
     except psycopg.Error as error:
-        return f"PostgreSQL not reachable at {POSTGRES_URL} ({error.__class__.__name__}); " \
-               "set SANAD_TEST_POSTGRES to run these tests against it"
+        return (
+            f"PostgreSQL not reachable at {POSTGRES_URL} ({error.__class__.__name__}); "
+            "set SANAD_TEST_POSTGRES to run these tests against it"
+        )
 
 
 POSTGRES_SKIP = _postgres_reason()
@@ -89,8 +92,12 @@ def clock() -> Clock:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, telegram_bot_token="123456:TEST-TOKEN-never-logged",
-                    database_url=database_url, data_dir=tmp_path / "data")
+    return Settings(
+        _env_file=None,
+        telegram_bot_token="123456:TEST-TOKEN-never-logged",
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+    )
 
 
 @pytest.fixture

@@ -11,16 +11,17 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.app import Sanad
-from bot.channels.fake_bot_api import FakeBotApi, FakeUser, SentMessage
 from bot.channels.telegram import apply_update, build_application
 from storage.db import transaction
 from storage.models import Organization
 from storage.people import new_invite
 from storage.types import utcnow
+from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser, SentMessage
 
 
-def invite(sanad: Sanad, org: str, role: str = "worker",
-           valid_for: timedelta | None = timedelta(days=7)) -> str:
+def invite(
+    sanad: Sanad, org: str, role: str = "worker", valid_for: timedelta | None = timedelta(days=7)
+) -> str:
     """A fresh invitation code, as `python -m bot invite` makes it."""
     with transaction(sanad.engine) as session:
         organization = session.exec(select(Organization).where(Organization.key == org)).one()
@@ -33,8 +34,9 @@ class Telegram:
     def __init__(self, sanad: Sanad, api: FakeBotApi | None = None) -> None:
         self.sanad = sanad
         self.api = api or FakeBotApi()  # the same api: update ids go on where they were
-        self.app: Application = build_application(sanad, request=self.api.request(),
-                                                  get_updates_request=self.api.request())
+        self.app: Application = build_application(
+            sanad, request=self.api.request(), get_updates_request=self.api.request()
+        )
 
     async def __aenter__(self) -> Telegram:
         await self.app.initialize()
@@ -55,8 +57,9 @@ class Telegram:
         """Stop the Application and build a new one on the same database (a restart)."""
         await self.app.post_stop(self.app)  # type: ignore[misc]
         await self.app.shutdown()
-        self.app = build_application(self.sanad, request=self.api.request(),
-                                     get_updates_request=self.api.request())
+        self.app = build_application(
+            self.sanad, request=self.api.request(), get_updates_request=self.api.request()
+        )
         await self.app.initialize()
         await self.app.post_init(self.app)  # type: ignore[misc]
 
@@ -72,8 +75,11 @@ class Person:
     async def _do(self, update: dict[str, Any]) -> list[str]:
         before = len(self.telegram.api.sent)
         await self.telegram.deliver(update)
-        self.answers = [m for m in self.telegram.api.sent[before:]
-                        if m.chat_id == self.user.id and m.method != "editMessageReplyMarkup"]
+        self.answers = [
+            m
+            for m in self.telegram.api.sent[before:]
+            if m.chat_id == self.user.id and m.method != "editMessageReplyMarkup"
+        ]
         return self.texts
 
     async def says(self, text: str) -> list[str]:
@@ -118,8 +124,13 @@ class Person:
         return [plain(text) for text, _ in self.telegram.api.buttons(self.keyboard_message)]
 
 
-async def registered(telegram: Telegram, org: str = "bh_sitra_women", user_id: int = 201,
-                     name: str = "Fatima", language: str = "en") -> Person:
+async def registered(
+    telegram: Telegram,
+    org: str = "bh_sitra_women",
+    user_id: int = 201,
+    name: str = "Fatima",
+    language: str = "en",
+) -> Person:
     """Someone who opened an invitation to `org` and chose their language."""
     code = invite(telegram.sanad, org)
     person = telegram.person(user_id, name, language=language)

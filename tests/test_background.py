@@ -9,10 +9,10 @@ import httpx
 from telegram import Bot
 
 from bot.app import Sanad
-from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram import build_application, polling, run_worker
 from bot.metrics import Metrics
 from tests.conftest import Clock
+from tests.fakes.telegram_bot_api import FakeBotApi
 from tests.harness import Telegram, invite, plain, registered
 from tests.test_nothing_lost import recorded
 
@@ -20,25 +20,29 @@ from tests.test_nothing_lost import recorded
 REMINDER_TIME = datetime(2026, 12, 6, 7, 0, 30, tzinfo=UTC)
 
 
-async def test_the_bot_process_reminds_and_the_button_opens_the_form(sanad: Sanad,
-                                                                     clock: Clock) -> None:
-    async with Telegram(sanad) as telegram:      # register a worker first
+async def test_the_bot_process_reminds_and_the_button_opens_the_form(
+    sanad: Sanad, clock: Clock
+) -> None:
+    async with Telegram(sanad) as telegram:  # register a worker first
         worker = telegram.person(601, "Fatima", language="en")
         await worker.says(f"/start {invite(sanad, 'bh_sitra_women')}")
         await worker.taps("English")
     clock.running(REMINDER_TIME)
-    api = telegram.api   # the same Telegram: update ids go on from where they were
-    app = build_application(sanad, request=api.request(), get_updates_request=api.request(),
-                            with_background=True)
+    api = telegram.api  # the same Telegram: update ids go on from where they were
+    app = build_application(
+        sanad, request=api.request(), get_updates_request=api.request(), with_background=True
+    )
     async with polling(app, timeout=1):
-        reminder = await api.wait_for(lambda m: m.chat_id == 601 and "Reminder" in
-                                      plain(m.text or ""), timeout=15)
+        reminder = await api.wait_for(
+            lambda m: m.chat_id == 601 and "Reminder" in plain(m.text or ""), timeout=15
+        )
         assert "Recycling output" in plain(reminder.text or "")
         [(label, data)] = api.buttons(reminder)
         assert label == "Fill it now"
         api.user(601, language_code="en").press(data, reminder)
-        await api.wait_for(lambda m: m.chat_id == 601 and "For which week?" in
-                           plain(m.text or ""), timeout=10)
+        await api.wait_for(
+            lambda m: m.chat_id == 601 and "For which week?" in plain(m.text or ""), timeout=10
+        )
 
 
 async def test_the_worker_process_sends_alone(sanad: Sanad, clock: Clock) -> None:
@@ -67,8 +71,9 @@ async def test_the_worker_process_sends_alone(sanad: Sanad, clock: Clock) -> Non
         served.shutdown()
 
 
-async def test_update_ids_telegram_can_no_longer_send_again_are_forgotten(sanad: Sanad,
-                                                                          clock: Clock) -> None:
+async def test_update_ids_telegram_can_no_longer_send_again_are_forgotten(
+    sanad: Sanad, clock: Clock
+) -> None:
     async with Telegram(sanad) as telegram:
         fatima = await registered(telegram, "bh_sitra_women", 604)  # two updates
         clock.advance(days=8)
@@ -77,8 +82,12 @@ async def test_update_ids_telegram_can_no_longer_send_again_are_forgotten(sanad:
         # The harness applied them without polling: Telegram itself keeps none past a day.
         await telegram.app.bot.delete_webhook(drop_pending_updates=True)
     assert len(recorded(sanad)) == 3
-    app = build_application(sanad, request=telegram.api.request(),
-                            get_updates_request=telegram.api.request(), with_background=True)
+    app = build_application(
+        sanad,
+        request=telegram.api.request(),
+        get_updates_request=telegram.api.request(),
+        with_background=True,
+    )
     async with polling(app, timeout=1):
         for _ in range(100):
             if len(recorded(sanad)) == 1:
@@ -86,5 +95,6 @@ async def test_update_ids_telegram_can_no_longer_send_again_are_forgotten(sanad:
             await asyncio.sleep(0.1)
     assert recorded(sanad) == {recent["update_id"]}, "a week later only the recent id is kept"
     async with Telegram(sanad, telegram.api) as again:
-        assert await again.person(604, "Fatima", language="en")._do(recent) == [], \
+        assert await again.person(604, "Fatima", language="en")._do(recent) == [], (
             "a redelivery of the recent update is still recognised"
+        )

@@ -33,14 +33,22 @@ async def join(telegram: Telegram, org: str, role: str, user_id: int) -> Chat:
     return person
 
 
-def add_people(sanad: Sanad, org: str, count: int, language: str = "en",
-               first_chat: int = FIRST_CHAT) -> list[int]:
+def add_people(
+    sanad: Sanad, org: str, count: int, language: str = "en", first_chat: int = FIRST_CHAT
+) -> list[int]:
     """`count` workers of `org` straight in the database (chats first_chat, +1, ...)."""
     with transaction(sanad.engine) as session:
         organization = session.exec(select(Organization).where(Organization.key == org)).one()
-        rows = [Person(channel="telegram", address=str(first_chat + n), role="worker",
-                       language=language, organization_id=organization.id or 0)
-                for n in range(count)]
+        rows = [
+            Person(
+                channel="telegram",
+                address=str(first_chat + n),
+                role="worker",
+                language=language,
+                organization_id=organization.id or 0,
+            )
+            for n in range(count)
+        ]
         session.add_all(rows)
         session.flush()
         return [row.id or 0 for row in rows]
@@ -54,16 +62,16 @@ async def press_value(chat: Chat, value: str) -> list[str]:
 
 
 async def send_all(sanad: Sanad, telegram: Telegram, clock: Clock) -> None:
-    sender = Sender(sanad.engine, telegram_deliver(telegram.app.bot), clock=clock,
-                    sleep=Sleeper(clock))
+    sender = Sender(
+        sanad.engine, telegram_deliver(telegram.app.bot), clock=clock, sleep=Sleeper(clock)
+    )
     while await sender.run_once():
         pass
 
 
 def tick(sanad: Sanad, clock: Clock) -> None:
     """One minute of the background monitoring."""
-    Monitor(sanad.engine, sanad.dispatcher.services.forms, sanad.settings.charts_dir,
-            clock).tick()
+    Monitor(sanad.engine, sanad.dispatcher.services.forms, sanad.settings.charts_dir, clock).tick()
 
 
 def outbox_text(sanad: Sanad, key: str) -> str:
@@ -79,7 +87,8 @@ def report_text(sanad: Sanad, clock: Clock, broadcast_id: int) -> str:
 
 
 async def test_an_admin_broadcasts_a_text_per_language_to_a_group_and_a_role(
-        sanad: Sanad, clock: Clock) -> None:
+    sanad: Sanad, clock: Clock
+) -> None:
     async with Telegram(sanad) as telegram:
         admin = await join(telegram, "arab_network", "admin", 801)
         await join(telegram, "bh_sitra_women", "worker", 802)
@@ -124,15 +133,17 @@ async def test_an_admin_broadcasts_a_text_per_language_to_a_group_and_a_role(
 
 
 async def test_a_coordinator_reaches_only_their_group_and_can_cancel(
-        sanad: Sanad, clock: Clock) -> None:
+    sanad: Sanad, clock: Clock
+) -> None:
     async with Telegram(sanad) as telegram:
         coordinator = await join(telegram, "bh_young_ladies", "coordinator", 811)
         await join(telegram, "bh_sitra_women", "worker", 812)
         add_people(sanad, "bh_hamad_women", 5)
         add_people(sanad, "eg_supportive", 3, first_chat=FIRST_CHAT + 100)
         with transaction(sanad.engine) as session:
-            egypt = session.exec(select(Organization).where(
-                Organization.key == "eg_supportive")).one()
+            egypt = session.exec(
+                select(Organization).where(Organization.key == "eg_supportive")
+            ).one()
 
         await coordinator.says("/broadcast")
         await coordinator.says("Training on Thursday")
@@ -148,8 +159,9 @@ async def test_a_coordinator_reaches_only_their_group_and_can_cancel(
         await press_value(coordinator, f"organization:{egypt.id}")
         assert "That choice is not open to you." in coordinator.everything
         assert "That is 7 people." in coordinator.last  # nothing changed
-        await coordinator._do(coordinator.user.press(
-            telegram.api.buttons(old_keyboard)[0][1], old_keyboard))
+        await coordinator._do(
+            coordinator.user.press(telegram.api.buttons(old_keyboard)[0][1], old_keyboard)
+        )
         assert "no longer works" in coordinator.everything
         assert "That is 7 people." in coordinator.last  # still where it was
 
@@ -164,8 +176,10 @@ async def test_a_coordinator_reaches_only_their_group_and_can_cancel(
         assert "5 recipients: 0 delivered, 0 blocked, 0 failed, 5 waiting" in coordinator.last
         clock.advance(minutes=11)
         tick(sanad, clock)
-        assert outbox_text(sanad, "broadcast-progress:1:1") == \
-            "Broadcast #1: 0 of 5 delivered so far, 5 waiting."
+        assert (
+            outbox_text(sanad, "broadcast-progress:1:1")
+            == "Broadcast #1: 0 of 5 delivered so far, 5 waiting."
+        )
         await coordinator.taps("Cancel #1")
         assert "Broadcast #1 is cancelled: 5 messages will not be sent." in coordinator.last
         assert "· cancelled" in coordinator.last
@@ -199,16 +213,24 @@ async def test_500_people_through_429_403_502_and_a_restart(sanad: Sanad, clock:
         api.blocked |= blocked
         time = ScaledTime(factor=20, start=clock())
         api.limits(per_second_overall=30, per_chat_per_second=1, clock=time.timestamp)
-        api.fail_next("sendMessage", status=429, description="Too Many Requests: retry after 2",
-                      retry_after=2)
+        api.fail_next(
+            "sendMessage", status=429, description="Too Many Requests: retry after 2", retry_after=2
+        )
         api.fail_next("sendMessage", status=502, description="Bad Gateway", times=5)
-        api.fail_next("sendMessage", status=502, description="Bad Gateway", chat_id=broken,
-                      times=100)
+        api.fail_next(
+            "sendMessage", status=502, description="Bad Gateway", chat_id=broken, times=100
+        )
 
         def sender() -> Sender:
-            return Sender(sanad.engine, telegram_deliver(telegram.app.bot), clock=time.now,
-                          sleep=time.sleep, max_attempts=4, stale_after=timedelta(seconds=2),
-                          idle_seconds=0.5)
+            return Sender(
+                sanad.engine,
+                telegram_deliver(telegram.app.bot),
+                clock=time.now,
+                sleep=time.sleep,
+                max_attempts=4,
+                stale_after=timedelta(seconds=2),
+                idle_seconds=0.5,
+            )
 
         def claimed() -> int:
             with transaction(sanad.engine) as session:
@@ -245,10 +267,11 @@ async def test_500_people_through_429_403_502_and_a_restart(sanad: Sanad, clock:
 
         with transaction(sanad.engine) as session:
             figures = broadcasts.figures(session, 1)
-            rows = session.exec(select(OutboxMessage).where(
-                OutboxMessage.broadcast_id == 1)).all()
-            unreachable = {int(p.address) for p in session.exec(select(Person).where(
-                col(Person.reachable).is_(False))).all()}
+            rows = session.exec(select(OutboxMessage).where(OutboxMessage.broadcast_id == 1)).all()
+            unreachable = {
+                int(p.address)
+                for p in session.exec(select(Person).where(col(Person.reachable).is_(False))).all()
+            }
             assert session.get(Broadcast, 1).recipients == 500  # type: ignore[union-attr]
         received = Counter(m.chat_id for m in api.sent if m.chat_id >= FIRST_CHAT)
         reachable = set(chat.values()) - blocked - {broken}
@@ -259,15 +282,21 @@ async def test_500_people_through_429_403_502_and_a_restart(sanad: Sanad, clock:
         assert len(resent) <= 8  # the claimed batch of the stopped sender went out again ...
         assert len(twice) <= 8  # ... and only what was in flight (its concurrency) arrived twice
         assert unreachable == blocked
-        assert (figures.delivered, figures.blocked, figures.failed, figures.waiting) == \
-            (489, 10, 1, 0)
+        assert (figures.delivered, figures.blocked, figures.failed, figures.waiting) == (
+            489,
+            10,
+            1,
+            0,
+        )
         report = report_text(sanad, clock, 1)
         assert "Of 500 people" in report
         assert "delivered: 489" in report and "blocked the bot: 10" in report
         assert "failed: 1" in report and "cancelled: 0" in report
         assert f"Sent again after a restart: {figures.resent}" in report
-        print(f"\n500-person broadcast: re-sent after the restart {figures.resent}, "
-              f"received twice {len(twice)}, flood waits answered {api.rejected_429}")
+        print(
+            f"\n500-person broadcast: re-sent after the restart {figures.resent}, "
+            f"received twice {len(twice)}, flood waits answered {api.rejected_429}"
+        )
 
 
 async def test_a_photo_goes_with_its_caption(sanad: Sanad, clock: Clock) -> None:

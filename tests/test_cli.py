@@ -22,8 +22,12 @@ from storage.people import remember
 from storage.types import utcnow
 
 EXAMPLE_NETWORK = Path(__file__).resolve().parent.parent / "examples" / "network.yaml"
-TELEGRAM_VARIABLES = ("TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_USERNAME", "TELEGRAM_BASE_URL",
-                      "TELEGRAM_BASE_FILE_URL")
+TELEGRAM_VARIABLES = (
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_BOT_USERNAME",
+    "TELEGRAM_BASE_URL",
+    "TELEGRAM_BASE_FILE_URL",
+)
 
 
 @dataclass
@@ -38,8 +42,9 @@ class Ran:
 class Shell:
     """A terminal in an empty folder: `python -m bot ...` with these environment variables."""
 
-    def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch,
-                 capsys: pytest.CaptureFixture[str]) -> None:
+    def __init__(
+        self, folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         self.folder = folder
         self.monkeypatch = monkeypatch
         self.capsys = capsys
@@ -81,8 +86,9 @@ class Shell:
 
 
 @pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-          capsys: pytest.CaptureFixture[str]) -> Iterator[Shell]:
+def shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Shell]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield Shell(tmp_path, monkeypatch, capsys)
@@ -106,6 +112,7 @@ def bahrain(data: dict) -> dict:  # type: ignore[type-arg]
 
 # --- setup --------------------------------------------------------------------------------
 
+
 def test_setup_twice_changes_nothing_the_second_time(shell: Shell) -> None:
     first = shell.sanad("setup", str(EXAMPLE_NETWORK))
     assert first.code == 0, first.err
@@ -121,22 +128,36 @@ def test_setup_after_an_edit_renames_adds_and_retires(shell: Shell) -> None:
     assert shell.sanad("setup", str(EXAMPLE_NETWORK)).code == 0
     rural = shell.organization("bh_rural_girls")
     with shell.session() as session:
-        worker = Person(channel="console", address="amina", role="worker",
-                        organization_id=rural.id)
+        worker = Person(channel="console", address="amina", role="worker", organization_id=rural.id)
         session.add(worker)
         session.flush()
-        session.add(Report(ref="REC-1", form_id="recycling", group_id=rural.group_id,
-                           organization_id=rural.id, person_id=worker.id, period="2026-W48",
-                           answers={"paper_kg": "40"}))
+        session.add(
+            Report(
+                ref="REC-1",
+                form_id="recycling",
+                group_id=rural.group_id,
+                organization_id=rural.id,
+                person_id=worker.id,
+                period="2026-W48",
+                answers={"paper_kg": "40"},
+            )
+        )
 
     def edit(data: dict) -> None:  # type: ignore[type-arg]
         partners = bahrain(data)["partners"]
         hamad = next(p for p in partners if p["key"] == "bh_hamad_women")
         hamad["names"]["en"] = "Hamad Town Women's Association"
         partners[:] = [p for p in partners if p["key"] != "bh_rural_girls"]
-        partners.append({"key": "bh_muharraq_women", "names": {
-            "ar": "جمعية المحرق النسائية", "en": "Muharraq Women's Society",
-            "fr": "Association des femmes de Muharraq"}})
+        partners.append(
+            {
+                "key": "bh_muharraq_women",
+                "names": {
+                    "ar": "جمعية المحرق النسائية",
+                    "en": "Muharraq Women's Society",
+                    "fr": "Association des femmes de Muharraq",
+                },
+            }
+        )
 
     edited = shell.sanad("setup", str(network_copy(shell, edit)))
     assert edited.code == 0, edited.err
@@ -147,8 +168,11 @@ def test_setup_after_an_edit_renames_adds_and_retires(shell: Shell) -> None:
     assert not shell.organization("bh_rural_girls").active
     with shell.session() as session:
         [kept] = session.exec(select(Report)).all()
-        assert (kept.ref, kept.organization_id, kept.answers) == ("REC-1", rural.id,
-                                                                   {"paper_kg": "40"})
+        assert (kept.ref, kept.organization_id, kept.answers) == (
+            "REC-1",
+            rural.id,
+            {"paper_kg": "40"},
+        )
 
     restored = shell.sanad("setup", str(EXAMPLE_NETWORK))
     assert restored.out == "network applied: 0 added, 2 changed, 1 retired\n"
@@ -197,6 +221,7 @@ def test_setup_with_a_network_file_not_in_utf8_says_so(shell: Shell) -> None:
 
 # --- invite -------------------------------------------------------------------------------
 
+
 def invited(ran: Ran) -> str:
     match = re.search(r"^code: ([A-Z0-9]{8})$", ran.out, re.MULTILINE)
     assert match, ran.out + ran.err
@@ -233,8 +258,7 @@ def test_invite_reads_the_username_from_a_dot_env_file(shell: Shell) -> None:
 def test_invite_without_a_username_explains_how_to_use_the_code(shell: Shell) -> None:
     shell.sanad("setup", str(EXAMPLE_NETWORK))
 
-    ran = shell.sanad("invite", "--org", "bh_sitra_women", "--role", "worker",
-                      "--expires", "never")
+    ran = shell.sanad("invite", "--org", "bh_sitra_women", "--role", "worker", "--expires", "never")
 
     assert ran.code == 0, ran.err
     code = invited(ran)
@@ -257,8 +281,9 @@ def test_invite_uses_the_username_the_bot_remembered(shell: Shell) -> None:
 def test_invite_with_a_bad_expiry_is_refused(shell: Shell, expires: str) -> None:
     shell.sanad("setup", str(EXAMPLE_NETWORK))
 
-    ran = shell.sanad("invite", "--org", "bh_sitra_women", "--role", "worker",
-                      f"--expires={expires}")
+    ran = shell.sanad(
+        "invite", "--org", "bh_sitra_women", "--role", "worker", f"--expires={expires}"
+    )
 
     assert ran.code != 0 and "code:" not in ran.out
     assert "--expires" in ran.err and "7d" in ran.err
@@ -282,8 +307,12 @@ def test_invite_before_setup_says_to_run_setup(shell: Shell) -> None:
 
 def test_invite_for_a_retired_association_is_refused(shell: Shell) -> None:
     shell.sanad("setup", str(EXAMPLE_NETWORK))
-    without_rural = network_copy(shell, lambda data: bahrain(data).update(
-        partners=[p for p in bahrain(data)["partners"] if p["key"] != "bh_rural_girls"]))
+    without_rural = network_copy(
+        shell,
+        lambda data: bahrain(data).update(
+            partners=[p for p in bahrain(data)["partners"] if p["key"] != "bh_rural_girls"]
+        ),
+    )
     shell.sanad("setup", str(without_rural))
 
     ran = shell.sanad("invite", "--org", "bh_rural_girls", "--role", "worker")
@@ -298,6 +327,7 @@ def test_invite_with_an_unknown_role_is_refused(shell: Shell) -> None:
 
 
 # --- run ----------------------------------------------------------------------------------
+
 
 def test_run_without_a_token_explains_botfather_and_the_console(shell: Shell) -> None:
     ran = shell.sanad("run")

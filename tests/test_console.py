@@ -22,14 +22,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def sanad(tmp_path: Path, *arguments: str, typing: list[str]) -> subprocess.CompletedProcess[str]:
     """Run `python -m bot ARGUMENTS` in `tmp_path` with `typing` as its input, one per line."""
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("TELEGRAM_")}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", DATA_DIR=str(tmp_path / "data"),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TELEGRAM_")}
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+        DATA_DIR=str(tmp_path / "data"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    )
     typed = "".join(line + "\n" for line in typing)
-    result = subprocess.run([sys.executable, "-m", "bot", *arguments], input=typed,
-                            capture_output=True, text=True, encoding="utf-8", timeout=60,
-                            cwd=tmp_path, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", *arguments],
+        input=typed,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     return result
@@ -51,20 +60,23 @@ def reports(database: Path) -> list[Report]:
 
 
 def test_demo_recycling_report_with_numbers_typed_as_on_a_phone(tmp_path: Path) -> None:
-    shown = demo(tmp_path, [
-        "2",          # English
-        "3",          # Recycling output
-        "1",          # this week
-        "١٢٫٥",       # paper, in Arabic digits with the Arabic decimal separator
-        "12,5 kg",    # aluminium, with a decimal comma and the unit
-        "3",          # plastic
-        "10",         # sold
-        "5.5",        # revenue
-        "4",          # paid to the women
-        "7",          # women working
-        "1",          # notes: Skip
-        "1",          # Confirm and send
-    ])
+    shown = demo(
+        tmp_path,
+        [
+            "2",  # English
+            "3",  # Recycling output
+            "1",  # this week
+            "١٢٫٥",  # paper, in Arabic digits with the Arabic decimal separator
+            "12,5 kg",  # aluminium, with a decimal comma and the unit
+            "3",  # plastic
+            "10",  # sold
+            "5.5",  # revenue
+            "4",  # paid to the women
+            "7",  # women working
+            "1",  # notes: Skip
+            "1",  # Confirm and send
+        ],
+    )
 
     assert "demo" in shown and "2) English" in shown
     assert "From now on I will write to you in English." in shown
@@ -92,18 +104,21 @@ def test_demo_check_in_with_a_photo_file_and_a_typed_location(tmp_path: Path) ->
     photo = tmp_path / "Visit.JPG"
     photo.write_bytes(b"\xff\xd8\xff\xe0 a small jpeg")
 
-    shown = demo(tmp_path, [
-        "2",              # English
-        "2",              # Field check-in
-        "1",              # Today
-        "1",              # Home visit
-        "26.2,50.6",      # where: latitude,longitude
-        "12",             # families visited
-        "2",              # challenges? No
-        str(photo),       # the photo, as a file path
-        "1",              # Done
-        "1",              # Confirm and send
-    ])
+    shown = demo(
+        tmp_path,
+        [
+            "2",  # English
+            "2",  # Field check-in
+            "1",  # Today
+            "1",  # Home visit
+            "26.2,50.6",  # where: latitude,longitude
+            "12",  # families visited
+            "2",  # challenges? No
+            str(photo),  # the photo, as a file path
+            "1",  # Done
+            "1",  # Confirm and send
+        ],
+    )
 
     assert "1 photo received." in shown
     assert "Saved. Your reference number is CHK-" in shown
@@ -123,8 +138,7 @@ def test_a_photo_path_in_quotes_as_a_terminal_pastes_it(tmp_path: Path) -> None:
     photo = tmp_path / "field visit.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0 another jpeg")
 
-    shown = demo(tmp_path, ["2", "2", "1", "1", "Sitra market", "5", "2",
-                            f"'{photo}' ", "1", "1"])
+    shown = demo(tmp_path, ["2", "2", "1", "1", "Sitra market", "5", "2", f"'{photo}' ", "1", "1"])
 
     assert "Saved. Your reference number is CHK-" in shown
     [report] = reports(tmp_path / "demo.db")
@@ -134,8 +148,9 @@ def test_a_photo_path_in_quotes_as_a_terminal_pastes_it(tmp_path: Path) -> None:
 
 
 def test_someone_not_registered_is_asked_for_an_invitation(tmp_path: Path) -> None:
-    result = sanad(tmp_path, "console", "--as", "someone", "--language", "en",
-                   typing=["hello", "/checkin"])
+    result = sanad(
+        tmp_path, "console", "--as", "someone", "--language", "en", typing=["hello", "/checkin"]
+    )
 
     assert "Please send the invitation code your coordinator gave you." in result.stdout
     assert "This invitation code is not valid." in result.stdout
@@ -146,8 +161,9 @@ def test_the_console_ends_quietly_at_end_of_input_or_quit(tmp_path: Path) -> Non
     nothing = sanad(tmp_path, "console", "--as", "someone", "--language", "en", typing=[])
     assert "invitation code" in nothing.stdout
 
-    quit_first = sanad(tmp_path, "console", "--as", "someone", "--language", "en",
-                       typing=["/quit", "hello"])
+    quit_first = sanad(
+        tmp_path, "console", "--as", "someone", "--language", "en", typing=["/quit", "hello"]
+    )
     assert "is not valid" not in quit_first.stdout
 
 
@@ -156,8 +172,9 @@ class Console:
 
     def __init__(self, sanad: Sanad, person: str, language: str = "ar") -> None:
         self.out = io.StringIO()
-        self.chat = ConsoleChat(sanad.dispatcher, person, sanad.settings.media_dir, self.out,
-                                language)
+        self.chat = ConsoleChat(
+            sanad.dispatcher, person, sanad.settings.media_dir, self.out, language
+        )
 
     def types(self, line: str) -> str:
         before = len(self.out.getvalue())
@@ -194,31 +211,40 @@ def test_a_dropped_photo_path_with_escaped_spaces(sanad: Sanad, tmp_path: Path) 
 
 
 def test_killed_in_the_middle_of_a_form_the_worker_resumes_where_they_stopped(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     database = f"sqlite:///{tmp_path / 'demo.db'}"
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("TELEGRAM_")}
-    env.update(DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
-    process = subprocess.Popen([sys.executable, "-m", "bot", "demo", "--database", database],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                               encoding="utf-8", cwd=tmp_path, env=env)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TELEGRAM_")}
+    env.update(
+        DATA_DIR=str(tmp_path / "data"),
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "demo", "--database", database],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        cwd=tmp_path,
+        env=env,
+    )
     assert process.stdin is not None and process.stdout is not None
 
     def answer(line: str, then: str) -> None:
-        process.stdin.write(line + "\n")   # type: ignore[union-attr]
-        process.stdin.flush()              # type: ignore[union-attr]
-        for shown in process.stdout:       # type: ignore[union-attr]
+        process.stdin.write(line + "\n")  # type: ignore[union-attr]
+        process.stdin.flush()  # type: ignore[union-attr]
+        for shown in process.stdout:  # type: ignore[union-attr]
             if then in shown:
                 return
         raise AssertionError(f"never saw {then!r}")
 
     try:
-        answer("2", "What would you like to do?")       # English
-        answer("3", "For which week?")                  # Recycling output
+        answer("2", "What would you like to do?")  # English
+        answer("3", "For which week?")  # Recycling output
         answer("1", "Paper collected")
-        answer("40", "Aluminium collected")             # stored before it asks the next
-        process.kill()                                  # kill -9, in the middle of the form
+        answer("40", "Aluminium collected")  # stored before it asks the next
+        process.kill()  # kill -9, in the middle of the form
     finally:
         process.wait(timeout=30)
     shown = demo(tmp_path, ["/recycling", "1", "", ""])

@@ -16,8 +16,7 @@ from tests.harness import Person as Chat
 from tests.harness import Telegram, invite, plain, report_recycling
 
 
-async def join(telegram: Telegram, org: str, user_id: int, name: str,
-               role: str = "worker") -> Chat:
+async def join(telegram: Telegram, org: str, user_id: int, name: str, role: str = "worker") -> Chat:
     chat = telegram.person(user_id, name, language="en")
     await chat.says(f"/start {invite(telegram.sanad, org, role)}")
     await chat.taps("English")
@@ -41,8 +40,7 @@ def person_id(sanad: Sanad, chat: Chat) -> int:
         return person.id
 
 
-async def test_a_worker_corrects_a_number_and_history_shows_it(sanad: Sanad,
-                                                                clock: Clock) -> None:
+async def test_a_worker_corrects_a_number_and_history_shows_it(sanad: Sanad, clock: Clock) -> None:
     async with Telegram(sanad) as telegram:
         fatima = await join(telegram, "bh_sitra_women", 801, "Fatima")
         await reported(fatima)
@@ -66,7 +64,7 @@ async def test_a_worker_corrects_a_number_and_history_shows_it(sanad: Sanad,
         assert "History of REC-1, Recycling output:" in fatima.last
         assert "Sent on" in fatima.last
         assert "Fatima: Plastic collected (kg): 30 kg → 1,250 kg (corrected)" in fatima.last
-        assert "29/11/2026" in fatima.last or "11/29/26" in fatima.last   # Bahrain time
+        assert "29/11/2026" in fatima.last or "11/29/26" in fatima.last  # Bahrain time
 
         clock.advance(days=8)
         await fatima.says("/correct REC-1")
@@ -78,17 +76,22 @@ async def test_a_worker_corrects_a_number_and_history_shows_it(sanad: Sanad,
     assert report.person_id == person_id(sanad, fatima)
     with transaction(sanad.engine) as session:
         [change] = session.exec(select(ReportChange)).all()
-    assert (change.field, change.old_value, change.new_value, change.reason) == \
-        ("plastic_kg", 30, 1250, "corrected")
+    assert (change.field, change.old_value, change.new_value, change.reason) == (
+        "plastic_kg",
+        30,
+        1250,
+        "corrected",
+    )
 
 
 async def test_a_coordinator_queries_the_worker_corrects_and_it_is_checked(
-        sanad: Sanad, clock: Clock) -> None:
+    sanad: Sanad, clock: Clock
+) -> None:
     async with Telegram(sanad) as telegram:
         fatima = await join(telegram, "bh_sitra_women", 811, "Fatima")
         huda = await join(telegram, "bh_young_ladies", 812, "Huda", "coordinator")
         await reported(fatima)
-        clock.advance(days=10)   # past the window: an open query may still be answered
+        clock.advance(days=10)  # past the window: an open query may still be answered
 
         await huda.says("/review")
         assert "Which report do you want to review?" in huda.last
@@ -101,8 +104,7 @@ async def test_a_coordinator_queries_the_worker_corrects_and_it_is_checked(
         assert "Your question about REC-1 was sent to Fatima." in huda.everything
 
         with transaction(sanad.engine) as session:
-            [query] = session.exec(select(OutboxMessage)
-                                   .where(OutboxMessage.kind == "query")).all()
+            [query] = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "query")).all()
         assert query.person_id == person_id(sanad, fatima)
         assert "Huda has a question about your report REC-1" in plain(query.text)
         assert "Paper 100 kg but only 60 kg sold?" in plain(query.text)
@@ -110,8 +112,9 @@ async def test_a_coordinator_queries_the_worker_corrects_and_it_is_checked(
 
         sender = Sender(sanad.engine, telegram_deliver(telegram.app.bot), clock=clock)
         assert await sender.run_once() == 1
-        assert "Paper 100 kg but only 60 kg sold?" in \
-            plain(telegram.api.messages_to(fatima.user.id)[-1].text or "")
+        assert "Paper 100 kg but only 60 kg sold?" in plain(
+            telegram.api.messages_to(fatima.user.id)[-1].text or ""
+        )
 
         await fatima.taps("Correct it")
         assert "REC-1, Recycling output. Which answer" in fatima.last
@@ -120,9 +123,10 @@ async def test_a_coordinator_queries_the_worker_corrects_and_it_is_checked(
         await fatima.taps("Save the correction")
         assert "Quantity sold (kg) is now 95 kg" in fatima.everything
 
-        assert await sender.run_once() == 1   # Huda learns of the correction
-        assert "Fatima corrected REC-1 after your question: Quantity sold (kg)." in \
-            plain(telegram.api.messages_to(huda.user.id)[-1].text or "")
+        assert await sender.run_once() == 1  # Huda learns of the correction
+        assert "Fatima corrected REC-1 after your question: Quantity sold (kg)." in plain(
+            telegram.api.messages_to(huda.user.id)[-1].text or ""
+        )
         await huda.taps("Review it")
         assert "Review: query: Paper 100 kg but only 60 kg sold?" in huda.last
         await huda.taps("Mark as checked")
@@ -139,17 +143,19 @@ async def test_a_coordinator_queries_the_worker_corrects_and_it_is_checked(
     assert (report.review, report.review_comment) == ("checked", None)
     assert report.answers["sold_kg"] == 95
     with transaction(sanad.engine) as session:
-        marks = session.exec(select(ReportChange).where(ReportChange.field == "_review")
-                             .order_by(ReportChange.id)).all()
+        marks = session.exec(
+            select(ReportChange).where(ReportChange.field == "_review").order_by(ReportChange.id)
+        ).all()
     assert [m.new_value for m in marks] == [
         {"review": "query", "comment": "Paper 100 kg but only 60 kg sold?"},
-        {"review": "checked", "comment": None}]
-    assert marks[1].old_value == {"review": "query",
-                                  "comment": "Paper 100 kg but only 60 kg sold?"}
+        {"review": "checked", "comment": None},
+    ]
+    assert marks[1].old_value == {"review": "query", "comment": "Paper 100 kg but only 60 kg sold?"}
 
 
 async def test_a_coordinator_corrects_without_a_window_and_the_report_stays_the_workers(
-        sanad: Sanad, clock: Clock) -> None:
+    sanad: Sanad, clock: Clock
+) -> None:
     async with Telegram(sanad) as telegram:
         fatima = await join(telegram, "bh_sitra_women", 821, "Fatima")
         huda = await join(telegram, "bh_young_ladies", 822, "Huda", "coordinator")
@@ -214,11 +220,12 @@ async def test_a_replayed_old_button_does_nothing_but_say_so(sanad: Sanad) -> No
         await fatima.says("/correct REC-1")
         fields = fatima.keyboard_message
         await fatima.taps("Paper collected")
-        data = dict((label.split(":")[0], value)
-                    for label, value in telegram.api.buttons(fields))["Aluminium collected (kg)"]
+        data = dict((label.split(":")[0], value) for label, value in telegram.api.buttons(fields))[
+            "Aluminium collected (kg)"
+        ]
         await fatima._do(fatima.user.press(data, fields))
         assert "no longer works" in fatima.everything
-        assert "Current answer: 100 kg" in fatima.last   # still waiting for the paper
+        assert "Current answer: 100 kg" in fatima.last  # still waiting for the paper
         await fatima.says("110")
         await fatima.taps("Save the correction")
         await fatima._do(fatima.user.press(data, fields))
@@ -229,7 +236,8 @@ async def test_a_replayed_old_button_does_nothing_but_say_so(sanad: Sanad) -> No
 
 
 async def test_an_admin_sees_the_history_of_any_report_and_a_worker_has_no_review(
-        sanad: Sanad) -> None:
+    sanad: Sanad,
+) -> None:
     async with Telegram(sanad) as telegram:
         fatima = await join(telegram, "bh_sitra_women", 861, "Fatima")
         salma = await join(telegram, "arab_network", 862, "Salma", "admin")

@@ -40,8 +40,6 @@ from sqlmodel import select
 
 from bench.common import partner_network
 from bot.app import Sanad, assemble
-from bot.channels.fake_bot_api import FakeBotApi, SentMessage
-from bot.channels.fake_bot_server import pushing_webhooks, serving
 from bot.settings import Settings
 from outbox.sender import Sender
 from storage import broadcasts
@@ -50,6 +48,8 @@ from storage.db import transaction
 from storage.models import Conversation, Organization, Person, ProcessedUpdate, Report, ReportChange
 from storage.network import apply_network
 from storage.types import utcnow
+from tests.fakes.telegram_bot_api import FakeBotApi, SentMessage
+from tests.fakes.telegram_bot_server import pushing_webhooks, serving
 from tests.harness import plain
 
 WORKERS = 100
@@ -75,6 +75,7 @@ SAVED = re.compile(r"Saved\. .*REC-\d+")
 
 # --- the network and the people ------------------------------------------------------------
 
+
 def prepare(sanad: Sanad) -> int:
     """An association per worker, the workers and onlookers registered, an admin; the
     broadcast to all of them created (its messages wait in the outbox). Returns its id."""
@@ -84,18 +85,38 @@ def prepare(sanad: Sanad) -> int:
         apply_network(session, spec)
         session.flush()
         orgs = {o.key: o.id for o in session.exec(select(Organization)).all()}
-        people = [Person(channel="telegram", address=str(FIRST_CHAT + i),
-                         display_name=f"Worker {i}", language="en", role="worker",
-                         organization_id=orgs[f"drill_{i % WORKERS}"], created_at=now)
-                  for i in range(WORKERS + ONLOOKERS)]
-        admin = Person(channel="telegram", address=str(FIRST_CHAT - 1), display_name="Admin",
-                       language="en", role="admin", organization_id=orgs["drill_network"],
-                       created_at=now)
+        people = [
+            Person(
+                channel="telegram",
+                address=str(FIRST_CHAT + i),
+                display_name=f"Worker {i}",
+                language="en",
+                role="worker",
+                organization_id=orgs[f"drill_{i % WORKERS}"],
+                created_at=now,
+            )
+            for i in range(WORKERS + ONLOOKERS)
+        ]
+        admin = Person(
+            channel="telegram",
+            address=str(FIRST_CHAT - 1),
+            display_name="Admin",
+            language="en",
+            role="admin",
+            organization_id=orgs["drill_network"],
+            created_at=now,
+        )
         session.add_all([*people, admin])
         session.flush()
         assert admin.id is not None
-        broadcast = broadcasts.create(session, created_by=admin.id, texts={"*": BROADCAST},
-                                      photo=None, audience=Audience(roles=["worker"]), now=now)
+        broadcast = broadcasts.create(
+            session,
+            created_by=admin.id,
+            texts={"*": BROADCAST},
+            photo=None,
+            audience=Audience(roles=["worker"]),
+            now=now,
+        )
         assert broadcast.id is not None
         return broadcast.id
 
@@ -103,18 +124,33 @@ def prepare(sanad: Sanad) -> int:
 def expected_answers(worker: int, report: int) -> list[str]:
     """What worker `worker` types for questions 2..8 of report `report` (as people type)."""
     n = worker * 7 + report
-    return [f"{10 + n % 90}.5", str(2 + n % 7), f"{5 + n % 40} kg", str(15 + n % 100),
-            f"{30 + n % 50}.25", str(12 + n % 30), str(3 + n % 20)]
+    return [
+        f"{10 + n % 90}.5",
+        str(2 + n % 7),
+        f"{5 + n % 40} kg",
+        str(15 + n % 100),
+        f"{30 + n % 50}.25",
+        str(12 + n % 30),
+        str(3 + n % 20),
+    ]
 
 
 def stored_values(worker: int, report: int) -> dict[str, float]:
     typed = [float(value.removesuffix(" kg")) for value in expected_answers(worker, report)]
-    fields = ["paper_kg", "aluminium_kg", "plastic_kg", "sold_kg", "revenue", "paid_to_women",
-              "women_working"]
+    fields = [
+        "paper_kg",
+        "aluminium_kg",
+        "plastic_kg",
+        "sold_kg",
+        "revenue",
+        "paid_to_women",
+        "women_working",
+    ]
     return dict(zip(fields, typed, strict=True))
 
 
 # --- a field worker ------------------------------------------------------------------------
+
 
 @dataclass
 class Worker:
@@ -137,15 +173,20 @@ class Worker:
 
     def taps(self, message: SentMessage, label: str, nth: int = 0) -> None:
         """Press the `nth` button whose label starts with `label`."""
-        matching = [data for text, data in self.api.buttons(message)
-                    if plain(text).lower().startswith(label.lower())]
+        matching = [
+            data
+            for text, data in self.api.buttons(message)
+            if plain(text).lower().startswith(label.lower())
+        ]
         if len(matching) > nth:
             self.last = ("press", matching[nth], message)
             self.sent += 1
             self.api.user(self.chat, language_code="en").press(matching[nth], message)
             return
-        raise AssertionError(f"worker {self.number}: no button {label!r} in "
-                             f"{self.api.buttons(message)} of {plain(message.text or '')!r}")
+        raise AssertionError(
+            f"worker {self.number}: no button {label!r} in "
+            f"{self.api.buttons(message)} of {plain(message.text or '')!r}"
+        )
 
     def again(self) -> None:
         """The bot stays silent: send the last message again, as a person would."""
@@ -192,8 +233,13 @@ class Worker:
     def collect(self) -> list[SentMessage]:
         """The bot's messages to this worker since the last look."""
         sent = self.api.sent
-        mine = [m for m in sent[self.scanned:] if m.chat_id == self.chat
-                and m.method == "sendMessage" and BROADCAST not in (m.text or "")]
+        mine = [
+            m
+            for m in sent[self.scanned :]
+            if m.chat_id == self.chat
+            and m.method == "sendMessage"
+            and BROADCAST not in (m.text or "")
+        ]
         self.scanned = len(sent)
         return mine
 
@@ -226,6 +272,7 @@ class Worker:
 
 
 # --- the processes -------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -262,8 +309,12 @@ class Process:
     def start(self) -> None:
         self.log = self.log_path.open("ab")
         self.started_at = self.log.tell()
-        self.popen = subprocess.Popen([sys.executable, "-m", "bot", *self.args], env=self.env,
-                                      stdout=self.log, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "bot", *self.args],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def kill(self) -> None:
         assert self.popen is not None and self.log is not None
@@ -297,16 +348,23 @@ async def kill_at_random(processes: list[Process], chance: random.Random) -> Non
 
 # --- the drill -----------------------------------------------------------------------------
 
+
 async def drill(sanad: Sanad, tmp_path: Path, database_url: str) -> None:
     broadcast_id = prepare(sanad)
     api = FakeBotApi()
     workers = [Worker(i, api) for i in range(WORKERS)]
     chance = random.Random(20261129)
     async with serving(api) as base_url:
-        env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": base_url,
-               "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "data"),
-               "TELEGRAM_WEBHOOK_SECRET": SECRET, "OUTBOX_CLAIM_TIMEOUT": "3",
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_BASE_URL": base_url,
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(tmp_path / "data"),
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "OUTBOX_CLAIM_TIMEOUT": "3",
+            "PYTHONUNBUFFERED": "1",
+        }
         logs = tmp_path / "logs"
         logs.mkdir()
         if database_url.startswith("sqlite"):
@@ -314,9 +372,10 @@ async def drill(sanad: Sanad, tmp_path: Path, database_url: str) -> None:
             urls: list[str] = []
         else:
             ports = [free_port(), free_port()]
-            processes = [Process(f"web{n}", ["webhook", "--port", str(port),
-                                             "--without-worker"], env, logs)
-                         for n, port in enumerate(ports, 1)]
+            processes = [
+                Process(f"web{n}", ["webhook", "--port", str(port), "--without-worker"], env, logs)
+                for n, port in enumerate(ports, 1)
+            ]
             processes.append(Process("worker", ["worker"], env, logs))
             urls = [f"http://127.0.0.1:{port}/telegram" for port in ports]
         for process in processes:
@@ -325,8 +384,7 @@ async def drill(sanad: Sanad, tmp_path: Path, database_url: str) -> None:
             async with pushing_webhooks(api, urls, SECRET) if urls else _nothing():
                 killer = asyncio.create_task(kill_at_random(processes, chance))
                 try:
-                    await asyncio.wait_for(asyncio.gather(*(w.run() for w in workers)),
-                                           DEADLINE)
+                    await asyncio.wait_for(asyncio.gather(*(w.run() for w in workers)), DEADLINE)
                 except TimeoutError:
                     raise AssertionError(stuck(api, workers, processes)) from None
                 await _until(lambda: _broadcast_done(sanad, broadcast_id), DEADLINE)
@@ -353,8 +411,10 @@ def stuck(api: FakeBotApi, workers: list[Worker], processes: list[Process]) -> s
     for worker in workers[:10]:
         if worker.todo:
             last = [plain(m.text or "")[-80:] for m in api.messages_to(worker.chat)][-2:]
-            lines.append(f"worker {worker.number}: todo {worker.todo}, last "
-                         f"{worker.last[:2] if worker.last else None}, saw {last}")
+            lines.append(
+                f"worker {worker.number}: todo {worker.todo}, last "
+                f"{worker.last[:2] if worker.last else None}, saw {last}"
+            )
     lines.append(f"pending updates: {len(api.pending_updates)}")
     return "\n".join(lines)
 
@@ -382,18 +442,22 @@ def _broadcast_done(sanad: Sanad, broadcast_id: int) -> bool:
 
 
 def _reported(api: FakeBotApi, broadcast_id: int) -> bool:
-    return any(f"Broadcast #{broadcast_id} is done" in plain(m.text or "")
-               for m in api.messages_to(FIRST_CHAT - 1))
+    return any(
+        f"Broadcast #{broadcast_id} is done" in plain(m.text or "")
+        for m in api.messages_to(FIRST_CHAT - 1)
+    )
 
 
-def check(sanad: Sanad, api: FakeBotApi, workers: list[Worker], broadcast_id: int,
-          kills: int) -> None:
+def check(
+    sanad: Sanad, api: FakeBotApi, workers: list[Worker], broadcast_id: int, kills: int
+) -> None:
     with transaction(sanad.engine) as session:
         reports = session.exec(select(Report)).all()
         by_org = {o.id: o.key for o in session.exec(select(Organization)).all()}
         changes = session.exec(select(ReportChange)).all()
-        drafts = [c.chat_key for c in session.exec(select(Conversation)).all()
-                  if c.state.get("draft")]
+        drafts = [
+            c.chat_key for c in session.exec(select(Conversation)).all() if c.state.get("draft")
+        ]
         applied = len(session.exec(select(ProcessedUpdate.key)).all())
         figures = broadcasts.figures(session, broadcast_id)
     # Every confirmed report once, with what was typed; none stored twice or replaced.
@@ -408,37 +472,50 @@ def check(sanad: Sanad, api: FakeBotApi, workers: list[Worker], broadcast_id: in
         for name, value in stored_values(worker, index).items():
             assert float(report.answers[name]) == value, (
                 f"worker {worker}, report {index}: {name} is {report.answers[name]}, typed "
-                f"{value}; the bot said:\n" + "\n".join(
+                f"{value}; the bot said:\n"
+                + "\n".join(
                     plain(m.text or "")[-70:].replace("\n", " | ")
-                    for m in api.messages_to(FIRST_CHAT + worker)))
+                    for m in api.messages_to(FIRST_CHAT + worker)
+                )
+            )
     # Every conversation went on to its end.
     assert drafts == []
     # Every update the workers sent was applied (once: its id is the key), none was lost.
     assert applied == sum(w.sent for w in workers)
     # The broadcast: once each, but for in-flight messages at a kill, which are counted.
-    received = Counter(m.chat_id for m in api.sent
-                       if m.method == "sendMessage" and BROADCAST in (m.text or ""))
+    received = Counter(
+        m.chat_id for m in api.sent if m.method == "sendMessage" and BROADCAST in (m.text or "")
+    )
     recipients = WORKERS + ONLOOKERS
     assert set(received) == {FIRST_CHAT + i for i in range(recipients)}
     twice = sum(count - 1 for count in received.values())
     assert figures.delivered == recipients and figures.waiting == 0
     concurrency = inspect.signature(Sender).parameters["concurrency"].default
     assert twice <= figures.resent <= concurrency * kills
-    report = next(plain(m.text or "") for m in api.messages_to(FIRST_CHAT - 1)
-                  if f"Broadcast #{broadcast_id} is done" in plain(m.text or ""))
+    report = next(
+        plain(m.text or "")
+        for m in api.messages_to(FIRST_CHAT - 1)
+        if f"Broadcast #{broadcast_id} is done" in plain(m.text or "")
+    )
     assert f"Sent again after a restart: {figures.resent}" in report
-    print(f"\ncrash drill: {kills} kills, {sum(w.repeats for w in workers)} messages sent "
-          f"again by workers, {figures.resent} broadcast messages re-sent, {twice} received "
-          f"twice, {len(reports)} reports, {applied} updates applied")
+    print(
+        f"\ncrash drill: {kills} kills, {sum(w.repeats for w in workers)} messages sent "
+        f"again by workers, {figures.resent} broadcast messages re-sent, {twice} received "
+        f"twice, {len(reports)} reports, {applied} updates applied"
+    )
 
 
 async def test_kill_9_at_random_loses_nothing_and_stores_nothing_twice(
-        database_url: str, tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, telegram_bot_token=TOKEN, database_url=database_url,
-                        data_dir=tmp_path / "data")
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        _env_file=None,
+        telegram_bot_token=TOKEN,
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+    )
     sanad = assemble(settings)
     try:
         await drill(sanad, tmp_path, database_url)
     finally:
         sanad.close()
-

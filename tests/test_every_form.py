@@ -40,8 +40,9 @@ async def answer(person: Person, spec: FieldSpec, language: str) -> None:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("form_id", ["checkin", "beneficiaries", "recycling"])
-async def test_each_form_in_each_language(sanad: Sanad, form_id: str, language: str,
-                                          tmp_path: object) -> None:
+async def test_each_form_in_each_language(
+    sanad: Sanad, form_id: str, language: str, tmp_path: object
+) -> None:
     form = sanad.dispatcher.services.forms[form_id]
     code = invite(sanad, "bh_rural_girls")
     tr = translator(language)
@@ -52,7 +53,7 @@ async def test_each_form_in_each_language(sanad: Sanad, form_id: str, language: 
         await worker.taps(form.title.get(language))
         for spec in form.fields:
             if spec.when is not None and spec.when.field == "activity":
-                continue   # the first choice (home visit) does not ask for a description
+                continue  # the first choice (home visit) does not ask for a description
             assert spec.label.get(language) in worker.last, spec.name
             await answer(worker, spec, language)
         assert tr.gettext("Confirm and send") in worker.buttons
@@ -60,12 +61,14 @@ async def test_each_form_in_each_language(sanad: Sanad, form_id: str, language: 
         assert f"{form.prefix}-1" in worker.everything
     with transaction(sanad.engine) as session:
         [report] = session.exec(select(Report)).all()
-        numbers = {s.name: report.answers[s.name] for s in form.fields
-                   if s.type in ("integer", "decimal")}
+        numbers = {
+            s.name: report.answers[s.name] for s in form.fields if s.type in ("integer", "decimal")
+        }
         assert set(numbers.values()) <= {24, 12.5}
         target = tmp_path / "out.csv"  # type: ignore[operator]
-        assert export(session, sanad.dispatcher.services.forms, form_id, language, "csv",
-                      target) == 1
+        assert (
+            export(session, sanad.dispatcher.services.forms, form_id, language, "csv", target) == 1
+        )
     with target.open(encoding="utf-8-sig") as file:
         [row] = list(csv.DictReader(file))
     assert row[tr.gettext("Reference")] == f"{form.prefix}-1"

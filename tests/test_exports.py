@@ -46,47 +46,123 @@ def session(engine: Engine) -> Iterator[Session]:
         fatima = person(session, "bh_rural_girls", "فاطمة", "1001")
         zainab = person(session, "bh_sitra_women", "زينب", "1002")
         amina = person(session, "ma_partner_1", "Amina", "1003")
-        report(session, "recycling", fatima, LATE_EVENING_UTC, {
-            "period": "2026-11-29", "paper_kg": 12.5, "aluminium_kg": 3.0, "plastic_kg": 7.25,
-            "sold_kg": 20.0, "revenue": 15.5, "paid_to_women": 10.0, "women_working": 6,
-            "notes": "تم البيع للمصنع"})
-        report(session, "recycling", zainab, datetime(2026, 11, 25, 9, 0, tzinfo=UTC), {
-            "period": "2026-11-22", "paper_kg": 40.0, "aluminium_kg": 0.0, "plastic_kg": 11.0,
-            "sold_kg": 30.0, "revenue": 22.0, "paid_to_women": 18.5, "women_working": 9,
-            "notes": None})
-        report(session, "recycling", amina, datetime(2026, 11, 24, 10, 0, tzinfo=UTC), {
-            "period": "2026-11-23", "paper_kg": 5.0, "aluminium_kg": 1.5, "plastic_kg": 2.0,
-            "sold_kg": 8.0, "revenue": 30.0, "paid_to_women": 20.0, "women_working": 4})
-        report(session, "checkin", fatima, datetime(2026, 11, 28, 12, 0, tzinfo=UTC), {
-            "visit_date": "2026-11-28", "activity": "other", "activity_other": "=توزيع حقائب",
-            "place": {"lat": 26.0667, "lon": 50.5577}, "people_reached": 14,
-            "had_challenges": True, "challenges": "المطر أخّر الجمع",
-            "photos": [{"file_id": "AgADBAADq"}, {"file_id": "AgADBAADr"}]})
-        report(session, "checkin", zainab, datetime(2026, 11, 30, 8, 0, tzinfo=UTC), {
-            "visit_date": "2026-11-30", "activity": "home_visit", "place": {"text": "سترة"},
-            "people_reached": 3, "had_challenges": False, "photos": None})
+        report(
+            session,
+            "recycling",
+            fatima,
+            LATE_EVENING_UTC,
+            {
+                "period": "2026-11-29",
+                "paper_kg": 12.5,
+                "aluminium_kg": 3.0,
+                "plastic_kg": 7.25,
+                "sold_kg": 20.0,
+                "revenue": 15.5,
+                "paid_to_women": 10.0,
+                "women_working": 6,
+                "notes": "تم البيع للمصنع",
+            },
+        )
+        report(
+            session,
+            "recycling",
+            zainab,
+            datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+            {
+                "period": "2026-11-22",
+                "paper_kg": 40.0,
+                "aluminium_kg": 0.0,
+                "plastic_kg": 11.0,
+                "sold_kg": 30.0,
+                "revenue": 22.0,
+                "paid_to_women": 18.5,
+                "women_working": 9,
+                "notes": None,
+            },
+        )
+        report(
+            session,
+            "recycling",
+            amina,
+            datetime(2026, 11, 24, 10, 0, tzinfo=UTC),
+            {
+                "period": "2026-11-23",
+                "paper_kg": 5.0,
+                "aluminium_kg": 1.5,
+                "plastic_kg": 2.0,
+                "sold_kg": 8.0,
+                "revenue": 30.0,
+                "paid_to_women": 20.0,
+                "women_working": 4,
+            },
+        )
+        report(
+            session,
+            "checkin",
+            fatima,
+            datetime(2026, 11, 28, 12, 0, tzinfo=UTC),
+            {
+                "visit_date": "2026-11-28",
+                "activity": "other",
+                "activity_other": "=توزيع حقائب",
+                "place": {"lat": 26.0667, "lon": 50.5577},
+                "people_reached": 14,
+                "had_challenges": True,
+                "challenges": "المطر أخّر الجمع",
+                "photos": [{"file_id": "AgADBAADq"}, {"file_id": "AgADBAADr"}],
+            },
+        )
+        report(
+            session,
+            "checkin",
+            zainab,
+            datetime(2026, 11, 30, 8, 0, tzinfo=UTC),
+            {
+                "visit_date": "2026-11-30",
+                "activity": "home_visit",
+                "place": {"text": "سترة"},
+                "people_reached": 3,
+                "had_challenges": False,
+                "photos": None,
+            },
+        )
         yield session
 
 
 def person(session: Session, organization_key: str, name: str, address: str) -> Person:
     organization = session.exec(
-        select(Organization).where(Organization.key == organization_key)).one()
+        select(Organization).where(Organization.key == organization_key)
+    ).one()
     assert organization.id is not None
-    someone = Person(channel="telegram", address=address, display_name=name, role="worker",
-                     organization_id=organization.id)
+    someone = Person(
+        channel="telegram",
+        address=address,
+        display_name=name,
+        role="worker",
+        organization_id=organization.id,
+    )
     session.add(someone)
     session.flush()
     return someone
 
 
-def report(session: Session, form_id: str, by: Person, when: datetime,
-           answers: dict[str, Any]) -> None:
+def report(
+    session: Session, form_id: str, by: Person, when: datetime, answers: dict[str, Any]
+) -> None:
     organization = session.get(Organization, by.organization_id)
     assert organization is not None and organization.id is not None and by.id is not None
     form = FORMS[form_id]
-    add_report(session, form_id=form.id, prefix=form.prefix, group_id=organization.group_id,
-               organization_id=organization.id, person_id=by.id,
-               period=answers.get("period"), answers=answers, now=when)
+    add_report(
+        session,
+        form_id=form.id,
+        prefix=form.prefix,
+        group_id=organization.group_id,
+        organization_id=organization.id,
+        person_id=by.id,
+        period=answers.get("period"),
+        answers=answers,
+        now=when,
+    )
 
 
 def table(session: Session, form_id: str, language: str = "ar", **filters: Any) -> Table:
@@ -110,12 +186,21 @@ def field(form: FormSpec, name: str, language: str = "ar") -> str:
 
 
 def test_one_row_per_report_oldest_first_with_fixed_columns_then_every_field(
-        session: Session) -> None:
+    session: Session,
+) -> None:
     recycling = table(session, "recycling", "en")
 
     headers = [column.header for column in recycling.columns]
-    assert headers[:8] == ["Reference", "Group", "Association", "Person", "Period",
-                           "Period start", "Submitted at", "Updated at"]
+    assert headers[:8] == [
+        "Reference",
+        "Group",
+        "Association",
+        "Person",
+        "Period",
+        "Period start",
+        "Submitted at",
+        "Updated at",
+    ]
     assert headers[8:] == [spec.label.en for spec in FORMS["recycling"].fields]
     assert [row[0] for row in recycling.rows] == ["REC-3", "REC-2", "REC-1"]
     assert recycling.title == "Recycling output"
@@ -195,7 +280,10 @@ def test_date_filter_is_inclusive_and_uses_the_local_date(session: Session) -> N
     assert refs(date_to=date(2026, 11, 29)) == ["REC-3", "REC-2"]
     assert refs(date_from=date(2026, 11, 25), date_to=date(2026, 11, 25)) == ["REC-2"]
     assert refs(date_from=date(2026, 11, 24), date_to=date(2026, 11, 30)) == [
-        "REC-3", "REC-2", "REC-1"]
+        "REC-3",
+        "REC-2",
+        "REC-1",
+    ]
     assert refs(date_from=date(2026, 12, 1)) == []
 
 
@@ -211,8 +299,16 @@ def test_csv_round_trip_in_arabic(session: Session, tmp_path: Path) -> None:
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for Arabic
     rows = read_csv(path)
     form = FORMS["recycling"]
-    assert list(rows[0])[:8] == ["المرجع", "المجموعة", "الجمعية", "الشخص", "الفترة",
-                                 "بداية الفترة", "وقت الإرسال", "وقت التحديث"]
+    assert list(rows[0])[:8] == [
+        "المرجع",
+        "المجموعة",
+        "الجمعية",
+        "الشخص",
+        "الفترة",
+        "بداية الفترة",
+        "وقت الإرسال",
+        "وقت التحديث",
+    ]
     fatima = rows[1]
     assert fatima["المرجع"] == "REC-1"
     assert fatima["بداية الفترة"] == "2026-11-29"
@@ -225,8 +321,7 @@ def test_csv_round_trip_in_arabic(session: Session, tmp_path: Path) -> None:
     assert rows[0][field(form, "notes")] == ""
 
 
-def test_csv_text_that_looks_like_a_formula_is_not_run(session: Session,
-                                                        tmp_path: Path) -> None:
+def test_csv_text_that_looks_like_a_formula_is_not_run(session: Session, tmp_path: Path) -> None:
     path = tmp_path / "checkin.csv"
     export(session, FORMS, "checkin", "en", "csv", path)
 
@@ -249,8 +344,9 @@ def test_csv_holds_one_form(session: Session, tmp_path: Path) -> None:
 # --- XLSX -------------------------------------------------------------------------------
 
 
-def test_xlsx_one_sheet_per_form_typed_cells_right_to_left(session: Session,
-                                                            tmp_path: Path) -> None:
+def test_xlsx_one_sheet_per_form_typed_cells_right_to_left(
+    session: Session, tmp_path: Path
+) -> None:
     path = tmp_path / "reports.xlsx"
 
     written = export(session, FORMS, None, "ar", "xlsx", path)
@@ -264,8 +360,10 @@ def test_xlsx_one_sheet_per_form_typed_cells_right_to_left(session: Session,
     header = [cell.value for cell in sheet[1]]
     assert header[0] == "المرجع"
     assert all(cell.font.bold for cell in sheet[1])
-    rows = {row[0]: dict(zip(header, row, strict=True))
-            for row in sheet.iter_rows(min_row=2, values_only=True)}
+    rows = {
+        row[0]: dict(zip(header, row, strict=True))
+        for row in sheet.iter_rows(min_row=2, values_only=True)
+    }
     assert set(rows) == {"REC-1", "REC-2", "REC-3"}
     fatima = rows["REC-1"]
     assert fatima[field(FORMS["recycling"], "paper_kg")] == 12.5
@@ -281,8 +379,10 @@ def test_xlsx_one_sheet_per_form_typed_cells_right_to_left(session: Session,
     assert sheet.column_dimensions["A"].width >= len("REC-1")
 
     checkin = workbook[FORMS["checkin"].title.ar]
-    other = checkin.cell(row=2, column=[c.value for c in checkin[1]].index(
-        field(FORMS["checkin"], "activity_other")) + 1)
+    other = checkin.cell(
+        row=2,
+        column=[c.value for c in checkin[1]].index(field(FORMS["checkin"], "activity_other")) + 1,
+    )
     assert other.value == "=توزيع حقائب" and other.data_type == "s"  # text, not a formula
 
 
@@ -296,8 +396,11 @@ def test_xlsx_in_french_reads_left_to_right(session: Session, tmp_path: Path) ->
     sheet = workbook.active
     assert sheet is not None and not sheet.sheet_view.rightToLeft
     assert [cell.value for cell in sheet[2]][:4] == [
-        "REC-3", "Groupe de développement du Maroc", "Association Atlas (Marrakech)",
-        "Amina (#3)"]
+        "REC-3",
+        "Groupe de développement du Maroc",
+        "Association Atlas (Marrakech)",
+        "Amina (#3)",
+    ]
 
 
 def test_xlsx_with_no_reports_still_has_its_header(engine: Engine, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.fake_bot_api import BOT_ID, FakeBotApi, SentMessage, running_polling
+from tests.fakes.telegram_bot_api import BOT_ID, FakeBotApi, SentMessage, running_polling
 
 TOKEN = "123:TEST"
 
@@ -323,8 +323,9 @@ async def test_limits_produce_429(fake: FakeBotApi, bot: Bot) -> None:
     assert _retry_seconds(info.value) == 4
 
 
-async def test_a_press_carries_the_message_as_it_was_when_pressed(fake: FakeBotApi,
-                                                                  bot: Bot) -> None:
+async def test_a_press_carries_the_message_as_it_was_when_pressed(
+    fake: FakeBotApi, bot: Bot
+) -> None:
     markup = InlineKeyboardMarkup([[InlineKeyboardButton("a", callback_data="a")]])
     msg = await bot.send_message(7, "one", reply_markup=markup)
     fake.user(7).press("a")

@@ -19,8 +19,8 @@ from starlette.routing import Route
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import Forbidden, InvalidToken, RetryAfter
 
-from bot.channels.fake_bot_api import BOT_USERNAME, FakeBotApi
-from bot.channels.fake_bot_server import (
+from tests.fakes.telegram_bot_api import BOT_USERNAME, FakeBotApi
+from tests.fakes.telegram_bot_server import (
     SECRET_HEADER,
     pushing_webhooks,
     serving,
@@ -46,8 +46,10 @@ def api() -> FakeBotApi:
 
 @pytest.fixture
 async def bot(api: FakeBotApi) -> AsyncIterator[Bot]:
-    async with serving(api, token=TOKEN) as base_url, \
-            Bot(TOKEN, base_url=base_url, base_file_url=file_url(base_url)) as ready:
+    async with (
+        serving(api, token=TOKEN) as base_url,
+        Bot(TOKEN, base_url=base_url, base_file_url=file_url(base_url)) as ready,
+    ):
         yield ready
 
 
@@ -59,8 +61,14 @@ async def test_serving_yields_a_bot_api_url_on_a_real_port(api: FakeBotApi) -> N
 
 async def test_a_real_bot_talks_to_the_fake_over_http(api: FakeBotApi, bot: Bot) -> None:
     assert bot.username == BOT_USERNAME  # getMe, when the Bot was initialized
-    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Yes", callback_data="n1:yes"),
-                                    InlineKeyboardButton("No", callback_data="n1:no")]])
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Yes", callback_data="n1:yes"),
+                InlineKeyboardButton("No", callback_data="n1:no"),
+            ]
+        ]
+    )
     sent = await bot.send_message(7, "35", reply_markup=markup)
 
     assert sent.message_id == 1 and sent.reply_markup == markup
@@ -91,8 +99,7 @@ async def test_uploads_and_downloads_keep_every_byte(api: FakeBotApi, bot: Bot) 
     assert await received.download_as_bytearray() == b"\xff\xd8 jpeg \x00\r\n"
 
 
-async def test_failures_limits_and_tokens_behave_as_in_process(api: FakeBotApi,
-                                                               bot: Bot) -> None:
+async def test_failures_limits_and_tokens_behave_as_in_process(api: FakeBotApi, bot: Bot) -> None:
     api.fail_next("sendMessage", status=429, description="Too Many Requests", retry_after=3)
     with pytest.raises(RetryAfter):
         await bot.send_message(7, "one")
@@ -106,7 +113,8 @@ async def test_failures_limits_and_tokens_behave_as_in_process(api: FakeBotApi,
 
 
 async def test_get_updates_long_polls_and_forgets_what_the_offset_confirms(
-        api: FakeBotApi, bot: Bot) -> None:
+    api: FakeBotApi, bot: Bot
+) -> None:
     user = api.user(7)
     user.text("first")
     first = await bot.get_updates(timeout=1)
@@ -135,6 +143,7 @@ async def test_closing_the_server_ends_a_long_poll_at_once(api: FakeBotApi) -> N
 
 
 # --- webhooks ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Receiver:
@@ -165,12 +174,13 @@ class Receiver:
         return Starlette(routes=[Route("/telegram", telegram, methods=["POST"])])
 
 
-async def test_an_update_is_posted_again_until_the_receiver_answers_2xx(
-        api: FakeBotApi) -> None:
+async def test_an_update_is_posted_again_until_the_receiver_answers_2xx(api: FakeBotApi) -> None:
     receiver = Receiver(fail_first=1)
     update = api.user(7).text("hello")
-    async with serving_asgi(receiver.app()) as root, \
-            pushing_webhooks(api, [f"{root}/telegram"], SECRET, retry_delay=0.01) as pusher:
+    async with (
+        serving_asgi(receiver.app()) as root,
+        pushing_webhooks(api, [f"{root}/telegram"], SECRET, retry_delay=0.01) as pusher,
+    ):
         await pusher.drain(timeout=3)
         await asyncio.sleep(0.1)  # nothing more arrives once the 200 was given
 
@@ -180,16 +190,19 @@ async def test_an_update_is_posted_again_until_the_receiver_answers_2xx(
     assert api.pending_updates == []
 
 
-async def test_a_dead_url_is_skipped_and_getupdates_is_refused_meanwhile(
-        api: FakeBotApi) -> None:
+async def test_a_dead_url_is_skipped_and_getupdates_is_refused_meanwhile(api: FakeBotApi) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{closed.getsockname()[1]}/telegram"
     receiver = Receiver()
-    async with serving_asgi(receiver.app()) as root, serving(api) as base_url, \
-            Bot(TOKEN, base_url=base_url) as bot:
-        async with pushing_webhooks(api, [dead, f"{root}/telegram"], SECRET,
-                                    retry_delay=0.01) as pusher:
+    async with (
+        serving_asgi(receiver.app()) as root,
+        serving(api) as base_url,
+        Bot(TOKEN, base_url=base_url) as bot,
+    ):
+        async with pushing_webhooks(
+            api, [dead, f"{root}/telegram"], SECRET, retry_delay=0.01
+        ) as pusher:
             update = api.user(7).text("hello")
             await pusher.drain(timeout=3)
             with pytest.raises(Exception, match="webhook is active"):
@@ -202,13 +215,17 @@ async def test_a_dead_url_is_skipped_and_getupdates_is_refused_meanwhile(
 
 
 async def test_updates_are_spread_over_urls_but_never_overlap_within_a_chat(
-        api: FakeBotApi) -> None:
+    api: FakeBotApi,
+) -> None:
     first = Receiver(delay=0.02)
     second = Receiver(delay=0.02, posts=first.posts, active=first.active)  # one timeline
     users = [api.user(chat) for chat in (1, 2, 3)]
     queued = [user.text(str(n)) for n in range(4) for user in users]
-    async with serving_asgi(first.app()) as one, serving_asgi(second.app()) as two, \
-            pushing_webhooks(api, [f"{one}/telegram", f"{two}/telegram"], SECRET) as pusher:
+    async with (
+        serving_asgi(first.app()) as one,
+        serving_asgi(second.app()) as two,
+        pushing_webhooks(api, [f"{one}/telegram", f"{two}/telegram"], SECRET) as pusher,
+    ):
         await pusher.drain(timeout=3)
 
     assert first.overlaps + second.overlaps == 0

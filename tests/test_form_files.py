@@ -38,8 +38,11 @@ def test_the_three_shipped_forms_load() -> None:
     assert sorted(forms) == ["beneficiaries", "checkin", "recycling"]
     assert {form.command for form in forms.values()} == set(forms)
     assert sorted(form.prefix for form in forms.values()) == ["BEN", "CHK", "REC"]
-    assert (forms["checkin"].period, forms["beneficiaries"].period,
-            forms["recycling"].period) == ("none", "month", "week")
+    assert (forms["checkin"].period, forms["beneficiaries"].period, forms["recycling"].period) == (
+        "none",
+        "month",
+        "week",
+    )
 
 
 @pytest.mark.parametrize("path", sorted(BUILT_IN.glob("*.yaml")), ids=lambda path: path.name)
@@ -53,6 +56,7 @@ def test_every_text_of_a_shipped_form_is_in_arabic_english_and_french(path: Path
 
 # --- broken form files --------------------------------------------------------------------
 
+
 def forms_with(folder: Path, name: str, edit: Edit) -> Path:
     """A copy of the shipped forms in which `name` is changed by `edit(data)`."""
     folder.mkdir(exist_ok=True)
@@ -60,8 +64,9 @@ def forms_with(folder: Path, name: str, edit: Edit) -> Path:
         shutil.copy(path, folder / path.name)
     data = yaml.safe_load((folder / name).read_text(encoding="utf-8"))
     edit(data)
-    (folder / name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
-                               encoding="utf-8")
+    (folder / name).write_text(
+        yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     return folder
 
 
@@ -77,34 +82,59 @@ def field(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 BROKEN: dict[str, tuple[str, Edit, str, list[str]]] = {
     "unknown type": (
-        "recycling.yaml", lambda d: field(d, "paper_kg").update(type="weight"),
-        "paper_kg", ["type", "decimal"]),
+        "recycling.yaml",
+        lambda d: field(d, "paper_kg").update(type="weight"),
+        "paper_kg",
+        ["type", "decimal"],
+    ),
     "choice without choices": (
-        "recycling.yaml", lambda d: field(d, "paper_kg").update(type="choice"),
-        "paper_kg", ["needs choices"]),
+        "recycling.yaml",
+        lambda d: field(d, "paper_kg").update(type="choice"),
+        "paper_kg",
+        ["needs choices"],
+    ),
     "when names a later field": (
         "recycling.yaml",
         lambda d: field(d, "paper_kg").update(when={"field": "women_working", "equals": 0}),
-        "paper_kg", ["women_working", "not an earlier field"]),
+        "paper_kg",
+        ["women_working", "not an earlier field"],
+    ),
     "label without French": (
-        "recycling.yaml", lambda d: field(d, "paper_kg")["label"].pop("fr"),
-        "paper_kg", ["label.fr", "required"]),
+        "recycling.yaml",
+        lambda d: field(d, "paper_kg")["label"].pop("fr"),
+        "paper_kg",
+        ["label.fr", "required"],
+    ),
     "unit without French": (
-        "recycling.yaml", lambda d: field(d, "paper_kg")["unit"].pop("fr"),
-        "paper_kg", ["unit.fr"]),
+        "recycling.yaml",
+        lambda d: field(d, "paper_kg")["unit"].pop("fr"),
+        "paper_kg",
+        ["unit.fr"],
+    ),
     "choice label without French": (
-        "checkin.yaml", lambda d: field(d, "activity")["choices"][2]["label"].pop("fr"),
-        "activity", ["choices.2.label.fr"]),
+        "checkin.yaml",
+        lambda d: field(d, "activity")["choices"][2]["label"].pop("fr"),
+        "activity",
+        ["choices.2.label.fr"],
+    ),
     "field twice": (
-        "recycling.yaml", lambda d: d["fields"].append(dict(field(d, "paper_kg"))),
-        "paper_kg", ["twice"]),
+        "recycling.yaml",
+        lambda d: d["fields"].append(dict(field(d, "paper_kg"))),
+        "paper_kg",
+        ["twice"],
+    ),
     "misspelt key": (
         "beneficiaries.yaml",
         lambda d: field(d, "women_heads").update(lable=field(d, "women_heads").pop("label")),
-        "women_heads", ["lable", "label"]),
+        "women_heads",
+        ["lable", "label"],
+    ),
     "min above max": (
-        "beneficiaries.yaml", lambda d: field(d, "school_dropouts").update(min=10, max=5),
-        "school_dropouts", ["min is above max"]),
+        "beneficiaries.yaml",
+        lambda d: field(d, "school_dropouts").update(min=10, max=5),
+        "school_dropouts",
+        ["min is above max"],
+    ),
 }
 
 
@@ -123,7 +153,8 @@ def test_a_form_file_that_is_not_yaml_names_the_file_and_the_line(tmp_path: Path
     forms_dir = forms_with(tmp_path / "forms", "recycling.yaml", lambda data: None)
     text = (forms_dir / "recycling.yaml").read_text(encoding="utf-8")
     (forms_dir / "recycling.yaml").write_text(
-        text.replace("- name: paper_kg", "- name: paper_kg\n   type: decimal"), encoding="utf-8")
+        text.replace("- name: paper_kg", "- name: paper_kg\n   type: decimal"), encoding="utf-8"
+    )
 
     message = start_up_error(forms_dir)
 
@@ -145,8 +176,9 @@ def test_two_forms_with_the_same_command_name_both_files(tmp_path: Path) -> None
     forms_dir = forms_with(tmp_path / "forms", "checkin.yaml", lambda data: None)
     data = yaml.safe_load((forms_dir / "checkin.yaml").read_text(encoding="utf-8"))
     data.update(id="visit", prefix="VIS")
-    (forms_dir / "visit.yaml").write_text(yaml.safe_dump(data, allow_unicode=True),
-                                          encoding="utf-8")
+    (forms_dir / "visit.yaml").write_text(
+        yaml.safe_dump(data, allow_unicode=True), encoding="utf-8"
+    )
 
     message = start_up_error(forms_dir)
 
@@ -157,8 +189,9 @@ def test_two_forms_with_the_same_id_name_the_id(tmp_path: Path) -> None:
     forms_dir = forms_with(tmp_path / "forms", "checkin.yaml", lambda data: None)
     data = yaml.safe_load((forms_dir / "checkin.yaml").read_text(encoding="utf-8"))
     data.update(command="visit")
-    (forms_dir / "visit.yaml").write_text(yaml.safe_dump(data, allow_unicode=True),
-                                          encoding="utf-8")
+    (forms_dir / "visit.yaml").write_text(
+        yaml.safe_dump(data, allow_unicode=True), encoding="utf-8"
+    )
 
     assert "'checkin'" in start_up_error(forms_dir)
 
@@ -168,11 +201,13 @@ def test_a_folder_without_form_files_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_broken_form_file_stops_start_up_before_the_database(tmp_path: Path) -> None:
-    broken = forms_with(tmp_path / "forms", "recycling.yaml",
-                        lambda d: field(d, "paper_kg").update(type="weight"))
+    broken = forms_with(
+        tmp_path / "forms", "recycling.yaml", lambda d: field(d, "paper_kg").update(type="weight")
+    )
     database = tmp_path / "sanad.db"
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{database}",
-                        data_dir=tmp_path / "data")
+    settings = Settings(
+        _env_file=None, database_url=f"sqlite:///{database}", data_dir=tmp_path / "data"
+    )
 
     with pytest.raises(FormFileError, match=r"recycling\.yaml: field 'paper_kg'"):
         assemble(settings, forms_dir=broken)

@@ -17,17 +17,29 @@ from storage.models import Conversation, Organization, Person, ProcessedUpdate
 from storage.people import find_member
 
 WHEN = datetime(2026, 11, 29, 7, 30, 15, 123456, tzinfo=UTC)
-STATE = {"flow": "form", "draft": {"answers": {"paper_kg": 12.5, "notes": None}, "path": []},
-         "text": "Nadia \u2068١٢٫٥\u2069"}
+STATE = {
+    "flow": "form",
+    "draft": {"answers": {"paper_kg": 12.5, "notes": None}, "path": []},
+    "text": "Nadia \u2068١٢٫٥\u2069",
+}
 
 
 def _person(sanad: Sanad) -> Person:
     with Session(sanad.engine, expire_on_commit=False) as session:
-        organization = session.exec(select(Organization).where(  # type: ignore[call-overload]
-            Organization.key == "bh_rural_girls")).scalar_one()
-        person = Person(channel="telegram", address="4242", display_name="Nadia",
-                        role="worker", organization_id=organization.id, created_at=WHEN,
-                        reachable=False)
+        organization = session.exec(
+            select(Organization).where(  # type: ignore[call-overload]
+                Organization.key == "bh_rural_girls"
+            )
+        ).scalar_one()
+        person = Person(
+            channel="telegram",
+            address="4242",
+            display_name="Nadia",
+            role="worker",
+            organization_id=organization.id,
+            created_at=WHEN,
+            reachable=False,
+        )
         session.add(person)
         session.commit()
         return person
@@ -36,8 +48,10 @@ def _person(sanad: Sanad) -> Person:
 def test_the_chat_and_its_writer_read_as_core_reads_them(sanad: Sanad) -> None:
     person = _person(sanad)
     with sanad.engine.begin() as connection:
-        assert read_chat(connection, "telegram:4242", "telegram", "4242") == \
-            (ChatState(0, {}, False), find_member(connection, "telegram", "4242"))
+        assert read_chat(connection, "telegram:4242", "telegram", "4242") == (
+            ChatState(0, {}, False),
+            find_member(connection, "telegram", "4242"),
+        )
         save_state(connection, "telegram:4242", ChatState(0, {}, False), STATE, WHEN, person.id)
     with sanad.engine.begin() as connection:
         chat, member = read_chat(connection, "telegram:4242", "telegram", "4242")
@@ -48,8 +62,10 @@ def test_the_chat_and_its_writer_read_as_core_reads_them(sanad: Sanad) -> None:
         assert member is not None and member == find_member(connection, "telegram", "4242")
         assert member[0].reachable is False and member[0].display_name == "Nadia"
         save_state(connection, "telegram:4242", chat, {**STATE, "flow": None}, WHEN, person.id)
-        assert read_chat(connection, "telegram:7", "telegram", "4242") == \
-            (ChatState(0, {}, False), member)  # no row for that chat: the person read alone
+        assert read_chat(connection, "telegram:7", "telegram", "4242") == (
+            ChatState(0, {}, False),
+            member,
+        )  # no row for that chat: the person read alone
         assert read_chat(connection, "telegram:4242", "telegram", "7")[1] is None  # nobody
     with Session(sanad.engine) as session:
         stored = session.get(Conversation, "telegram:4242")

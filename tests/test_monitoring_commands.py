@@ -21,7 +21,7 @@ async def join(telegram: Telegram, org: str, role: str, user_id: int) -> Person:
 
 
 async def test_status_digest_and_remind(sanad: Sanad, clock: Clock) -> None:
-    clock.now = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)   # Wednesday 2 December, Bahrain
+    clock.now = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)  # Wednesday 2 December, Bahrain
     async with Telegram(sanad) as telegram:
         sitra = await join(telegram, "bh_sitra_women", "worker", 701)
         hamad = await join(telegram, "bh_hamad_women", "worker", 702)
@@ -55,7 +55,6 @@ async def test_status_digest_and_remind(sanad: Sanad, clock: Clock) -> None:
         assert "already reminded today" in coordinator.everything
 
     with transaction(sanad.engine) as session:
-        nudges = session.exec(select(OutboxMessage).where(
-            OutboxMessage.kind == "reminder")).all()
+        nudges = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "reminder")).all()
     people = {m.person_id for m in nudges}
     assert len(people) >= 1 and all("Fill it now" in m.options[0] for m in nudges)

@@ -16,7 +16,6 @@ from sqlmodel import Session, select
 from telegram import Bot
 
 from bot.app import Sanad
-from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram_delivery import telegram_deliver
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
@@ -25,6 +24,7 @@ from storage.db import alembic_config, make_engine, open_database, transaction
 from storage.models import Organization, OutboxMessage, Person
 from storage.types import utcnow
 from tests.conftest import Clock
+from tests.fakes.telegram_bot_api import FakeBotApi
 
 FIRST_CHAT = 5001
 

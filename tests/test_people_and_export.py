@@ -21,8 +21,9 @@ from tests.harness import Telegram, invite, plain, report_recycling
 ARABIC = re.compile("[\u0600-\u06ff]")
 
 
-async def join(telegram: Telegram, user_id: int, name: str, code: str,
-               registered_as: str = "") -> Chat:
+async def join(
+    telegram: Telegram, user_id: int, name: str, code: str, registered_as: str = ""
+) -> Chat:
     """Someone opens the invitation link (/start CODE) and chooses English."""
     person = telegram.person(user_id, name, language="en")
     await person.says(f"/start {code}")
@@ -59,36 +60,54 @@ async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -
         to_forward = details.split("To forward to the person you invite:")[1]
         assert f"https://t.me/sanad_test_bot?start={code}" in to_forward
 
-        coordinator = await join(telegram, 802, "Huda", code,
-                                 "coordinator of Bahrain Young Ladies Association")
+        coordinator = await join(
+            telegram, 802, "Huda", code, "coordinator of Bahrain Young Ladies Association"
+        )
 
         # The coordinator invites field workers, only to the partners of their own group.
         await coordinator.says("/invite")
-        assert coordinator.buttons == ["Rural Girls Renaissance Association",
-                                       "Sitra Women's Advancement Association",
-                                       "Hamad Women's Association", "Cancel"]
+        assert coordinator.buttons == [
+            "Rural Girls Renaissance Association",
+            "Sitra Women's Advancement Association",
+            "Hamad Women's Association",
+            "Cancel",
+        ]
         await coordinator.taps("Sitra Women's Advancement Association")
         assert "Invitation for a field worker of Sitra" in coordinator.texts[0]
-        worker = await join(telegram, 803, "Amal", code_in(coordinator.texts[0]),
-                            "field worker of Sitra Women's Advancement Association")
+        worker = await join(
+            telegram,
+            803,
+            "Amal",
+            code_in(coordinator.texts[0]),
+            "field worker of Sitra Women's Advancement Association",
+        )
 
         # The admin's button (another group, any role) replayed in the coordinator's chat,
         # and the coordinator's own /invite button after she moved on: both do nothing.
         await admin.says("/invite")
-        egypt = next(data for text, data in telegram.api.buttons(admin.keyboard_message)
-                     if text == "Egypt development group")
+        egypt = next(
+            data
+            for text, data in telegram.api.buttons(admin.keyboard_message)
+            if text == "Egypt development group"
+        )
         await coordinator.says("/invite")
         old_invite = coordinator.keyboard_message
         await coordinator._do(coordinator.user.press(egypt, old_invite))
         assert "no longer works" in coordinator.texts[0]
-        rural = next(data for text, data in telegram.api.buttons(old_invite)
-                     if text.startswith("Rural Girls"))
+        rural = next(
+            data
+            for text, data in telegram.api.buttons(old_invite)
+            if text.startswith("Rural Girls")
+        )
         await coordinator._do(coordinator.user.press(rural, old_invite))
         assert "no longer works" in coordinator.texts[0]
         assert "Invitation" not in coordinator.everything
         with transaction(sanad.engine) as session:
-            roles = session.exec(select(Invite.role, Organization.key).join(
-                Organization, Organization.id == Invite.organization_id)).all()
+            roles = session.exec(
+                select(Invite.role, Organization.key).join(
+                    Organization, Organization.id == Invite.organization_id
+                )
+            ).all()
         assert ("coordinator", "bh_sitra_women") not in roles
         assert not [key for _, key in roles if key.startswith("eg_")]
 
@@ -104,17 +123,27 @@ async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -
             samir = session.exec(select(Person).where(Person.address == "804")).one()
             egypt_org = session.get(Organization, samir.organization_id)
             assert egypt_org is not None and samir.id is not None
-            add_report(session, form_id="recycling", prefix="RC", group_id=egypt_org.group_id,
-                       organization_id=egypt_org.id, person_id=samir.id, period=None,
-                       answers={"paper_kg": 999}, now=clock.now)
+            add_report(
+                session,
+                form_id="recycling",
+                prefix="RC",
+                group_id=egypt_org.group_id,
+                organization_id=egypt_org.id,
+                person_id=samir.id,
+                period=None,
+                answers={"paper_kg": 999},
+                now=clock.now,
+            )
         assert outsider.texts
 
         # /people: the group's people with their role, language and last report.
         await coordinator.says("/people")
         listing = coordinator.texts[0]
         assert "Bahrain development group: 2 people" in listing
-        assert "Amal · field worker · Sitra Women's Advancement Association · English · " \
-               "last report 2 Dec 2026" in listing
+        assert (
+            "Amal · field worker · Sitra Women's Advancement Association · English · "
+            "last report 2 Dec 2026" in listing
+        )
         assert "Huda · coordinator" in listing and "Samir" not in listing
         assert "Nadia" not in listing
         assert coordinator.buttons == ["2. Amal", "Close"]  # only workers, not herself
@@ -181,13 +210,15 @@ async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -
         assert "not registered" not in worker.everything
 
 
-async def test_admin_exports_everything_and_manages_coordinators(sanad: Sanad,
-                                                                 clock: Clock) -> None:
+async def test_admin_exports_everything_and_manages_coordinators(
+    sanad: Sanad, clock: Clock
+) -> None:
     clock.now = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
     async with Telegram(sanad) as telegram:
         admin = await join(telegram, 901, "Nadia", invite(sanad, "arab_network", "admin"))
-        coordinator = await join(telegram, 902, "Huda", invite(sanad, "bh_young_ladies",
-                                                                "coordinator"))
+        coordinator = await join(
+            telegram, 902, "Huda", invite(sanad, "bh_young_ladies", "coordinator")
+        )
         # The coordinator may not deactivate anyone outside her group, nor other coordinators.
         other = await join(telegram, 903, "Karim", invite(sanad, "eg_supportive", "coordinator"))
         await other.says("/people")
@@ -209,27 +240,39 @@ async def test_admin_exports_everything_and_manages_coordinators(sanad: Sanad,
         await admin.taps("Everything")
         await admin.taps("XLSX")
         document = next(m for m in admin.answers if m.method == "sendDocument")
-        assert document.file_bytes is not None and "0 reports in this file." in \
-            plain(document.text or "")
+        assert document.file_bytes is not None and "0 reports in this file." in plain(
+            document.text or ""
+        )
         assert load_workbook(io.BytesIO(document.file_bytes)).sheetnames
 
 
 async def test_a_long_list_comes_in_pages(sanad: Sanad, clock: Clock) -> None:
     async with Telegram(sanad) as telegram:
-        coordinator = await join(telegram, 950, "Huda", invite(sanad, "bh_young_ladies",
-                                                                "coordinator"))
+        coordinator = await join(
+            telegram, 950, "Huda", invite(sanad, "bh_young_ladies", "coordinator")
+        )
         with transaction(sanad.engine) as session:
-            sitra = session.exec(select(Organization).where(
-                Organization.key == "bh_sitra_women")).one()
+            sitra = session.exec(
+                select(Organization).where(Organization.key == "bh_sitra_women")
+            ).one()
             assert sitra.id is not None
             for number in range(1, 13):
-                session.add(Person(channel="telegram", address=f"9{number:02}",
-                                   display_name=f"Worker {number:02}", role="worker",
-                                   organization_id=sitra.id, reachable=number != 5))
+                session.add(
+                    Person(
+                        channel="telegram",
+                        address=f"9{number:02}",
+                        display_name=f"Worker {number:02}",
+                        role="worker",
+                        organization_id=sitra.id,
+                        reachable=number != 5,
+                    )
+                )
         await coordinator.says("/people")
         assert "Bahrain development group: 13 people (page 1 of 2)" in coordinator.last
-        assert "Worker 05 · field worker · Sitra Women's Advancement Association · " \
-               "language not chosen · no report yet · unreachable" in coordinator.last
+        assert (
+            "Worker 05 · field worker · Sitra Women's Advancement Association · "
+            "language not chosen · no report yet · unreachable" in coordinator.last
+        )
         assert "Worker 10" not in coordinator.last
         await coordinator.taps("Next")
         assert "(page 2 of 2)" in coordinator.last and "Worker 12" in coordinator.last

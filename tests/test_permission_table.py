@@ -13,8 +13,11 @@ from tests.conftest import ROOT
 from tests.harness import Telegram, invite
 
 ROLES = (UNREGISTERED, "worker", "coordinator", "admin")
-ORGANIZATION = {"worker": "bh_sitra_women", "coordinator": "bh_young_ladies",
-                "admin": "arab_network"}
+ORGANIZATION = {
+    "worker": "bh_sitra_women",
+    "coordinator": "bh_young_ladies",
+    "admin": "arab_network",
+}
 
 
 def test_the_readme_shows_the_table_of_the_code() -> None:
@@ -25,14 +28,12 @@ def test_the_readme_shows_the_table_of_the_code() -> None:
         cells = [c.strip() for c in line.strip("|").split("|")]
         action = re.fullmatch(r"`/(\w+)`", cells[0])
         assert action, line
-        shown[action[1]] = frozenset(r for r, c in zip(ROLES, cells[1:], strict=True)
-                                     if c == "✓")
+        shown[action[1]] = frozenset(r for r, c in zip(ROLES, cells[1:], strict=True) if c == "✓")
     assert shown == PERMISSIONS
 
 
 @pytest.mark.parametrize("role", ROLES)
-async def test_every_command_answers_every_role_as_the_table_says(sanad: Sanad,
-                                                                  role: str) -> None:
+async def test_every_command_answers_every_role_as_the_table_says(sanad: Sanad, role: str) -> None:
     async with Telegram(sanad) as telegram:
         person = telegram.person(900, "Someone", language="en")
         if role != UNREGISTERED:
@@ -41,6 +42,7 @@ async def test_every_command_answers_every_role_as_the_table_says(sanad: Sanad,
         for action, allowed in PERMISSIONS.items():
             await person.says("/cancel" if role != UNREGISTERED else "/help")
             await person.says(f"/{action}")
-            refused = "not registered" in person.everything or \
-                "is not for your role" in person.everything
+            refused = (
+                "not registered" in person.everything or "is not for your role" in person.everything
+            )
             assert refused is (role not in allowed), (role, action, person.everything)

@@ -17,8 +17,7 @@ NOT_REGISTERED = "not registered"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-async def test_the_unregistered_can_only_register_and_read_help(sanad: Sanad,
-                                                                command: str) -> None:
+async def test_the_unregistered_can_only_register_and_read_help(sanad: Sanad, command: str) -> None:
     async with Telegram(sanad) as telegram:
         stranger = telegram.person(501, "Stranger", language="en")
         await stranger.says(f"/{command}")
@@ -26,13 +25,17 @@ async def test_the_unregistered_can_only_register_and_read_help(sanad: Sanad,
         assert (NOT_REGISTERED in stranger.everything) is not allowed, stranger.everything
 
 
-@pytest.mark.parametrize(("org", "role", "fills_forms"), [
-    ("bh_sitra_women", "worker", True),
-    ("bh_young_ladies", "coordinator", False),
-    ("arab_network", "admin", False),
-])
+@pytest.mark.parametrize(
+    ("org", "role", "fills_forms"),
+    [
+        ("bh_sitra_women", "worker", True),
+        ("bh_young_ladies", "coordinator", False),
+        ("arab_network", "admin", False),
+    ],
+)
 async def test_field_forms_are_for_workers_of_partner_associations(
-        sanad: Sanad, org: str, role: str, fills_forms: bool) -> None:
+    sanad: Sanad, org: str, role: str, fills_forms: bool
+) -> None:
     async with Telegram(sanad) as telegram:
         person = telegram.person(502, "Someone", language="en")
         await person.says(f"/start {invite(sanad, org, role)}")
@@ -46,7 +49,8 @@ async def test_field_forms_are_for_workers_of_partner_associations(
 
 
 async def test_a_deactivated_worker_can_no_longer_report_and_their_reports_stay(
-        sanad: Sanad) -> None:
+    sanad: Sanad,
+) -> None:
     async with Telegram(sanad) as telegram:
         worker = telegram.person(503, "Huda", language="en")
         await worker.says(f"/start {invite(sanad, 'bh_sitra_women')}")

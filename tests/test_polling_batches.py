@@ -17,10 +17,10 @@ from sqlalchemy import Engine, event
 from sqlmodel import select
 
 from bot.app import Sanad
-from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram import build_application, polling
 from storage.db import transaction
 from storage.models import Conversation, Person
+from tests.fakes.telegram_bot_api import FakeBotApi
 from tests.harness import invite, plain
 from tests.test_nothing_lost import database_fails, recorded, saving_a_chat
 
@@ -48,16 +48,19 @@ def people_registered(sanad: Sanad) -> set[str]:
 
 
 async def test_three_people_writing_at_once_share_one_commit_and_are_answered_after_it(
-        sanad: Sanad) -> None:
+    sanad: Sanad,
+) -> None:
     api = FakeBotApi()
     app = build_application(sanad, request=api.request(), get_updates_request=api.request())
     people = [api.user(400 + n, first_name=f"Worker {n}", language_code="en") for n in range(3)]
-    starts = {person.id: person.command("start", invite(sanad, "bh_rural_girls"))
-              for person in people}
+    starts = {
+        person.id: person.command("start", invite(sanad, "bh_rural_girls")) for person in people
+    }
     answered_unstored: list[str] = []
     at_first_answer: list[tuple[int, set[int]]] = []  # commits so far, updates stored
 
     with commits_counted(sanad.engine) as commits:
+
         def check(method: str, params: dict[str, Any]) -> None:
             if method == "getUpdates" and not at_first_answer:
                 commits[0] = 0  # what the start-up stored does not count
@@ -73,13 +76,18 @@ async def test_three_people_writing_at_once_share_one_commit_and_are_answered_af
         api.on_request = check  # type: ignore[assignment]
         async with polling(app, timeout=1):
             for person in people:
-                await api.wait_for(lambda m, who=person.id: m.chat_id == who
-                                   and "language" in plain(m.text or "").lower(), timeout=10)
+                await api.wait_for(
+                    lambda m, who=person.id: (
+                        m.chat_id == who and "language" in plain(m.text or "").lower()
+                    ),
+                    timeout=10,
+                )
 
     assert not answered_unstored, "someone was answered before their update was stored"
     [(commits_then, stored_then)] = at_first_answer
-    assert commits_then == 1 and {s["update_id"] for s in starts.values()} <= stored_then, \
+    assert commits_then == 1 and {s["update_id"] for s in starts.values()} <= stored_then, (
         "the three updates were stored in one commit, before anyone was answered"
+    )
     assert people_registered(sanad) >= {"400", "401", "402"}
 
 
@@ -89,8 +97,9 @@ async def test_two_answers_fetched_together_answer_two_questions_in_turn(sanad: 
     fatima = api.user(410, first_name="Fatima", language_code="en")
 
     async def reply_containing(words: str) -> str:
-        message = await api.wait_for(lambda m: m.chat_id == 410 and words in plain(m.text or ""),
-                                     timeout=10)
+        message = await api.wait_for(
+            lambda m: m.chat_id == 410 and words in plain(m.text or ""), timeout=10
+        )
         return plain(message.text or "")
 
     def press(label: str) -> None:
@@ -114,14 +123,16 @@ async def test_two_answers_fetched_together_answer_two_questions_in_turn(sanad: 
     texts = [plain(m.text or "") for m in api.messages_to(410)]
     assert not any("unfinished report" in t for t in texts)
     with transaction(sanad.engine) as session:
-        chat = session.exec(select(Conversation)
-                            .where(Conversation.chat_key == "telegram:410")).one()
+        chat = session.exec(
+            select(Conversation).where(Conversation.chat_key == "telegram:410")
+        ).one()
     assert chat.state["draft"]["answers"]["paper_kg"] == 12.5
     assert chat.state["draft"]["answers"]["aluminium_kg"] == 3
 
 
 async def test_an_update_that_collides_in_a_batch_costs_the_others_nothing(
-        sanad: Sanad, caplog: pytest.LogCaptureFixture) -> None:
+    sanad: Sanad, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="handlers.dispatcher")
     api = FakeBotApi()
     app = build_application(sanad, request=api.request(), get_updates_request=api.request())
@@ -132,11 +143,17 @@ async def test_an_update_that_collides_in_a_batch_costs_the_others_nothing(
     with database_fails(sanad.engine, saving_a_chat, error="IntegrityError", after=1):
         async with polling(app, timeout=1):
             for person in people:
-                await api.wait_for(lambda m, who=person.id: m.chat_id == who
-                                   and "language" in plain(m.text or "").lower(), timeout=10)
+                await api.wait_for(
+                    lambda m, who=person.id: (
+                        m.chat_id == who and "language" in plain(m.text or "").lower()
+                    ),
+                    timeout=10,
+                )
 
-    assert any("applied on its own instead of in a batch (IntegrityError)" in r.getMessage()
-               for r in caplog.records), "the batch was rolled back and applied one by one"
+    assert any(
+        "applied on its own instead of in a batch (IntegrityError)" in r.getMessage()
+        for r in caplog.records
+    ), "the batch was rolled back and applied one by one"
     assert {int(s["update_id"]) for s in starts} <= recorded(sanad)
     assert people_registered(sanad) >= {"420", "421", "422"}
     for person in people:
@@ -145,8 +162,7 @@ async def test_an_update_that_collides_in_a_batch_costs_the_others_nothing(
         assert sum("language" in t.lower() for t in texts) == 1, "each answered once"
 
 
-async def test_an_answer_that_fails_after_the_commit_does_not_stop_the_others(
-        sanad: Sanad) -> None:
+async def test_an_answer_that_fails_after_the_commit_does_not_stop_the_others(sanad: Sanad) -> None:
     """Telegram refuses Layla's reply and the outbox cannot keep it either (the database is
     gone for that moment): her update is stored, the error is logged, and Omar, whose update
     came in the same batch, is answered all the same; so is his next message."""
@@ -163,10 +179,12 @@ async def test_an_answer_that_fails_after_the_commit_does_not_stop_the_others(
 
     with database_fails(sanad.engine, keeping_in_the_outbox):
         async with polling(app, timeout=1):
-            await api.wait_for(lambda m: m.chat_id == 431
-                               and "language" in plain(m.text or "").lower(), timeout=10)
+            await api.wait_for(
+                lambda m: m.chat_id == 431 and "language" in plain(m.text or "").lower(), timeout=10
+            )
             omar.text("/help")
-            await api.wait_for(lambda m: m.chat_id == 431 and "/report" in plain(m.text or ""),
-                               timeout=10)
+            await api.wait_for(
+                lambda m: m.chat_id == 431 and "/report" in plain(m.text or ""), timeout=10
+            )
 
     assert people_registered(sanad) >= {"430", "431"}

@@ -28,7 +28,7 @@ async def test_recycling_in_english_with_numbers_as_people_type_them(sanad: Sana
         assert "For which week?" in fatima.last
         assert fatima.buttons == ["week of 29 Nov to 5 Dec 2026", "week of 22 Nov to 28 Nov 2026"]
         await fatima.taps("week of 29 Nov")
-        await fatima.says("12,5 kg")          # comma decimal with a unit
+        await fatima.says("12,5 kg")  # comma decimal with a unit
         await fatima.says("\u200f٣٫٢٥\u200f")  # Arabic-Indic digits, Arabic decimal mark, RLM
         await fatima.says("abc")
         assert "Please send a number" in fatima.last
@@ -38,10 +38,10 @@ async def test_recycling_in_english_with_numbers_as_people_type_them(sanad: Sana
         assert "Did you mean 1.25 or 1,250?" in fatima.last
         await fatima.taps("1,250")
         await fatima.says(" 1 300 ")
-        await fatima.says("۱۲۰")                # Persian digits
+        await fatima.says("۱۲۰")  # Persian digits
         await fatima.says("45.5")
         await fatima.says("12.5")
-        assert "whole number" in fatima.last   # women working is an integer
+        assert "whole number" in fatima.last  # women working is an integer
         await fatima.says("12")
         assert "Notes (optional)" in fatima.last
         await fatima.taps("Skip")
@@ -53,16 +53,24 @@ async def test_recycling_in_english_with_numbers_as_people_type_them(sanad: Sana
         assert "REC-1" in fatima.everything
     [report] = reports(sanad)
     assert report.period == "2026-11-29"
-    assert report.answers == {"period": "2026-11-29", "paper_kg": 12.5, "aluminium_kg": 3.25,
-                              "plastic_kg": 1250.0, "sold_kg": 1300.0, "revenue": 120.0,
-                              "paid_to_women": 45.5, "women_working": 12, "notes": None}
+    assert report.answers == {
+        "period": "2026-11-29",
+        "paper_kg": 12.5,
+        "aluminium_kg": 3.25,
+        "plastic_kg": 1250.0,
+        "sold_kg": 1300.0,
+        "revenue": 120.0,
+        "paid_to_women": 45.5,
+        "women_working": 12,
+        "notes": None,
+    }
 
 
 async def test_beneficiaries_in_arabic_with_back_and_change(sanad: Sanad) -> None:
     async with Telegram(sanad) as telegram:
         amina = await registered(telegram, "bh_hamad_women", 202, "أمينة", "ar")
         await amina.says("/beneficiaries")
-        await amina.taps(amina.buttons[0])   # this month
+        await amina.taps(amina.buttons[0])  # this month
         await amina.says("٤٠")
         await amina.says("/back")
         assert "النساء المعيلات" in amina.last
@@ -70,11 +78,11 @@ async def test_beneficiaries_in_arabic_with_back_and_change(sanad: Sanad) -> Non
         for typed in ["١٥", "٩", "٦٠", "١٢", "٤٨"]:
             await amina.says(typed)
         await amina.says("لا شيء يذكر")
-        await amina.taps(amina.buttons[1])   # change an answer
-        await amina.taps("3.")                # working children
+        await amina.taps(amina.buttons[1])  # change an answer
+        await amina.taps("3.")  # working children
         await amina.says("16")
         assert "16" in amina.everything
-        await amina.taps(amina.buttons[0])   # confirm
+        await amina.taps(amina.buttons[0])  # confirm
         assert "BEN-1" in amina.everything
     [report] = reports(sanad)
     assert report.period == "2026-11"
@@ -95,20 +103,25 @@ async def test_checkin_in_french_with_skip_conditions_photos_and_location(sanad:
         await nadia.says("Atelier de couture")
         await nadia.shares_location(31.6295, -7.9811)
         await nadia.says("٢٥")
-        await nadia.taps(nadia.buttons[0])   # yes, there were challenges
+        await nadia.taps(nadia.buttons[0])  # yes, there were challenges
         await nadia.says("Pluie")
         await nadia.sends_photo("photo-1")
         await nadia.sends_photo("photo-2")
-        await nadia.taps(nadia.buttons[0])   # done
-        await nadia.taps(nadia.buttons[0])   # confirm
+        await nadia.taps(nadia.buttons[0])  # done
+        await nadia.taps(nadia.buttons[0])  # confirm
         assert "CHK-1" in nadia.everything
     [report] = reports(sanad)
     assert report.period is None
     assert report.answers == {
-        "visit_date": "2026-11-28", "activity": "other", "activity_other": "Atelier de couture",
-        "place": {"lat": 31.6295, "lon": -7.9811}, "people_reached": 25,
-        "had_challenges": True, "challenges": "Pluie",
-        "photos": [{"file_id": "photo-1"}, {"file_id": "photo-2"}]}
+        "visit_date": "2026-11-28",
+        "activity": "other",
+        "activity_other": "Atelier de couture",
+        "place": {"lat": 31.6295, "lon": -7.9811},
+        "people_reached": 25,
+        "had_challenges": True,
+        "challenges": "Pluie",
+        "photos": [{"file_id": "photo-1"}, {"file_id": "photo-2"}],
+    }
 
 
 async def test_changing_an_answer_drops_answers_that_no_longer_apply(sanad: Sanad) -> None:
@@ -123,7 +136,7 @@ async def test_changing_an_answer_drops_answers_that_no_longer_apply(sanad: Sana
         await fatima.says("Families were not at home")
         await fatima.taps("Skip")
         await fatima.taps("Change an answer")
-        await fatima.taps("5.")              # had challenges
+        await fatima.taps("5.")  # had challenges
         await fatima.taps("No")
         assert "Families were not at home" not in fatima.everything
         await fatima.taps("Confirm and send")
@@ -144,7 +157,8 @@ async def test_cancel_saves_nothing(sanad: Sanad) -> None:
 
 
 async def test_a_second_report_for_the_period_replaces_the_first_with_an_audit_trail(
-        sanad: Sanad) -> None:
+    sanad: Sanad,
+) -> None:
     async with Telegram(sanad) as telegram:
         fatima = await registered(telegram)
         colleague = await registered(telegram, user_id=204, name="Zainab")
@@ -184,7 +198,8 @@ async def dies_before_replying(telegram: Telegram, action: Awaitable[object]) ->
 
 
 async def test_after_a_crash_before_the_reply_a_typed_answer_is_not_taken_blindly(
-        sanad: Sanad, clock: Clock) -> None:
+    sanad: Sanad, clock: Clock
+) -> None:
     """The process stored Fatima's answer and died before sending the next question: she
     never saw it. What she types next may be meant for the earlier question, so she is asked
     where to go on; Continue shows the question she missed."""
@@ -209,7 +224,8 @@ async def test_after_a_crash_before_the_reply_a_typed_answer_is_not_taken_blindl
 
 
 async def test_after_a_crash_before_the_reply_an_old_button_leads_to_continue(
-        sanad: Sanad, clock: Clock) -> None:
+    sanad: Sanad, clock: Clock
+) -> None:
     """She may or may not have the question the dead process stored: it is not sent outright
     (two copies invite two answers), she is asked to continue and gets it then."""
     async with Telegram(sanad) as telegram:
@@ -236,7 +252,7 @@ async def test_resume_after_a_restart_and_after_days(sanad: Sanad, clock: Clock)
         await fatima.taps("week of 29 Nov")
         await fatima.says("10")
         await telegram.rebuild()
-        await fatima.says("20")               # the next question, as if nothing happened
+        await fatima.says("20")  # the next question, as if nothing happened
         assert "Plastic collected" in fatima.last
         clock.advance(days=2)
         await fatima.says("30")
@@ -268,7 +284,7 @@ async def test_the_same_update_twice_is_applied_once(sanad: Sanad) -> None:
         confirm = fatima.keyboard_message
         await fatima.taps("Confirm and send")
         data = dict(telegram.api.buttons(confirm))["Confirm and send"]
-        await fatima._do(fatima.user.press(data, confirm))   # a double tap on Confirm
+        await fatima._do(fatima.user.press(data, confirm))  # a double tap on Confirm
         assert "no longer works" in fatima.everything
     assert len(reports(sanad)) == 1
 
@@ -284,8 +300,9 @@ async def test_a_question_shown_twice_takes_either_copy_once(sanad: Sanad) -> No
         second_copy = fatima.keyboard_message
         assert telegram.api.buttons(second_copy) == telegram.api.buttons(first_copy)
 
-        this_week = next(data for label, data in telegram.api.buttons(first_copy)
-                         if "29 Nov" in plain(label))
+        this_week = next(
+            data for label, data in telegram.api.buttons(first_copy) if "29 Nov" in plain(label)
+        )
         await fatima._do(fatima.user.press(this_week, first_copy))
         assert "Paper collected" in fatima.last, "the earlier copy of the same question works"
 
@@ -303,8 +320,10 @@ async def test_an_old_button_does_not_repeat_a_typed_question(sanad: Sanad) -> N
         await fatima.taps("week of 29 Nov")
         assert "Paper collected" in fatima.last
         await fatima._do(fatima.user.press(telegram.api.buttons(weeks)[0][1], weeks))
-        assert fatima.texts == ["That button belongs to an earlier message and no longer "
-                                "works.\n\nPlease answer the last question above."]
+        assert fatima.texts == [
+            "That button belongs to an earlier message and no longer "
+            "works.\n\nPlease answer the last question above."
+        ]
         await fatima.says("12.5")
         assert "Aluminium collected" in fatima.last
 

@@ -11,13 +11,22 @@ import httpx
 from pydantic import SecretStr
 
 from bot.app import Sanad
-from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram import build_application
 from bot.channels.webhook import create_app
 from tests.conftest import ROOT
+from tests.fakes.telegram_bot_api import FakeBotApi
 
-PACKAGES = ("bot", "handlers", "storage", "forms", "monitoring", "outbox", "exports", "locales",
-            "migrations")
+PACKAGES = (
+    "bot",
+    "handlers",
+    "storage",
+    "forms",
+    "monitoring",
+    "outbox",
+    "exports",
+    "locales",
+    "migrations",
+)
 RAW_SQL_CALLS = {"text", "execute", "exec_driver_sql", "executescript"}
 
 
@@ -30,12 +39,19 @@ def raw_sql_built_from_strings(files: list[Path]) -> list[str]:
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call) or not node.args:
                 continue
-            name = node.func.attr if isinstance(node.func, ast.Attribute) else \
-                node.func.id if isinstance(node.func, ast.Name) else ""
+            name = (
+                node.func.attr
+                if isinstance(node.func, ast.Attribute)
+                else node.func.id
+                if isinstance(node.func, ast.Name)
+                else ""
+            )
             first = node.args[0]
             built = isinstance(first, ast.JoinedStr | ast.BinOp) or (
-                isinstance(first, ast.Call) and isinstance(first.func, ast.Attribute)
-                and first.func.attr == "format")
+                isinstance(first, ast.Call)
+                and isinstance(first.func, ast.Attribute)
+                and first.func.attr == "format"
+            )
             if name in RAW_SQL_CALLS and built:
                 found.append(f"{path.name}:{node.lineno}")
     return found
@@ -51,13 +67,18 @@ def test_no_sql_statement_is_built_from_strings() -> None:
 
 def test_the_check_sees_values_pasted_into_sql(tmp_path: Path) -> None:
     sample = tmp_path / "unsafe.py"
-    sample.write_text('name = input()\n'
-                      'session.execute(text(f"SELECT * FROM person WHERE name = \'{name}\'"))\n'
-                      'connection.exec_driver_sql("DELETE FROM report WHERE id = " + name)\n'
-                      'connection.execute("SELECT {}".format(name))\n'
-                      'connection.execute(text("SELECT 1"))\n')
-    assert sorted(raw_sql_built_from_strings([sample])) == ["unsafe.py:2", "unsafe.py:3",
-                                                           "unsafe.py:4"]
+    sample.write_text(
+        "name = input()\n"
+        "session.execute(text(f\"SELECT * FROM person WHERE name = '{name}'\"))\n"
+        'connection.exec_driver_sql("DELETE FROM report WHERE id = " + name)\n'
+        'connection.execute("SELECT {}".format(name))\n'
+        'connection.execute(text("SELECT 1"))\n'
+    )
+    assert sorted(raw_sql_built_from_strings([sample])) == [
+        "unsafe.py:2",
+        "unsafe.py:3",
+        "unsafe.py:4",
+    ]
 
 
 async def test_the_webhook_serves_no_files(sanad: Sanad) -> None:
@@ -70,9 +91,15 @@ async def test_the_webhook_serves_no_files(sanad: Sanad) -> None:
     sanad = Sanad(settings, sanad.engine, sanad.dispatcher)
     app = create_app(sanad, build_application(sanad, request=FakeBotApi().request()))
     assert sorted(route.path for route in app.routes) == ["/health", "/metrics", "/telegram"]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://sanad") as client:
-        for path in ("/media/photo.jpg", "/data/media/photo.jpg", "/photo.jpg",
-                     "/telegram/../media/photo.jpg", "/static/photo.jpg"):
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sanad"
+    ) as client:
+        for path in (
+            "/media/photo.jpg",
+            "/data/media/photo.jpg",
+            "/photo.jpg",
+            "/telegram/../media/photo.jpg",
+            "/static/photo.jpg",
+        ):
             response = await client.get(path)
             assert response.status_code in (404, 405) and b"private" not in response.content

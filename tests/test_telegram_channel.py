@@ -12,12 +12,12 @@ from sqlmodel import select
 
 from bot import logs
 from bot.app import Sanad
-from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram import build_application, polling
 from bot.settings import Settings
 from storage.db import transaction
 from storage.models import Report
 from storage.people import recall
+from tests.fakes.telegram_bot_api import FakeBotApi
 from tests.harness import invite, plain
 
 
@@ -41,8 +41,11 @@ async def test_a_whole_report_over_long_polling(sanad: Sanad, log_output: io.Str
     layla = api.user(301, first_name="Layla", language_code="ar")
 
     async def reply_with(fragment: str) -> str:
-        message = await api.wait_for(lambda m: m.chat_id == 301 and fragment in plain(m.text or ""),
-                                     timeout=10, start=len(api.sent) - 3)
+        message = await api.wait_for(
+            lambda m: m.chat_id == 301 and fragment in plain(m.text or ""),
+            timeout=10,
+            start=len(api.sent) - 3,
+        )
         return plain(message.text or "")
 
     async def tap(label: str) -> None:
@@ -60,9 +63,14 @@ async def test_a_whole_report_over_long_polling(sanad: Sanad, log_output: io.Str
         await tap("November 2026")
         duplicate = layla.text("40")
         api.duplicate(duplicate)
-        for question, typed in (("Working children", "12"), ("School drop-outs", "7"),
-                                ("Families reached", "55"), ("new this month", "10"),
-                                ("continuing", "45"), ("Notes", "—")):
+        for question, typed in (
+            ("Working children", "12"),
+            ("School drop-outs", "7"),
+            ("Families reached", "55"),
+            ("new this month", "10"),
+            ("continuing", "45"),
+            ("Notes", "—"),
+        ):
             await reply_with(question)
             layla.text(typed)
         await reply_with("Please check your report")
@@ -83,8 +91,9 @@ def test_a_local_bot_api_server_serves_files_too() -> None:
     settings = Settings(_env_file=None, telegram_base_url="http://127.0.0.1:8081/bot")
     assert settings.bot_api_url == "http://127.0.0.1:8081/bot"
     assert settings.bot_file_url == "http://127.0.0.1:8081/file/bot"
-    explicit = Settings(_env_file=None, telegram_base_url="http://a/bot",
-                        telegram_base_file_url="http://b/file/bot")
+    explicit = Settings(
+        _env_file=None, telegram_base_url="http://a/bot", telegram_base_file_url="http://b/file/bot"
+    )
     assert explicit.bot_file_url == "http://b/file/bot"
 
 

@@ -28,7 +28,8 @@ def write_note(engine: Engine, text: str) -> None:
 
 
 def test_the_checkpoint_thread_moves_what_was_committed_into_the_database_file(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     database = tmp_path / "sanad.db"
     engine = make_engine(f"sqlite:///{database}")
     with engine.begin() as connection:
@@ -42,11 +43,12 @@ def test_the_checkpoint_thread_moves_what_was_committed_into_the_database_file(
     with checkpointing(engine, every=0.05):
         write_note(engine, "committed while the thread runs")
         deadline = time.monotonic() + 10
-        while len(in_database_file_alone(database, tmp_path)) < 2 \
-                and time.monotonic() < deadline:
+        while len(in_database_file_alone(database, tmp_path)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert in_database_file_alone(database, tmp_path) == [
-            "committed without a checkpointer", "committed while the thread runs"]
+            "committed without a checkpointer",
+            "committed while the thread runs",
+        ]
     engine.dispose()
 
 

@@ -23,13 +23,13 @@ from starlette.applications import Starlette
 from bot import logs
 from bot.app import Sanad
 from bot.backup import BackupError, backup
-from bot.channels.fake_bot_api import FakeBotApi
 from bot.channels.telegram import build_application
 from bot.channels.webhook import SECRET_HEADER, create_app, set_webhook, webhook_secret
 from bot.cli import main
 from bot.metrics import Metrics
 from storage.db import make_engine, transaction
 from storage.models import Organization, Person, ProcessedUpdate, Report
+from tests.fakes.telegram_bot_api import FakeBotApi
 from tests.harness import invite, plain
 
 SECRET = "webhook-SECRET_never-logged"
@@ -62,9 +62,9 @@ async def serving(sanad: Sanad) -> AsyncIterator[Webhook]:
     sanad = with_secret(sanad)
     api = FakeBotApi()
     metrics = Metrics(sanad.engine)
-    application = build_application(sanad, request=api.request(),
-                                    get_updates_request=api.request(),
-                                    metrics=metrics)
+    application = build_application(
+        sanad, request=api.request(), get_updates_request=api.request(), metrics=metrics
+    )
     app = create_app(sanad, application, metrics)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -118,13 +118,17 @@ async def test_a_registration_through_the_webhook(sanad: Sanad, log_output: io.S
     assert TOKEN not in logged and "TEST-TOKEN" not in logged
     assert SECRET not in logged
     lines = [json.loads(line) for line in logged.splitlines()]
-    applied = [line for line in lines if line["message"].startswith("update telegram:")
-               and "applied" in line["message"]]
+    applied = [
+        line
+        for line in lines
+        if line["message"].startswith("update telegram:") and "applied" in line["message"]
+    ]
     assert applied and all("update_id" in line for line in applied)
     assert applied[-1]["person_id"] == person.id
     ours = [line for line in lines if line["logger"].startswith(("bot", "handlers"))]
-    assert not [line for line in ours if "Layla" in json.dumps(line, ensure_ascii=False)], \
+    assert not [line for line in ours if "Layla" in json.dumps(line, ensure_ascii=False)], (
         "Sanad's own lines carry internal ids, never names (PTB's DEBUG lines show texts)"
+    )
 
 
 async def test_the_same_update_twice_has_one_effect(sanad: Sanad) -> None:
@@ -159,8 +163,9 @@ async def test_health_says_when_the_database_is_gone(sanad: Sanad) -> None:
     gone = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     broken = with_secret(Sanad(sanad.settings, gone, sanad.dispatcher))
     app = create_app(broken, build_application(broken, request=FakeBotApi().request()))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://sanad") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sanad"
+    ) as client:
         response = await client.get("/health")
     assert response.status_code == 503 and response.json() == {"database": "unreachable"}
 
@@ -185,7 +190,8 @@ async def test_set_webhook_registers_url_and_secret(sanad: Sanad) -> None:
 
 
 def test_set_webhook_from_the_command_line_refuses_without_secret(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
     monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")
@@ -195,18 +201,30 @@ def test_set_webhook_from_the_command_line_refuses_without_secret(
 
 def add_reports(sanad: Sanad, periods: list[str]) -> None:
     with transaction(sanad.engine) as session:
-        organization = session.exec(select(Organization).where(
-            Organization.key == "bh_rural_girls")).one()
-        person = Person(channel="telegram", address=f"9{len(periods)}", role="worker",
-                        organization_id=organization.id)
+        organization = session.exec(
+            select(Organization).where(Organization.key == "bh_rural_girls")
+        ).one()
+        person = Person(
+            channel="telegram",
+            address=f"9{len(periods)}",
+            role="worker",
+            organization_id=organization.id,
+        )
         session.add(person)
         session.flush()
         for period in periods:
-            session.add(Report(form_id="beneficiaries", group_id=organization.group_id,
-                               organization_id=organization.id, person_id=person.id,
-                               period=period, answers={"women_heads": 40},
-                               submitted_at=sanad.dispatcher.clock(),
-                               updated_at=sanad.dispatcher.clock()))
+            session.add(
+                Report(
+                    form_id="beneficiaries",
+                    group_id=organization.group_id,
+                    organization_id=organization.id,
+                    person_id=person.id,
+                    period=period,
+                    answers={"women_heads": 40},
+                    submitted_at=sanad.dispatcher.clock(),
+                    updated_at=sanad.dispatcher.clock(),
+                )
+            )
 
 
 def test_backup_while_a_write_is_open(sanad: Sanad, tmp_path: Path) -> None:
@@ -231,15 +249,19 @@ def test_backup_while_a_write_is_open(sanad: Sanad, tmp_path: Path) -> None:
     assert periods == ["2026-09", "2026-10"], "the copy has what was committed"
 
 
-def test_backup_from_the_command_line(settings: Any, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_backup_from_the_command_line(
+    settings: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     if not settings.database_url.startswith("sqlite"):
         assert main(["backup", str(tmp_path / "copy.db")]) == 2
         assert "pg_dump" in capsys.readouterr().err
         return
     from bot.app import assemble
+
     assemble(settings).close()
     assert main(["backup", str(tmp_path / "copy.db")]) == 0
     assert (tmp_path / "copy.db").exists()

@@ -22,8 +22,14 @@ COORDINATES = re.compile(r"^\s*(-?\d{1,2}(?:\.\d+)?)\s*,\s*(-?\d{1,3}(?:\.\d+)?)
 class ConsoleChat:
     """One person talking to Sanad through text streams."""
 
-    def __init__(self, dispatcher: Dispatcher, person: str, media_dir: Path,
-                 out: TextIO, language_code: str | None = None) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        person: str,
+        media_dir: Path,
+        out: TextIO,
+        language_code: str | None = None,
+    ) -> None:
         self.dispatcher = dispatcher
         self.person = person
         self.media_dir = media_dir
@@ -44,8 +50,13 @@ class ConsoleChat:
 
     def incoming(self, line: str) -> Incoming:
         text = line.strip()
-        base = {"channel": CHANNEL, "chat_id": self.person, "sender": self.person,
-                "sender_name": self.person, "language_code": self.language_code}
+        base = {
+            "channel": CHANNEL,
+            "chat_id": self.person,
+            "sender": self.person,
+            "sender_name": self.person,
+            "language_code": self.language_code,
+        }
         if text.isdecimal() and 1 <= int(text) <= len(self.options):
             return Incoming(**base, choice=self.options[int(text) - 1].value)
         photo = _file(text) if self.expect == "photo" else None

@@ -81,10 +81,14 @@ class NotRecorded(Exception):
     again (the webhook answers 500; polling keeps its offset unconfirmed)."""
 
 
-def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
-                      get_updates_request: BaseRequest | None = None,
-                      with_background: bool = False,
-                      metrics: Metrics | None = None) -> Application:
+def build_application(
+    sanad: Sanad,
+    *,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+    with_background: bool = False,
+    metrics: Metrics | None = None,
+) -> Application:
     """The python-telegram-bot Application for `sanad`; requests can be replaced in tests.
 
     With `with_background`, the scheduler and the outbox sender run in the same process,
@@ -95,10 +99,12 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
     settings = sanad.settings
     if settings.telegram_bot_token is None:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-    builder = (Application.builder()
-               .token(settings.telegram_bot_token.get_secret_value())
-               .base_url(settings.bot_api_url)
-               .base_file_url(settings.bot_file_url))
+    builder = (
+        Application.builder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.bot_api_url)
+        .base_file_url(settings.bot_file_url)
+    )
     if request is not None:
         builder = builder.request(request).get_updates_request(get_updates_request or request)
     background: list[Background] = []
@@ -109,8 +115,11 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
         await _introduce(sanad, application)
         tasks.append(asyncio.create_task(_write_delivered_regularly(sanad)))
         if with_background:
-            background.append(Background(sanad, telegram_deliver(application.bot),
-                                         metrics.sent if metrics else None))
+            background.append(
+                Background(
+                    sanad, telegram_deliver(application.bot), metrics.sent if metrics else None
+                )
+            )
             await background[0].start()
         checkpoints.enter_context(checkpointing(sanad.engine))  # last: stopping undoes it
 
@@ -127,8 +136,9 @@ def build_application(sanad: Sanad, *, request: BaseRequest | None = None,
     # No Updater: `poll` confirms an offset only after the update was recorded, which PTB's
     # Updater (it fetches the next batch while the last one waits in a queue) does not.
     # No JobQueue either: schedules belong to bot.background (APScheduler 3, one process).
-    application = (builder.updater(None).job_queue(None)
-                   .post_init(started).post_stop(stopping).build())
+    application = (
+        builder.updater(None).job_queue(None).post_init(started).post_stop(stopping).build()
+    )
     # One handler for every update: the dispatcher decides what it means, so PTB's handler
     # groups have nothing to order. Updates of one chat are processed in arrival order.
     application.add_handler(TypeHandler(Update, _handler(sanad, metrics)))
@@ -161,11 +171,18 @@ async def _remember_failure(update: object, context: ContextTypes.DEFAULT_TYPE) 
     if isinstance(context.error, ApplyAlone):
         pass  # not a failure: the update is applied again, on its own (see apply_updates)
     elif isinstance(context.error, TryLater):
-        log.warning("update telegram:%s not recorded; Telegram will deliver it again",
-                    update_id, extra={"update_id": f"telegram:{update_id}"})
+        log.warning(
+            "update telegram:%s not recorded; Telegram will deliver it again",
+            update_id,
+            extra={"update_id": f"telegram:{update_id}"},
+        )
     else:
-        log.error("update telegram:%s failed", update_id, exc_info=context.error,
-                  extra={"update_id": f"telegram:{update_id}"})
+        log.error(
+            "update telegram:%s failed",
+            update_id,
+            exc_info=context.error,
+            extra={"update_id": f"telegram:{update_id}"},
+        )
     failures = _failures.get()
     if failures is not None and context.error is not None:
         failures.append(context.error)
@@ -190,8 +207,9 @@ async def running(application: Application) -> AsyncIterator[Application]:
         await application.shutdown()
 
 
-async def poll(application: Application, stop: asyncio.Event,
-               timeout: float = POLL_TIMEOUT) -> None:
+async def poll(
+    application: Application, stop: asyncio.Event, timeout: float = POLL_TIMEOUT
+) -> None:
     """Long polling that loses nothing Telegram considers delivered.
 
     getUpdates(offset) tells Telegram to forget every update below `offset`. The next offset
@@ -209,9 +227,15 @@ async def poll(application: Application, stop: asyncio.Event,
 
     while not stop.is_set():
         try:
-            updates = await _unless_stopped(stop, application.bot.get_updates(
-                offset=offset, timeout=int(timeout), allowed_updates=ALLOWED_UPDATES,
-                read_timeout=timeout + 10))
+            updates = await _unless_stopped(
+                stop,
+                application.bot.get_updates(
+                    offset=offset,
+                    timeout=int(timeout),
+                    allowed_updates=ALLOWED_UPDATES,
+                    read_timeout=timeout + 10,
+                ),
+            )
             await apply_updates(application, updates, stored)
             failures = 0
         except (TelegramError, NotRecorded) as error:
@@ -221,8 +245,9 @@ async def poll(application: Application, stop: asyncio.Event,
             await _wait(stop, wait)
 
 
-async def apply_updates(application: Application, updates: Sequence[Update],
-                        stored: Callable[[int], None]) -> None:
+async def apply_updates(
+    application: Application, updates: Sequence[Update], stored: Callable[[int], None]
+) -> None:
     """Apply a batch of fetched updates in as few transactions as the conversations allow,
     calling `stored(update_id)` as they are committed.
 
@@ -281,12 +306,16 @@ async def _settle(batch: _Batch, stored: Callable[[int], None]) -> None:
         try:
             await answer()
         except Exception:  # stored already, so nothing to deliver again; the next ones go on
-            log.exception("update telegram:%s: answering it failed", update_id,
-                          extra={"update_id": f"telegram:{update_id}"})
+            log.exception(
+                "update telegram:%s: answering it failed",
+                update_id,
+                extra={"update_id": f"telegram:{update_id}"},
+            )
 
 
-async def _unless_stopped(stop: asyncio.Event,
-                          fetching: Coroutine[Any, Any, tuple[Update, ...]]) -> tuple[Update, ...]:
+async def _unless_stopped(
+    stop: asyncio.Event, fetching: Coroutine[Any, Any, tuple[Update, ...]]
+) -> tuple[Update, ...]:
     """The fetched updates, or none if `stop` came first (what was being fetched is not
     confirmed, so Telegram keeps it)."""
     fetch = asyncio.ensure_future(fetching)
@@ -302,8 +331,9 @@ async def _unless_stopped(stop: asyncio.Event,
 
 
 @asynccontextmanager
-async def polling(application: Application,
-                  timeout: float = POLL_TIMEOUT) -> AsyncIterator[Application]:
+async def polling(
+    application: Application, timeout: float = POLL_TIMEOUT
+) -> AsyncIterator[Application]:
     """The Application running and polling for the duration of the block."""
     stop = asyncio.Event()
     async with running(application):
@@ -320,8 +350,13 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def run_polling_until(sanad: Sanad, stop: asyncio.Event, *, with_background: bool = True,
-                            metrics: Metrics | None = None) -> None:
+async def run_polling_until(
+    sanad: Sanad,
+    stop: asyncio.Event,
+    *,
+    with_background: bool = True,
+    metrics: Metrics | None = None,
+) -> None:
     """Poll (and, with `with_background`, schedule and send) until `stop` is set."""
     application = build_application(sanad, with_background=with_background, metrics=metrics)
     async with running(application):
@@ -329,8 +364,9 @@ async def run_polling_until(sanad: Sanad, stop: asyncio.Event, *, with_backgroun
         await poll(application, stop)
 
 
-def run_polling(sanad: Sanad, *, with_background: bool = True,
-                metrics: Metrics | None = None) -> None:
+def run_polling(
+    sanad: Sanad, *, with_background: bool = True, metrics: Metrics | None = None
+) -> None:
     """`python -m bot run`: poll until SIGINT or SIGTERM."""
 
     async def main() -> None:
@@ -348,13 +384,17 @@ def make_bot(sanad: Sanad) -> Bot:
     settings = sanad.settings
     if settings.telegram_bot_token is None:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-    return Bot(settings.telegram_bot_token.get_secret_value(), base_url=settings.bot_api_url,
-               base_file_url=settings.bot_file_url,
-               request=HTTPXRequest(connection_pool_size=SENDER_CONNECTIONS))
+    return Bot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=settings.bot_api_url,
+        base_file_url=settings.bot_file_url,
+        request=HTTPXRequest(connection_pool_size=SENDER_CONNECTIONS),
+    )
 
 
-async def run_worker(sanad: Sanad, stop: asyncio.Event, bot: Bot | None = None,
-                     metrics: Metrics | None = None) -> None:
+async def run_worker(
+    sanad: Sanad, stop: asyncio.Event, bot: Bot | None = None, metrics: Metrics | None = None
+) -> None:
     """The scheduler and the sender alone, until `stop` is set."""
     async with bot or make_bot(sanad) as ready:
         work = Background(sanad, telegram_deliver(ready), metrics.sent if metrics else None)
@@ -374,18 +414,23 @@ async def _introduce(sanad: Sanad, application: Application) -> None:
         tr = translator(language)
         commands = [BotCommand("report", tr.gettext("Choose a report to fill in"))]
         commands += [BotCommand(f.command, f.title.get(language)) for f in forms.values()]
-        commands += [BotCommand("myreports", tr.gettext("Your recent reports")),
-                     BotCommand("language", tr.gettext("Change the language")),
-                     BotCommand("help", tr.gettext("What I can do"))]
+        commands += [
+            BotCommand("myreports", tr.gettext("Your recent reports")),
+            BotCommand("language", tr.gettext("Change the language")),
+            BotCommand("help", tr.gettext("What I can do")),
+        ]
         try:
             await application.bot.set_my_commands(
-                commands, language_code=None if language == "ar" else language)
+                commands, language_code=None if language == "ar" else language
+            )
         except TelegramError as error:
             log.warning("could not publish the command list: %s", error)
 
 
-def _handler(sanad: Sanad,  # type: ignore[no-untyped-def]
-             metrics: Metrics | None = None):
+def _handler(
+    sanad: Sanad,  # type: ignore[no-untyped-def]
+    metrics: Metrics | None = None,
+):
     async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         started = time.perf_counter()
         if metrics is not None:
@@ -414,8 +459,7 @@ def _handler(sanad: Sanad,  # type: ignore[no-untyped-def]
     return handle
 
 
-async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming,
-                        replies: list[Reply]) -> int:
+async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming, replies: list[Reply]) -> int:
     """Send the replies of a committed update; what Telegram does not take waits in the
     outbox for the sender and its retries (the update itself is recorded: a redelivery would
     be ignored, so failing it would lose the replies). Returns how many were sent now."""
@@ -428,8 +472,11 @@ async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming,
             sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway
             return number
         except TelegramError as error:
-            log.warning("update telegram:%s: a reply was not sent (%s)", incoming.update_id,
-                        error.__class__.__name__)
+            log.warning(
+                "update telegram:%s: a reply was not sent (%s)",
+                incoming.update_id,
+                error.__class__.__name__,
+            )
             sanad.dispatcher.keep_unsent(incoming, replies[number:])
             # Not marked as delivered: the outbox may bring the question after the person
             # has given up waiting and typed again, and that must not answer the next one.
@@ -451,9 +498,14 @@ def to_incoming(update: Update) -> Incoming | None:
     chat = update.effective_chat
     if user is None or chat is None or chat.type != "private":
         return None
-    base = {"channel": CHANNEL, "chat_id": str(chat.id), "sender": str(user.id),
-            "update_id": str(update.update_id), "sender_name": user.full_name,
-            "language_code": user.language_code}
+    base = {
+        "channel": CHANNEL,
+        "chat_id": str(chat.id),
+        "sender": str(user.id),
+        "update_id": str(update.update_id),
+        "sender_name": user.full_name,
+        "language_code": user.language_code,
+    }
     query = update.callback_query
     if query is not None:
         return Incoming(**base, choice=query.data or "")
@@ -461,11 +513,13 @@ def to_incoming(update: Update) -> Incoming | None:
     if message is None:
         return None
     if message.photo:
-        return Incoming(**base, photo=Photo(file_id=message.photo[-1].file_id),
-                        text=message.caption)
+        return Incoming(
+            **base, photo=Photo(file_id=message.photo[-1].file_id), text=message.caption
+        )
     if message.location is not None:
-        return Incoming(**base, location=Location(message.location.latitude,
-                                                  message.location.longitude))
+        return Incoming(
+            **base, location=Location(message.location.latitude, message.location.longitude)
+        )
     if message.text is not None:
         return Incoming(**base, text=message.text)
     return Incoming(**base, text="")
@@ -490,14 +544,23 @@ async def send(bot: Bot, chat_id: int, reply: Reply) -> None:
     markup = keyboard([(o.label, o.value) for o in reply.options], reply.columns)
     if reply.document is not None:
         with reply.document.open("rb") as document:
-            await bot.send_document(chat_id, document, caption=reply.text[:CAPTION_LIMIT],
-                                    filename=reply.document.name, reply_markup=markup)
+            await bot.send_document(
+                chat_id,
+                document,
+                caption=reply.text[:CAPTION_LIMIT],
+                filename=reply.document.name,
+                reply_markup=markup,
+            )
         return
     if reply.photo is not None:
         caption = reply.text if len(reply.text) <= CAPTION_LIMIT else None
         with reply.photo.open("rb") as photo:
-            await bot.send_photo(chat_id, photo, caption=caption,
-                                 reply_markup=markup if caption is not None else None)
+            await bot.send_photo(
+                chat_id,
+                photo,
+                caption=caption,
+                reply_markup=markup if caption is not None else None,
+            )
         if caption is not None:
             return
     parts = _split(reply.text)

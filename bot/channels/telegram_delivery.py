@@ -35,8 +35,7 @@ GONE = ("chat not found", "user not found")
 
 # `send_text` asks for sendMessage through `Bot.do_api_request`, which suggests
 # `Bot.send_message` for endpoints PTB knows; that suggestion is the one thing we decline.
-warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage'",
-                        category=PTBUserWarning)
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage'", category=PTBUserWarning)
 
 
 def telegram_deliver(bot: Bot) -> Deliver:
@@ -68,8 +67,12 @@ async def _send(bot: Bot, chat_id: int, message: OutboxMessage) -> None:
         await send_text(bot, chat_id, message.text, markup)
         return
     if message.photo_path.startswith(FILE_ID):  # a photo Telegram already has
-        await bot.send_photo(chat_id, message.photo_path[len(FILE_ID):],
-                             caption=message.text or None, reply_markup=markup)
+        await bot.send_photo(
+            chat_id,
+            message.photo_path[len(FILE_ID) :],
+            caption=message.text or None,
+            reply_markup=markup,
+        )
         return
     try:
         photo = open(message.photo_path, "rb")  # noqa: SIM115  (closed below)
@@ -79,8 +82,9 @@ async def _send(bot: Bot, chat_id: int, message: OutboxMessage) -> None:
         await bot.send_photo(chat_id, photo, caption=message.text or None, reply_markup=markup)
 
 
-async def send_text(bot: Bot, chat_id: int, text: str,
-                    markup: InlineKeyboardMarkup | None = None) -> None:
+async def send_text(
+    bot: Bot, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
     """Send one text message; Telegram's errors are raised as `Bot.send_message` raises them.
 
     `Bot.send_message` turns Telegram's answer into a `Message` (every entity and button
@@ -88,8 +92,9 @@ async def send_text(bot: Bot, chat_id: int, text: str,
     CPU of a reply (cProfile of bench.workers). `do_api_request` makes the same request
     (same defaults, same error mapping) and returns the answer as it came.
     """
-    await bot.do_api_request("sendMessage", api_kwargs={
-        "chat_id": chat_id, "text": text, "reply_markup": markup})
+    await bot.do_api_request(
+        "sendMessage", api_kwargs={"chat_id": chat_id, "text": text, "reply_markup": markup}
+    )
 
 
 def keyboard(options: Sequence[Sequence[str]], columns: int = 1) -> InlineKeyboardMarkup | None:
@@ -98,7 +103,7 @@ def keyboard(options: Sequence[Sequence[str]], columns: int = 1) -> InlineKeyboa
         return None
     buttons = [InlineKeyboardButton(label[:60], callback_data=value) for label, value in options]
     return InlineKeyboardMarkup(
-        [buttons[start:start + columns] for start in range(0, len(buttons), columns)]
+        [buttons[start : start + columns] for start in range(0, len(buttons), columns)]
     )
 
 

@@ -47,15 +47,20 @@ def webhook_secret(sanad: Sanad) -> str:
     secret = sanad.settings.telegram_webhook_secret
     value = secret.get_secret_value() if secret is not None else ""
     if not value:
-        raise ValueError("TELEGRAM_WEBHOOK_SECRET is not set; webhook mode needs it so that "
-                         "only Telegram can post updates (1-256 of A-Z a-z 0-9 _ -)")
+        raise ValueError(
+            "TELEGRAM_WEBHOOK_SECRET is not set; webhook mode needs it so that "
+            "only Telegram can post updates (1-256 of A-Z a-z 0-9 _ -)"
+        )
     if not SECRET_FORMAT.fullmatch(value):
         raise ValueError("TELEGRAM_WEBHOOK_SECRET may only hold 1-256 of A-Z a-z 0-9 _ -")
     return value
 
 
-def create_app(sanad: Sanad, application: Application, metrics: Metrics | None = None,
-               ) -> Starlette:
+def create_app(
+    sanad: Sanad,
+    application: Application,
+    metrics: Metrics | None = None,
+) -> Starlette:
     """The ASGI app. Its lifespan initializes and starts `application` (and its post_init:
     the command list, and the scheduler and sender if it was built with them)."""
     secret = webhook_secret(sanad).encode()
@@ -102,8 +107,11 @@ def create_app(sanad: Sanad, application: Application, metrics: Metrics | None =
             for logger in counted:
                 logger.removeHandler(metrics.error_log)
 
-    routes = [Route(PATH, telegram, methods=["POST"]), Route("/health", health),
-              Route("/metrics", scrape)]
+    routes = [
+        Route(PATH, telegram, methods=["POST"]),
+        Route("/health", health),
+        Route("/metrics", scrape),
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     return app

@@ -18,8 +18,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("conversation", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("replied_version", sa.Integer(), nullable=False,
-                                      server_default="0"))
+        batch_op.add_column(
+            sa.Column("replied_version", sa.Integer(), nullable=False, server_default="0")
+        )
     # Chats from before: their replies were sent (or are long past caring).
     op.execute("UPDATE conversation SET replied_version = version")
 

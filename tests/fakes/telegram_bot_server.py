@@ -1,6 +1,6 @@
 """The fake Telegram Bot API over real HTTP, and Telegram's side of webhooks.
 
-:func:`serving` puts a :class:`~bot.channels.fake_bot_api.FakeBotApi` behind a uvicorn server
+:func:`serving` puts a :class:`~tests.fakes.telegram_bot_api.FakeBotApi` behind a uvicorn server
 in the current event loop, so that separate processes (``python -m bot run``, ``webhook``,
 ``worker``) reach it through ``TELEGRAM_BASE_URL``::
 
@@ -12,7 +12,7 @@ in the current event loop, so that separate processes (``python -m bot run``, ``
         await api.wait_for(lambda m: m.chat_id == 7, timeout=10)
 
 Every request goes through :meth:`FakeBotApi.handle`, the same code the in-process
-:class:`~bot.channels.fake_bot_api.FakeRequest` calls: limits, 429s, ``fail_next``,
+:class:`~tests.fakes.telegram_bot_api.FakeRequest` calls: limits, 429s, ``fail_next``,
 ``on_request``, ``getUpdates`` long polling and offset confirmation behave identically.
 Parameters arrive as PTB sends them over HTTP (urlencoded or multipart form fields, files as
 multipart parts; JSON bodies work too) and are decoded to the values PTB would have handed
@@ -49,24 +49,48 @@ from starlette.responses import Response
 from starlette.routing import Route
 from telegram.request import RequestData
 
-from bot.channels.fake_bot_api import FakeBotApi, JSONDict, _Pending
+from tests.fakes.telegram_bot_api import FakeBotApi, JSONDict, _Pending
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TELEGRAM_MAX_CONNECTIONS = 40  # setWebhook's default max_connections
 
 #: Parameters Telegram reads as strings even when they look like JSON ("35", "true", "1").
 #: Every other form value is JSON-decoded when it parses, as PTB JSON-encodes non-strings.
-STRING_PARAMS = frozenset({
-    "text", "caption", "parse_mode", "callback_query_id", "file_id", "url", "secret_token",
-    "action", "language_code", "inline_message_id", "filename", "ip_address", "description",
-    "short_description", "name", "title", "question", "emoji", "message_effect_id",
-    "business_connection_id", "photo", "document", "query", "payload", "switch_pm_parameter",
-})
+STRING_PARAMS = frozenset(
+    {
+        "text",
+        "caption",
+        "parse_mode",
+        "callback_query_id",
+        "file_id",
+        "url",
+        "secret_token",
+        "action",
+        "language_code",
+        "inline_message_id",
+        "filename",
+        "ip_address",
+        "description",
+        "short_description",
+        "name",
+        "title",
+        "question",
+        "emoji",
+        "message_effect_id",
+        "business_connection_id",
+        "photo",
+        "document",
+        "query",
+        "payload",
+        "switch_pm_parameter",
+    }
+)
 
 UploadedFile = tuple[str, bytes, str]
 
 
 # --- serving the Bot API over HTTP -------------------------------------------------------------
+
 
 class _Received:
     """The two things :meth:`FakeBotApi.handle` reads of PTB's ``RequestData``, rebuilt from an
@@ -181,8 +205,9 @@ def create_app(api: FakeBotApi, token: str | None = None) -> Starlette:
     return app
 
 
-async def _unless_closing(handling: Coroutine[Any, Any, tuple[int, bytes]],
-                          closing: asyncio.Event) -> tuple[int, bytes]:
+async def _unless_closing(
+    handling: Coroutine[Any, Any, tuple[int, bytes]], closing: asyncio.Event
+) -> tuple[int, bytes]:
     """A long poll, cut short with no updates when the server closes (its client may be gone:
     a stopped bot process), so that closing does not wait for the poll's timeout."""
     poll = asyncio.ensure_future(handling)
@@ -242,8 +267,13 @@ async def serving_asgi(
         sock.bind((host, port))
         sock.setblocking(False)
         bound = sock.getsockname()[1]
-        config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None,
-                                timeout_graceful_shutdown=shutdown_timeout)
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=shutdown_timeout,
+        )
         config.load()
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)  # what Server.serve would set (off)
@@ -262,6 +292,7 @@ async def serving_asgi(
 
 
 # --- Telegram's webhook side -------------------------------------------------------------------
+
 
 def chat_of(update: JSONDict) -> object:
     """What orders this update: its chat (or the user, for updates without a chat), or the
@@ -321,14 +352,17 @@ class WebhookPusher:
         while self.api._pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"{len(self.api._pending)} updates still undelivered "
-                                   f"after {timeout}s; failures: {dict(self.failures)}")
+                raise TimeoutError(
+                    f"{len(self.api._pending)} updates still undelivered "
+                    f"after {timeout}s; failures: {dict(self.failures)}"
+                )
             await self.api._updates_signal.wait(remaining)
 
     async def run(self) -> None:
         """Start deliveries whenever an update is queued or a chat becomes free."""
-        limits = httpx.Limits(max_connections=self.max_connections,
-                              max_keepalive_connections=self.max_connections)
+        limits = httpx.Limits(
+            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+        )
         async with httpx.AsyncClient(limits=limits, timeout=self.timeout) as client:
             self._client = client
             try:
@@ -427,8 +461,9 @@ async def pushing_webhooks(
     """
     if not urls:
         raise ValueError("pushing_webhooks needs at least one URL")
-    pusher = WebhookPusher(api, list(urls), secret, max_connections, retry_delay,
-                           max_retry_delay, timeout)
+    pusher = WebhookPusher(
+        api, list(urls), secret, max_connections, retry_delay, max_retry_delay, timeout
+    )
     previous_url = api.webhook_url
     api.webhook_url = urls[0]
     task = asyncio.create_task(pusher.run(), name="webhook-pusher")
