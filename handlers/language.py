@@ -26,7 +26,7 @@ def chosen(ctx: Context) -> None:
         ask(ctx)
         return
     ctx.person = set_language(ctx.connection, ctx.person, choice)
-    ctx.tr = translator(choice)
+    ctx.tr = translator(choice, ctx.group.digits if ctx.group else None)
     ctx.state["flow"] = None
     ctx.say(ctx._("From now on I will write to you in English."))
     if ctx.state.get("draft"):

@@ -39,6 +39,7 @@ class Group(SQLModel, table=True):
     timezone: str
     language: str
     currency: str
+    digits: str = "latn"  # "arab" (٠١٢٣) or "latn" (0123) in the group's Arabic text
     week_start: int = 0  # Python weekday of the first day of the reporting week (0 = Monday)
     targets: dict[str, Any] = _json()
     schedule: dict[str, Any] = _json()

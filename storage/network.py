@@ -27,6 +27,9 @@ WEEK_START_BY_COUNTRY = {
     "LB": "monday",
     "MA": "monday",
 }
+#: The digits people read numbers in (in Arabic text; English and French use Latin digits):
+#: Arabic-Indic (٠١٢٣) in the Mashriq, Latin (0123) where French is the second language.
+DIGITS_BY_COUNTRY = {"EG": "arab", "SD": "arab", "BH": "arab", "LB": "latn", "MA": "latn"}
 KEY = r"^[a-z][a-z0-9_]{0,40}$"
 
 
@@ -56,6 +59,7 @@ class GroupSpec(BaseModel):
     timezone: str
     language: Literal["ar", "en", "fr"] = "ar"
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+    digits: Literal["arab", "latn"] | None = None
     week_start: Literal[WEEKDAYS] | None = None  # type: ignore[valid-type]
     targets: dict[str, dict[str, float]] = Field(default_factory=dict)
     schedule: dict[str, Any] = Field(default_factory=dict)
@@ -159,6 +163,7 @@ def _upsert_group(session: Session, spec: GroupSpec, counts: dict[str, int]) -> 
         "timezone": spec.timezone,
         "language": spec.language,
         "currency": spec.currency,
+        "digits": spec.digits or DIGITS_BY_COUNTRY.get(spec.country, "latn"),
         "week_start": WEEKDAYS.index(week_start),
         "targets": spec.targets,
         "schedule": spec.schedule,

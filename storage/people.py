@@ -65,6 +65,7 @@ class GroupRow:
     timezone: str
     language: str
     currency: str
+    digits: str
     week_start: int
     active: bool
 
