@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -21,6 +21,7 @@ from forms.schema import FormSpec
 from locales import Translator, translator
 from monitoring.audience import coordinators_of, workers_of
 from monitoring.completeness import Completeness, completeness, due_date, period_of
+from monitoring.due import due_phrase, reminder_text
 from storage.models import Group, Organization
 from storage.outbox import enqueue
 from storage.schedule import FormSchedule, Schedule
@@ -85,28 +86,18 @@ def remind(
     now: datetime,
     key_suffix: str = "",
 ) -> int:
-    """Remind the workers of every association still missing the report."""
+    """Remind the workers of every association still missing the report, in words that fit
+    the day: due soon, due today, or late by so many days."""
     missing = [o.id for o in state.missing if o.id is not None]
+    today = now.astimezone(ZoneInfo(group.timezone)).date()
     count = 0
     for person in workers_of(session, missing):
         assert person.id is not None
-        tr = translator(person.language or group.language)
+        tr = translator(person.language or group.language, group.digits)
         form, period = state.form, state.period
-        values = {
-            "title": form.title.get(tr.language),
-            "period": period_label(period, tr),
-            "due": tr.date(state.due, "d MMMM"),
-        }
-        if stage == "before":
-            text = tr.gettext(
-                "Reminder: your {title} report for {period} is due on {due}.", **values
-            )
-        else:
-            text = tr.gettext(
-                "Your {title} report for {period} was due on {due} and has not "
-                "arrived yet. Please send it as soon as you can.",
-                **values,
-            )
+        text = reminder_text(
+            tr, form.title.get(tr.language), period_label(period, tr), state.due, today
+        )
         key = f"reminder:{stage}:{form.id}:{group.key}:{period.key}:{person.id}{key_suffix}"
         count += enqueue(
             session,
@@ -129,8 +120,8 @@ def escalate(session: Session, group: Group, state: Completeness, now: datetime)
     count = 0
     for person in coordinators_of(session, group):
         assert person.id is not None
-        tr = translator(person.language or group.language)
-        text = late_text(tr, state, late)
+        tr = translator(person.language or group.language, group.digits)
+        text = late_text(tr, state, late, today)
         key = f"escalation:{state.form.id}:{group.key}:{state.period.key}:{person.id}"
         count += enqueue(
             session, person_id=person.id, kind="escalation", dedupe_key=key, text=text, now=now
@@ -138,15 +129,15 @@ def escalate(session: Session, group: Group, state: Completeness, now: datetime)
     return count
 
 
-def late_text(tr: Translator, state: Completeness, late: list[Organization]) -> str:
+def late_text(tr: Translator, state: Completeness, late: list[Organization], today: date) -> str:
     names = names_of(late, tr.language)
     return tr.ngettext(
-        "{n} association has not sent {title} for {period} (due {due}): {names}.",
-        "{n} associations have not sent {title} for {period} (due {due}): {names}.",
+        "{n} association has not sent {title} for {period}, {when}: {names}.",
+        "{n} associations have not sent {title} for {period}, {when}: {names}.",
         len(late),
         title=state.form.title.get(tr.language),
         period=period_label(state.period, tr),
-        due=tr.date(state.due, "d MMMM"),
+        when=due_phrase(tr, state.due, today),
         names=names,
     )
 
