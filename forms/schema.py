@@ -74,6 +74,7 @@ class FieldSpec(Strict):
     max_count: int = Field(default=1, ge=1, le=10)  # photos
     allow_text: bool = False  # location: a typed place name is accepted too
     unit: Labels | None = None
+    money: bool = False  # an amount in the group's currency (shown and exported with it)
     choices: list[Choice] | None = None
     when: Condition | None = None
 
@@ -91,6 +92,8 @@ class FieldSpec(Strict):
             raise ValueError(f"field '{self.name}': min is above max")
         if self.type == "period" and not self.required:
             raise ValueError(f"field '{self.name}': the period is always required")
+        if self.money and (self.type not in ("integer", "decimal") or self.unit is not None):
+            raise ValueError(f"field '{self.name}': money is a number without another unit")
         return self
 
 

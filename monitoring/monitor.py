@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,9 +23,15 @@ from forms.schema import FormSpec
 from locales import Translator, translator
 from monitoring.audience import admins, coordinators_of
 from monitoring.broadcasts import report_broadcasts
-from monitoring.chart import Series, trend_chart
 from monitoring.completeness import completeness
-from monitoring.digest import Digest, build_digest, digest_text, numeric_fields
+from monitoring.digest import (
+    Digest,
+    build_digest,
+    digest_text,
+    has_reports,
+    money_totals,
+    numeric_fields,
+)
 from monitoring.reminders import WINDOW, send_reminders
 from storage.db import transaction
 from storage.models import Group
@@ -108,15 +115,16 @@ class Monitor:
         count = 0
         for person in coordinators_of(session, digest.group):
             assert person.id is not None
-            tr = translator(person.language or digest.group.language)
+            tr = translator(person.language or digest.group.language, digest.group.digits)
             key = f"digest:{digest.kind}:{digest.group.key}:{digest.period.key}:{person.id}"
+            chart = digest_chart(digest, tr, self.charts_dir)
             count += enqueue(
                 session,
                 person_id=person.id,
                 kind="digest",
                 dedupe_key=key + key_suffix,
                 text=digest_text(digest, tr),
-                photo_path=str(digest_chart(digest, tr, self.charts_dir)),
+                photo_path=str(chart) if chart else None,
                 now=now,
             )
         return count
@@ -140,7 +148,7 @@ class Monitor:
                 continue
             for person in admins(session):
                 assert person.id is not None
-                tr = translator(person.language or network.language)
+                tr = translator(person.language or network.language, network.digits)
                 text = self.network_text(session, kind, now, tr)
                 count += enqueue(
                     session,
@@ -153,10 +161,10 @@ class Monitor:
         return count
 
     def network_text(self, session: Session, kind: str, now: datetime, tr: Translator) -> str:
-        """Each group's latest ended period: reporting and on-time rates, late associations."""
-        from babel.numbers import format_percent
-
+        """Each group's latest ended period: reporting and on-time rates, late associations;
+        then the money reported, totalled per currency (never across currencies)."""
         lang = tr.language
+        money: dict[tuple[str, str], dict[str, float]] = {}  # (form, field) -> currency -> sum
         lines = [
             tr.gettext("Weekly network digest, all groups")
             if kind == "week"
@@ -186,10 +194,24 @@ class Monitor:
                         len(state.late(today)),
                         title=form.title.get(lang),
                         period=period_label(period, tr),
-                        rate=format_percent(state.rate, locale=lang),
-                        on_time_rate=format_percent(state.on_time_rate, locale=lang),
+                        rate=tr.percent(state.rate),
+                        on_time_rate=tr.percent(state.on_time_rate),
                     )
                 )
+                for field, total in money_totals(session, group, form, period).items():
+                    by_currency = money.setdefault((form_id, field), {})
+                    by_currency[group.currency] = by_currency.get(group.currency, 0.0) + total
+        if money:
+            lines.append("")
+            lines.append(tr.gettext("Money reported, per currency:"))
+            for (form_id, field), by_currency in money.items():
+                spec = next(f for f in self.forms[form_id].fields if f.name == field)
+                amounts = " · ".join(
+                    tr.money(Decimal(str(round(total, 3))), currency)
+                    for currency, total in sorted(by_currency.items())
+                )
+                label = spec.label.get(lang).rstrip("?؟ :")
+                lines.append("• " + tr.gettext("{field}: {amounts}", field=label, amounts=amounts))
         return "\n".join(lines)
 
 
@@ -197,15 +219,27 @@ def _latest(kind: str, today: date, group: Group) -> Period:
     return period_containing(kind, today, group.week_start).previous()
 
 
-def digest_chart(digest: Digest, tr: Translator, charts_dir: Path) -> Path:
-    """The digest's chart in `tr`'s language: the last periods of its main form."""
+def digest_chart(digest: Digest, tr: Translator, charts_dir: Path) -> Path | None:
+    """The digest's chart in `tr`'s language: the last periods of its main form, in one
+    unit (the first numeric field's unit, or its currency); None when there is nothing to
+    draw (no report in any of those periods): the digest text says so instead."""
+    from monitoring.chart import Series, trend_chart  # matplotlib: loaded when first drawn
+
     part = next((p for p in digest.forms if p.form.period != "none"), None) or digest.forms[0]
     fields = numeric_fields(part.form)
-    unit = next((f.unit for f in fields if f.unit), None)
-    shown = [f for f in fields if f.unit == unit] if unit else fields
+    if not fields or not has_reports(part):
+        return None
     lang = tr.language
+    first = fields[0]
+    shown = [f for f in fields if f.unit == first.unit and f.money == first.money]
+    if first.money:
+        y_label = digest.group.currency
+    elif first.unit:
+        y_label = first.unit.get(lang)
+    else:
+        y_label = tr.gettext("Number")
     labels = [
-        tr.date(p.start, "d MMM") if p.kind == "week" else tr.date(p.start, "MMM y")
+        tr.date(p.start, "d MMM") if p.kind != "month" else tr.date(p.start, "MMM y")
         for p, _ in part.history
     ]
     series = [
@@ -216,5 +250,5 @@ def digest_chart(digest: Digest, tr: Translator, charts_dir: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     title = f"{part.form.title.get(lang)} · {digest.group.names.get(lang, digest.group.key)}"
     return trend_chart(
-        title, labels, series, language=lang, path=path, y_label=unit.get(lang) if unit else ""
+        title, labels, series, language=lang, path=path, y_label=y_label, digits=tr.digits
     )
