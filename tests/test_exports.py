@@ -191,9 +191,10 @@ def test_one_row_per_report_oldest_first_with_fixed_columns_then_every_field(
     recycling = table(session, "recycling", "en")
 
     headers = [column.header for column in recycling.columns]
-    assert headers[:8] == [
+    assert headers[:9] == [
         "Reference",
         "Group",
+        "Currency",  # the form has money fields
         "Association",
         "Person",
         "Period",
@@ -201,7 +202,7 @@ def test_one_row_per_report_oldest_first_with_fixed_columns_then_every_field(
         "Submitted at",
         "Updated at",
     ]
-    assert headers[8:] == [spec.label.en for spec in FORMS["recycling"].fields]
+    assert headers[9:] == [spec.label.en for spec in FORMS["recycling"].fields]
     assert [row[0] for row in recycling.rows] == ["REC-3", "REC-2", "REC-1"]
     assert recycling.title == "Recycling output"
 
@@ -299,9 +300,10 @@ def test_csv_round_trip_in_arabic(session: Session, tmp_path: Path) -> None:
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for Arabic
     rows = read_csv(path)
     form = FORMS["recycling"]
-    assert list(rows[0])[:8] == [
+    assert list(rows[0])[:9] == [
         "المرجع",
         "المجموعة",
+        "العملة",
         "الجمعية",
         "الشخص",
         "الفترة",
@@ -315,7 +317,9 @@ def test_csv_round_trip_in_arabic(session: Session, tmp_path: Path) -> None:
     assert fatima["وقت الإرسال"] == "2026-11-30T01:30:00+03:00"
     assert fatima[field(form, "paper_kg")] == "12.5"
     assert fatima[field(form, "plastic_kg")] == "7.25"
-    assert fatima[field(form, "aluminium_kg")] == "3.0"
+    assert fatima[field(form, "aluminium_kg")] == "3"  # a whole number, not 3.0
+    assert fatima["العملة"] == "BHD"
+    assert fatima[field(form, "revenue")] == "15.5"  # in the currency of its own row
     assert fatima[field(form, "women_working")] == "6"
     assert fatima[field(form, "notes")] == "تم البيع للمصنع"
     assert rows[0][field(form, "notes")] == ""
