@@ -139,8 +139,22 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write reports to CSV or XLSX")
     export.add_argument("form", help="form id (checkin, beneficiaries, recycling) or all")
     export.add_argument("--group", default=None, help="group key")
-    export.add_argument("--from", dest="date_from", type=date.fromisoformat, default=None)
-    export.add_argument("--to", dest="date_to", type=date.fromisoformat, default=None)
+    export.add_argument(
+        "--from",
+        dest="date_from",
+        type=_day,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="first day sent, inclusive, in each group's own time zone (e.g. 2026-11-01)",
+    )
+    export.add_argument(
+        "--to",
+        dest="date_to",
+        type=_day,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="last day sent, inclusive (e.g. 2026-11-30)",
+    )
     export.add_argument("--format", choices=["csv", "xlsx"], required=True)
     export.add_argument("--language", default="ar", choices=["ar", "en", "fr"])
     export.add_argument("-o", "--output", type=Path, required=True)
@@ -300,6 +314,16 @@ def _invite(args: argparse.Namespace, settings: Settings) -> int:
         )
     )
     return 0
+
+
+def _day(text: str) -> date:
+    """A --from/--to date: ISO form only, as 30/11 and 11/30 cannot be told apart."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-30"
+        ) from None
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
