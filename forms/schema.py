@@ -19,7 +19,7 @@ FieldType = Literal[
     "location",
     "yesno",
 ]
-PeriodKind = Literal["none", "week", "month"]
+PeriodKind = Literal["none", "day", "week", "month"]
 NAME = r"^[a-z][a-z0-9_]{0,30}$"
 
 
@@ -125,7 +125,8 @@ class FormSpec(Strict):
         if self.period == "none" and periods:
             raise ValueError("a form with period 'none' cannot have a period field")
         if self.period != "none" and (len(periods) != 1 or self.fields[0].type != "period"):
-            raise ValueError(f"a {self.period}ly form needs exactly one period field, first")
+            every = {"day": "daily", "week": "weekly", "month": "monthly"}[self.period]
+            raise ValueError(f"a {every} form needs exactly one period field, first")
         return self
 
     def field(self, name: str) -> FieldSpec:

@@ -28,6 +28,7 @@ from storage.schedule import FormSchedule, Schedule
 
 WINDOW = timedelta(hours=24)
 STAGES = ("before", "after", "escalate")
+MAX_PERIODS_BACK = 100  # a period's last moment is at most 60 + 30 days after it ends
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,26 @@ class Moment:
 def moments(
     group: Group, schedule: Schedule, form_schedule: FormSchedule, now: datetime
 ) -> Iterator[Moment]:
-    """The reminder moments of the current period and the two before it."""
+    """The reminder moments of the current period and of the earlier ones whose last moment
+    is not yet a window behind `now` (three weeks or months; for daily forms, as many days
+    as the escalation waits). Each moment is a local date and time, so its period (a local
+    date) names it: a daylight-saving change moves it by an hour, never to another day."""
     zone = ZoneInfo(group.timezone)
     period = period_of(group, form_schedule, now.astimezone(zone).date())
-    for _ in range(3):
+    for _ in range(MAX_PERIODS_BACK):
         due = due_date(period, form_schedule)
         days = {
             "before": due - timedelta(days=form_schedule.remind_before_days),
             "after": due + timedelta(days=form_schedule.remind_after_days),
             "escalate": due + timedelta(days=form_schedule.escalate_after_days),
         }
-        for stage in STAGES:
-            at = datetime.combine(days[stage], schedule.reminder_time, tzinfo=zone)
-            yield Moment(stage, period, at)
+        found = [
+            Moment(stage, period, datetime.combine(days[stage], schedule.reminder_time, zone))
+            for stage in STAGES
+        ]
+        yield from found
+        if all(m.at + WINDOW <= now for m in found):
+            return  # the earlier periods' moments are older still
         period = period.previous()
 
 
