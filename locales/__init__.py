@@ -198,12 +198,13 @@ class Translator:
 
     def percent(self, ratio: float) -> str:
         """``0.75`` as "75%" in this language and digits."""
-        return format_percent(ratio, locale=self._locale, numbering_system=self.digits)
+        text = format_percent(ratio, locale=self._locale, numbering_system=self.digits)
+        return self.digits_of(text).replace("%", "٪") if self.digits == "arab" else text
 
     def money(self, value: int | float | Decimal, currency: str) -> str:
         """An amount with its currency (ISO code such as "BHD"), as this language writes it."""
-        return format_currency(
-            value, currency, locale=self._locale, numbering_system=self.digits
+        return self.digits_of(
+            format_currency(value, currency, locale=self._locale, numbering_system=self.digits)
         )
 
     def digits_of(self, text: str) -> str:
@@ -294,8 +295,12 @@ def report_count(t: Translator, n: int) -> str:
 
 @lru_cache(maxsize=4096)
 def _format_number(value: int | float | Decimal, locale: str, digits: str = "latn") -> str:
-    """Babel's formatting, remembered: questions format the same small numbers every time."""
-    return format_decimal(value, locale=locale, numbering_system=digits)
+    """Babel's formatting, remembered: questions format the same small numbers every time.
+
+    Babel's "arab" numbering system gives the Arabic separators (٬ ٫) but keeps Latin
+    digits, so the digits are mapped here."""
+    text = format_decimal(value, locale=locale, numbering_system=digits)
+    return text.translate(_ARABIC_INDIC) if digits == "arab" else text
 
 
 @lru_cache(maxsize=4096)

@@ -380,7 +380,8 @@ def has_reports(part: FormDigest) -> bool:
 def money_totals(
     session: Session, group: Group, form: FormSpec, period: Period
 ) -> dict[str, float]:
-    """The sums of the money fields of `form` over the group's reports of `period`."""
+    """The sums of the money fields of `form` over the group's reports of `period` (empty
+    when the group has no report of that period)."""
     fields = [f for f in numeric_fields(form) if f.money]
     if not fields or form.period == "none":
         return {}
@@ -388,4 +389,4 @@ def money_totals(
     row = session.exec(
         _by_period(form.id, names), params={"group_id": group.id, "keys": [period.key]}
     ).first()
-    return {name: float(row[i + 1]) if row else 0.0 for i, name in enumerate(names)}
+    return {name: float(row[i + 1]) for i, name in enumerate(names)} if row else {}
