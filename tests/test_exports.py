@@ -399,9 +399,10 @@ def test_xlsx_in_french_reads_left_to_right(session: Session, tmp_path: Path) ->
     assert workbook.sheetnames == ["Production de recyclage"]
     sheet = workbook.active
     assert sheet is not None and not sheet.sheet_view.rightToLeft
-    assert [cell.value for cell in sheet[2]][:4] == [
+    assert [cell.value for cell in sheet[2]][:5] == [
         "REC-3",
         "Groupe de développement du Maroc",
+        "MAD",
         "Association Atlas (Marrakech)",
         "Amina (#3)",
     ]
@@ -428,3 +429,17 @@ def test_sheet_titles_are_valid_and_distinct() -> None:
     first, second = sheet_title(long, used), sheet_title(long, used)
     assert len(first) <= 31 and len(second) <= 31 and first != second
     assert second.endswith("(2)")
+
+
+def test_an_export_of_two_groups_keeps_each_amount_beside_its_currency(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "recycling.csv"
+    export(session, FORMS, "recycling", "en", "csv", path)  # Bahrain and Morocco together
+
+    rows = read_csv(path)
+    revenue = field(FORMS["recycling"], "revenue", "en")
+    by_group = {(row["Group"], row["Currency"], row[revenue]) for row in rows}
+    assert ("Morocco development group", "MAD", "30") in by_group
+    assert ("Bahrain development group", "BHD", "15.5") in by_group
+    assert {row["Currency"] for row in rows} == {"BHD", "MAD"}
