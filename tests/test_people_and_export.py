@@ -180,11 +180,12 @@ async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -
         assert not sheet.sheet_view.rightToLeft
         rows = list(sheet.iter_rows(values_only=True))
         headers = [str(h) for h in rows[0]]
-        assert headers[:4] == ["Reference", "Group", "Association", "Person"]
+        assert headers[:5] == ["Reference", "Group", "Currency", "Association", "Person"]
         assert not any(ARABIC.search(h) for h in headers)
         assert len(rows) == 2
         row = dict(zip(headers, rows[1], strict=True))
         assert row["Group"] == "Bahrain development group"
+        assert row["Currency"] == "BHD"
         assert row["Association"] == "Sitra Women's Advancement Association"
         numbers = [value for value in rows[1] if isinstance(value, int | float)]
         assert 100 in numbers and 999 not in numbers
