@@ -328,3 +328,13 @@ def test_a_day_is_a_period_keyed_by_its_local_date() -> None:
     assert (day.key, day.start, day.end) == ("2026-04-24", date(2026, 4, 24), date(2026, 4, 24))
     assert day.previous().key == "2026-04-23" and day.next().key == "2026-04-25"
     assert period_from_key("day", "2026-04-24") == day
+
+
+async def test_myreports_in_english_writes_dates_day_first(sanad: Sanad, clock: Clock) -> None:
+    clock.now = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)  # 10:00 in Bahrain
+    async with Telegram(sanad) as telegram:
+        worker = await registered(telegram, "bh_sitra_women", 803, "Zainab")
+        await report_recycling(worker, "week of 22 Nov")
+        await worker.says("/myreports")
+        listing = plain(worker.last)
+    assert "REC-1 · Recycling output · week of 22 Nov to 28 Nov 2026 · 02/12/2026, 10:00" in listing
