@@ -15,19 +15,12 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-#: The defaults of storage.network.DIGITS_BY_COUNTRY, for the groups set up before.
-ARABIC_INDIC_COUNTRIES = ("EG", "SD", "BH")
-
 
 def upgrade() -> None:
     with op.batch_alter_table("dev_group", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("digits", sa.String(), nullable=False, server_default="latn")
-        )
-    op.execute(
-        "UPDATE dev_group SET digits = 'arab' WHERE country IN "
-        + "(" + ", ".join(f"'{c}'" for c in ARABIC_INDIC_COUNTRIES) + ")"
-    )
+        batch_op.add_column(sa.Column("digits", sa.String(), nullable=False, server_default="latn"))
+    # The defaults of storage.network.DIGITS_BY_COUNTRY, for the groups set up before.
+    op.execute("UPDATE dev_group SET digits = 'arab' WHERE country IN ('EG', 'SD', 'BH')")
 
 
 def downgrade() -> None:
