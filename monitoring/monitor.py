@@ -113,11 +113,14 @@ class Monitor:
     ) -> int:
         """Enqueue `digest` to each coordinator of its group, in their own language."""
         count = 0
+        charts: dict[Translator, Path | None] = {}  # drawn once per language
         for person in coordinators_of(session, digest.group):
             assert person.id is not None
             tr = translator(person.language or digest.group.language, digest.group.digits)
             key = f"digest:{digest.kind}:{digest.group.key}:{digest.period.key}:{person.id}"
-            chart = digest_chart(digest, tr, self.charts_dir)
+            if tr not in charts:
+                charts[tr] = digest_chart(digest, tr, self.charts_dir)
+            chart = charts[tr]
             count += enqueue(
                 session,
                 person_id=person.id,
