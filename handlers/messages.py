@@ -85,7 +85,7 @@ class Reply:
     expect: Literal["photo", "location"] | None = None
     document: Path | None = None
     columns: int = 1
-    photo: Path | None = None
+    photo: Path | Photo | None = None  # a file, or one the platform keeps (Photo.file_id)
 
 
 def compact(replies: list[Reply], limit: int = 4000) -> list[Reply]:
