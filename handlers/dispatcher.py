@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -28,7 +27,7 @@ from outbox.intents import intent_of
 from storage.applied import record_applied
 from storage.conversations import ChatState, mark_replied, read_chat, read_state, save_state
 from storage.db import transaction
-from storage.outbox import enqueue
+from storage.outbox import enqueue, question_of
 from storage.people import MemberRows, find_person, mark_reachable
 from storage.types import utcnow
 
@@ -264,7 +263,7 @@ class Dispatcher:
         version = self._saved.get(key)
         with transaction(self.engine) as session:
             chat = read_state(session, key)
-            question = _question_asked(key, chat)
+            question = question_of(key, chat.version, chat.state) if chat.stored else None
             if version is not None and chat.version != version:
                 log.info(
                     "update %s: %d unsent replies dropped, the conversation moved on",
@@ -359,16 +358,6 @@ def _spend_pressed_buttons(incoming: Incoming, chat: ChatState, context: Context
     if nonce and pressed == nonce and not context.offered_buttons:
         context.state.pop("nonce", None)
         context.state.pop("asked", None)
-
-
-def _question_asked(chat_key: str, chat: ChatState) -> dict[str, Any] | None:
-    """The identity of the question the chat waits an answer to, None if it waits for none."""
-    flow = chat.state.get("flow")
-    if not chat.stored or not flow:
-        return None
-    draft = chat.state.get("draft") or {}
-    step = draft.get("field") or draft.get("step") if isinstance(draft, dict) else None
-    return {"chat": chat_key, "version": chat.version, "flow": flow, "step": step}
 
 
 def _update_key(incoming: Incoming) -> str:

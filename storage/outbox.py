@@ -127,19 +127,43 @@ def recipients(session: Session, person_ids: set[int]) -> dict[int, Recipient]:
     }
 
 
+def waiting_for(state: dict[str, Any]) -> str | None:
+    """Which question a conversation waits an answer to, as a comparable string; None when
+    it waits for none. A report being filled in waits for the field after the answered ones
+    (form, answered fields, step); another flow for the question whose buttons it offered."""
+    draft = state.get("draft")
+    if isinstance(draft, dict) and state.get("flow") in ("form", "resume"):
+        path = draft.get("path") or []
+        return f"{draft.get('form')}|{'/'.join(map(str, path))}|{draft.get('step')}|" + str(
+            bool(draft.get("editing"))
+        )
+    if state.get("flow"):
+        return f"{state.get('flow')}|{state.get('asked')}"
+    return None
+
+
+def question_of(chat_key: str, version: int, state: dict[str, Any]) -> dict[str, Any] | None:
+    """The identity of the question a chat at `version` with `state` asks, if it asks one."""
+    waiting = waiting_for(state)
+    if waiting is None:
+        return None
+    return {"chat": chat_key, "version": version, "flow": state.get("flow"), "step": waiting}
+
+
 def drop_stale_questions(
     session: Session, messages: Sequence[OutboxMessage]
 ) -> list[OutboxMessage]:
-    """`messages` without the kept questions whose conversation has moved on since they were
-    asked; those are marked "cancelled" (the person has written since: what they see now
-    is newer than the copy, and an answer to the copy would land on the next question)."""
+    """`messages` without the kept questions the conversation no longer waits for (answered
+    meanwhile, or left); those are marked "cancelled": an answer to such a late copy would
+    land on the next question. A question still awaited (the person only wrote "hello?"
+    meanwhile) goes out."""
     asking = [m for m in messages if m.question]
     if not asking:
         return list(messages)
     chats = {str(m.question["chat"]) for m in asking if m.question}
-    versions = dict(
+    states = dict(
         session.exec(
-            select(Conversation.chat_key, Conversation.version).where(
+            select(Conversation.chat_key, Conversation.state).where(
                 col(Conversation.chat_key).in_(chats)
             )
         ).all()
@@ -147,7 +171,8 @@ def drop_stale_questions(
     stale = [
         m
         for m in asking
-        if m.question and versions.get(str(m.question["chat"]), 0) != m.question["version"]
+        if m.question
+        and waiting_for(states.get(str(m.question["chat"])) or {}) != m.question["step"]
     ]
     for message in stale:
         assert message.id is not None
