@@ -73,7 +73,7 @@ class Channel(Protocol):
         options go on the last one."""
         ...
 
-    async def send(self, address: str, reply: Reply) -> None:
+    async def send_reply(self, address: str, reply: Reply) -> None:
         """Render `reply` and send it to `address`; the platform's errors are raised as
         RetryAfter, Unreachable, Transient or Rejected."""
         ...

@@ -466,7 +466,7 @@ async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming, replies: lis
     channel = TelegramChannel(bot)
     for number, reply in enumerate(replies):
         try:
-            await channel.send(incoming.chat_id, reply)
+            await channel.send_reply(incoming.chat_id, reply)
         except Unreachable:
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
             sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway

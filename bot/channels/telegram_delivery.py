@@ -87,7 +87,7 @@ class TelegramChannel:
     def render(self, reply: Reply) -> list[TelegramMessage]:
         return render(reply)
 
-    async def send(self, address: str, reply: Reply) -> None:
+    async def send_reply(self, address: str, reply: Reply) -> None:
         chat_id = int(address)
         try:
             for message in render(reply):
@@ -169,7 +169,7 @@ def telegram_deliver(bot: Bot) -> Deliver:
     async def deliver(address: Address, message: OutboxMessage) -> None:
         if address.channel != CHANNEL:
             raise Rejected(f"not a Telegram address: {address.channel}")
-        await channel.send(address.address, reply_for(message, address.language))
+        await channel.send_reply(address.address, reply_for(message, address.language))
 
     return deliver
 
