@@ -28,7 +28,7 @@ from storage.applied import record_applied
 from storage.conversations import ChatState, mark_replied, read_chat, read_state, save_state
 from storage.db import transaction
 from storage.outbox import enqueue, question_of
-from storage.people import MemberRows, find_person, mark_reachable
+from storage.people import MemberRows, find_person, mark_reachable, wrote_from
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -335,6 +335,7 @@ class Dispatcher:
         person, organization, group = found
         if not person.reachable:  # they wrote to us, so they unblocked the bot
             person = mark_reachable(connection, person)
+        person = wrote_from(connection, person, incoming.channel, incoming.sender, self.clock())
         language = person.language or supported(incoming.language_code) or group.language
         return Context(
             connection=connection,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Connection, Index, UniqueConstraint, event, insert
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -89,6 +89,22 @@ class PersonAddress(SQLModel, table=True):
     address: str
     last_inbound_at: datetime | None = _time(nullable=True)
     reachable: bool = True
+
+
+@event.listens_for(Person, "after_insert")
+def _first_address(_mapper: Any, connection: Connection, person: Person) -> None:
+    """Every person is reached at the address they were created with: their first
+    person_address row, in the same transaction."""
+    connection.execute(
+        insert(PersonAddress.__table__),  # type: ignore[attr-defined]
+        {
+            "person_id": person.id,
+            "channel": person.channel,
+            "address": person.address,
+            "last_inbound_at": None,
+            "reachable": person.reachable,
+        },
+    )
 
 
 class Invite(SQLModel, table=True):

@@ -4,6 +4,7 @@ and renders it at send time, and late copies of questions dropped."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -20,10 +21,10 @@ from outbox.sender import Sender
 from storage import outbox
 from storage.db import alembic_config, make_engine, open_database, transaction
 from storage.models import OutboxMessage, Report
-from storage.people import find_person
+from storage.people import add_address, addresses_of, find_person
 from tests.conftest import Clock
 from tests.fakes.telegram_bot_api import MAX_TEXT_LENGTH
-from tests.harness import Telegram, plain, registered
+from tests.harness import Telegram, plain, registered, report_recycling
 
 FSI, PDI = "\u2068", "\u2069"
 
@@ -254,3 +255,40 @@ def test_migration_0006_keeps_waiting_rows_as_literal_intents(database_url: str)
     assert [tuple(a) for a in addresses] == [("telegram", "77")]
     engine.dispose()
 
+
+# --- one person, several channels ----------------------------------------------------------------
+
+
+async def test_a_person_reached_on_two_channels_is_one_person_reached_where_they_last_wrote(
+    sanad: Sanad, tmp_path: Path
+) -> None:
+    async with Telegram(sanad) as telegram:
+        fatima = await registered(telegram, "bh_rural_girls", 351)
+        await report_recycling(fatima)
+        with transaction(sanad.engine) as session:
+            person = find_person(session, "telegram", "351")
+            assert person is not None and person.id is not None
+            assert add_address(session, person.id, "console", "fatima-laptop")
+            assert not add_address(session, person.id, "console", "fatima-laptop")
+        out = io.StringIO()
+        laptop = ConsoleChat(sanad.dispatcher, "fatima-laptop", tmp_path, out)
+        laptop.send("/myreports")
+        assert "REC-1" in out.getvalue()  # her reports, in her language, from the other channel
+        with transaction(sanad.engine) as session:
+            again = find_person(session, "console", "fatima-laptop")
+            assert again is not None and again.id == person.id
+            [where] = outbox.recipients(session, {person.id}).values()
+            assert (where.channel, where.address, where.language) == (
+                "console",
+                "fatima-laptop",
+                "en",
+            )
+            assert where.last_inbound_at is not None
+            assert [(a.channel, a.address) for a in addresses_of(session, person.id)] == [
+                ("telegram", "351"),
+                ("console", "fatima-laptop"),
+            ]
+        await fatima.says("/help")
+        with transaction(sanad.engine) as session:
+            [where] = outbox.recipients(session, {person.id}).values()
+        assert (where.channel, where.address) == ("telegram", "351")
