@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -144,7 +145,7 @@ class Monitor:
             )
             if not at <= now < at + WINDOW:
                 continue
-            text = say.per_language(lambda tr, kind=kind: self.network_text(session, kind, now, tr))
+            text = say.per_language(partial(self.network_text, session, kind, now))
             for person in admins(session):
                 assert person.id is not None
                 count += enqueue(

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -104,26 +105,26 @@ class Recipient:
 def recipients(session: Session, person_ids: set[int]) -> dict[int, Recipient]:
     """The current channel, address and language of each of `person_ids`."""
     statement = (
-        select(
-            Person.id,
-            Person.channel,
-            Person.address,
-            Person.language,
-            PersonAddress.last_inbound_at,
+        sa_select(
+            col(Person.id),
+            col(Person.channel),
+            col(Person.address),
+            col(Person.language),
+            col(PersonAddress.last_inbound_at),
         )
         .outerjoin(
             PersonAddress,
             and_(
-                PersonAddress.person_id == Person.id,
-                PersonAddress.channel == Person.channel,
-                PersonAddress.address == Person.address,
+                col(PersonAddress.person_id) == Person.id,
+                col(PersonAddress.channel) == Person.channel,
+                col(PersonAddress.address) == Person.address,
             ),
         )
         .where(col(Person.id).in_(person_ids))
     )
     return {
         pid: Recipient(channel, address, language, inbound)
-        for pid, channel, address, language, inbound in session.exec(statement)
+        for pid, channel, address, language, inbound in session.execute(statement)
     }
 
 
@@ -172,7 +173,7 @@ def drop_stale_questions(
         m
         for m in asking
         if m.question
-        and waiting_for(states.get(str(m.question["chat"])) or {}) != m.question["step"]
+        and waiting_for(dict(states.get(str(m.question["chat"])) or {})) != m.question["step"]
     ]
     for message in stale:
         assert message.id is not None

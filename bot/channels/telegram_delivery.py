@@ -111,9 +111,11 @@ def render(reply: Reply) -> list[TelegramMessage]:
     if reply.document is not None:
         media = {"document": reply.document}
     elif reply.photo is not None:
-        photo = reply.photo
-        if isinstance(photo, Photo):
-            photo = photo.file_id or (Path(photo.path) if photo.path else None)
+        photo: Path | str | None
+        if isinstance(reply.photo, Photo):
+            photo = reply.photo.file_id or (Path(reply.photo.path) if reply.photo.path else None)
+        else:
+            photo = reply.photo
         media = {"photo": photo}
     if media:
         if LIMITS.measure(reply.text) <= LIMITS.caption:
