@@ -56,6 +56,8 @@ class PersonRow:
     """A person as read for one incoming message: a copy that no session tracks.
 
     A change is made with a statement (`set_language`, `mark_reachable`), not by assignment.
+    `channel` and `address` are where the person is reached now (where they last wrote
+    from); `last_inbound_at` is when they last wrote from the address they were found at.
     """
 
     id: int
@@ -67,6 +69,7 @@ class PersonRow:
     organization_id: int
     active: bool
     reachable: bool
+    last_inbound_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,8 @@ def _columns(table: Table, row_type: type) -> list[Any]:
 # statement and loading ORM objects cost several times what the database does.
 #: The columns of a person, their organization and group (`member_at` reads them back) ...
 MEMBER_COLUMNS = [
-    *_columns(_PERSON, PersonRow),
+    *[_PERSON.c[f.name] for f in fields(PersonRow) if f.name != "last_inbound_at"],
+    _ADDRESS.c.last_inbound_at,
     *_columns(_ORGANIZATION, OrganizationRow),
     *_columns(_GROUP, GroupRow),
 ]
@@ -205,15 +209,17 @@ def wrote_from(
 ) -> PersonRow:
     """`person` wrote from `address` on `channel`: it becomes where the outbox reaches them
     (their current channel), and when they last wrote from it is kept (WhatsApp's window)."""
-    runner.execute(
-        _SET_INBOUND,
-        {
-            "at_channel": channel,
-            "at_address": address,
-            "inbound_at": now,
-            "stale_before": now - INBOUND_RESOLUTION,
-        },
-    )
+    if person.last_inbound_at is None or person.last_inbound_at < now - INBOUND_RESOLUTION:
+        runner.execute(
+            _SET_INBOUND,
+            {
+                "at_channel": channel,
+                "at_address": address,
+                "inbound_at": now,
+                "stale_before": now - INBOUND_RESOLUTION,
+            },
+        )
+        person = replace(person, last_inbound_at=now)
     if (person.channel, person.address) == (channel, address):
         return person
     runner.execute(
