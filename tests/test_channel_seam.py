@@ -11,7 +11,7 @@ from sqlalchemy import inspect, text
 from sqlmodel import select
 
 from bot.app import Sanad
-from bot.channels.base import Channel, split, utf16_units
+from bot.channels.base import Address, Channel, by_channel, split, utf16_units
 from bot.channels.console import ConsoleChat
 from bot.channels.telegram_delivery import TelegramChannel, render, telegram_deliver
 from handlers.messages import Option, Reply
@@ -292,3 +292,36 @@ async def test_a_person_reached_on_two_channels_is_one_person_reached_where_they
         with transaction(sanad.engine) as session:
             [where] = outbox.recipients(session, {person.id}).values()
         assert (where.channel, where.address) == ("telegram", "351")
+
+
+async def test_the_outbox_of_a_process_with_several_channels_goes_through_each_recipients_channel(
+    sanad: Sanad, clock: Clock
+) -> None:
+    went: list[tuple[str, str]] = []
+
+    async def console(address: Address, message: OutboxMessage) -> None:
+        went.append((address.channel, reply_for(message, address.language).text))
+
+    async with Telegram(sanad) as telegram:
+        await registered(telegram, "bh_rural_girls", 361)
+        with transaction(sanad.engine) as session:
+            person = find_person(session, "telegram", "361")
+            assert person is not None and person.id is not None
+            add_address(session, person.id, "console", "laptop")
+            for number in (1, 2):
+                outbox.enqueue(
+                    session,
+                    person_id=person.id,
+                    kind="reminder",
+                    dedupe_key=f"k{number}",
+                    intent=Intent.plain(f"note {number}"),
+                    now=clock(),
+                )
+        deliver = by_channel({"telegram": telegram_deliver(telegram.app.bot), "console": console})
+        sender = Sender(sanad.engine, deliver, clock=clock)
+        assert await sender.run_once() == 1
+        assert plain(telegram.api.last_to(361).text or "") == "note 1"
+        ConsoleChat(sanad.dispatcher, "laptop", Path("."), io.StringIO()).send("/help")
+        clock.advance(seconds=2)
+        assert await sender.run_once() == 1
+        assert went == [("console", "note 2")]

@@ -20,16 +20,19 @@ The same `send` serves direct replies and outbox messages: the outbox stores wha
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from handlers.messages import Incoming, Reply
-from outbox.sender import Address, Rejected, RetryAfter, Transient, Unreachable
+from outbox.sender import Address, Deliver, Rejected, RetryAfter, Transient, Unreachable
+from storage.models import OutboxMessage
 
 __all__ = [
     "Address",
     "Channel",
+    "Deliver",
+    "by_channel",
     "Limits",
     "Rejected",
     "RetryAfter",
@@ -77,6 +80,20 @@ class Channel(Protocol):
         """Render `reply` and send it to `address`; the platform's errors are raised as
         RetryAfter, Unreachable, Transient or Rejected."""
         ...
+
+
+def by_channel(delivers: Mapping[str, Deliver]) -> Deliver:
+    """One `Deliver` for the outbox sender of a process running several channels: each row
+    goes through the channel of its recipient's current address; a channel this process does
+    not run refuses it (Rejected)."""
+
+    async def deliver(address: Address, message: OutboxMessage) -> None:
+        channel = delivers.get(address.channel)
+        if channel is None:
+            raise Rejected(f"no {address.channel} channel in this process")
+        await channel(address, message)
+
+    return deliver
 
 
 # --- splitting long texts -------------------------------------------------------------------
