@@ -21,7 +21,6 @@ from forms.answers import Accepted, Given, Rejected, Which, check, within_bounds
 from forms.display import period_label, show_value, summary_lines
 from forms.periods import Period, local_today, period_from_key
 from forms.schema import FieldSpec, FormSpec
-from handlers import menu
 from handlers.context import Context
 from locales import translator
 from storage.models import Group, Person, Report, ReportChange
@@ -674,7 +673,7 @@ def _leave(ctx: Context, message: str | None = None) -> None:
     ctx.state["flow"] = None
     ctx.state.pop("correct", None)
     ctx.state.pop("review", None)
-    menu.show(ctx, message)
+    ctx.go_menu(message)
 
 
 def _recent_visible(ctx: Context) -> Sequence[Report]:

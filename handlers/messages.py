@@ -72,6 +72,15 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Command:
+    """A command a person may send, with what it does in their language: a line of /help,
+    an entry of the platform's command menu."""
+
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
 class Reply:
     """A message to send back. Plain text, never markup, so user text needs no escaping."""
 
@@ -81,6 +90,9 @@ class Reply:
     document: Path | None = None
     columns: int = 1
     photo: Path | None = None
+    # The person's commands changed (registration, language, role): the channel shows these
+    # in its command menu for this chat. None: unchanged.
+    commands: tuple[Command, ...] | None = None
 
 
 def compact(replies: list[Reply], limit: int = 4000) -> list[Reply]:
@@ -95,7 +107,11 @@ def compact(replies: list[Reply], limit: int = 4000) -> list[Reply]:
             and reply.photo is None
             and reply.document is None
         ):
-            joined[-1] = replace(reply, text=f"{previous.text}\n\n{reply.text}")
+            joined[-1] = replace(
+                reply,
+                text=f"{previous.text}\n\n{reply.text}",
+                commands=reply.commands if reply.commands is not None else previous.commands,
+            )
         else:
             joined.append(reply)
     return joined

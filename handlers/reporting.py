@@ -14,7 +14,6 @@ from forms.answers import Accepted, Given, Rejected, Which, check, within_bounds
 from forms.display import period_label, show_value, summary_lines
 from forms.periods import Period, local_today, period_containing, period_from_key
 from forms.schema import FieldSpec, FormSpec
-from handlers import menu
 from handlers.context import Context
 from handlers.permissions import may_fill
 from storage.reports import ReportRef, add_report, period_report, replace_answers
@@ -82,7 +81,7 @@ def resume_chosen(ctx: Context) -> None:
         if then:
             start(ctx, then)
         else:
-            menu.show(ctx)
+            ctx.go_menu()
     else:
         offer_resume(ctx, then=ctx.state.get("then"))
 
@@ -146,7 +145,7 @@ def cancel(ctx: Context) -> None:
     else:
         ctx.say(ctx._("Cancelled. Nothing was saved."))
     ctx.state["flow"] = None
-    menu.show(ctx)
+    ctx.go_menu()
 
 
 def back(ctx: Context) -> None:
@@ -422,7 +421,7 @@ def _replace_chosen(ctx: Context) -> None:
         ctx.state.pop("draft", None)
         ctx.state["flow"] = None
         ctx.say(ctx._("The old report stays as it was; these new answers were not saved."))
-        menu.show(ctx)
+        ctx.go_menu()
     else:
         _ask_replace(ctx)
 
@@ -522,7 +521,7 @@ def _save(ctx: Context) -> None:
     ctx.state.pop("draft", None)
     ctx.state["flow"] = None
     ctx.say(message)
-    menu.show(ctx)
+    ctx.go_menu()
 
 
 # --- helpers ------------------------------------------------------------------------------

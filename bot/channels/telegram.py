@@ -17,7 +17,6 @@ from typing import Any
 
 from telegram import (
     Bot,
-    BotCommand,
     Update,
 )
 from telegram.error import Forbidden, TelegramError
@@ -26,9 +25,11 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import Sanad
 from bot.background import Background
+from bot.channels.telegram_commands import bot_commands, set_chat_commands
 from bot.channels.telegram_delivery import CHANNEL, keyboard, send_text, telegram_deliver
 from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
+from handlers.help import commands_for
 from handlers.messages import Incoming, Location, Photo, Reply, TryLater
 from locales import LANGUAGES, translator
 from storage.db import transaction
@@ -405,20 +406,17 @@ async def run_worker(
 
 
 async def _introduce(sanad: Sanad, application: Application) -> None:
-    """Remember the bot's username (for invite links) and publish its commands per language."""
+    """Remember the bot's username (for invite links) and publish, per language, the commands
+    of someone not registered yet."""
     username = application.bot.username
     with transaction(sanad.engine) as session:
         remember(session, USERNAME_SETTING, username)
     forms = sanad.dispatcher.services.forms
     for language in LANGUAGES:
         tr = translator(language)
-        commands = [BotCommand("report", tr.gettext("Choose a report to fill in"))]
-        commands += [BotCommand(f.command, f.title.get(language)) for f in forms.values()]
-        commands += [
-            BotCommand("myreports", tr.gettext("Your recent reports")),
-            BotCommand("language", tr.gettext("Change the language")),
-            BotCommand("help", tr.gettext("What I can do")),
-        ]
+        # What someone who has not written yet sees; each person gets their role's list in
+        # their chat (see telegram_commands) with their first reply.
+        commands = bot_commands(commands_for(None, None, forms, tr))
         try:
             await application.bot.set_my_commands(
                 commands, language_code=None if language == "ar" else language
@@ -541,6 +539,8 @@ async def _acknowledge(update: Update) -> None:
 
 async def send(bot: Bot, chat_id: int, reply: Reply) -> None:
     """Send one reply; options become an inline keyboard on its last message."""
+    if reply.commands is not None:
+        await set_chat_commands(bot, chat_id, reply.commands)
     markup = keyboard([(o.label, o.value) for o in reply.options], reply.columns)
     if reply.document is not None:
         with reply.document.open("rb") as document:
