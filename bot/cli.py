@@ -238,7 +238,10 @@ def _chat(sanad: Sanad, person: str, language: str | None, first: str = "/start"
     chat = ConsoleChat(sanad.dispatcher, person, sanad.settings.media_dir, sys.stdout, language)
     interactive = sys.stdin.isatty()
     if interactive:
-        print("Sanad console. Type the number of an option, /help for commands, /quit to leave.\n")
+        print(
+            "Sanad console. Type the number of an option (#1, #2 ... where a number is the "
+            "answer), /help for commands, /quit to leave.\n"
+        )
     chat.send(first)
     try:
         chat.run(sys.stdin, prompt=interactive)

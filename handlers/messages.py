@@ -86,7 +86,9 @@ class Reply:
 
     text: str
     options: tuple[Option, ...] = ()
-    expect: Literal["photo", "location"] | None = None
+    # What answers it besides its options: a photo, a place, or a typed number (a channel that
+    # numbers its options, such as the console, then tells a typed 12 from option 12).
+    expect: Literal["photo", "location", "number"] | None = None
     document: Path | None = None
     columns: int = 1
     photo: Path | None = None

@@ -13,7 +13,7 @@ from typing import Any
 from forms.answers import Accepted, Given, Rejected, Which, check, within_bounds
 from forms.display import period_label, show_value, summary_lines
 from forms.periods import Period, local_today, period_containing, period_from_key
-from forms.schema import FieldSpec, FormSpec
+from forms.schema import FieldSpec, FormSpec, expected_input
 from handlers.context import Context
 from handlers.permissions import may_fill
 from storage.reports import ReportRef, add_report, period_report, replace_answers
@@ -212,7 +212,7 @@ def ask(ctx: Context, problem: str | None = None) -> None:
     options = _options(ctx, spec)
     if not spec.required and not draft.get("photos"):
         options.append((ctx._("Skip"), "skip"))
-    expect = "photo" if spec.type == "photo" else "location" if spec.type == "location" else None
+    expect = expected_input(spec.type)
     ctx.say("\n".join(lines), options, expect=expect, columns=2 if len(options) > 3 else 1)
 
 
@@ -332,6 +332,7 @@ def _ask_which(ctx: Context) -> None:
     ctx.say(
         ctx._("Did you mean {first} or {second}?", first=first, second=second),
         [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")],
+        expect="number",  # a newly typed number answers the question again
     )
 
 
