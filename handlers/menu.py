@@ -96,7 +96,8 @@ def chosen(ctx: Context) -> None:
 
 
 def _group_at_a_glance(ctx: Context) -> list[str]:
-    """Per scheduled form, this period: how many reported, who is late, who has not yet."""
+    """Per scheduled form: the period just ended (how many reported; who is late, or who has
+    still to report before it is due) and the period under way (how many reported so far)."""
     assert ctx.group is not None
     if ctx.group.key == NETWORK_GROUP:
         return []
@@ -109,30 +110,21 @@ def _group_at_a_glance(ctx: Context) -> list[str]:
         if form is None:
             continue
         current = period_of(group, schedule, today)
-        now = completeness(ctx.session, group, form, schedule, current)
-        before = completeness(ctx.session, group, form, schedule, current.previous(), now.expected)
-        lines.append(
-            "• "
-            + ctx._(
-                "{title}, {period}: {actual} of {expected} reported",
-                title=form.title.get(ctx.language),
-                period=period_label(current, ctx.tr),
-                actual=now.actual,
-                expected=len(now.expected),
+        ended = completeness(ctx.session, group, form, schedule, current.previous())
+        now = completeness(ctx.session, group, form, schedule, current, ended.expected)
+        lines.append("• " + form.title.get(ctx.language))
+        for state in (ended, now):
+            line = ctx._(
+                "{period}: {actual} of {expected} reported",
+                period=period_label(state.period, ctx.tr),
+                actual=state.actual,
+                expected=len(state.expected),
             )
-        )
-        for state in (before, now):
-            if late := state.late(today):
-                lines.append(
-                    "  "
-                    + ctx._(
-                        "Late for {period}: {names}",
-                        period=period_label(state.period, ctx.tr),
-                        names=names_of(late, ctx.language),
-                    )
+            if state is ended and state.late(today):
+                line += " · " + ctx._("Late: {names}", names=names_of(state.missing, ctx.language))
+            elif state is ended and state.missing:
+                line += " · " + ctx._(
+                    "Still to report: {names}", names=names_of(state.missing, ctx.language)
                 )
-        if now.missing and not now.late(today):
-            lines.append(
-                "  " + ctx._("Still to report: {names}", names=names_of(now.missing, ctx.language))
-            )
+            lines.append("  " + line)
     return ["\n".join(lines)] if len(lines) > 1 else []
