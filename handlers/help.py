@@ -8,7 +8,9 @@ The same table gives the lines of /help and the platform's command menu (see
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from functools import lru_cache
 
 from forms.schema import FormSpec
 from handlers.context import Context
@@ -113,7 +115,44 @@ def commands_for(
     forms: Mapping[str, FormSpec],
     tr: Translator,
 ) -> tuple[Command, ...]:
-    """The commands this person may use, each with what it does, in their language."""
+    """The commands this person may use, each with what it does, in their language.
+
+    Asked after every message (see handlers.router), so kept per forms, role, kind of
+    organization and language: what the list depends on."""
+    key = (
+        role_of(person),
+        organization.kind if organization else None,
+        bool(organization and organization.active),
+        tr.language,
+    )
+    known = _known.get(id(forms))
+    if known is None or known[0] is not forms:
+        if len(_known) >= 16:
+            _known.clear()
+        known = _known[id(forms)] = (forms, {})
+    found = known[1].get(key)
+    if found is None:
+        found = known[1][key] = _commands(person, organization, forms, tr)
+    return found
+
+
+#: id(forms) -> (forms, commands by key): the forms are kept, so their id is not reused.
+_known: dict[int, tuple[Mapping[str, FormSpec], dict[tuple[object, ...], tuple[Command, ...]]]] = {}
+
+
+@lru_cache(maxsize=256)
+def signature(commands: tuple[Command, ...]) -> str:
+    """A short digest of a command list, the same in every process."""
+    shown = "\x1f".join(f"{c.name}\x1e{c.description}" for c in commands)
+    return hashlib.blake2s(shown.encode(), digest_size=6).hexdigest()
+
+
+def _commands(
+    person: PersonRow | None,
+    organization: OrganizationRow | None,
+    forms: Mapping[str, FormSpec],
+    tr: Translator,
+) -> tuple[Command, ...]:
     role = role_of(person)
     fillable = [form for form in forms.values() if may_fill(person, organization, form)]
     found: list[Command] = []

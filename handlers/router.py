@@ -7,7 +7,6 @@ only registration and help.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -121,8 +120,7 @@ def _sync_commands(ctx: Context) -> None:
     if not ctx.replies:
         return
     commands = help.commands_for(ctx.person, ctx.organization, ctx.services.forms, ctx.tr)
-    shown = "\x1f".join(f"{c.name}\x1e{c.description}" for c in commands)
-    signature = hashlib.blake2s(shown.encode(), digest_size=6).hexdigest()
+    signature = help.signature(commands)
     if ctx.state.get("commands") != signature:
         ctx.state["commands"] = signature
         ctx.replies[-1] = replace(ctx.replies[-1], commands=commands)
