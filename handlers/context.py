@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from forms.schema import FormSpec
+from forms.schema import Expected, FormSpec
 from handlers.messages import Incoming, Option, Reply
 from locales import Translator
 from storage.people import GroupRow, OrganizationRow, PersonRow
@@ -124,7 +124,7 @@ class Context:
         text: str,
         options: list[tuple[str, str]] | None = None,
         *,
-        expect: str | None = None,
+        expect: Expected | None = None,
         document: Path | None = None,
         columns: int = 1,
         photo: Path | None = None,

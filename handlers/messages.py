@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+
+from forms.schema import Expected
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Reply:
     options: tuple[Option, ...] = ()
     # What answers it besides its options: a photo, a place, or a typed number (a channel that
     # numbers its options, such as the console, then tells a typed 12 from option 12).
-    expect: Literal["photo", "location", "number"] | None = None
+    expect: Expected | None = None
     document: Path | None = None
     columns: int = 1
     photo: Path | None = None

@@ -14,7 +14,7 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from handlers.dispatcher import Dispatcher
 from handlers.messages import Incoming, Location, Option, Photo, Reply, TryLater
@@ -57,7 +57,7 @@ class ConsoleChat:
 
     def incoming(self, line: str) -> Incoming:
         text = line.strip()
-        base = {
+        base: dict[str, Any] = {
             "channel": CHANNEL,
             "chat_id": self.person,
             "sender": self.person,
