@@ -15,7 +15,7 @@ from functools import lru_cache
 from forms.schema import FormSpec
 from handlers.context import Context
 from handlers.messages import Command
-from handlers.permissions import UNREGISTERED, may, may_fill, role_of
+from handlers.permissions import UNREGISTERED, may, may_fill, role_name, role_of
 from locales import N_, Translator
 from storage.people import OrganizationRow, PersonRow
 
@@ -176,7 +176,7 @@ def show(ctx: Context) -> None:
         )
         return
     commands = commands_for(ctx.person, ctx.organization, ctx.services.forms, ctx.tr)
-    lines = [ctx._("What I understand:")]
+    lines = [ctx._("What I understand (you are {role}):", role=role_name(ctx, ctx.person.role))]
     lines += [
         ctx._("/{command}: {description}", command=command.name, description=command.description)
         for command in commands

@@ -53,6 +53,7 @@ async def test_each_role_has_its_own_menu_help_and_command_list(sanad: Sanad) ->
         await worker.says("/help")
         assert "/checkin" in worker.last and "/remind" not in worker.last
         await coordinator.says("/help")
+        assert coordinator.last.startswith("What I understand (you are coordinator):")
         assert coordinator.last.splitlines()[1] == "/status: who has reported this period"
         assert "/back" not in coordinator.last and "/checkin" not in coordinator.last
 
