@@ -46,6 +46,8 @@ DESCRIPTIONS: dict[str, str] = {
 #: Where a role's own description differs from the general one.
 ROLE_DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("worker", "status"): N_("whether your association has reported this period"),
+    ("coordinator", "correct"): N_("correct a report of your group"),
+    ("admin", "correct"): N_("correct a report"),
     ("admin", "status"): N_("who has reported, across the network"),
     ("admin", "digest"): N_("the network's latest figures"),
     ("admin", "people"): N_("the people of the network; deactivate someone"),
@@ -106,7 +108,7 @@ ORDER: dict[str, tuple[str, ...]] = {
 }
 
 #: Commands that only make sense when the person has a form to fill.
-NEEDS_A_FORM = frozenset({"report", "myreports", "correct", "back"})
+NEEDS_A_FORM = frozenset({"report", "myreports", "back"})
 
 
 def commands_for(

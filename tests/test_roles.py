@@ -55,6 +55,7 @@ async def test_each_role_has_its_own_menu_help_and_command_list(sanad: Sanad) ->
         await coordinator.says("/help")
         assert coordinator.last.startswith("What I understand (you are coordinator):")
         assert coordinator.last.splitlines()[1] == "/status: who has reported this period"
+        assert "/correct: correct a report of your group" in coordinator.last
         assert "/back" not in coordinator.last and "/checkin" not in coordinator.last
 
         # A menu choice runs its command: the coordinator taps "Who has reported".
