@@ -20,8 +20,7 @@ from sqlmodel import col, select
 from forms.answers import Accepted, Given, Rejected, Which, check, within_bounds
 from forms.display import period_label, show_value, summary_lines
 from forms.periods import Period, local_today, period_from_key
-from forms.schema import FieldSpec, FormSpec
-from handlers import menu
+from forms.schema import FieldSpec, FormSpec, expected_input
 from handlers.context import Context
 from outbox import intents as say
 from outbox.intents import Intent
@@ -264,7 +263,7 @@ def _ask_value(ctx: Context, report: Report, spec: FieldSpec, problem: str | Non
     if not spec.required and report.answers.get(spec.name) is not None:
         options.append((ctx._("Remove the answer"), "remove"))
     options.append((ctx._("Cancel"), "cancel"))
-    expect = "location" if spec.type == "location" else None
+    expect = expected_input(spec.type)
     ctx.say("\n".join(lines), options, expect=expect, columns=2 if len(options) > 3 else 1)
 
 
@@ -682,7 +681,7 @@ def _leave(ctx: Context, message: str | None = None) -> None:
     ctx.state["flow"] = None
     ctx.state.pop("correct", None)
     ctx.state.pop("review", None)
-    menu.show(ctx, message)
+    ctx.go_menu(message)
 
 
 def _recent_visible(ctx: Context) -> Sequence[Report]:
