@@ -20,10 +20,10 @@ from sqlmodel import col, select
 from forms.answers import Accepted, Given, Rejected, Which, check, within_bounds
 from forms.display import period_label, show_value, summary_lines
 from forms.periods import Period, local_today, period_from_key
-from forms.schema import FieldSpec, FormSpec
-from handlers import menu
+from forms.schema import FieldSpec, FormSpec, expected_input
 from handlers.context import Context
-from locales import translator
+from outbox import intents as say
+from outbox.intents import Intent
 from storage.models import Group, Person, Report, ReportChange
 from storage.outbox import enqueue
 from storage.people import PersonRow
@@ -263,7 +263,7 @@ def _ask_value(ctx: Context, report: Report, spec: FieldSpec, problem: str | Non
     if not spec.required and report.answers.get(spec.name) is not None:
         options.append((ctx._("Remove the answer"), "remove"))
     options.append((ctx._("Cancel"), "cancel"))
-    expect = "location" if spec.type == "location" else None
+    expect = expected_input(spec.type)
     ctx.say("\n".join(lines), options, expect=expect, columns=2 if len(options) > 3 else 1)
 
 
@@ -531,23 +531,25 @@ def _mark(ctx: Context, report: Report, review: str, comment: str | None) -> Non
         return
     group = ctx.session.get(Group, report.group_id)
     assert group is not None
-    tr = translator(submitter.language or group.language)
     form = ctx.services.forms.get(report.form_id)
-    title = form.title.get(tr.language) if form else report.form_id
+    title = say.localized(form.title.model_dump()) if form else report.form_id
     enqueue(
         ctx.session,
         person_id=submitter.id,
         kind="query",
         dedupe_key=f"query:{report.id}:{change.id}",
-        text=tr.gettext(
-            "{name} has a question about your report {reference} ({title}):\n"
-            "{comment}\nYou can answer by correcting the report.",
-            name=_name(ctx.person),
-            reference=report.ref,
-            title=title,
-            comment=comment,
+        intent=Intent.of(
+            say.gettext(
+                "{name} has a question about your report {reference} ({title}):\n"
+                "{comment}\nYou can answer by correcting the report.",
+                name=_name(ctx.person),
+                reference=report.ref,
+                title=title,
+                comment=comment,
+            ),
+            options=((say.gettext("Correct it"), f"go:correct {report.ref}"),),
         ),
-        options=[(tr.gettext("Correct it"), f"go:correct {report.ref}")],
+        language=submitter.language or group.language,
         now=ctx.now,
     )
     _leave(
@@ -573,19 +575,24 @@ def _tell_querier(ctx: Context, report: Report, spec: FieldSpec) -> None:
         return
     group = ctx.session.get(Group, report.group_id)
     assert group is not None
-    tr = translator(querier.language or group.language)
+    question = {
+        language: label.rstrip("?؟ :") for language, label in spec.label.model_dump().items()
+    }
     enqueue(
         ctx.session,
         person_id=querier.id,
         kind="query",
         dedupe_key=f"corrected:{report.id}:{marks[-1].id}:{spec.name}:{ctx.now.isoformat()}",
-        text=tr.gettext(
-            "{name} corrected {reference} after your question: {question}.",
-            name=_name(ctx.person),
-            reference=report.ref,
-            question=spec.label.get(tr.language).rstrip("?؟ :"),
+        intent=Intent.of(
+            say.gettext(
+                "{name} corrected {reference} after your question: {question}.",
+                name=_name(ctx.person),
+                reference=report.ref,
+                question=say.localized(question),
+            ),
+            options=((say.gettext("Review it"), f"go:review {report.ref}"),),
         ),
-        options=[(tr.gettext("Review it"), f"go:review {report.ref}")],
+        language=querier.language or group.language,
         now=ctx.now,
     )
 
@@ -674,7 +681,7 @@ def _leave(ctx: Context, message: str | None = None) -> None:
     ctx.state["flow"] = None
     ctx.state.pop("correct", None)
     ctx.state.pop("review", None)
-    menu.show(ctx, message)
+    ctx.go_menu(message)
 
 
 def _recent_visible(ctx: Context) -> Sequence[Report]:

@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 from forms.display import period_label
 from forms.schema import FormSpec
-from handlers import menu
 from handlers.context import Context
 from monitoring.completeness import Completeness, completeness, period_of
 from monitoring.digest import build_digest, digest_text
 from monitoring.due import due_phrase
 from monitoring.monitor import Monitor, digest_chart
 from monitoring.reminders import names_of, remind
+from outbox.intents import text_of
 from storage.models import Group
 from storage.network import NETWORK_GROUP
 from storage.schedule import FormSchedule, schedule_from
@@ -35,7 +35,7 @@ def status(ctx: Context) -> None:
     for state in _states(ctx, group):
         title = state.form.title.get(ctx.language)
         period = period_label(state.period, ctx.tr)
-        when = due_phrase(ctx.tr, state.due, today)
+        when = text_of(due_phrase(state.due, today), ctx.tr)
         if ctx.person.role == "worker":
             mine = ctx.organization.id in state.reported
             lines.append(
@@ -132,7 +132,7 @@ def remind_late(ctx: Context) -> None:
 def remind_chosen(ctx: Context) -> None:
     ctx.state["flow"] = None
     if ctx.choice != "send":
-        menu.show(ctx, ctx._("No reminder was sent."))
+        ctx.go_menu(ctx._("No reminder was sent."))
         return
     group = _group(ctx)
     today = ctx.now.astimezone(ZoneInfo(group.timezone)).date().isoformat()
@@ -140,8 +140,7 @@ def remind_chosen(ctx: Context) -> None:
         remind(ctx.session, group, state, "nudge", ctx.now, key_suffix=f":{today}")
         for state in _unreported(ctx, group)
     )
-    menu.show(
-        ctx,
+    ctx.go_menu(
         ctx.tr.ngettext("{n} reminder is on its way.", "{n} reminders are on their way.", sent)
         if sent
         else ctx._("Those associations were already reminded today; nothing more was sent."),

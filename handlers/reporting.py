@@ -13,8 +13,7 @@ from typing import Any
 from forms.answers import Accepted, Given, Rejected, Which, check, within_bounds
 from forms.display import period_label, show_value, summary_lines
 from forms.periods import Period, local_today, period_containing, period_from_key
-from forms.schema import FieldSpec, FormSpec
-from handlers import menu
+from forms.schema import FieldSpec, FormSpec, expected_input
 from handlers.context import Context
 from handlers.permissions import may_fill
 from storage.reports import ReportRef, add_report, period_report, replace_answers
@@ -82,7 +81,7 @@ def resume_chosen(ctx: Context) -> None:
         if then:
             start(ctx, then)
         else:
-            menu.show(ctx)
+            ctx.go_menu()
     else:
         offer_resume(ctx, then=ctx.state.get("then"))
 
@@ -146,7 +145,7 @@ def cancel(ctx: Context) -> None:
     else:
         ctx.say(ctx._("Cancelled. Nothing was saved."))
     ctx.state["flow"] = None
-    menu.show(ctx)
+    ctx.go_menu()
 
 
 def back(ctx: Context) -> None:
@@ -213,7 +212,7 @@ def ask(ctx: Context, problem: str | None = None) -> None:
     options = _options(ctx, spec)
     if not spec.required and not draft.get("photos"):
         options.append((ctx._("Skip"), "skip"))
-    expect = "photo" if spec.type == "photo" else "location" if spec.type == "location" else None
+    expect = expected_input(spec.type)
     ctx.say("\n".join(lines), options, expect=expect, columns=2 if len(options) > 3 else 1)
 
 
@@ -333,6 +332,7 @@ def _ask_which(ctx: Context) -> None:
     ctx.say(
         ctx._("Did you mean {first} or {second}?", first=first, second=second),
         [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")],
+        expect="number",  # a newly typed number answers the question again
     )
 
 
@@ -422,7 +422,7 @@ def _replace_chosen(ctx: Context) -> None:
         ctx.state.pop("draft", None)
         ctx.state["flow"] = None
         ctx.say(ctx._("The old report stays as it was; these new answers were not saved."))
-        menu.show(ctx)
+        ctx.go_menu()
     else:
         _ask_replace(ctx)
 
@@ -522,7 +522,7 @@ def _save(ctx: Context) -> None:
     ctx.state.pop("draft", None)
     ctx.state["flow"] = None
     ctx.say(message)
-    menu.show(ctx)
+    ctx.go_menu()
 
 
 # --- helpers ------------------------------------------------------------------------------

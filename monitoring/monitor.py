@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,8 @@ from monitoring.digest import (
     numeric_fields,
 )
 from monitoring.reminders import WINDOW, send_reminders
+from outbox import intents as say
+from outbox.intents import Intent
 from storage.db import transaction
 from storage.models import Group
 from storage.network import NETWORK_GROUP
@@ -113,21 +116,25 @@ class Monitor:
     ) -> int:
         """Enqueue `digest` to each coordinator of its group, in their own language."""
         count = 0
-        charts: dict[Translator, Path | None] = {}  # drawn once per language
+        digits = digest.group.digits
+        text = say.per_language(lambda tr: digest_text(digest, tr), digits)
+        charts: dict[str, Path | None] = {}  # drawn once per language a coordinator reads
         for person in coordinators_of(session, digest.group):
             assert person.id is not None
-            tr = translator(person.language or digest.group.language, digest.group.digits)
+            language = translator(person.language or digest.group.language).language
+            if language not in charts:
+                charts[language] = digest_chart(
+                    digest, translator(language, digits), self.charts_dir
+                )
+            chart = charts[language]
             key = f"digest:{digest.kind}:{digest.group.key}:{digest.period.key}:{person.id}"
-            if tr not in charts:
-                charts[tr] = digest_chart(digest, tr, self.charts_dir)
-            chart = charts[tr]
             count += enqueue(
                 session,
                 person_id=person.id,
                 kind="digest",
                 dedupe_key=key + key_suffix,
-                text=digest_text(digest, tr),
-                photo_path=str(chart) if chart else None,
+                intent=Intent.of(text, photo=str(chart) if chart else None, digits=digits),
+                language=language,
                 now=now,
             )
         return count
@@ -149,16 +156,16 @@ class Monitor:
             )
             if not at <= now < at + WINDOW:
                 continue
+            text = say.per_language(partial(self.network_text, session, kind, now), network.digits)
             for person in admins(session):
                 assert person.id is not None
-                tr = translator(person.language or network.language, network.digits)
-                text = self.network_text(session, kind, now, tr)
                 count += enqueue(
                     session,
                     person_id=person.id,
                     kind="digest",
                     dedupe_key=f"network-digest:{kind}:{period.key}:{person.id}",
-                    text=text,
+                    intent=Intent.of(text),
+                    language=person.language or network.language,
                     now=now,
                 )
         return count

@@ -18,10 +18,11 @@ from sqlmodel import Session
 from forms.display import period_label
 from forms.periods import Period
 from forms.schema import FormSpec
-from locales import Translator, translator
 from monitoring.audience import coordinators_of, workers_of
 from monitoring.completeness import Completeness, completeness, due_date, period_of
-from monitoring.due import due_phrase, reminder_text
+from monitoring.due import due_phrase, reminder_phrase
+from outbox import intents as say
+from outbox.intents import Intent
 from storage.models import Group, Organization
 from storage.outbox import enqueue
 from storage.schedule import FormSchedule, Schedule
@@ -97,23 +98,30 @@ def remind(
     """Remind the workers of every association still missing the report, in words that fit
     the day: due soon, due today, or late by so many days."""
     missing = [o.id for o in state.missing if o.id is not None]
+    form, period = state.form, state.period
     today = now.astimezone(ZoneInfo(group.timezone)).date()
+    text = reminder_phrase(
+        say.localized(form.title.model_dump()),
+        say.per_language(lambda tr: period_label(period, tr), group.digits),
+        state.due,
+        today,
+    )
+    intent = Intent.of(
+        text,
+        options=((say.gettext("Fill it now"), f"go:{form.command}"),),
+        digits=group.digits,
+    )
     count = 0
     for person in workers_of(session, missing):
         assert person.id is not None
-        tr = translator(person.language or group.language, group.digits)
-        form, period = state.form, state.period
-        text = reminder_text(
-            tr, form.title.get(tr.language), period_label(period, tr), state.due, today
-        )
         key = f"reminder:{stage}:{form.id}:{group.key}:{period.key}:{person.id}{key_suffix}"
         count += enqueue(
             session,
             person_id=person.id,
             kind="reminder",
             dedupe_key=key,
-            text=text,
-            options=[(tr.gettext("Fill it now"), f"go:{form.command}")],
+            intent=intent,
+            language=person.language or group.language,
             now=now,
         )
     return count
@@ -128,25 +136,31 @@ def escalate(session: Session, group: Group, state: Completeness, now: datetime)
     count = 0
     for person in coordinators_of(session, group):
         assert person.id is not None
-        tr = translator(person.language or group.language, group.digits)
-        text = late_text(tr, state, late, today)
         key = f"escalation:{state.form.id}:{group.key}:{state.period.key}:{person.id}"
         count += enqueue(
-            session, person_id=person.id, kind="escalation", dedupe_key=key, text=text, now=now
+            session,
+            person_id=person.id,
+            kind="escalation",
+            dedupe_key=key,
+            intent=Intent.of(late_phrase(state, late, today, group.digits), digits=group.digits),
+            language=person.language or group.language,
+            now=now,
         )
     return count
 
 
-def late_text(tr: Translator, state: Completeness, late: list[Organization], today: date) -> str:
-    names = names_of(late, tr.language)
-    return tr.ngettext(
+def late_phrase(
+    state: Completeness, late: list[Organization], today: date, digits: str = "latn"
+) -> say.Phrase:
+    """Which associations are late and by how long, as a phrase translated when it is sent."""
+    return say.ngettext(
         "{n} association has not sent {title} for {period}, {when}: {names}.",
         "{n} associations have not sent {title} for {period}, {when}: {names}.",
         len(late),
-        title=state.form.title.get(tr.language),
-        period=period_label(state.period, tr),
-        when=due_phrase(tr, state.due, today),
-        names=names,
+        title=say.localized(state.form.title.model_dump()),
+        period=say.per_language(lambda tr: period_label(state.period, tr), digits),
+        when=due_phrase(state.due, today),
+        names=say.per_language(lambda tr: names_of(late, tr.language)),
     )
 
 
