@@ -46,8 +46,10 @@ def value_fits(spec: FieldSpec, value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(v in values for v in value)
     if kind == "yesno":
         return isinstance(value, bool)
-    if kind in ("date", "period"):
+    if kind == "date":
         return isinstance(value, str) and _iso_date(value)
+    if kind == "period":
+        return isinstance(value, str) and (_iso_date(value) or _iso_date(value + "-01"))
     if kind == "photo":
         return (
             isinstance(value, list)
