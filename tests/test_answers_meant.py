@@ -121,3 +121,48 @@ async def test_text_answers_lose_invisible_controls_and_say_their_limit(sanad: S
         await fatima.taps("Confirm and send")
     [report] = reports(sanad)
     assert report.answers["activity_other"] == "Sewing gnihsaw workshop ok"
+
+
+async def test_a_correction_that_breaks_a_hard_rule_needs_the_other_answer_too(
+    sanad: Sanad,
+) -> None:
+    async with Telegram(sanad) as telegram:
+        fatima = await registered(telegram)
+        await beneficiaries(fatima)
+        await fatima.taps("Confirm and send")
+        await fatima.says("/correct BEN-1")
+        await fatima.taps("Families")
+        await fatima.says("65")
+        assert "from: 60\nto: 65?" in fatima.last
+        assert "New plus continuing must equal the families reached." in fatima.last
+        assert "Save the correction" not in fatima.buttons
+        await fatima.taps("Correct another answer")
+        await fatima.taps("New")
+        await fatima.says("17")
+        assert "from: 12\nto: 17?" in fatima.last
+        assert "must equal" not in fatima.last
+        await fatima.taps("Save the correction")
+        assert "Corrected. BEN-1: Families is now 65." in fatima.everything
+        assert "Corrected. BEN-1: New is now 17." in fatima.everything
+    [report] = reports(sanad)
+    assert (report.answers["families_reached"], report.answers["new_beneficiaries"]) == (65, 17)
+
+
+async def test_a_correction_converts_units_too(sanad: Sanad) -> None:
+    async with Telegram(sanad) as telegram:
+        fatima = await registered(telegram)
+        await fatima.says("/recycling")
+        await fatima.taps("week of 29 Nov")
+        for typed in ("100", "20", "30", "120", "60", "45", "6"):
+            await fatima.says(typed)
+        await fatima.taps("Skip")
+        await fatima.taps("Confirm and send")
+        await fatima.says("/correct REC-1")
+        await fatima.taps("Paper")
+        await fatima.says("2 miles")
+        assert "This question takes these units: kg, t, g." in fatima.last
+        await fatima.says("0.5 t")
+        assert "to: 0.5 t → 500 kg?" in fatima.last
+        await fatima.taps("Save the correction")
+    [report] = reports(sanad)
+    assert report.answers["paper_kg"] == 500
