@@ -283,6 +283,6 @@ def _check_choice(spec: FieldSpec, given: Given, tr: Translator) -> Result:
     for choice in choices:
         if typed and typed in {choice.label.get(lang).casefold() for lang in ("ar", "en", "fr")}:
             return Accepted(choice.value)
-    if typed.isdigit() and 1 <= int(typed) <= len(choices):
+    if typed.isascii() and typed.isdigit() and len(typed) <= 4 and 1 <= int(typed) <= len(choices):
         return Accepted(choices[int(typed) - 1].value)
     return Rejected(tr.gettext("Please choose one of the options."))

@@ -160,7 +160,7 @@ def correct_step(ctx: Context) -> None:
             _leave(ctx)
         return
     if step == "report":
-        chosen = ctx.session.get(Report, int(choice)) if choice and choice.isdigit() else None
+        chosen = ctx.session.get(Report, int(choice)) if _an_id(choice) else None
         if chosen is None or not may_see(ctx, chosen):
             choose_report(ctx)
         else:
@@ -504,7 +504,7 @@ def review_step(ctx: Context) -> None:
         _leave(ctx, ctx._("Nothing was changed."))
         return
     if step == "report":
-        chosen = ctx.session.get(Report, int(choice)) if choice and choice.isdigit() else None
+        chosen = ctx.session.get(Report, int(choice)) if _an_id(choice) else None
         if chosen is None or not may_see(ctx, chosen):
             review(ctx)
         else:
@@ -778,6 +778,10 @@ def _report_label(ctx: Context, report: Report, with_review: bool = False) -> st
     if with_review and report.review:
         label += " · " + ("✓" if report.review == "checked" else "?")
     return label
+
+
+def _an_id(choice: str | None) -> bool:
+    return bool(choice) and choice.isascii() and choice.isdigit() and len(choice) <= 18  # type: ignore[union-attr]
 
 
 def _form(ctx: Context, report: Report) -> FormSpec:
