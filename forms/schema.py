@@ -53,7 +53,7 @@ class Unit(Labels):
 
     @model_validator(mode="after")
     def _words_unique(self) -> Unit:
-        seen: dict[str, Decimal] = {}
+        seen = {unit_key(label): Decimal(1) for label in (self.ar, self.en, self.fr)}
         for alternative in self.accepts:
             for word in alternative.words:
                 key = unit_key(word)
