@@ -82,8 +82,8 @@ def test_demo_recycling_report_with_numbers_typed_as_on_a_phone(tmp_path: Path) 
     assert "From now on I will write to you in English." in shown
     assert "3) Recycling output" in shown
     assert "(2 of 9) Paper collected (kg)" in shown
-    assert "Paper collected (kg): 12.5 kg" in shown
-    assert "Aluminium collected (kg): 12.5 kg" in shown
+    assert "Paper: 12.5 kg" in shown
+    assert "Aluminium: 12.5 kg" in shown
     assert "Saved. Your reference number is REC-" in shown
 
     [report] = reports(tmp_path / "demo.db")
