@@ -56,32 +56,10 @@ class Which:
 Result = Accepted | Rejected | Which
 
 
-def check(
-    spec: FieldSpec, given: Given, tr: Translator, today: date, currency: str | None = None
-) -> Result:
-    """Check `given` for `spec`. Choice, period, photo and multichoice flows are the caller's.
-    `currency` is the group's, for money fields. Typed text is cleaned first (`clean_text`)."""
-    if given.text is not None:
-        given = Given(clean_text(given.text), given.choice, given.photo, given.location)
-    kind = spec.type
-    if kind in ("integer", "decimal"):
-        return check_number(spec, given.text, tr, currency)
-    if kind == "text":
-        return _check_text(spec, given.text, tr)
-    if kind == "yesno":
-        return _check_yesno(given, tr)
-    if kind == "date":
-        return _check_date(given, tr, today)
-    if kind == "location":
-        return _check_location(spec, given, tr)
-    if kind == "choice":
-        return _check_choice(spec, given, tr)
-    return Rejected(tr.gettext("Please use the buttons."))
-
-
-def check_number(
+def read_number(
     spec: FieldSpec, text: str | None, tr: Translator, currency: str | None = None
 ) -> Result:
+    """A typed number with an optional unit, converted to the field's unit, within bounds."""
     if not text:
         return Rejected(_number_expected(spec, tr))
     parsed = parse_number(text)
@@ -186,7 +164,7 @@ def _number_expected(spec: FieldSpec, tr: Translator) -> str:
     return tr.gettext("Please send a number, for example 12.5 or ١٢٫٥.")
 
 
-def _check_text(spec: FieldSpec, text: str | None, tr: Translator) -> Result:
+def read_text(spec: FieldSpec, text: str | None, tr: Translator) -> Result:
     value = clean_text(text or "")
     if not value or value.startswith("/"):
         return Rejected(tr.gettext("Please type your answer as text."))
@@ -201,7 +179,7 @@ def _check_text(spec: FieldSpec, text: str | None, tr: Translator) -> Result:
     return Accepted(value)
 
 
-def _check_yesno(given: Given, tr: Translator) -> Result:
+def read_yesno(given: Given, tr: Translator) -> Result:
     if given.choice in ("yes", "no"):
         return Accepted(given.choice == "yes")
     word = normalize(given.text or "").strip().lower().rstrip(".!")
@@ -219,7 +197,7 @@ DATE_PATTERNS = (
 )
 
 
-def _check_date(given: Given, tr: Translator, today: date) -> Result:
+def read_date(given: Given, tr: Translator, today: date) -> Result:
     if given.choice == "today":
         return Accepted(today.isoformat())
     if given.choice == "yesterday":
@@ -248,7 +226,7 @@ def parse_date(text: str, today: date) -> date | None:
     return None
 
 
-def _check_location(spec: FieldSpec, given: Given, tr: Translator) -> Result:
+def read_location(spec: FieldSpec, given: Given, tr: Translator) -> Result:
     if given.location is not None:
         latitude, longitude = given.location
         if -90 <= latitude <= 90 and -180 <= longitude <= 180:
@@ -257,7 +235,7 @@ def _check_location(spec: FieldSpec, given: Given, tr: Translator) -> Result:
         pair = _coordinates(given.text)
         if pair is not None:
             return Accepted({"lat": pair[0], "lon": pair[1]})
-        text = _check_text(spec, given.text, tr)
+        text = read_text(spec, given.text, tr)
         if isinstance(text, Accepted):
             return Accepted({"text": text.value})
     if spec.allow_text:
@@ -275,7 +253,7 @@ def _coordinates(text: str) -> tuple[float, float] | None:
     return None
 
 
-def _check_choice(spec: FieldSpec, given: Given, tr: Translator) -> Result:
+def read_choice(spec: FieldSpec, given: Given, tr: Translator) -> Result:
     choices = spec.choices or []
     if given.choice is not None and any(c.value == given.choice for c in choices):
         return Accepted(given.choice)

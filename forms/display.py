@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
 
 from forms.periods import Period
-from forms.schema import FieldSpec, FormSpec, unit_key
+from forms.schema import FieldSpec, unit_key
 from locales import FSI, PDI, Translator
 
 _ANY_BIDI = dict.fromkeys(
@@ -101,92 +99,3 @@ def period_label(period: Period, tr: Translator) -> str:
         start=tr.date(period.start, "d MMM"),
         end=tr.date(period.end, "d MMM y"),
     )
-
-
-def show_value(
-    spec: FieldSpec,
-    value: Any,
-    tr: Translator,
-    period: Period | None = None,
-    currency: str | None = None,
-) -> str:
-    """An answer as the person would write it back: labels, local numbers, dates."""
-    if value is None:
-        return tr.gettext("(skipped)")
-    lang = tr.language
-    kind = spec.type
-    if kind in ("integer", "decimal"):
-        return show_number(spec, value, tr, currency)
-    if kind == "choice":
-        return next((c.label.get(lang) for c in spec.choices or [] if c.value == value), value)
-    if kind == "multichoice":
-        labels = [c.label.get(lang) for c in spec.choices or [] if c.value in value]
-        return "، ".join(labels) if lang == "ar" else ", ".join(labels)
-    if kind == "yesno":
-        return tr.gettext("Yes") if value else tr.gettext("No")
-    if kind == "date":
-        return tr.date(date.fromisoformat(value), "medium")
-    if kind == "period":
-        return period_label(period, tr) if period else str(value)
-    if kind == "photo":
-        return tr.ngettext("{n} photo", "{n} photos", len(value))
-    if kind == "location":
-        if "text" in value:
-            return str(value["text"])
-        return tr.gettext(
-            "location {latitude}, {longitude}",
-            latitude=f"{value['lat']:.5f}",
-            longitude=f"{value['lon']:.5f}",
-        )
-    return str(value)
-
-
-def show_answer(
-    spec: FieldSpec,
-    value: Any,
-    tr: Translator,
-    period: Period | None = None,
-    currency: str | None = None,
-    typed: str | None = None,
-) -> str:
-    """`show_value`, after what was typed when it was converted: "12 t → 12,000 kg"."""
-    shown = show_value(spec, value, tr, period, currency)
-    return f"{typed} → {shown}" if typed else shown
-
-
-def answer_line(
-    spec: FieldSpec,
-    value: Any,
-    tr: Translator,
-    period: Period | None = None,
-    currency: str | None = None,
-    typed: str | None = None,
-) -> str:
-    """ "Paper: 12 kg": the short label and the answer, each isolated."""
-    return tr.gettext(
-        "{label}: {answer}",
-        label=short_label(spec, tr.language),
-        answer=show_answer(spec, value, tr, period, currency, typed),
-    )
-
-
-def summary_lines(
-    form: FormSpec,
-    answers: dict[str, Any],
-    tr: Translator,
-    period: Period | None,
-    currency: str | None = None,
-    typed: dict[str, str] | None = None,
-) -> list[str]:
-    """One numbered line per answered field, in form order."""
-    lines = []
-    number = 0
-    for spec in form.fields:
-        if spec.name not in answers:
-            continue
-        number += 1
-        line = answer_line(
-            spec, answers[spec.name], tr, period, currency, (typed or {}).get(spec.name)
-        )
-        lines.append(f"{tr.number(number)}. {line}")
-    return lines

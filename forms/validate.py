@@ -8,89 +8,19 @@ draft was started), what is stored is a complete, valid report.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from forms.display import short_label
+from forms.kinds import value_fits
 from forms.schema import FieldSpec, FormSpec, Rule
-from forms.text import is_clean
 from locales import Translator
 
 
 def visible_fields(form: FormSpec, answers: dict[str, Any]) -> list[FieldSpec]:
     """The fields asked for these answers: those without a condition or whose condition holds."""
     return [f for f in form.fields if f.when is None or f.when.holds(answers)]
-
-
-def value_fits(spec: FieldSpec, value: Any) -> bool:
-    """Whether a stored `value` is one that answering `spec` can give (None: skipped)."""
-    if value is None:
-        return not spec.required
-    kind = spec.type
-    if kind in ("integer", "decimal"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        if isinstance(value, float) and (kind == "integer" or not math.isfinite(value)):
-            return False
-        number = Decimal(str(value))
-        return (spec.min is None or number >= spec.min) and (spec.max is None or number <= spec.max)
-    if kind == "text":
-        return _text_fits(spec, value)
-    if kind == "choice":
-        return value in {c.value for c in spec.choices or []}
-    if kind == "multichoice":
-        values = {c.value for c in spec.choices or []}
-        return isinstance(value, list) and bool(value) and all(v in values for v in value)
-    if kind == "yesno":
-        return isinstance(value, bool)
-    if kind == "date":
-        return isinstance(value, str) and _iso_date(value)
-    if kind == "period":
-        return isinstance(value, str) and (_iso_date(value) or _iso_date(value + "-01"))
-    if kind == "photo":
-        return (
-            isinstance(value, list)
-            and 1 <= len(value) <= spec.max_count
-            and all(isinstance(p, dict) and (p.get("file_id") or p.get("path")) for p in value)
-        )
-    if kind == "location":
-        return _location_fits(spec, value)
-    return False
-
-
-def _text_fits(spec: FieldSpec, value: Any) -> bool:
-    return (
-        isinstance(value, str)
-        and bool(value)
-        and len(value) <= spec.max_length
-        and is_clean(value)
-        and not value.startswith("/")
-    )
-
-
-def _iso_date(value: str) -> bool:
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _location_fits(spec: FieldSpec, value: Any) -> bool:
-    if not isinstance(value, dict):
-        return False
-    if "text" in value:
-        return spec.allow_text and _text_fits(spec, value["text"])
-    lat, lon = value.get("lat"), value.get("lon")
-    return (
-        isinstance(lat, int | float)
-        and isinstance(lon, int | float)
-        and -90 <= lat <= 90
-        and -180 <= lon <= 180
-    )
 
 
 def rule_holds(rule: Rule, answers: dict[str, Any]) -> bool:

@@ -17,18 +17,12 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from forms.answers import Accepted, Given, Rejected, Which, accept_number, check
-from forms.display import (
-    answer_line,
-    how_to_answer,
-    period_label,
-    short_label,
-    show_answer,
-    show_value,
-    summary_lines,
-)
+from forms.answers import Accepted, Given, Rejected, Which, accept_number
+from forms.display import how_to_answer, period_label, short_label
+from forms.kinds import check, correctable, fixed_buttons, show_value
 from forms.periods import Period, local_today, period_from_key
 from forms.schema import FieldSpec, FormSpec
+from forms.summary import answer_line, show_answer, summary_lines
 from forms.validate import report_problems, visible_fields
 from handlers import menu
 from handlers.context import Context
@@ -42,7 +36,6 @@ from storage.schedule import schedule_from
 CORRECTED = "corrected"
 REVIEWED = "reviewed"
 REVIEW_FIELD = "_review"
-NOT_CORRECTABLE = ("period", "photo", "multichoice")
 LISTED = 10
 
 
@@ -232,7 +225,7 @@ def _field_chosen(ctx: Context, report: Report) -> None:
         )
     elif spec.type == "photo":
         _ask_field(ctx, report, ctx._("Photos cannot be corrected."))
-    elif spec.type in NOT_CORRECTABLE or _decides_others(form, spec):
+    elif not correctable(spec) or _decides_others(form, spec):
         _ask_field(
             ctx,
             report,
@@ -266,13 +259,7 @@ def _ask_value(ctx: Context, report: Report, spec: FieldSpec, problem: str | Non
     how = how_to_answer(spec, ctx.tr, currency)
     if how:
         lines.append(how)
-    options: list[tuple[str, str]] = []
-    if spec.type == "choice":
-        options = [(c.label.get(ctx.language), c.value) for c in spec.choices or []]
-    elif spec.type == "yesno":
-        options = [(ctx._("Yes"), "yes"), (ctx._("No"), "no")]
-    elif spec.type == "date":
-        options = [(ctx._("Today"), "today"), (ctx._("Yesterday"), "yesterday")]
+    options = fixed_buttons(spec, ctx.tr)
     if not spec.required and report.answers.get(spec.name) is not None:
         options.append((ctx._("Remove the answer"), "remove"))
     options.append((ctx._("Cancel"), "cancel"))

@@ -10,10 +10,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from forms.answers import Accepted, Given, Rejected, Which, accept_number, check
-from forms.display import how_to_answer, period_label, short_label, show_answer, summary_lines
+from forms.answers import Accepted, Given, Rejected, Which, accept_number
+from forms.display import how_to_answer, period_label, short_label
+from forms.kinds import answered_by_typing, check, fixed_buttons
 from forms.periods import Period, local_today, period_containing, period_from_key
 from forms.schema import FieldSpec, FormSpec
+from forms.summary import show_answer, summary_lines
 from forms.validate import report_problems, visible_fields
 from handlers import menu
 from handlers.context import Context
@@ -120,9 +122,6 @@ def show_current(ctx: Context) -> None:
         ask(ctx)
 
 
-ANSWERED_WITH_BUTTONS = frozenset({"choice", "multichoice", "yesno", "period"})
-
-
 def show_current_after_refusal(ctx: Context) -> None:
     """After a refused button: a question that takes a typed answer is never sent again
     outright. With two copies on screen a person may answer both, and the second answer
@@ -132,7 +131,7 @@ def show_current_after_refusal(ctx: Context) -> None:
     not taken. Questions answered with buttons are shown again: both copies share their
     buttons, and a press is taken once."""
     spec = _current_field(ctx)
-    typed = spec is not None and spec.type not in ANSWERED_WITH_BUTTONS
+    typed = spec is not None and answered_by_typing(spec)
     if _draft(ctx)["step"] != "ask" or not typed:
         show_current(ctx)
     elif ctx.reply_unsure:
@@ -232,23 +231,17 @@ def ask(ctx: Context, problem: str | None = None) -> None:
 
 def _options(ctx: Context, spec: FieldSpec) -> list[tuple[str, str]]:
     kind = spec.type
-    if kind == "choice":
-        return [(c.label.get(ctx.language), c.value) for c in spec.choices or []]
     if kind == "multichoice":
         chosen = _draft(ctx).get("selected", [])
         return [
             (("✓ " if c.value in chosen else "") + c.label.get(ctx.language), c.value)
             for c in spec.choices or []
         ] + [(ctx._("Done"), "done")]
-    if kind == "yesno":
-        return [(ctx._("Yes"), "yes"), (ctx._("No"), "no")]
-    if kind == "date":
-        return [(ctx._("Today"), "today"), (ctx._("Yesterday"), "yesterday")]
     if kind == "period":
         return [(period_label(p, ctx.tr), p.key) for p in _period_choices(ctx)]
     if kind == "photo" and _draft(ctx).get("photos"):
         return [(ctx._("Done"), "done")]
-    return []
+    return fixed_buttons(spec, ctx.tr)
 
 
 # --- answering ----------------------------------------------------------------------------

@@ -18,12 +18,12 @@ from babel.messages.pofile import read_po
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forms.answers import Accepted, Given, Rejected, Which, accept_number, check
-from forms.display import answer_line
+from forms.answers import Accepted, Given, Rejected, Which, accept_number
+from forms.kinds import KINDS, check, value_fits
 from forms.loader import load_forms
 from forms.schema import FieldSpec
+from forms.summary import answer_line
 from forms.text import KEPT_FORMAT, clean_text
-from forms.validate import value_fits
 from locales import FSI, LANGUAGES, PDI, Translator, po_path, translator
 
 BATCH = 25
@@ -46,11 +46,15 @@ EXTRA = [
     synthetic(type="decimal", money=True, min=0),
     synthetic(type="text", max_length=50),
     synthetic(
+        type="multichoice",
+        choices=[{"value": "a", "label": {"ar": "أ", "en": "A", "fr": "A"}}],
+    ),
+    synthetic(
         type="location",
         allow_text=False,
     ),
 ]
-TYPES = sorted({spec.type for spec in BUILT_IN + EXTRA})
+TYPES = sorted(KINDS)
 
 
 def fields_of(kind: str) -> list[FieldSpec]:
