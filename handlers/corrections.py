@@ -23,6 +23,7 @@ from forms.kinds import check, correctable, fixed_buttons, show_value
 from forms.periods import Period, local_today, period_from_key
 from forms.schema import FieldSpec, FormSpec
 from forms.summary import answer_line, show_answer, summary_lines
+from forms.text import clean_text
 from forms.validate import report_problems, visible_fields
 from handlers import menu
 from handlers.context import Context
@@ -502,7 +503,7 @@ def review_step(ctx: Context) -> None:
         _leave(ctx, ctx._("That report is no longer available."))
         return
     if step == "comment":
-        comment = (ctx.incoming.text or "").strip()
+        comment = clean_text(ctx.incoming.text or "")
         if ctx.incoming.choice is not None or not comment or comment.startswith("/"):
             _ask_comment(ctx, report)
         else:

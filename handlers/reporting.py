@@ -371,6 +371,8 @@ def _accept(ctx: Context, spec: FieldSpec, value: Any, typed: str | None = None)
         typed_answers[spec.name] = typed
     else:
         typed_answers.pop(spec.name, None)
+    draft.pop("before", None)  # the changed answer is given: /back no longer restores it
+    draft.pop("before_typed", None)
     if spec.name in draft["path"]:
         draft["path"].remove(spec.name)
     draft["path"].append(spec.name)
