@@ -217,10 +217,8 @@ class FormSpec(Strict):
                     raise ValueError(f"rule '{rule.name}': field '{name}' is not in the form")
                 if name not in numbers:
                     raise ValueError(f"rule '{rule.name}': field '{name}' is not a number field")
-            kinds = {
-                (self.field(n).money, self.field(n).unit.en if self.field(n).unit else None)
-                for n in rule.names
-            }
+            units = [(self.field(n).money, self.field(n).unit) for n in rule.names]
+            kinds = {(money, unit.en if unit is not None else None) for money, unit in units}
             if len(kinds) > 1:
                 raise ValueError(f"rule '{rule.name}': its fields have different units")
             twice = [n for n in rule.names if rule.names.count(n) > 1]

@@ -154,7 +154,7 @@ def correct_step(ctx: Context) -> None:
             _leave(ctx)
         return
     if step == "report":
-        chosen = ctx.session.get(Report, int(choice)) if _an_id(choice) else None
+        chosen = ctx.session.get(Report, _an_id(choice)) if _an_id(choice) else None
         if chosen is None or not may_see(ctx, chosen):
             choose_report(ctx)
         else:
@@ -492,7 +492,7 @@ def review_step(ctx: Context) -> None:
         _leave(ctx, ctx._("Nothing was changed."))
         return
     if step == "report":
-        chosen = ctx.session.get(Report, int(choice)) if _an_id(choice) else None
+        chosen = ctx.session.get(Report, _an_id(choice)) if _an_id(choice) else None
         if chosen is None or not may_see(ctx, chosen):
             review(ctx)
         else:
@@ -768,8 +768,11 @@ def _report_label(ctx: Context, report: Report, with_review: bool = False) -> st
     return label
 
 
-def _an_id(choice: str | None) -> bool:
-    return bool(choice) and choice.isascii() and choice.isdigit() and len(choice) <= 18  # type: ignore[union-attr]
+def _an_id(choice: str | None) -> int | None:
+    """A report id from a button, or None for anything else."""
+    if choice is None or not (choice.isascii() and choice.isdigit() and len(choice) <= 18):
+        return None
+    return int(choice)
 
 
 def _form(ctx: Context, report: Report) -> FormSpec:
