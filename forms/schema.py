@@ -20,6 +20,8 @@ FieldType = Literal[
     "yesno",
 ]
 PeriodKind = Literal["none", "week", "month"]
+#: What answers a question besides its options: a photo, a place, a typed number.
+Expected = Literal["photo", "location", "number"]
 NAME = r"^[a-z][a-z0-9_]{0,30}$"
 
 
@@ -234,3 +236,10 @@ class FormSpec(Strict):
 
 def seen_names(form: FormSpec) -> set[str]:
     return {f.name for f in form.fields}
+
+
+def expected_input(field_type: FieldType) -> Expected | None:
+    """What a question of this type waits for besides its options (None: text or a choice)."""
+    if field_type in ("photo", "location"):
+        return field_type
+    return "number" if field_type in ("integer", "decimal") else None

@@ -21,11 +21,10 @@ from forms.answers import Accepted, Given, Rejected, Which, accept_number
 from forms.display import how_to_answer, period_label, short_label
 from forms.kinds import check, correctable, fixed_buttons, show_value
 from forms.periods import Period, local_today, period_from_key
-from forms.schema import FieldSpec, FormSpec
+from forms.schema import FieldSpec, FormSpec, expected_input
 from forms.summary import answer_line, show_answer, summary_lines
 from forms.text import clean_text
 from forms.validate import report_problems, visible_fields
-from handlers import menu
 from handlers.context import Context
 from outbox import intents as say
 from outbox.intents import Intent
@@ -265,7 +264,7 @@ def _ask_value(ctx: Context, report: Report, spec: FieldSpec, problem: str | Non
     if not spec.required and report.answers.get(spec.name) is not None:
         options.append((ctx._("Remove the answer"), "remove"))
     options.append((ctx._("Cancel"), "cancel"))
-    expect = "location" if spec.type == "location" else None
+    expect = expected_input(spec.type)
     ctx.say("\n".join(lines), options, expect=expect, columns=2 if len(options) > 3 else 1)
 
 
@@ -747,7 +746,7 @@ def _leave(ctx: Context, message: str | None = None) -> None:
     ctx.state["flow"] = None
     ctx.state.pop("correct", None)
     ctx.state.pop("review", None)
-    menu.show(ctx, message)
+    ctx.go_menu(message)
 
 
 def _recent_visible(ctx: Context) -> Sequence[Report]:

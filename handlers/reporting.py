@@ -14,10 +14,9 @@ from forms.answers import Accepted, Given, Rejected, Which, accept_number
 from forms.display import how_to_answer, period_label, short_label
 from forms.kinds import answered_by_typing, check, fixed_buttons
 from forms.periods import Period, local_today, period_containing, period_from_key
-from forms.schema import FieldSpec, FormSpec
+from forms.schema import FieldSpec, FormSpec, expected_input
 from forms.summary import show_answer, summary_lines
 from forms.validate import report_problems, visible_fields
-from handlers import menu
 from handlers.context import Context
 from handlers.permissions import may_fill
 from storage.reports import ReportRef, add_report, period_report, replace_answers
@@ -85,7 +84,7 @@ def resume_chosen(ctx: Context) -> None:
         if then:
             start(ctx, then)
         else:
-            menu.show(ctx)
+            ctx.go_menu()
     else:
         offer_resume(ctx, then=ctx.state.get("then"))
 
@@ -146,7 +145,7 @@ def cancel(ctx: Context) -> None:
     else:
         ctx.say(ctx._("Cancelled. Nothing was saved."))
     ctx.state["flow"] = None
-    menu.show(ctx)
+    ctx.go_menu()
 
 
 def back(ctx: Context) -> None:
@@ -225,7 +224,7 @@ def ask(ctx: Context, problem: str | None = None) -> None:
     options = _options(ctx, spec)
     if not spec.required and not draft.get("photos"):
         options.append((ctx._("Skip"), "skip"))
-    expect = "photo" if spec.type == "photo" else "location" if spec.type == "location" else None
+    expect = expected_input(spec.type)
     ctx.say("\n".join(lines), options, expect=expect, columns=2 if len(options) > 3 else 1)
 
 
@@ -340,6 +339,7 @@ def _ask_which(ctx: Context) -> None:
     ctx.say(
         ctx._("Did you mean {first} or {second}?", first=first, second=second),
         [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")],
+        expect="number",  # a newly typed number answers the question again
     )
 
 
@@ -436,7 +436,7 @@ def _replace_chosen(ctx: Context) -> None:
         ctx.state.pop("draft", None)
         ctx.state["flow"] = None
         ctx.say(ctx._("The old report stays as it was; these new answers were not saved."))
-        menu.show(ctx)
+        ctx.go_menu()
     else:
         _ask_replace(ctx)
 
@@ -552,7 +552,7 @@ def _save(ctx: Context) -> None:
     ctx.state.pop("draft", None)
     ctx.state["flow"] = None
     ctx.say(message)
-    menu.show(ctx)
+    ctx.go_menu()
 
 
 # --- helpers ------------------------------------------------------------------------------
