@@ -282,6 +282,6 @@ def test_on_a_number_question_a_typed_number_is_the_answer_and_hash_chooses(
     for typed in ("3", "10", "5.5", "4", "7"):  # plastic, sold, revenue, paid, women
         fatima.types(typed)
     summary = fatima.types("1")  # notes: a text question with Skip as option 1
-    assert "Paper collected (kg): 1 kg" in summary
-    assert "Aluminium collected (kg): 2,500 kg" in summary
+    assert "Paper: 1 kg" in summary
+    assert "Aluminium: 2,500 kg" in summary
     assert "Saved. Your reference number is REC-" in fatima.types("1"), "numbers choose again"
