@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from forms.display import period_label
+from forms.display import period_label, short_label
 from forms.periods import Period, period_containing
 from forms.schema import FormSpec
 from locales import Translator, translator
@@ -220,8 +220,12 @@ class Monitor:
                     tr.money(Decimal(str(round(total, 3))), currency)
                     for currency, total in sorted(by_currency.items())
                 )
-                label = spec.label.get(lang).rstrip("?؟ :")
-                lines.append("• " + tr.gettext("{field}: {amounts}", field=label, amounts=amounts))
+                lines.append(
+                    "• "
+                    + tr.gettext(
+                        "{field}: {amounts}", field=short_label(spec, lang), amounts=amounts
+                    )
+                )
         return "\n".join(lines)
 
 
@@ -253,7 +257,7 @@ def digest_chart(digest: Digest, tr: Translator, charts_dir: Path) -> Path | Non
         for p, _ in part.history
     ]
     series = [
-        Series(f.label.get(lang).rstrip("?؟ :"), [values.get(f.name) for _, values in part.history])
+        Series(short_label(f, lang), [values.get(f.name) for _, values in part.history])
         for f in shown
     ]
     path = charts_dir / f"{digest.group.key}-{digest.kind}-{digest.period.key}-{lang}.png"

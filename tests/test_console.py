@@ -82,8 +82,8 @@ def test_demo_recycling_report_with_numbers_typed_as_on_a_phone(tmp_path: Path) 
     assert "From now on I will write to you in English." in shown
     assert "3) Recycling output" in shown
     assert "(2 of 9) Paper collected (kg)" in shown
-    assert "Paper collected (kg): 12.5 kg" in shown
-    assert "Aluminium collected (kg): 12.5 kg" in shown
+    assert "Paper: 12.5 kg" in shown
+    assert "Aluminium: 12.5 kg" in shown
     assert "Saved. Your reference number is REC-" in shown
 
     [report] = reports(tmp_path / "demo.db")
@@ -282,6 +282,6 @@ def test_on_a_number_question_a_typed_number_is_the_answer_and_hash_chooses(
     for typed in ("3", "10", "5.5", "4", "7"):  # plastic, sold, revenue, paid, women
         fatima.types(typed)
     summary = fatima.types("1")  # notes: a text question with Skip as option 1
-    assert "Paper collected (kg): 1 kg" in summary
-    assert "Aluminium collected (kg): 2,500 kg" in summary
+    assert "Paper: 1 kg" in summary
+    assert "Aluminium: 2,500 kg" in summary
     assert "Saved. Your reference number is REC-" in fatima.types("1"), "numbers choose again"

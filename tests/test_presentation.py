@@ -187,8 +187,8 @@ def test_a_digest_shows_money_with_the_groups_currency(sanad: Sanad) -> None:
             date(2026, 12, 2),
         )
     english = plain(digest_text(built, translator("en")))
-    assert "Revenue from sales (local currency): BHD60.500" in english
-    assert "Paper collected (kg): 100" in english
+    assert "Revenue: BHD60.500" in english
+    assert "Paper (kg): 100" in english
     arabic = plain(digest_text(built, translator("ar", "arab")))
     assert "٦٠٫٥٠٠\u00a0د.ب." in arabic
 
@@ -214,7 +214,7 @@ def test_the_network_digest_totals_money_per_currency(sanad: Sanad) -> None:
             )
         )
     assert "Money reported, per currency:" in text
-    assert "Revenue from sales (local currency): BHD60.500 · MAD1,000.00" in text
+    assert "Revenue: BHD60.500 · MAD1,000.00" in text
     assert "1,060" not in text, "amounts in two currencies are never added"
 
 
