@@ -196,7 +196,7 @@ class Broadcast(SQLModel, table=True):
     created_by: int = Field(foreign_key="person.id")
     created_at: datetime = _time()
     texts: dict[str, str] = _json()  # language -> text; "*" is the text for everyone
-    photo: str | None = None  # a Telegram file id, or a file path from the console
+    photo: str | None = None  # storage.broadcasts.photo_reference: a file id or a kept file
     audience: dict[str, Any] = _json()  # {"groups": [...], "organizations": [...], "roles": [...]}
     recipients: int = 0
     status: str = "sending"  # "sending" | "finished" (reported) | "cancelled"

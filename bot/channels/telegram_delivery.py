@@ -17,6 +17,7 @@ Use the Application's bot (its connection pool allows the sender's concurrency; 
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
@@ -31,6 +32,8 @@ from storage.models import OutboxMessage
 from storage.outbox import FILE_ID
 
 CHANNEL = "telegram"
+#: What Telegram's file ids are made of (URL-safe base64): never a path, which PTB would upload.
+TELEGRAM_FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
 GONE = ("chat not found", "user not found")
 
 # `send_text` asks for sendMessage through `Bot.do_api_request`, which suggests
@@ -67,9 +70,13 @@ async def _send(bot: Bot, chat_id: int, message: OutboxMessage) -> None:
         await send_text(bot, chat_id, message.text, markup)
         return
     if message.photo_path.startswith(FILE_ID):  # a photo Telegram already has
+        file_id = message.photo_path[len(FILE_ID) :]
+        # PTB uploads a string that names a local file: a reference must look like Telegram's.
+        if not TELEGRAM_FILE_ID.fullmatch(file_id):
+            raise Rejected("the photo is not a Telegram file id")
         await bot.send_photo(
             chat_id,
-            message.photo_path[len(FILE_ID) :],
+            file_id,
             caption=message.text or None,
             reply_markup=markup,
         )
