@@ -84,9 +84,8 @@ def _parser() -> argparse.ArgumentParser:
 
     webhook = commands.add_parser(
         "webhook",
-        help="serve Telegram updates over HTTP (POST "
-        "/telegram, /health, /metrics), with the scheduler and the "
-        "sender unless --without-worker",
+        help="serve Telegram updates over HTTP (POST /telegram, GET /health; metrics on "
+        "METRICS_PORT), with the scheduler and the sender unless --without-worker",
     )
     webhook.add_argument("--host", default="0.0.0.0")
     webhook.add_argument(
@@ -156,14 +155,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _metrics(sanad: Sanad) -> Metrics:
-    """The process's counters; served on METRICS_PORT when it is set."""
+def _metrics(sanad: Sanad, count_errors: bool = True) -> Metrics:
+    """The process's counters; served on METRICS_PORT (METRICS_HOST) when it is set."""
     from bot.channels.telegram import ERROR_LOGGERS
 
-    metrics = Metrics(sanad.engine)
-    metrics.count_errors_of(*ERROR_LOGGERS)
-    if sanad.settings.metrics_port:
-        metrics.serve(sanad.settings.metrics_port)
+    settings = sanad.settings
+    metrics = Metrics(sanad.engine, settings.metrics_cache_seconds)
+    if count_errors:
+        metrics.count_errors_of(*ERROR_LOGGERS)
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     return metrics
 
 
@@ -171,7 +172,7 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from bot.channels.telegram import build_application
-    from bot.channels.webhook import create_app, webhook_secret
+    from bot.channels.webhook import create_app, server_options, webhook_secret
 
     sanad = assemble(settings)
     try:
@@ -179,10 +180,10 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    metrics = Metrics(sanad.engine)
+    metrics = _metrics(sanad, count_errors=False)  # the app's lifespan counts them
     application = build_application(sanad, with_background=not args.without_worker, metrics=metrics)
     app = create_app(sanad, application, metrics)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, **server_options(settings))
     return 0
 
 

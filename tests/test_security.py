@@ -83,14 +83,14 @@ def test_the_check_sees_values_pasted_into_sql(tmp_path: Path) -> None:
 
 async def test_the_webhook_serves_no_files(sanad: Sanad) -> None:
     """Photos given on the console and digest charts live under DATA_DIR; the web process
-    serves three routes and nothing under any directory."""
+    serves two routes (three with METRICS_TOKEN) and nothing under any directory."""
     media = sanad.settings.media_dir
     media.mkdir(parents=True, exist_ok=True)
     (media / "photo.jpg").write_bytes(b"\xff\xd8private")
     settings = sanad.settings.model_copy(update={"telegram_webhook_secret": SecretStr("s3cret")})
     sanad = Sanad(settings, sanad.engine, sanad.dispatcher)
     app = create_app(sanad, build_application(sanad, request=FakeBotApi().request()))
-    assert sorted(route.path for route in app.routes) == ["/health", "/metrics", "/telegram"]
+    assert sorted(route.path for route in app.routes) == ["/health", "/telegram"]
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://sanad"
     ) as client:

@@ -5,16 +5,26 @@ polling, whose dispatcher commits the update id and its effect in one transactio
 database could not take it, 500, so that Telegram delivers it again; the dedupe by update id
 makes a redelivery harmless. Replies Telegram refuses after the commit wait in the outbox.
 A request without the right X-Telegram-Bot-Api-Secret-Token gets 403 and changes nothing.
-GET /health tells whether the database answers; GET /metrics is Prometheus text.
+A body above WEBHOOK_MAX_BODY_BYTES gets 413 (Telegram's updates are a few KiB), one not read
+within WEBHOOK_READ_TIMEOUT seconds 408; uvicorn bounds headers and idle connections
+(`server_options`).
+
+GET /health tells whether the database answered its last check (checked at most once per
+HEALTH_CACHE_SECONDS, whoever asks how often). Metrics are served on their own port
+(METRICS_PORT, bound to 127.0.0.1: see bot.metrics); GET /metrics exists here only when
+METRICS_TOKEN is set, and answers only a request with `Authorization: Bearer <token>`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -34,7 +44,8 @@ from bot.channels.telegram import (
     make_bot,
     running,
 )
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.metrics import CONTENT_TYPE, Cached, Metrics
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 PATH = "/telegram"
@@ -67,14 +78,26 @@ def create_app(
     # The next message of a chat may reach another web process: it must see at once that
     # this one's replies went out (else it would ask the person where to go on).
     sanad.dispatcher.replied_delay = 0.0
-    metrics = metrics or Metrics(sanad.engine)
+    settings = sanad.settings
+    metrics = metrics or Metrics(sanad.engine, settings.metrics_cache_seconds)
+    database = Cached(lambda: float(_database_answers(sanad)), settings.health_cache_seconds)
 
     async def telegram(request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, secret):
             return Response(status_code=403)
         try:
-            update = Update.de_json(await request.json(), application.bot)
+            async with asyncio.timeout(settings.webhook_read_timeout):
+                body = await read_body(request, settings.webhook_max_body_bytes)
+        except BodyTooLarge:
+            log.warning("webhook: a body above %d bytes", settings.webhook_max_body_bytes)
+            metrics.errors.inc()
+            return Response(status_code=413)
+        except TimeoutError:
+            log.warning("webhook: a body not read within %ss", settings.webhook_read_timeout)
+            return Response(status_code=408)
+        try:
+            update = Update.de_json(json.loads(body), application.bot)
         except Exception:
             log.warning("webhook: a body that is not an update")
             metrics.errors.inc()
@@ -87,11 +110,16 @@ def create_app(
         return Response(status_code=200)
 
     async def health(request: Request) -> Response:
-        if await run_in_threadpool(_database_answers, sanad):
+        if await run_in_threadpool(database.get) == 1.0:
             return JSONResponse({"database": "ok"})
         return JSONResponse({"database": "unreachable"}, status_code=503)
 
+    token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else b""
+
     async def scrape(request: Request) -> Response:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, b"Bearer " + token):
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     @asynccontextmanager
@@ -107,14 +135,42 @@ def create_app(
             for logger in counted:
                 logger.removeHandler(metrics.error_log)
 
-    routes = [
-        Route(PATH, telegram, methods=["POST"]),
-        Route("/health", health),
-        Route("/metrics", scrape),
-    ]
+    routes = [Route(PATH, telegram, methods=["POST"]), Route("/health", health)]
+    if token:
+        routes.append(Route("/metrics", scrape))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     return app
+
+
+class BodyTooLarge(Exception):
+    """The request's body is larger than the webhook takes."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (BodyTooLarge) as soon as it passes `limit` bytes: a declared
+    Content-Length above it is refused before reading anything."""
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's bounds on what a client may send: header size, idle keep-alive time, and how
+    many connections at once."""
+    return {
+        "h11_max_incomplete_event_size": settings.webhook_max_header_bytes,
+        "timeout_keep_alive": settings.webhook_keep_alive_seconds,
+        "limit_concurrency": settings.webhook_max_connections,
+    }
 
 
 def _database_answers(sanad: Sanad) -> bool:
