@@ -75,7 +75,7 @@ class Person(SQLModel, table=True):
 
 
 class Invite(SQLModel, table=True):
-    """A single-use registration code."""
+    """A single-use registration code (storage.invites); new codes always expire."""
 
     code: str = Field(primary_key=True)
     organization_id: int = Field(foreign_key="organization.id")
@@ -84,6 +84,21 @@ class Invite(SQLModel, table=True):
     expires_at: datetime | None = _time(nullable=True)
     used_at: datetime | None = _time(nullable=True)
     used_by: int | None = Field(default=None, foreign_key="person.id")
+    revoked_at: datetime | None = _time(nullable=True)
+    name: str | None = None  # the invited person's name, as the inviter gave it
+    language: str | None = None  # their language, when the inviter knew it
+
+
+class InviteFailure(SQLModel, table=True):
+    """A failed attempt to redeem an invitation (never the code typed): the attempt limits
+    count these rows, so they hold across processes."""
+
+    __tablename__ = "invite_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_key: str = Field(index=True)  # channel:address
+    failed_at: datetime = _time(index=True)
+    reason: str
 
 
 class Conversation(SQLModel, table=True):

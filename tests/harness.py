@@ -14,13 +14,13 @@ from bot.app import Sanad
 from bot.channels.telegram import apply_update, build_application
 from storage.db import transaction
 from storage.models import Organization
-from storage.people import new_invite
+from storage.invites import new_invite
 from storage.types import utcnow
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser, SentMessage
 
 
 def invite(
-    sanad: Sanad, org: str, role: str = "worker", valid_for: timedelta | None = timedelta(days=7)
+    sanad: Sanad, org: str, role: str = "worker", valid_for: timedelta = timedelta(days=7)
 ) -> str:
     """A fresh invitation code, as `python -m bot invite` makes it."""
     with transaction(sanad.engine) as session:
