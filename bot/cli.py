@@ -10,7 +10,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import Session, col, select
 
 from bot import logs
 from bot.app import Sanad, assemble
@@ -18,9 +18,21 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from forms.loader import FormFileError
 from storage.db import transaction
+from storage.invites import (
+    MAX_VALIDITY,
+    ROLE_KIND,
+    InviteRefused,
+    RoleMismatch,
+    check_role,
+    new_invite,
+    open_invites,
+    revoke_invite,
+    role_for,
+    shown,
+)
 from storage.models import Organization, Person
 from storage.network import NetworkError, apply_network, read_network
-from storage.people import new_invite, recall
+from storage.people import recall
 from storage.types import utcnow
 
 EXAMPLE_NETWORK = Path(__file__).resolve().parent.parent / "examples" / "network.yaml"
@@ -129,10 +141,35 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("file", type=Path)
     setup.set_defaults(action=_setup)
 
-    invite = commands.add_parser("invite", help="make a single-use invitation code")
-    invite.add_argument("--org", required=True, help="organization key from the network file")
-    invite.add_argument("--role", required=True, choices=["worker", "coordinator", "admin"])
-    invite.add_argument("--expires", default="7d", help="e.g. 7d, 12h, 30m, or never")
+    invite = commands.add_parser(
+        "invite",
+        help="make single-use invitation codes; list or withdraw the open ones",
+        description="Workers are invited at a partner association, coordinators at the "
+        "supportive organization of their group, admins at the network. See docs/invitations.md.",
+    )
+    what = invite.add_mutually_exclusive_group(required=True)
+    what.add_argument("--org", help="organization key from the network file: one invitation")
+    what.add_argument(
+        "--from-file",
+        type=Path,
+        metavar="FILE",
+        help="a .csv or .xlsx table (name, organization, role, language, channel): one "
+        "invitation per row, written back with codes and links",
+    )
+    what.add_argument("--list", action="store_true", help="list the open codes")
+    what.add_argument("--revoke", metavar="CODE", help="withdraw an open code")
+    invite.add_argument(
+        "--role",
+        choices=["worker", "coordinator", "admin"],
+        help="with --org; default: the role the organization takes",
+    )
+    invite.add_argument("--name", default=None, help="with --org: the person's name")
+    invite.add_argument(
+        "--expires", default="7d", help="e.g. 7d, 12h, 30m; at most 90d (default 7d)"
+    )
+    invite.add_argument(
+        "-o", "--output", type=Path, default=None, help="with --from-file: where to write"
+    )
     invite.set_defaults(action=_invite)
 
     export = commands.add_parser("export", help="write reports to CSV or XLSX")
@@ -280,26 +317,119 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
 def _invite(args: argparse.Namespace, settings: Settings) -> int:
     valid_for = _duration(args.expires)
     sanad = assemble(settings)
+    try:
+        if args.list:
+            return _list_invites(sanad)
+        if args.revoke:
+            return _revoke_invite(sanad, args.revoke)
+        if args.from_file:
+            return _invite_from_file(sanad, args.from_file, args.output, valid_for)
+        return _invite_one(sanad, args, valid_for)
+    except InviteRefused as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _invite_one(sanad: Sanad, args: argparse.Namespace, valid_for: timedelta) -> int:
     with transaction(sanad.engine) as session:
         organization = _organization(session, args.org)
-        invite = new_invite(session, organization, args.role, utcnow(), valid_for)
-        username = settings.telegram_bot_username or recall(session, "telegram_username")
-    print(f"code: {invite.code}")
+        role = args.role or role_for(organization)
+        try:
+            check_role(organization, role)
+        except RoleMismatch as error:
+            where = _where_role_belongs(session, organization, role)
+            raise InviteRefused(f"{error}; {where}") from error
+        invite = new_invite(session, organization, role, utcnow(), valid_for, name=args.name)
+        username = _username(sanad, session)
+    print(f"code: {shown(invite.code)}")
     if username:
-        print(f"link: https://t.me/{username.lstrip('@')}?start={invite.code}")
+        print(f"link: https://t.me/{username}?start={invite.code}")
     else:
         print(
             "link: unknown until TELEGRAM_BOT_USERNAME is set or the bot has run once;"
             f" meanwhile send /start {invite.code} to the bot"
         )
-    print(
-        "expires: "
-        + (
-            "never"
-            if invite.expires_at is None
-            else invite.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    assert invite.expires_at is not None
+    print(f"expires: {invite.expires_at:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
+def _where_role_belongs(session: Session, organization: Organization, role: str) -> str:
+    """Which organizations take `role`: the ones of `organization`'s group (the network's)."""
+    kind = ROLE_KIND[role]
+    query = select(Organization.key).where(Organization.kind == kind, col(Organization.active))
+    if kind != "network":
+        query = query.where(Organization.group_id == organization.group_id)
+    keys = session.exec(query.order_by(col(Organization.id))).all()
+    return f"invite a {role} at {', '.join(keys)}" if keys else f"no organization takes a {role}"
+
+
+def _username(sanad: Sanad, session: Session) -> str:
+    return (
+        sanad.settings.telegram_bot_username or recall(session, "telegram_username") or ""
+    ).lstrip("@")
+
+
+def _list_invites(sanad: Sanad) -> int:
+    with transaction(sanad.engine) as session:
+        rows = open_invites(session, utcnow())
+    if not rows:
+        print("no open invitations")
+        return 0
+    for invite, organization in rows:
+        assert invite.expires_at is not None
+        print(
+            f"{shown(invite.code)}  {invite.role:<11}  {organization.key:<20}  "
+            f"expires {invite.expires_at:%Y-%m-%d %H:%M} UTC  {invite.name or ''}".rstrip()
         )
-    )
+    print(f"{len(rows)} open invitation(s); withdraw one with --revoke CODE")
+    return 0
+
+
+def _revoke_invite(sanad: Sanad, code: str) -> int:
+    with transaction(sanad.engine) as session:
+        withdrawn = revoke_invite(session, code, utcnow())
+    if withdrawn is None:
+        print(
+            f"error: no open invitation {code!r} (used, expired, withdrawn or unknown); "
+            "--list shows the open ones",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"withdrawn: {shown(withdrawn.code)}; nobody can register with it")
+    return 0
+
+
+def _invite_from_file(sanad: Sanad, source: Path, output: Path | None, valid_for: timedelta) -> int:
+    from bot import invite_table
+
+    target = output or invite_table.output_for(source)
+    if target.resolve() == source.resolve():
+        print(
+            "error: write the invitations to a new file (-o), not over the table", file=sys.stderr
+        )
+        return 2
+    if target.suffix.lower() != source.suffix.lower():
+        print(f"error: -o must be a {source.suffix} file, as the table", file=sys.stderr)
+        return 2
+    try:
+        table = invite_table.read_table(source)
+        with transaction(sanad.engine) as session:
+            people = invite_table.check(session, table, source)
+            links = invite_table.Links(
+                _username(sanad, session) or None,
+                os.environ.get("WHATSAPP_NUMBER")
+                or getattr(sanad.settings, "whatsapp_number", None),
+            )
+            invite_table.invite_all(session, table, people, links, utcnow(), target, valid_for)
+    except invite_table.TableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(people)} invitations written to {target}")
+    if not links.telegram_username and any(p.channel == "telegram" for p in people):
+        print("Telegram links are empty until TELEGRAM_BOT_USERNAME is set or the bot has run once")
+    if not links.whatsapp_number and any(p.channel == "whatsapp" for p in people):
+        print("WhatsApp links are empty until WHATSAPP_NUMBER is set")
     return 0
 
 
@@ -352,17 +482,24 @@ def _organization(session: object, key: str) -> Organization:
     return organization
 
 
-def _duration(text: str) -> timedelta | None:
-    if text == "never":
-        return None
-    match = re.fullmatch(r"(\d+)\s*([dhm])", text.strip())
+def _duration(text: str) -> timedelta:
+    """--expires: an invitation always expires, within 90 days."""
+    match = re.fullmatch(r"(\d{1,6})\s*([dhm])", text.strip())
     if not match or int(match[1]) == 0:
-        raise SystemExit(f"error: --expires takes e.g. 7d, 12h, 30m or never, not {text!r}")
+        raise SystemExit(
+            f"error: --expires takes e.g. 7d, 12h or 30m (at most {MAX_VALIDITY.days}d), "
+            f"not {text!r}: every invitation expires"
+        )
     amount, unit = int(match[1]), match[2]
-    return (
+    valid_for = (
         timedelta(days=amount)
         if unit == "d"
         else timedelta(hours=amount)
         if unit == "h"
         else timedelta(minutes=amount)
     )
+    if valid_for > MAX_VALIDITY:
+        raise SystemExit(
+            f"error: --expires is at most {MAX_VALIDITY.days}d (7d unless you need longer)"
+        )
+    return valid_for
