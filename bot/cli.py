@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from bot import logs
 from bot.app import Sanad, assemble
 from bot.metrics import Metrics
+from bot.private_files import make_private
 from bot.settings import Settings
 from forms.loader import FormFileError
 from storage.db import transaction
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = Settings()
+    make_private(settings.data_dir)
     level = logging.INFO if args.action in (_run, _worker, _webhook) else logging.WARNING
     secrets = [settings.telegram_bot_token, settings.telegram_webhook_secret]
     logs.configure(
@@ -120,9 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     set_webhook.set_defaults(action=_set_webhook)
 
     backup = commands.add_parser(
-        "backup", help="consistent copy of the SQLite database, also while the bot runs"
+        "backup",
+        help="consistent copy of the SQLite database, also while the bot runs; into a "
+        "folder: a copy named by its time, keeping the newest BACKUP_KEEP",
     )
-    backup.add_argument("file", type=Path)
+    backup.add_argument("file", help="a file, or a folder (existing, or ending in /)")
+    backup.add_argument(
+        "--keep", type=int, default=None, help="with a folder: copies kept (default BACKUP_KEEP)"
+    )
     backup.set_defaults(action=_backup)
 
     worker = commands.add_parser("worker", help="only the scheduler and the outbox sender")
@@ -239,14 +246,21 @@ def _set_webhook(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _backup(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.backup import BackupError, backup
+    from bot.backup import BackupError, backup, backup_into
 
+    given = Path(args.file)
+    into_folder = given.is_dir() or args.file.endswith(("/", os.sep))
     try:
-        backup(settings.database_url, args.file)
+        if not into_folder:
+            backup(settings.database_url, given)
+            print(f"database copied to {given}")
+            return 0
+        keep = args.keep if args.keep is not None else settings.backup_keep
+        target, removed = backup_into(settings.database_url, given, keep, utcnow())
     except BackupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"database copied to {args.file}")
+    print(f"database copied to {target}; {len(removed)} older copies removed (keeping {keep})")
     return 0
 
 

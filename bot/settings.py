@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     # several senders; on SQLite the one sender takes back every claim when it starts).
     outbox_claim_timeout: float = 600.0
     database_url: str = "sqlite:///data/sanad.db"
+    backup_keep: int = 14  # `backup FOLDER` keeps this many copies
     data_dir: Path = Path("data")
 
     @property

@@ -13,8 +13,8 @@ from telegram.ext import Application
 from bot.app import Sanad
 from bot.channels.telegram import apply_update, build_application
 from storage.db import transaction
-from storage.models import Organization
 from storage.invites import new_invite
+from storage.models import Organization
 from storage.types import utcnow
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser, SentMessage
 

@@ -276,7 +276,9 @@ def test_invite_uses_the_username_the_bot_remembered(shell: Shell) -> None:
     assert f"link: https://t.me/x_bot?start={invited(ran)}\n" in ran.out
 
 
-@pytest.mark.parametrize("expires", ["soon", "7 days", "-1d", "0d", "0m", "never", "91d", "9999999d"])
+@pytest.mark.parametrize(
+    "expires", ["soon", "7 days", "-1d", "0d", "0m", "never", "91d", "9999999d"]
+)
 def test_invite_with_a_bad_expiry_is_refused(shell: Shell, expires: str) -> None:
     shell.sanad("setup", str(EXAMPLE_NETWORK))
 

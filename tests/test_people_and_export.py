@@ -202,6 +202,8 @@ async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -
         table = list(csv.reader(io.StringIO(document.file_bytes.decode("utf-8-sig"))))
         assert table[0][:2] == ["Reference", "Group"] and len(table) == 2
         assert table[1][1] == "Bahrain development group"
+        exports = sanad.settings.data_dir / "exports"
+        assert list(exports.iterdir()) == [], "a sent export is not kept on the server"
 
         # Reactivated, she reports again.
         await coordinator.says("/people")

@@ -543,14 +543,20 @@ async def send(bot: Bot, chat_id: int, reply: Reply) -> None:
     """Send one reply; options become an inline keyboard on its last message."""
     markup = keyboard([(o.label, o.value) for o in reply.options], reply.columns)
     if reply.document is not None:
-        with reply.document.open("rb") as document:
-            await bot.send_document(
-                chat_id,
-                document,
-                caption=reply.text[:CAPTION_LIMIT],
-                filename=reply.document.name,
-                reply_markup=markup,
-            )
+        try:
+            with reply.document.open("rb") as document:
+                await bot.send_document(
+                    chat_id,
+                    document,
+                    caption=reply.text[:CAPTION_LIMIT],
+                    filename=reply.document.name,
+                    reply_markup=markup,
+                )
+        finally:
+            # A document is a chat export made for this message: once Telegram has it (or
+            # refused it: an unsent export is never kept, see Dispatcher.keep_unsent), the
+            # server keeps no copy of the reports in it.
+            reply.document.unlink(missing_ok=True)
         return
     if reply.photo is not None:
         caption = reply.text if len(reply.text) <= CAPTION_LIMIT else None

@@ -30,7 +30,9 @@ def upgrade() -> None:
     with op.batch_alter_table("invite", schema=None) as batch_op:
         batch_op.add_column(sa.Column("revoked_at", UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
-        batch_op.add_column(sa.Column("language", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+        batch_op.add_column(
+            sa.Column("language", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
+        )
     op.create_table(
         "invite_failure",
         sa.Column("id", sa.Integer(), primary_key=True),
