@@ -329,3 +329,47 @@ def test_a_table_that_cannot_be_written_back_leaves_no_invitation(shell: Shell) 
     assert ran.code == 2 and "cannot be written" in ran.err and "nothing was done" in ran.err
     with shell.session() as session:
         assert session.exec(select(Invite)).all() == []
+
+
+def test_migration_0008_gives_codes_that_never_expired_an_expiry(database_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from storage.db import alembic_config, make_engine, open_database
+
+    engine = make_engine(database_url)
+    config = alembic_config()
+    made = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+        connection.execute(
+            text(
+                "INSERT INTO dev_group (key, names, country, timezone, language, currency, "
+                "week_start, targets, schedule, active) VALUES ('g', '{}', 'BH', 'Asia/Bahrain', "
+                "'ar', 'BHD', 6, '{}', '{}', true)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO organization (key, group_id, kind, names, placeholder, active) "
+                "SELECT 'o', id, 'partner', '{}', false, true FROM dev_group"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO invite (code, organization_id, role, created_at) "
+                "SELECT 'OLDCODE8', id, 'worker', :made FROM organization"
+            ),
+            {"made": made if database_url.startswith("postgres") else "2026-01-10 09:00:00"},
+        )
+    engine.dispose()
+    engine = open_database(database_url)
+    with transaction(engine) as session:
+        old = session.get(Invite, "OLDCODE8")
+        assert old is not None and old.expires_at == made + timedelta(days=90)
+        assert old.revoked_at is None and old.name is None
+        assert session.exec(select(InviteFailure)).all() == []
+    engine.dispose()
