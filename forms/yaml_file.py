@@ -67,10 +67,9 @@ def check_shape(
         for event in yaml.parse(text, Loader=Loader):
             if isinstance(event, yaml.CollectionStartEvent):
                 if len(open_collections) > max_depth:
-                    raise YamlFileError(
-                        f"{path}: nested more than {max_depth} levels deep "
-                        f"(line {event.start_mark.line + 1})"
-                    )
+                    mark = event.start_mark
+                    line = f" (line {mark.line + 1})" if mark is not None else ""
+                    raise YamlFileError(f"{path}: nested more than {max_depth} levels deep{line}")
                 open_collections.append((event.anchor, 1))
                 continue
             if isinstance(event, yaml.CollectionEndEvent):

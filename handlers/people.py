@@ -258,6 +258,7 @@ def _show_open(ctx: Context, intro: str | None = None) -> None:
     options: list[tuple[str, str]] = []
     for number, (made, organization) in enumerate(shown_here, start=1):
         group = ctx.session.get(Group, organization.group_id)
+        assert made.expires_at is not None  # open codes are the ones that expire later
         until = ctx.tr.datetime(made.expires_at, group.timezone if group else "UTC", "d MMM yyyy")
         lines.append(
             f"{number}. "
