@@ -24,7 +24,14 @@ from urllib.parse import quote
 
 from sqlmodel import Session, select
 
-from storage.invites import DEFAULT_VALIDITY, InviteRefused, check_role, new_invite, role_for
+from storage.invites import (
+    DEFAULT_VALIDITY,
+    InviteRefused,
+    check_role,
+    new_invite,
+    role_for,
+    shown,
+)
 from storage.models import ROLES, Organization
 
 REQUIRED = ("name", "organization")
@@ -44,6 +51,7 @@ class TableError(Exception):
 class Table:
     header: list[str]
     rows: list[tuple[int, list[str]]] = field(default_factory=list)  # (line, cells)
+    delimiter: str = ","  # a CSV's, written back the same
 
     def column(self, name: str) -> int | None:
         folded = [cell.strip().casefold() for cell in self.header]
@@ -96,7 +104,7 @@ def _read_csv(path: Path) -> Table:
     lines = list(reader)
     if not lines:
         raise TableError(f"{path}: empty; the first line names the columns")
-    table = Table(lines[0])
+    table = Table(lines[0], delimiter=delimiter)
     table.rows = [
         (n, row) for n, row in enumerate(lines[1:], start=2) if any(c.strip() for c in row)
     ]
@@ -218,7 +226,7 @@ def invite_all(
         assert made.expires_at is not None
         row = cells + [""] * (len(header) - len(cells))
         for column, value in (
-            ("code", made.code),
+            ("code", shown(made.code)),
             ("link", links.link(person.channel, made.code)),
             ("expires", made.expires_at.strftime("%Y-%m-%d %H:%M UTC")),
         ):
@@ -226,19 +234,19 @@ def invite_all(
             assert place is not None
             row[place] = value
         rows.append(row)
-    write_table(output, header, rows)
+    write_table(output, header, rows, table.delimiter)
 
 
-def write_table(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def write_table(path: Path, header: list[str], rows: list[list[str]], delimiter: str = ",") -> None:
     try:
-        _write(path, header, rows)
+        _write(path, header, rows, delimiter)
     except OSError as error:
         raise TableError(
             f"{path}: cannot be written ({error.strerror or error}); nothing was done"
         ) from error
 
 
-def _write(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def _write(path: Path, header: list[str], rows: list[list[str]], delimiter: str) -> None:
     with _owner_only(path) as temporary:
         if path.suffix.lower() == ".xlsx":
             from openpyxl import Workbook
@@ -256,7 +264,7 @@ def _write(path: Path, header: list[str], rows: list[list[str]]) -> None:
             workbook.save(temporary)
         else:
             with temporary.open("w", encoding="utf-8-sig", newline="") as file:
-                writer = csv.writer(file)
+                writer = csv.writer(file, delimiter=delimiter)
                 writer.writerow(header)
                 writer.writerows(rows)  # the operator's cells as they were given
 
