@@ -1,11 +1,12 @@
 """Invitations and the people of a group: /invite and /people (deactivate, reactivate).
 
 Admins act on any group and organization; a coordinator invites field workers of the
-partner associations of their own group, and manages the workers of that group only. The role
-of an invitation is the one its organization takes (storage.invites.ROLE_KIND): field workers
-at partner associations, coordinators at the supportive organization, admins at the network.
-Several names in one message make one invitation each; open codes can be listed and withdrawn. Every
-pressed value is checked again here: a button never grants more than the table allows.
+partner associations of their own group, and manages the workers of that group only. The
+role of an invitation is the one its organization takes (storage.invites.ROLE_KIND): field
+workers at partner associations, coordinators at the supportive organization, admins at the
+network. Several names in one message make one invitation each; open codes can be listed and
+withdrawn. Every pressed value is checked again here: a button never grants more than the
+table allows.
 """
 
 from __future__ import annotations
