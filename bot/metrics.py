@@ -116,9 +116,16 @@ class Cached:
         self.reads = 0
         self._lock = threading.Lock()
 
-    def get(self) -> float:
+    def fresh(self) -> float | None:
+        """The value if it is recent enough, else None (then `get` reads it again)."""
         if self.read_at is not None and self.clock() - self.read_at < self.seconds:
             return self.value
+        return None
+
+    def get(self) -> float:
+        fresh = self.fresh()
+        if fresh is not None:
+            return fresh
         if not self._lock.acquire(blocking=self.read_at is None):
             return self.value  # another caller is reading it again
         try:
