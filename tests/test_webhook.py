@@ -350,6 +350,18 @@ async def test_a_body_above_the_limit_is_refused_and_changes_nothing(sanad: Sana
         assert await hook.post(user.text("/start")) == 200, "an update below the limit is taken"
 
 
+async def test_headers_above_the_bound_are_refused(sanad: Sanad) -> None:
+    async with serving(sanad, webhook_max_header_bytes=4096) as hook:
+        user = hook.api.user(407, first_name="Mona")
+        padded = {SECRET_HEADER: SECRET, "X-Padding": "a" * 5000}
+        response = await hook.client.post("/telegram", json=user.text("/start"), headers=padded)
+        assert response.status_code == 431 and hook.api.messages_to(407) == []
+        assert (
+            await hook.client.get("/health", headers={"X-Padding": "a" * 5000})
+        ).status_code == 431
+        assert await hook.post(user.text("/start")) == 200
+
+
 def test_uvicorn_is_given_bounds_on_headers_idle_time_and_connections(sanad: Sanad) -> None:
     import uvicorn
 
@@ -358,3 +370,43 @@ def test_uvicorn_is_given_bounds_on_headers_idle_time_and_connections(sanad: San
     assert options["timeout_keep_alive"] == 5 and options["limit_concurrency"] == 200
     config = uvicorn.Config(lambda: None, **options)
     assert config.h11_max_incomplete_event_size == 16 * 1024
+
+
+def test_uvicorn_refuses_headers_above_the_bound(sanad: Sanad) -> None:
+    """The options as `python -m bot webhook` gives them to uvicorn, on a real socket."""
+    import socket
+    import threading
+
+    import uvicorn
+    from starlette.routing import Route as Path_
+
+    async def ok(request: Any) -> Any:
+        from starlette.responses import PlainTextResponse
+
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Path_("/", ok)])
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, **server_options(sanad.settings)
+    )
+    config.h11_max_incomplete_event_size = 4096  # as WEBHOOK_MAX_HEADER_BYTES=4096
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            thread.join(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+
+        def ask(header_bytes: int) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+                padding = b"X-Padding: " + b"a" * header_bytes + b"\r\n"
+                connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + padding + b"\r\n")
+                return connection.recv(1024)
+
+        assert ask(100).startswith(b"HTTP/1.1 200")
+        # Larger than one read of the socket (256 KiB): h11 refuses it before it is whole.
+        assert ask(300 * 1024).startswith(b"HTTP/1.1 400")  # uvicorn: "Invalid HTTP request"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -29,9 +29,11 @@ from typing import Any
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from telegram import Bot, Update
 from telegram.ext import Application
 
@@ -141,9 +143,30 @@ def create_app(
     routes = [Route(PATH, telegram, methods=["POST"]), Route("/health", health)]
     if token:
         routes.append(Route("/metrics", scrape))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(HeaderLimit, limit=settings.webhook_max_header_bytes)],
+    )
     app.state.metrics = metrics
     return app
+
+
+class HeaderLimit:
+    """431 for a request whose headers add up to more than `limit` bytes. uvicorn's h11 bound
+    (`server_options`) only holds for headers still arriving: ones that come in one read
+    (up to 256 KiB) reach the app whole, and are refused here."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > self.limit:
+                await Response(status_code=431)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyTooLarge(Exception):
@@ -168,8 +191,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's bounds on what a client may send: header size, idle keep-alive time, and how
-    many connections at once."""
+    many connections at once. The header bound is h11's (httptools, which uvicorn prefers
+    when it is installed, does not take it): h11 it is."""
     return {
+        "http": "h11",
         "h11_max_incomplete_event_size": settings.webhook_max_header_bytes,
         "timeout_keep_alive": settings.webhook_keep_alive_seconds,
         "limit_concurrency": settings.webhook_max_connections,
