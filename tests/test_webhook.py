@@ -3,6 +3,7 @@ real PTB Application behind it, the fake Bot API recording what the bot answers.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -348,6 +349,21 @@ async def test_a_body_above_the_limit_is_refused_and_changes_nothing(sanad: Sana
         assert response.status_code == 413
         assert count(sanad, ProcessedUpdate) == before and hook.api.messages_to(406) == []
         assert await hook.post(user.text("/start")) == 200, "an update below the limit is taken"
+
+
+async def test_a_body_that_never_ends_is_given_up_on(sanad: Sanad) -> None:
+    async with serving(sanad, webhook_read_timeout=0.2) as hook:
+        never = asyncio.Event()
+
+        async def dripping() -> AsyncIterator[bytes]:
+            yield b'{"update_id": 1, '
+            await never.wait()  # the client stops sending and keeps the connection
+
+        response = await hook.client.post(
+            "/telegram", content=dripping(), headers={SECRET_HEADER: SECRET}
+        )
+        assert response.status_code == 408
+        assert count(sanad, ProcessedUpdate) == 0
 
 
 async def test_headers_above_the_bound_are_refused(sanad: Sanad) -> None:
