@@ -23,7 +23,7 @@ from storage.network import NETWORK_GROUP
 
 ALL = "*"
 NETWORK_ZONE = "Africa/Cairo"
-STALE_EXPORT_SECONDS = 3600
+STALE_EXPORT_SECONDS = 24 * 3600  # longer than the outbox retries an unsent one
 PERIODS = ("this_month", "last_month", "last_3_months", "everything")
 
 
@@ -139,7 +139,7 @@ def _send(ctx: Context, chosen: dict[str, object], fmt: str) -> None:
 
 
 def _forget_stale_exports(folder: Path) -> None:
-    """The channel deletes an export once sent; one left by a crash goes after an hour (file
+    """The channel deletes an export once sent; one left behind goes after a day (file
     times are the system's: not the dispatcher's clock)."""
     now = time.time()
     for path in folder.iterdir():

@@ -356,7 +356,7 @@ def test_migration_0008_gives_codes_that_never_expired_an_expiry(database_url: s
     made = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0005")
+        command.upgrade(config, "0006")
         connection.execute(
             text(
                 "INSERT INTO dev_group (key, names, country, timezone, language, currency, "
