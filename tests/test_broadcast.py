@@ -338,7 +338,7 @@ async def test_a_photo_reference_naming_a_server_file_is_never_read_from_disk(
         assert all(m.method != "sendPhoto" for m in telegram.api.sent)  # nothing uploaded
         with transaction(sanad.engine) as session:
             rows = session.exec(select(OutboxMessage)).all()
-        assert rows and all(r.photo_path == f"file-id:{secret}" for r in rows)
+        assert rows and all(r.media == {"photo": f"file-id:{secret}"} for r in rows)
         assert {r.status for r in rows} == {"failed"}  # refused as a reference, not retried
 
 
