@@ -213,10 +213,8 @@ def _metrics(sanad: Sanad, count_errors: bool = True) -> Metrics:
 
 
 def _webhook(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from bot.channels.telegram import build_application
-    from bot.channels.webhook import create_app, server_options, webhook_secret
+    from bot.channels.webhook import create_app, serve, webhook_secret
 
     sanad = assemble(settings)
     try:
@@ -227,7 +225,7 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
     metrics = _metrics(sanad, count_errors=False)  # the app's lifespan counts them
     application = build_application(sanad, with_background=not args.without_worker, metrics=metrics)
     app = create_app(sanad, application, metrics)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, **server_options(settings))
+    serve(app, args.host, args.port, settings)
     return 0
 
 
@@ -292,7 +290,10 @@ def _chat(sanad: Sanad, person: str, language: str | None, first: str = "/start"
     chat = ConsoleChat(sanad.dispatcher, person, sanad.settings.media_dir, sys.stdout, language)
     interactive = sys.stdin.isatty()
     if interactive:
-        print("Sanad console. Type the number of an option, /help for commands, /quit to leave.\n")
+        print(
+            "Sanad console. Type the number of an option (#1, #2 ... where a number is the "
+            "answer), /help for commands, /quit to leave.\n"
+        )
     chat.send(first)
     try:
         chat.run(sys.stdin, prompt=interactive)

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 
 from exports import export as write_export
-from handlers import menu
 from handlers.context import Context
 from storage.models import Group
 from storage.network import NETWORK_GROUP
@@ -135,7 +134,7 @@ def _send(ctx: Context, chosen: dict[str, object], fmt: str) -> None:
         ctx.tr.ngettext("{n} report in this file.", "{n} reports in this file.", count),
         document=path,
     )
-    menu.show(ctx)
+    ctx.go_menu()
 
 
 def _forget_stale_exports(folder: Path) -> None:
@@ -175,4 +174,4 @@ def _finish(ctx: Context, text: str | None) -> None:
     ctx.state["flow"] = None
     ctx.state.pop("export", None)
     if text:
-        menu.show(ctx, text)
+        ctx.go_menu(text)
