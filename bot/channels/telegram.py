@@ -25,7 +25,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import Sanad
 from bot.background import Background
-from bot.channels.base import Unreachable
+from bot.channels.base import Rejected, RetryAfter, Transient, Unreachable
 from bot.channels.telegram_commands import bot_commands
 from bot.channels.telegram_delivery import TelegramChannel, telegram_deliver, to_incoming
 from bot.metrics import Metrics
@@ -469,7 +469,7 @@ async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming, replies: lis
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
             sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway
             return number
-        except Exception as error:  # RetryAfter, Transient, Rejected: the outbox retries
+        except (RetryAfter, Transient, Rejected) as error:  # the outbox retries
             log.warning(
                 "update telegram:%s: a reply was not sent (%s)",
                 incoming.update_id,
