@@ -202,8 +202,7 @@ def _replacing(path: Path) -> Iterator[Path]:
     path = Path(path)
     descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(descriptor)
-    temporary = Path(name)
-    temporary.chmod(0o644)  # as an ordinary new file, not mkstemp's owner-only mode
+    temporary = Path(name)  # mkstemp's mode, 0600: reports are read by their owner only
     try:
         yield temporary
         os.replace(temporary, path)

@@ -109,7 +109,7 @@ def _first_address(_mapper: Any, connection: Connection, person: Person) -> None
 
 
 class Invite(SQLModel, table=True):
-    """A single-use registration code."""
+    """A single-use registration code (storage.invites); new codes always expire."""
 
     code: str = Field(primary_key=True)
     organization_id: int = Field(foreign_key="organization.id")
@@ -118,6 +118,21 @@ class Invite(SQLModel, table=True):
     expires_at: datetime | None = _time(nullable=True)
     used_at: datetime | None = _time(nullable=True)
     used_by: int | None = Field(default=None, foreign_key="person.id")
+    revoked_at: datetime | None = _time(nullable=True)
+    name: str | None = None  # the invited person's name, as the inviter gave it
+    language: str | None = None  # their language, when the inviter knew it
+
+
+class InviteFailure(SQLModel, table=True):
+    """A failed attempt to redeem an invitation (never the code typed): the attempt limits
+    count these rows, so they hold across processes."""
+
+    __tablename__ = "invite_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_key: str = Field(index=True)  # channel:address
+    failed_at: datetime = _time(index=True)
+    reason: str
 
 
 class Conversation(SQLModel, table=True):
@@ -243,7 +258,7 @@ class Broadcast(SQLModel, table=True):
     created_by: int = Field(foreign_key="person.id")
     created_at: datetime = _time()
     texts: dict[str, str] = _json()  # language -> text; "*" is the text for everyone
-    photo: str | None = None  # a Telegram file id, or a file path from the console
+    photo: str | None = None  # storage.broadcasts.photo_reference: a file id or a kept file
     audience: dict[str, Any] = _json()  # {"groups": [...], "organizations": [...], "roles": [...]}
     recipients: int = 0
     status: str = "sending"  # "sending" | "finished" (reported) | "cancelled"

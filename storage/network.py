@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
 
+from forms import yaml_file
 from storage.models import Group, Organization
 from storage.schedule import schedule_from
 
@@ -89,15 +89,12 @@ class NetworkSpec(BaseModel):
 
 
 def read_network(path: Path) -> NetworkSpec:
+    """The network file, checked; a NetworkError names the file and the problem (also for a
+    file too large or too deeply nested: see forms.yaml_file)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        spec = NetworkSpec.model_validate(data)
-    except UnicodeDecodeError as error:
-        raise NetworkError(
-            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save the file as UTF-8"
-        ) from error
-    except (OSError, yaml.YAMLError) as error:
-        raise NetworkError(f"{path}: {error}") from error
+        spec = NetworkSpec.model_validate(yaml_file.load(path))
+    except yaml_file.YamlFileError as error:
+        raise NetworkError(str(error)) from error
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise NetworkError(f"{path}: {problems}") from error

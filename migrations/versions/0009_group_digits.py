@@ -1,7 +1,7 @@
 """dev_group.digits: the digits a group reads numbers in ("arab" or "latn")
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-06 05:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
