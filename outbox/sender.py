@@ -1,18 +1,21 @@
 """The sender: takes messages from the outbox and delivers them within the platform's limits.
 
-Limits (Telegram: about 30 messages a second per bot, 1 a second per chat):
-
-* overall, a token bucket of `per_second` with a small burst (`burst`, 5): sends are evenly
-  spaced, a timer that wakes late is made up for, and Telegram's own allowance (about a
-  second's worth) keeps room for requests that reach it late or out of order;
-* per chat, the next message may go `per_chat_seconds` after the platform *answered* the
-  previous one to that chat (so it arrives at least that long after it);
-* a flood wait (`RetryAfter`) pauses the whole sender: the platform's limit is per bot.
+Limits (Telegram: about 30 messages a second per bot, 1 a second per chat) are kept by an
+`outbox.pace.Pace`, shared with the channel's direct replies when the channel passes one in;
+a flood wait (`RetryAfter`) pauses the whole pace: the platform's limit is per bot.
 
 Outcomes: `RetryAfter` -> the message is tried again after the wait, not counted as an
 attempt; `Transient` (5xx, network, anything unexpected) -> retried after 1 s, 2 s, 4 s ...
-(at most `max_backoff`), "failed" after `max_attempts`; `Unreachable` -> "blocked" and the
-person unreachable; `Rejected` -> "failed" at once.
+(at most `max_backoff`), "failed" after `max_attempts`; the platform may have taken the
+message before its answer was lost, so such a retry counts in the row's `resent` (it may
+reach the person twice); `Unreachable` -> "blocked" and the person unreachable; `Rejected`
+-> "failed" at once.
+
+Claims carry this sender's holder id; on PostgreSQL `run_forever` writes its heartbeat every
+few seconds and puts back the claims of holders gone silent (storage.holders), so a killed
+worker's messages go out within seconds. The sender sleeps until the next message is due or
+`wake()` is called: on enqueue in this process (`outbox.wakeup`) and, on PostgreSQL, on an
+enqueue anywhere (LISTEN/NOTIFY, see bot.background).
 
 Each outcome is committed as soon as it is known, so a crash repeats only the messages that
 were in flight to the platform (at most `concurrency`); see storage.outbox for recovery.
@@ -26,16 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from outbox.pace import Pace, Sleep
+from storage import holders
 from storage import outbox as store
 from storage.db import transaction
 from storage.models import OutboxMessage, Person
@@ -44,9 +48,8 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 FINISHED = ("sent", "blocked", "failed")
-SAFETY = 0.001  # seconds added to waits the platform counts to the second
-RESOLUTION = 1e-6  # datetimes count microseconds: a shorter wait is no wait
 FLOOD_WAITS_IN_PLACE = 3  # then the message goes back to the outbox
+IDLE_SECONDS = 60.0  # longest sleep with nothing due: a safety net for a missed wake-up
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,6 @@ class Rejected(Exception):
 
 
 Deliver = Callable[[Address, OutboxMessage], Awaitable[None]]
-Sleep = Callable[[float], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -93,65 +95,6 @@ class Delivered:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
-
-
-class RateLimiter:
-    """The overall token bucket, spacing per chat, and the bot-wide pause after a flood wait."""
-
-    def __init__(
-        self,
-        per_second: float,
-        per_chat_seconds: float,
-        clock: Callable[[], float],
-        sleep: Sleep,
-        burst: float = 1.0,
-    ) -> None:
-        self.rate = per_second
-        self.burst = max(1.0, burst)
-        self.per_chat_seconds = per_chat_seconds
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = self.burst
-        self._stamp = clock()
-        self._paused_until = -math.inf
-        self._chat_free: dict[Hashable, float] = {}
-        self._lock = asyncio.Lock()
-
-    async def wait_chat(self, chat: Hashable) -> None:
-        """Wait until `chat` may get its next message."""
-        while (wait := self._chat_free.get(chat, -math.inf) - self._clock()) > RESOLUTION:
-            await self._sleep(wait)
-
-    async def acquire(self) -> None:
-        """Wait for a token and take it; grants go one at a time, in order of arrival."""
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                wait = max(
-                    self._paused_until - now,
-                    0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate,
-                )
-                if wait <= RESOLUTION:
-                    self._tokens -= 1
-                    return
-                await self._sleep(wait)
-
-    async def wait_pause(self) -> None:
-        while (wait := self._paused_until - self._clock()) > RESOLUTION:
-            await self._sleep(wait)
-
-    def done(self, chat: Hashable) -> None:
-        """The platform answered a message to `chat`: space the next one from now."""
-        now = self._clock()
-        if len(self._chat_free) > 1000:
-            self._chat_free = {c: t for c, t in self._chat_free.items() if t > now}
-        self._chat_free[chat] = now + self.per_chat_seconds + SAFETY
-
-    def pause(self, seconds: float) -> None:
-        """Send nothing for `seconds` (a flood wait applies to the whole bot)."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds + SAFETY)
 
 
 class Sender:
@@ -169,11 +112,14 @@ class Sender:
         sleep: Sleep = asyncio.sleep,
         max_attempts: int = 8,
         max_backoff: float = 300.0,
-        burst: float = 5.0,
+        burst: float = 1.0,
         batch: int | None = None,
         stale_after: timedelta = timedelta(minutes=10),
-        idle_seconds: float = 1.0,
+        idle_seconds: float = IDLE_SECONDS,
         on_sent: Callable[[float, float], None] | None = None,
+        pace: Pace | None = None,
+        holder: str | None = None,
+        silent_after: timedelta = holders.SILENT_AFTER,
     ) -> None:
         self.engine = engine
         self.deliver = deliver
@@ -185,11 +131,13 @@ class Sender:
         # A claim is at most what can be in flight at once: after a crash every claim left
         # counts as "may have been sent" (resent), so claiming more would overstate it.
         self.batch = batch or concurrency
-        self.stale_after = stale_after
+        self.stale_after = stale_after  # claims without a holder (made before holders were)
+        self.silent_after = silent_after
         self.idle_seconds = idle_seconds
-        self.limiter = RateLimiter(
+        self.limiter = pace or Pace(
             per_second, per_chat_seconds, lambda: clock().timestamp(), sleep, burst
         )
+        self.holder = holder or holders.new_holder()
         self.stats: Counter[str] = Counter()
         self.on_sent = on_sent  # told (seconds of the call, seconds since enqueued) per send
         self._wake = asyncio.Event()
@@ -203,24 +151,33 @@ class Sender:
         return sum(1 for result in results if result.finished)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; recover dead senders' claims at start and regularly.
+        """Deliver until `stop` is set.
 
-        On SQLite one process sends, so at start every claim left is a dead sender's; on
-        PostgreSQL other senders may be at work: only claims older than `stale_after` go back.
+        On SQLite one process sends, so at start every claim left is a dead sender's. On
+        PostgreSQL other senders may be at work: this one heartbeats, and puts back the claims
+        of holders gone silent (`release_dead`), regularly.
         """
-        self.recover(timedelta(0) if self.engine.dialect.name == "sqlite" else None)
-        last_recovery = self.clock()
-        while not stop.is_set():
-            try:
-                claimed = len(await self._run_batch())
-            except Exception:
-                log.exception("outbox: a batch failed; trying again shortly")
-                claimed = 0
-            if self.clock() - last_recovery >= self.stale_after / 2:
-                self.recover()
-                last_recovery = self.clock()
-            if not claimed:
-                await self._idle(stop)
+        shared = self.engine.dialect.name != "sqlite"
+        if shared:
+            self.beat()
+            self.release_dead()
+        else:
+            self.recover(timedelta(0))
+        beating = asyncio.create_task(self._beat_forever(stop)) if shared else None
+        try:
+            while not stop.is_set():
+                try:
+                    claimed = len(await self._run_batch())
+                except Exception:
+                    log.exception("outbox: a batch failed; trying again shortly")
+                    claimed = 0
+                if not claimed:
+                    await self._idle(stop)
+        finally:
+            if beating is not None:
+                beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
+                self._forget()
 
     def wake(self) -> None:
         """Something was enqueued: end the idle wait now."""
@@ -232,6 +189,24 @@ class Sender:
             count = store.recover(
                 session, self.clock(), self.stale_after if older_than is None else older_than
             )
+        self._recovered(count)
+        return count
+
+    def beat(self) -> None:
+        """This sender is alive (its claims are not to be taken back)."""
+        with transaction(self.engine) as session:
+            holders.beat(session, self.holder, utcnow())
+
+    def release_dead(self) -> int:
+        """Put back the claims of holders silent for `silent_after`; returns how many."""
+        alive_since = utcnow() - self.silent_after  # heartbeats count wall-clock time
+        with transaction(self.engine) as session:
+            count = store.release_dead_claims(session, alive_since, self.clock(), self.stale_after)
+            holders.forget_silent(session, alive_since - self.silent_after * 5)
+        self._recovered(count)
+        return count
+
+    def _recovered(self, count: int) -> None:
         if count:
             self.stats["recovered"] += count
             log.warning(
@@ -239,7 +214,23 @@ class Sender:
                 "that were in flight at the stop reach their person twice",
                 count,
             )
-        return count
+
+    async def _beat_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(holders.BEAT_SECONDS)  # wall-clock time, as the heartbeats
+            try:
+                await asyncio.to_thread(self.beat)
+                if await asyncio.to_thread(self.release_dead):
+                    self.wake()
+            except Exception as error:  # the database is away: the next beat tries again
+                log.warning("outbox: heartbeat failed (%s)", error.__class__.__name__)
+
+    def _forget(self) -> None:
+        try:
+            with transaction(self.engine) as session:
+                holders.forget(session, self.holder)
+        except Exception as error:
+            log.warning("outbox: could not forget this sender (%s)", error.__class__.__name__)
 
     # --- one batch --------------------------------------------------------------------------
 
@@ -257,7 +248,7 @@ class Sender:
 
     def _claim(self) -> list[tuple[Address, OutboxMessage]]:
         with transaction(self.engine) as session:
-            messages = store.claim(session, self.clock(), self.batch)
+            messages = store.claim(session, self.clock(), self.batch, self.holder)
             if not messages:
                 return []
             ids = {m.person_id for m in messages}
@@ -320,7 +311,9 @@ class Sender:
                 store.mark_failed(session, message.id, detail or "")
             elif outcome == "retry":
                 at = now + timedelta(seconds=self.backoff(attempts))
-                store.mark_retry(session, message.id, at, detail or "")
+                # The platform may have taken it before the answer was lost: a repeat, maybe.
+                store.mark_retry(session, message.id, at, detail or "", doubtful=True)
+                self.stats["doubtful"] += 1
             else:
                 store.release(session, message.id, now)
         status = outcome if outcome in FINISHED else "pending"

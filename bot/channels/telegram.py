@@ -21,16 +21,24 @@ from telegram import (
     Update,
 )
 from telegram.error import Forbidden, TelegramError
+from telegram.error import RetryAfter as TelegramRetryAfter
 from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import Sanad
 from bot.background import Background
-from bot.channels.telegram_delivery import CHANNEL, keyboard, send_text, telegram_deliver
+from bot.channels.telegram_delivery import (
+    CHANNEL,
+    keyboard,
+    retry_after_seconds,
+    send_text,
+    telegram_deliver,
+)
 from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
 from handlers.messages import Incoming, Location, Photo, Reply, TryLater
-from locales import LANGUAGES, translator
+from locales import DEFAULT_LANGUAGE, LANGUAGES, supported, translator
+from outbox.pace import Pace
 from storage.db import transaction
 from storage.people import remember
 from storage.wal import checkpointing
@@ -43,6 +51,12 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 ERROR_LOGGERS = ("handlers", "bot.channels", "outbox")  # their ERROR records count as errors
 POLL_TIMEOUT = 30  # seconds getUpdates waits for an update (long polling)
 RETRY_SECONDS = (1, 2, 4, 8, 15, 30)  # waits after failures, the last one repeated
+OVERALL_PER_SECOND = 30.0  # Telegram: messages a second per bot
+PER_CHAT_SECONDS = 1.0  # Telegram: a message a second per chat
+# Button presses of one chat applied from one fetched batch; more are answered "wait" and
+# dropped (a person pressing faster than the bot answers, or a client flooding old buttons),
+# so that one chat's backlog never holds up everyone else's answers.
+PRESSES_PER_CHAT = 3
 
 _failures: ContextVar[list[BaseException] | None] = ContextVar("update_failures", default=None)
 
@@ -56,7 +70,8 @@ class _Batch:
         self.dispatcher: Dispatcher | None = None  # set when Sanad applies its first update
         self.updates: list[Update] = []
         self.chats: set[int] = set()
-        self.answers: list[tuple[int, Callable[[], Awaitable[None]]]] = []  # by update id
+        # (update id, chat id, answer), in the order of the updates
+        self.answers: list[tuple[int, int | None, Callable[[], Awaitable[None]]]] = []
 
     def collects(self, dispatcher: Dispatcher) -> bool:
         """Whether the update being handled goes into the batch (the dispatcher's batch is
@@ -81,6 +96,11 @@ class NotRecorded(Exception):
     again (the webhook answers 500; polling keeps its offset unconfirmed)."""
 
 
+def telegram_pace() -> Pace:
+    """One pace for every message of a process to Telegram, replies and outbox alike."""
+    return Pace(OVERALL_PER_SECOND, PER_CHAT_SECONDS, time.monotonic, asyncio.sleep)
+
+
 def build_application(
     sanad: Sanad,
     *,
@@ -88,6 +108,7 @@ def build_application(
     get_updates_request: BaseRequest | None = None,
     with_background: bool = False,
     metrics: Metrics | None = None,
+    pace: Pace | None = None,
 ) -> Application:
     """The python-telegram-bot Application for `sanad`; requests can be replaced in tests.
 
@@ -107,6 +128,7 @@ def build_application(
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(get_updates_request or request)
+    pace = pace or telegram_pace()
     background: list[Background] = []
     tasks: list[asyncio.Task[None]] = []
     checkpoints = ExitStack()
@@ -117,7 +139,10 @@ def build_application(
         if with_background:
             background.append(
                 Background(
-                    sanad, telegram_deliver(application.bot), metrics.sent if metrics else None
+                    sanad,
+                    telegram_deliver(application.bot),
+                    metrics.sent if metrics else None,
+                    pace,
                 )
             )
             await background[0].start()
@@ -141,7 +166,7 @@ def build_application(
     )
     # One handler for every update: the dispatcher decides what it means, so PTB's handler
     # groups have nothing to order. Updates of one chat are processed in arrival order.
-    application.add_handler(TypeHandler(Update, _handler(sanad, metrics)))
+    application.add_handler(TypeHandler(Update, _handler(sanad, pace, metrics)))
     application.add_error_handler(_remember_failure)
     return application
 
@@ -265,9 +290,16 @@ async def apply_updates(
     """
     batch = _Batch()
     token = _batch.set(batch)
+    presses: dict[int, int] = {}
+    dropped: list[Update] = []
     try:
         for update in updates:
             chat = update.effective_chat
+            if chat is not None and update.callback_query is not None:
+                presses[chat.id] = presses.get(chat.id, 0) + 1
+                if presses[chat.id] > PRESSES_PER_CHAT:
+                    dropped.append(update)
+                    continue
             if chat is not None and chat.id in batch.chats:
                 await _settle(batch, stored)
             batch.updates.append(update)
@@ -284,6 +316,9 @@ async def apply_updates(
                 batch.collecting = True
                 batch.clear()
         await _settle(batch, stored)
+        if dropped:
+            await _drop_presses(dropped)
+            stored(max(update.update_id for update in updates))
     finally:
         if batch.dispatcher is not None:  # interrupted: nothing of the batch was stored
             batch.dispatcher.rollback_batch()
@@ -302,6 +337,14 @@ async def _settle(batch: _Batch, stored: Callable[[int], None]) -> None:
         stored(batch.updates[-1].update_id)
     answers = batch.answers
     batch.clear()
+    by_chat: dict[int | None, list[tuple[int, Callable[[], Awaitable[None]]]]] = {}
+    for update_id, chat_id, answer in answers:
+        by_chat.setdefault(chat_id, []).append((update_id, answer))
+    # Chats are answered at once, each in the order of its updates (and at its own pace).
+    await asyncio.gather(*(_answer_in_order(chat_answers) for chat_answers in by_chat.values()))
+
+
+async def _answer_in_order(answers: list[tuple[int, Callable[[], Awaitable[None]]]]) -> None:
     for update_id, answer in answers:
         try:
             await answer()
@@ -311,6 +354,24 @@ async def _settle(batch: _Batch, stored: Callable[[int], None]) -> None:
                 update_id,
                 extra={"update_id": f"telegram:{update_id}"},
             )
+
+
+async def _drop_presses(dropped: list[Update]) -> None:
+    """Answer presses beyond PRESSES_PER_CHAT with a short "wait"; they change nothing."""
+    log.info("dropped %d button presses of chats pressing faster than answered", len(dropped))
+
+    async def drop(update: Update) -> None:
+        query = update.callback_query
+        assert query is not None
+        tr = translator(supported(query.from_user.language_code) or DEFAULT_LANGUAGE)
+        try:
+            await query.answer(
+                tr.gettext("Too many presses at once: this one was ignored. Wait for my answer.")
+            )
+        except TelegramError as error:  # cosmetic: the spinner stops by itself
+            log.debug("could not answer a dropped button press: %s", error)
+
+    await asyncio.gather(*(drop(update) for update in dropped))
 
 
 async def _unless_stopped(
@@ -397,7 +458,9 @@ async def run_worker(
 ) -> None:
     """The scheduler and the sender alone, until `stop` is set."""
     async with bot or make_bot(sanad) as ready:
-        work = Background(sanad, telegram_deliver(ready), metrics.sent if metrics else None)
+        work = Background(
+            sanad, telegram_deliver(ready), metrics.sent if metrics else None, telegram_pace()
+        )
         with checkpointing(sanad.engine):
             await work.start()
             await stop.wait()
@@ -429,6 +492,7 @@ async def _introduce(sanad: Sanad, application: Application) -> None:
 
 def _handler(
     sanad: Sanad,  # type: ignore[no-untyped-def]
+    pace: Pace,
     metrics: Metrics | None = None,
 ):
     async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -447,26 +511,42 @@ def _handler(
         async def answer() -> None:
             if update.callback_query is not None:
                 await _acknowledge(update)
-            sent = await _send_replies(sanad, context.bot, incoming, replies)
+            sent = await _send_replies(sanad, context.bot, incoming, replies, pace)
             if metrics is not None:
                 metrics.replied(sent, time.perf_counter() - started)
 
-        if batch is not None:
-            batch.answers.append((update.update_id, answer))  # once the batch is committed
+        if batch is not None:  # answered once the batch is committed
+            chat_id = update.effective_chat.id if update.effective_chat else None
+            batch.answers.append((update.update_id, chat_id, answer))
         else:
             await answer()
 
     return handle
 
 
-async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming, replies: list[Reply]) -> int:
-    """Send the replies of a committed update; what Telegram does not take waits in the
-    outbox for the sender and its retries (the update itself is recorded: a redelivery would
-    be ignored, so failing it would lose the replies). Returns how many were sent now."""
+async def _send_replies(
+    sanad: Sanad, bot: Bot, incoming: Incoming, replies: list[Reply], pace: Pace | None = None
+) -> int:
+    """Send the replies of a committed update at the process's `pace` (shared with the
+    outbox); what Telegram does not take waits in the outbox for the sender and its retries
+    (the update itself is recorded: a redelivery would be ignored, so failing it would lose
+    the replies). Returns how many were sent now."""
     chat_id = int(incoming.chat_id)
+    chat = (CHANNEL, incoming.chat_id)
     for number, reply in enumerate(replies):
         try:
-            await send(bot, chat_id, reply)
+            if pace is not None:
+                await pace.reply_turn(chat)
+            try:
+                await send(bot, chat_id, reply)
+            finally:
+                if pace is not None:
+                    pace.done(chat, outbox=False)
+        except TelegramRetryAfter as flood:  # the whole bot waits; the outbox sends it after
+            if pace is not None:
+                pace.pause(retry_after_seconds(flood))
+            sanad.dispatcher.keep_unsent(incoming, replies[number:])
+            return number
         except Forbidden:
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
             sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway
