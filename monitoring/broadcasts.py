@@ -74,7 +74,8 @@ def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
             tr.gettext("• failed: {n}", n=figures.failed),
             tr.gettext("• cancelled: {n}", n=figures.cancelled),
             tr.gettext(
-                "Sent again after a restart: {n} (they may have received it twice).",
+                "Sent again after a lost answer or a restart: {n} "
+                "(they may have received it twice).",
                 n=figures.resent,
             ),
         ]
