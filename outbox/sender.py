@@ -97,6 +97,15 @@ class Delivered:
         return self.status in FINISHED
 
 
+def _still_running(tasks: set[asyncio.Task[Delivered]]) -> set[asyncio.Task[Delivered]]:
+    """The tasks not done yet; a done one that failed is logged (its row stays claimed and
+    goes back when this sender stops or dies)."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("outbox: delivering a message failed", exc_info=task.exception())
+    return {task for task in tasks if not task.done()}
+
+
 class Sender:
     """Drains the outbox through `deliver`; one instance per process."""
 
@@ -164,16 +173,33 @@ class Sender:
         else:
             self.recover(timedelta(0))
         beating = asyncio.create_task(self._beat_forever(stop)) if shared else None
+        in_flight: set[asyncio.Task[Delivered]] = set()
         try:
             while not stop.is_set():
-                try:
-                    claimed = len(await self._run_batch())
-                except Exception:
-                    log.exception("outbox: a batch failed; trying again shortly")
-                    claimed = 0
-                if not claimed:
-                    await self._idle(stop)
+                # Keep `concurrency` messages on their way: claim as soon as one is done,
+                # rather than batch after batch (a batch waits for its slowest message).
+                in_flight = _still_running(in_flight)
+                claimed = 0
+                if len(in_flight) < self.concurrency:
+                    try:
+                        await self.limiter.wait_pause()
+                        batch = self._claim(self.concurrency - len(in_flight))
+                    except Exception:
+                        log.exception("outbox: a claim failed; trying again shortly")
+                        batch = []
+                    claimed = len(batch)
+                    slots = asyncio.Semaphore(self.concurrency)
+                    for address, message in batch:
+                        in_flight.add(asyncio.create_task(self._one(address, message, slots)))
+                if in_flight and (claimed or len(in_flight) >= self.concurrency):
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                elif not claimed:
+                    await self._idle(stop, in_flight)
+            if in_flight:
+                await asyncio.wait(in_flight)
         finally:
+            for task in in_flight:  # cancelled (the process dies): they die with it
+                task.cancel()
             if beating is not None:
                 beating.cancel()
                 await asyncio.gather(beating, return_exceptions=True)
@@ -246,9 +272,9 @@ class Sender:
             )
         )
 
-    def _claim(self) -> list[tuple[Address, OutboxMessage]]:
+    def _claim(self, limit: int | None = None) -> list[tuple[Address, OutboxMessage]]:
         with transaction(self.engine) as session:
-            messages = store.claim(session, self.clock(), self.batch, self.holder)
+            messages = store.claim(session, self.clock(), limit or self.batch, self.holder)
             if not messages:
                 return []
             ids = {m.person_id for m in messages}
@@ -326,8 +352,11 @@ class Sender:
         """Seconds before the next try after `attempts` tries: 1, 2, 4 ... `max_backoff`."""
         return min(self.max_backoff, 2.0 ** (attempts - 1))
 
-    async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait until the next message is due (at most `idle_seconds`), a wake-up, or stop."""
+    async def _idle(
+        self, stop: asyncio.Event, in_flight: set[asyncio.Task[Delivered]] | None = None
+    ) -> None:
+        """Wait until the next message is due (at most `idle_seconds`), a wake-up, a message
+        in flight is done, or stop."""
         if not self._wake.is_set():
             with transaction(self.engine) as session:
                 due = store.next_due(session)
@@ -339,10 +368,11 @@ class Sender:
                 asyncio.ensure_future(self.sleep(wait)),
                 asyncio.ensure_future(stop.wait()),
                 asyncio.ensure_future(self._wake.wait()),
+                *(in_flight or ()),
             ]
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for waiter in waiters:
+                for waiter in waiters[:3]:
                     waiter.cancel()
         self._wake.clear()
