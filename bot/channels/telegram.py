@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import ExitStack, asynccontextmanager, suppress
 from contextvars import ContextVar
@@ -24,6 +25,7 @@ from telegram.error import Forbidden, TelegramError
 from telegram.error import RetryAfter as TelegramRetryAfter
 from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
+from telegram.warnings import PTBUserWarning
 
 from bot.app import Sanad
 from bot.background import Background
@@ -44,6 +46,7 @@ from storage.people import remember
 from storage.wal import checkpointing
 
 log = logging.getLogger(__name__)
+JSONDict = dict[str, Any]  # an update as Telegram sends it
 USERNAME_SETTING = "telegram_username"
 CAPTION_LIMIT = 1024
 SENDER_CONNECTIONS = 16  # above the sender's concurrency, so sends do not queue for a socket
@@ -57,6 +60,10 @@ PER_CHAT_SECONDS = 1.0  # Telegram: a message a second per chat
 # dropped (a person pressing faster than the bot answers, or a client flooding old buttons),
 # so that one chat's backlog never holds up everyone else's answers.
 PRESSES_PER_CHAT = 3
+
+# `poll` fetches with `Bot.do_api_request`: the updates come as JSON, and a flood of one
+# chat's presses is dropped before it costs its parsing (see `bounded`).
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning)
 
 _failures: ContextVar[list[BaseException] | None] = ContextVar("update_failures", default=None)
 
@@ -89,6 +96,7 @@ class _Batch:
 
 
 _batch: ContextVar[_Batch | None] = ContextVar("update_batch", default=None)
+_dropping: set[asyncio.Task[None]] = set()  # answers to dropped presses under way
 
 
 class NotRecorded(Exception):
@@ -252,16 +260,26 @@ async def poll(
 
     while not stop.is_set():
         try:
-            updates = await _unless_stopped(
+            fetched = await _unless_stopped(
                 stop,
-                application.bot.get_updates(
-                    offset=offset,
-                    timeout=int(timeout),
-                    allowed_updates=ALLOWED_UPDATES,
+                application.bot.do_api_request(
+                    "getUpdates",
+                    api_kwargs={
+                        "offset": offset,
+                        "timeout": int(timeout),
+                        "allowed_updates": ALLOWED_UPDATES,
+                    },
                     read_timeout=timeout + 10,
                 ),
             )
+            kept, dropped = bounded(fetched)
+            updates = [Update.de_json(data, application.bot) for data in kept]
             await apply_updates(application, updates, stored)
+            if dropped:  # answered on the side: the next batch does not wait for them
+                answering = asyncio.create_task(_drop_presses(application.bot, dropped))
+                _dropping.add(answering)
+                answering.add_done_callback(_dropping.discard)
+                stored(max(int(data["update_id"]) for data in fetched))
             failures = 0
         except (TelegramError, NotRecorded) as error:
             wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
@@ -290,16 +308,9 @@ async def apply_updates(
     """
     batch = _Batch()
     token = _batch.set(batch)
-    presses: dict[int, int] = {}
-    dropped: list[Update] = []
     try:
         for update in updates:
             chat = update.effective_chat
-            if chat is not None and update.callback_query is not None:
-                presses[chat.id] = presses.get(chat.id, 0) + 1
-                if presses[chat.id] > PRESSES_PER_CHAT:
-                    dropped.append(update)
-                    continue
             if chat is not None and chat.id in batch.chats:
                 await _settle(batch, stored)
             batch.updates.append(update)
@@ -316,9 +327,6 @@ async def apply_updates(
                 batch.collecting = True
                 batch.clear()
         await _settle(batch, stored)
-        if dropped:
-            await _drop_presses(dropped)
-            stored(max(update.update_id for update in updates))
     finally:
         if batch.dispatcher is not None:  # interrupted: nothing of the batch was stored
             batch.dispatcher.rollback_batch()
@@ -356,27 +364,56 @@ async def _answer_in_order(answers: list[tuple[int, Callable[[], Awaitable[None]
             )
 
 
-async def _drop_presses(dropped: list[Update]) -> None:
-    """Answer presses beyond PRESSES_PER_CHAT with a short "wait"; they change nothing."""
-    log.info("dropped %d button presses of chats pressing faster than answered", len(dropped))
+def answering_drops() -> bool:
+    """Whether answers to dropped presses are still under way."""
+    return bool(_dropping)
 
-    async def drop(update: Update) -> None:
-        query = update.callback_query
-        assert query is not None
-        tr = translator(supported(query.from_user.language_code) or DEFAULT_LANGUAGE)
+
+def bounded(fetched: Sequence[JSONDict]) -> tuple[list[JSONDict], list[JSONDict]]:
+    """The fetched updates to apply, and the button presses to drop: a chat's presses beyond
+    PRESSES_PER_CHAT in one batch. Looked at before parsing: a flood costs its parsing too."""
+    kept: list[JSONDict] = []
+    dropped: list[JSONDict] = []
+    presses: dict[object, int] = {}
+    for data in fetched:
+        query = data.get("callback_query")
+        if isinstance(query, dict):
+            who = (query.get("from") or {}).get("id")
+            presses[who] = presses.get(who, 0) + 1
+            if presses[who] > PRESSES_PER_CHAT:
+                dropped.append(data)
+                continue
+        kept.append(data)
+    return kept, dropped
+
+
+async def _drop_presses(bot: Bot, dropped: list[JSONDict]) -> None:
+    """Answer dropped presses with a short "wait" (the first of each chat); they change
+    nothing. One answer per chat and batch is enough for the person to see it: answering
+    every press of a flood would cost as much as the flood (the spinner stops by itself)."""
+    log.info("dropped %d button presses of chats pressing faster than answered", len(dropped))
+    first: dict[object, JSONDict] = {}
+    for data in dropped:
+        query = data["callback_query"]
+        first.setdefault((query.get("from") or {}).get("id"), query)
+
+    async def drop(query: JSONDict) -> None:
+        language = (query.get("from") or {}).get("language_code")
+        tr = translator(supported(language) or DEFAULT_LANGUAGE)
         try:
-            await query.answer(
-                tr.gettext("Too many presses at once: this one was ignored. Wait for my answer.")
+            await bot.answer_callback_query(
+                str(query["id"]),
+                tr.gettext("Too many presses at once: this one was ignored. Wait for my answer."),
             )
         except TelegramError as error:  # cosmetic: the spinner stops by itself
             log.debug("could not answer a dropped button press: %s", error)
 
-    await asyncio.gather(*(drop(update) for update in dropped))
+    await asyncio.gather(*(drop(query) for query in first.values()))
 
 
 async def _unless_stopped(
-    stop: asyncio.Event, fetching: Coroutine[Any, Any, tuple[Update, ...]]
-) -> tuple[Update, ...]:
+    stop: asyncio.Event, fetching: Coroutine[Any, Any, list[JSONDict]]
+) -> list[JSONDict]:
     """The fetched updates, or none if `stop` came first (what was being fetched is not
     confirmed, so Telegram keeps it)."""
     fetch = asyncio.ensure_future(fetching)
@@ -387,8 +424,8 @@ async def _unless_stopped(
         fetch.cancel()
         with suppress(asyncio.CancelledError):
             await fetch
-        return ()
-    return fetch.result()
+        return []
+    return list(fetch.result())
 
 
 @asynccontextmanager
