@@ -3,9 +3,10 @@
 Telegram takes about 30 messages a second per bot and 1 a second per chat; a 429 asks the whole
 bot to wait. `Pace` keeps both limits for everything it is told about:
 
-* overall, a token bucket of `per_second` with a burst of `burst` (1 by default: evenly
-  spaced), and a window of the last `per_second` grants, so that no one-second window ever
-  holds more than `per_second` messages, whatever the bucket allowed;
+* overall, a token bucket of `per_second` with a burst of `burst` (2 by default: evenly
+  spaced, and a timer that wakes late is made up for), and a window of the last `per_second`
+  grants, so that no one-second window ever holds more than `per_second` messages, whatever
+  the bucket allowed;
 * per chat, the next outbox message goes `per_chat_seconds` after the platform *answered* the
   previous message to that chat, reply or outbox message;
 * a direct reply does not queue for a token (a person waits for it): it waits out a pause and
@@ -40,7 +41,7 @@ class Pace:
         per_chat_seconds: float,
         clock: Callable[[], float],
         sleep: Sleep,
-        burst: float = 1.0,
+        burst: float = 2.0,
     ) -> None:
         self.rate = per_second
         self.burst = max(1.0, burst)

@@ -121,7 +121,7 @@ class Sender:
         sleep: Sleep = asyncio.sleep,
         max_attempts: int = 8,
         max_backoff: float = 300.0,
-        burst: float = 1.0,
+        burst: float = 2.0,
         batch: int | None = None,
         stale_after: timedelta = timedelta(minutes=10),
         idle_seconds: float = IDLE_SECONDS,

@@ -60,6 +60,9 @@ PER_CHAT_SECONDS = 1.0  # Telegram: a message a second per chat
 # dropped (a person pressing faster than the bot answers, or a client flooding old buttons),
 # so that one chat's backlog never holds up everyone else's answers.
 PRESSES_PER_CHAT = 3
+# Chats of one batch answered at the same time: concurrent, yet not a hundred requests at once
+# (on a loaded machine they would time out together and go to the outbox as late copies).
+REPLYING_CHATS = 8
 
 # `poll` fetches with `Bot.do_api_request`: the updates come as JSON, and a flood of one
 # chat's presses is dropped before it costs its parsing (see `bounded`).
@@ -348,20 +351,31 @@ async def _settle(batch: _Batch, stored: Callable[[int], None]) -> None:
     by_chat: dict[int | None, list[tuple[int, Callable[[], Awaitable[None]]]]] = {}
     for update_id, chat_id, answer in answers:
         by_chat.setdefault(chat_id, []).append((update_id, answer))
-    # Chats are answered at once, each in the order of its updates (and at its own pace).
-    await asyncio.gather(*(_answer_in_order(chat_answers) for chat_answers in by_chat.values()))
+    # Chats are answered at once (up to REPLYING_CHATS), each in the order of its updates and
+    # at its own pace.
+    turns = asyncio.Semaphore(REPLYING_CHATS)
+    await asyncio.gather(
+        *(_answer_in_order(chat_answers, turns) for chat_answers in by_chat.values())
+    )
 
 
-async def _answer_in_order(answers: list[tuple[int, Callable[[], Awaitable[None]]]]) -> None:
-    for update_id, answer in answers:
-        try:
-            await answer()
-        except Exception:  # stored already, so nothing to deliver again; the next ones go on
-            log.exception(
-                "update telegram:%s: answering it failed",
-                update_id,
-                extra={"update_id": f"telegram:{update_id}"},
-            )
+async def _answer_in_order(
+    answers: list[tuple[int, Callable[[], Awaitable[None]]]], turns: asyncio.Semaphore
+) -> None:
+    async with turns:
+        for update_id, answer in answers:
+            await _answer_logged(update_id, answer)
+
+
+async def _answer_logged(update_id: int, answer: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await answer()
+    except Exception:  # stored already, so nothing to deliver again; the next ones go on
+        log.exception(
+            "update telegram:%s: answering it failed",
+            update_id,
+            extra={"update_id": f"telegram:{update_id}"},
+        )
 
 
 def answering_drops() -> bool:
