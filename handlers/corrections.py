@@ -23,7 +23,8 @@ from forms.periods import Period, local_today, period_from_key
 from forms.schema import FieldSpec, FormSpec
 from handlers import menu
 from handlers.context import Context
-from locales import translator
+from outbox import intents as say
+from outbox.intents import Intent
 from storage.models import Group, Person, Report, ReportChange
 from storage.outbox import enqueue
 from storage.people import PersonRow
@@ -531,23 +532,25 @@ def _mark(ctx: Context, report: Report, review: str, comment: str | None) -> Non
         return
     group = ctx.session.get(Group, report.group_id)
     assert group is not None
-    tr = translator(submitter.language or group.language)
     form = ctx.services.forms.get(report.form_id)
-    title = form.title.get(tr.language) if form else report.form_id
+    title = say.localized(form.title.model_dump()) if form else report.form_id
     enqueue(
         ctx.session,
         person_id=submitter.id,
         kind="query",
         dedupe_key=f"query:{report.id}:{change.id}",
-        text=tr.gettext(
-            "{name} has a question about your report {reference} ({title}):\n"
-            "{comment}\nYou can answer by correcting the report.",
-            name=_name(ctx.person),
-            reference=report.ref,
-            title=title,
-            comment=comment,
+        intent=Intent.of(
+            say.gettext(
+                "{name} has a question about your report {reference} ({title}):\n"
+                "{comment}\nYou can answer by correcting the report.",
+                name=_name(ctx.person),
+                reference=report.ref,
+                title=title,
+                comment=comment,
+            ),
+            options=((say.gettext("Correct it"), f"go:correct {report.ref}"),),
         ),
-        options=[(tr.gettext("Correct it"), f"go:correct {report.ref}")],
+        language=submitter.language or group.language,
         now=ctx.now,
     )
     _leave(
@@ -573,19 +576,24 @@ def _tell_querier(ctx: Context, report: Report, spec: FieldSpec) -> None:
         return
     group = ctx.session.get(Group, report.group_id)
     assert group is not None
-    tr = translator(querier.language or group.language)
+    question = {
+        language: label.rstrip("?؟ :") for language, label in spec.label.model_dump().items()
+    }
     enqueue(
         ctx.session,
         person_id=querier.id,
         kind="query",
         dedupe_key=f"corrected:{report.id}:{marks[-1].id}:{spec.name}:{ctx.now.isoformat()}",
-        text=tr.gettext(
-            "{name} corrected {reference} after your question: {question}.",
-            name=_name(ctx.person),
-            reference=report.ref,
-            question=spec.label.get(tr.language).rstrip("?؟ :"),
+        intent=Intent.of(
+            say.gettext(
+                "{name} corrected {reference} after your question: {question}.",
+                name=_name(ctx.person),
+                reference=report.ref,
+                question=say.localized(question),
+            ),
+            options=((say.gettext("Review it"), f"go:review {report.ref}"),),
         ),
-        options=[(tr.gettext("Review it"), f"go:review {report.ref}")],
+        language=querier.language or group.language,
         now=ctx.now,
     )
 

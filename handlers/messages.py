@@ -26,7 +26,10 @@ class Incoming:
     """One thing a person did: typed text or a command, pressed an option, sent a photo or place.
 
     `update_id` identifies the platform's update so it is applied once; None means "do not
-    deduplicate" (the console has no redelivery).
+    deduplicate" (the console has no redelivery). `message_id` is the platform's stable id of
+    the person's message (None where the platform has none), and `answers` the id of the bot's
+    message it answers, when the platform tells: a Telegram reply to a message, or the message
+    whose button was pressed.
     """
 
     channel: str
@@ -39,6 +42,8 @@ class Incoming:
     choice: str | None = None
     photo: Photo | None = None
     location: Location | None = None
+    message_id: str | None = None
+    answers: str | None = None
 
     @property
     def command(self) -> str | None:
@@ -80,7 +85,7 @@ class Reply:
     expect: Literal["photo", "location"] | None = None
     document: Path | None = None
     columns: int = 1
-    photo: Path | None = None
+    photo: Path | Photo | None = None  # a file, or one the platform keeps (Photo.file_id)
 
 
 def compact(replies: list[Reply], limit: int = 4000) -> list[Reply]:

@@ -8,6 +8,7 @@ from sqlmodel import select
 
 from bot.app import Sanad
 from bot.channels.telegram_delivery import telegram_deliver
+from outbox.intents import reply_for
 from outbox.sender import Sender
 from storage.db import transaction
 from storage.models import OutboxMessage, Person, Report, ReportChange
@@ -106,9 +107,10 @@ async def test_a_coordinator_queries_the_worker_corrects_and_it_is_checked(
         with transaction(sanad.engine) as session:
             [query] = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "query")).all()
         assert query.person_id == person_id(sanad, fatima)
-        assert "Huda has a question about your report REC-1" in plain(query.text)
-        assert "Paper 100 kg but only 60 kg sold?" in plain(query.text)
-        assert query.options == [["Correct it", "go:correct REC-1"]]
+        said = reply_for(query, None)
+        assert "Huda has a question about your report REC-1" in plain(said.text)
+        assert "Paper 100 kg but only 60 kg sold?" in plain(said.text)
+        assert [(o.label, o.value) for o in said.options] == [("Correct it", "go:correct REC-1")]
 
         sender = Sender(sanad.engine, telegram_deliver(telegram.app.bot), clock=clock)
         assert await sender.run_once() == 1

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import TextIO
 
+from bot.channels.base import Limits
 from handlers.dispatcher import Dispatcher
 from handlers.messages import Incoming, Location, Option, Photo, Reply, TryLater
 
@@ -20,7 +22,11 @@ COORDINATES = re.compile(r"^\s*(-?\d{1,2}(?:\.\d+)?)\s*,\s*(-?\d{1,3}(?:\.\d+)?)
 
 
 class ConsoleChat:
-    """One person talking to Sanad through text streams."""
+    """One person talking to Sanad through text streams; the console's `Channel`: a typed
+    line is its event, a printed block its rendering (no limits: a terminal scrolls)."""
+
+    name = CHANNEL
+    limits = Limits(text=sys.maxsize, caption=sys.maxsize)
 
     def __init__(
         self,
@@ -47,6 +53,19 @@ class ConsoleChat:
             replies = [self.dispatcher.sorry(incoming)]
         self.show(replies)
         self.dispatcher.delivered(incoming)
+
+    def parse(self, event: object) -> Incoming | None:
+        return self.incoming(event) if isinstance(event, str) else None
+
+    def render(self, reply: Reply) -> list[str]:
+        """The reply as printed: its text, its options numbered, what is attached."""
+        lines = [_plain(reply.text)]
+        lines += [f"  {n}) {_plain(option.label)}" for n, option in enumerate(reply.options, 1)]
+        lines += [f"  [{attached}]" for attached in (reply.photo, reply.document) if attached]
+        return ["\n".join(lines) + "\n"]
+
+    async def send_reply(self, address: str, reply: Reply) -> None:
+        self.show([reply])
 
     def incoming(self, line: str) -> Incoming:
         text = line.strip()
@@ -76,13 +95,8 @@ class ConsoleChat:
 
     def show(self, replies: list[Reply]) -> None:
         for reply in replies:
-            print(_plain(reply.text), file=self.out)
-            for number, option in enumerate(reply.options, 1):
-                print(f"  {number}) {_plain(option.label)}", file=self.out)
-            for attached in (reply.photo, reply.document):
-                if attached is not None:
-                    print(f"  [{attached}]", file=self.out)
-            print(file=self.out)
+            for block in self.render(reply):
+                print(block, file=self.out)
         if replies:
             self.options = replies[-1].options
             self.expect = replies[-1].expect

@@ -21,24 +21,18 @@ from telegram import (
     BotCommand,
     Update,
 )
-from telegram.error import Forbidden, TelegramError
-from telegram.error import RetryAfter as TelegramRetryAfter
+from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.app import Sanad
 from bot.background import Background
-from bot.channels.telegram_delivery import (
-    CHANNEL,
-    keyboard,
-    retry_after_seconds,
-    send_text,
-    telegram_deliver,
-)
+from bot.channels.base import RetryAfter, Unreachable
+from bot.channels.telegram_delivery import CHANNEL, TelegramChannel, telegram_deliver, to_incoming
 from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
-from handlers.messages import Incoming, Location, Photo, Reply, TryLater
+from handlers.messages import Incoming, Reply, TryLater
 from locales import DEFAULT_LANGUAGE, LANGUAGES, supported, translator
 from outbox.pace import Pace
 from storage.db import transaction
@@ -48,7 +42,6 @@ from storage.wal import checkpointing
 log = logging.getLogger(__name__)
 JSONDict = dict[str, Any]  # an update as Telegram sends it
 USERNAME_SETTING = "telegram_username"
-CAPTION_LIMIT = 1024
 SENDER_CONNECTIONS = 16  # above the sender's concurrency, so sends do not queue for a socket
 ALLOWED_UPDATES = ["message", "callback_query"]
 ERROR_LOGGERS = ("handlers", "bot.channels", "outbox")  # their ERROR records count as errors
@@ -582,27 +575,26 @@ async def _send_replies(
     outbox); what Telegram does not take waits in the outbox for the sender and its retries
     (the update itself is recorded: a redelivery would be ignored, so failing it would lose
     the replies). Returns how many were sent now."""
-    chat_id = int(incoming.chat_id)
+    channel = TelegramChannel(bot)
     chat = (CHANNEL, incoming.chat_id)
     for number, reply in enumerate(replies):
         try:
             if pace is not None:
                 await pace.reply_turn(chat)
             try:
-                await send(bot, chat_id, reply)
+                await channel.send_reply(incoming.chat_id, reply)
+            except RetryAfter as flood:  # the whole bot waits; the outbox sends it after
+                if pace is not None:
+                    pace.pause(flood.seconds)
+                raise
             finally:
                 if pace is not None:
                     pace.done(chat, outbox=False)
-        except TelegramRetryAfter as flood:  # the whole bot waits; the outbox sends it after
-            if pace is not None:
-                pace.pause(retry_after_seconds(flood))
-            sanad.dispatcher.keep_unsent(incoming, replies[number:])
-            return number
-        except Forbidden:
+        except Unreachable:
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
             sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway
             return number
-        except TelegramError as error:
+        except Exception as error:  # RetryAfter, Transient, Rejected: the outbox retries
             log.warning(
                 "update telegram:%s: a reply was not sent (%s)",
                 incoming.update_id,
@@ -623,39 +615,6 @@ async def _write_delivered_regularly(sanad: Sanad) -> None:
         sanad.dispatcher.write_delivered()
 
 
-def to_incoming(update: Update) -> Incoming | None:
-    """The neutral form of an update, or None for updates Sanad does not act on."""
-    user = update.effective_user
-    chat = update.effective_chat
-    if user is None or chat is None or chat.type != "private":
-        return None
-    base = {
-        "channel": CHANNEL,
-        "chat_id": str(chat.id),
-        "sender": str(user.id),
-        "update_id": str(update.update_id),
-        "sender_name": user.full_name,
-        "language_code": user.language_code,
-    }
-    query = update.callback_query
-    if query is not None:
-        return Incoming(**base, choice=query.data or "")
-    message = update.message
-    if message is None:
-        return None
-    if message.photo:
-        return Incoming(
-            **base, photo=Photo(file_id=message.photo[-1].file_id), text=message.caption
-        )
-    if message.location is not None:
-        return Incoming(
-            **base, location=Location(message.location.latitude, message.location.longitude)
-        )
-    if message.text is not None:
-        return Incoming(**base, text=message.text)
-    return Incoming(**base, text="")
-
-
 async def _acknowledge(update: Update) -> None:
     """Answer the button press (Telegram shows a spinner until then).
 
@@ -668,46 +627,3 @@ async def _acknowledge(update: Update) -> None:
         await query.answer()
     except TelegramError as error:  # cosmetic: the spinner stops by itself
         log.debug("could not answer the button press: %s", error)
-
-
-async def send(bot: Bot, chat_id: int, reply: Reply) -> None:
-    """Send one reply; options become an inline keyboard on its last message."""
-    markup = keyboard([(o.label, o.value) for o in reply.options], reply.columns)
-    if reply.document is not None:
-        with reply.document.open("rb") as document:
-            await bot.send_document(
-                chat_id,
-                document,
-                caption=reply.text[:CAPTION_LIMIT],
-                filename=reply.document.name,
-                reply_markup=markup,
-            )
-        return
-    if reply.photo is not None:
-        caption = reply.text if len(reply.text) <= CAPTION_LIMIT else None
-        with reply.photo.open("rb") as photo:
-            await bot.send_photo(
-                chat_id,
-                photo,
-                caption=caption,
-                reply_markup=markup if caption is not None else None,
-            )
-        if caption is not None:
-            return
-    parts = _split(reply.text)
-    for number, part in enumerate(parts, 1):
-        await send_text(bot, chat_id, part, markup if number == len(parts) else None)
-
-
-def _split(text: str, limit: int = 4000) -> list[str]:
-    """Telegram takes at most 4096 characters a message: split long texts at line ends."""
-    if len(text) <= limit:
-        return [text]
-    parts, current = [], ""
-    for line in text.splitlines(keepends=True):
-        if len(current) + len(line) > limit and current:
-            parts.append(current)
-            current = ""
-        current += line[:limit]
-    parts.append(current)
-    return parts

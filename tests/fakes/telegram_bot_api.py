@@ -145,6 +145,11 @@ class _Signal:
                 self._waiters.remove(fut)
 
 
+def utf16_length(text: str) -> int:
+    """The length Telegram counts: UTF-16 code units (an emoji outside the BMP counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _ok(result: Any) -> tuple[int, JSONDict]:
     return 200, {"ok": True, "result": result}
 
@@ -769,7 +774,7 @@ class FakeBotApi:
         text = params.get("text")
         if not text:
             raise _ApiError(400, "Bad Request: message text is empty")
-        if len(str(text)) > MAX_TEXT_LENGTH:
+        if utf16_length(str(text)) > MAX_TEXT_LENGTH:
             raise _ApiError(400, "Bad Request: message is too long")
         return self._record("sendMessage", params, {"text": str(text)})
 
@@ -801,7 +806,7 @@ class FakeBotApi:
     ) -> tuple[str | None, bytes | None, str]:
         """Resolve an upload (multipart) or a ``file_id`` string for parameter ``name``."""
         caption = params.get("caption")
-        if caption is not None and len(str(caption)) > MAX_CAPTION_LENGTH:
+        if caption is not None and utf16_length(str(caption)) > MAX_CAPTION_LENGTH:
             raise _ApiError(400, "Bad Request: message caption is too long")
         value = params.get(name)
         multipart = data.multipart_data if data is not None else {}
@@ -875,7 +880,7 @@ class FakeBotApi:
         text = params.get("text")
         if not text:
             raise _ApiError(400, "Bad Request: message text is empty")
-        if len(str(text)) > MAX_TEXT_LENGTH:
+        if utf16_length(str(text)) > MAX_TEXT_LENGTH:
             raise _ApiError(400, "Bad Request: message is too long")
         target = self._edit_target(params)
         if target is None:
