@@ -114,7 +114,11 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     with transaction(engine) as session:
         resent = outbox.resent_total(session)
     engine.dispose()
-    received = Counter(m.chat_id for m in api.sent if m.chat_id >= FIRST_CHAT)
+    received = Counter(
+        m.chat_id
+        for m in api.sent
+        if m.chat_id >= FIRST_CHAT and not (m.text or "").startswith(REPLY)
+    )
     times = sorted(taken)
     span = times[-1] - times[0] if len(times) > 1 else 1.0
     return {
