@@ -70,10 +70,12 @@ FIRST_CHAT = 700_000
 TOKEN = "123456:CRASH-DRILL"
 SECRET = "crash-drill-secret"
 # Seconds without an answer before a worker sends its last message again: longer than a
-# restart with its backlog takes (up to ~10 s under load), so that what is sent again is a
-# message whose reply was lost, not one whose reply is late. A typed answer sent again after
-# its reply merely came late is taken for the next question: the bot cannot tell it apart.
-SILENCE = 30.0
+# restart with its backlog takes, so that what is sent again is a message whose reply was
+# lost, not one whose reply is late. A typed answer sent again after its reply merely came
+# late is taken for the next question: the bot cannot tell it apart. With two CPU-bound
+# processes beside the drill a start takes 5-10 s, and a kill soon after a restart can come
+# before the backlog is through, so a reply may be 30 s late (seen): 60 s.
+SILENCE = 60.0
 READ_FOR = 0.3  # seconds a worker reads; what arrives meanwhile is read too
 # The drill takes as long as the machine needs (a loaded one is slow, not wrong); it fails
 # when nothing moves: no message sent by the bot for STALL seconds (a monitoring tick, which
