@@ -168,10 +168,8 @@ def _metrics(sanad: Sanad) -> Metrics:
 
 
 def _webhook(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from bot.channels.telegram import build_application
-    from bot.channels.webhook import create_app, webhook_secret
+    from bot.channels.webhook import create_app, serve, webhook_secret
 
     sanad = assemble(settings)
     try:
@@ -182,7 +180,7 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
     metrics = Metrics(sanad.engine)
     application = build_application(sanad, with_background=not args.without_worker, metrics=metrics)
     app = create_app(sanad, application, metrics)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+    serve(app, args.host, args.port)
     return 0
 
 
@@ -240,7 +238,10 @@ def _chat(sanad: Sanad, person: str, language: str | None, first: str = "/start"
     chat = ConsoleChat(sanad.dispatcher, person, sanad.settings.media_dir, sys.stdout, language)
     interactive = sys.stdin.isatty()
     if interactive:
-        print("Sanad console. Type the number of an option, /help for commands, /quit to leave.\n")
+        print(
+            "Sanad console. Type the number of an option (#1, #2 ... where a number is the "
+            "answer), /help for commands, /quit to leave.\n"
+        )
     chat.send(first)
     try:
         chat.run(sys.stdin, prompt=interactive)

@@ -313,7 +313,7 @@ async def test_digest_figures_match_the_export(sanad: Sanad, clock: Clock, tmp_p
     with (tmp_path / "r.csv").open(encoding="utf-8-sig") as file:
         rows = list(csv.DictReader(file))
     [recycling] = [p for p in built.forms if p.form.id == "recycling"]
-    assert recycling.totals["paper_kg"] == sum(float(r["Paper collected (kg)"]) for r in rows)
+    assert recycling.totals["paper_kg"] == sum(float(r["Paper (kg)"]) for r in rows)
     assert recycling.totals["reports"] == len(rows) == 3
     assert (recycling.state.actual, len(recycling.state.on_time)) == (3, 2)
     assert recycling.previous is not None and recycling.previous["paper_kg"] == 224.0
@@ -325,9 +325,9 @@ async def test_digest_figures_match_the_export(sanad: Sanad, clock: Clock, tmp_p
     )
     text = digest_text(built, translator("en")).replace("\u2068", "").replace("\u2069", "")
     assert "3 of 3 associations reported (100%), 2 on time (67%)" in text
-    assert "Paper collected (kg): 1,105 (+393%)" in text
-    assert "Paper collected (kg): 1,105 of 400 (276%)" in text
-    assert "To check: Sitra Women's Advancement Association, Paper collected (kg): 900" in text
+    assert "Paper (kg): 1,105 (+393%)" in text
+    assert "Paper (kg): 1,105 of 400 (276%)" in text
+    assert "To check: Sitra Women's Advancement Association, Paper (kg): 900" in text
 
 
 async def test_the_next_digest_names_people_the_bot_cannot_reach(

@@ -18,7 +18,6 @@ from typing import Any
 
 from telegram import (
     Bot,
-    BotCommand,
     Update,
 )
 from telegram.error import TelegramError
@@ -28,10 +27,12 @@ from telegram.warnings import PTBUserWarning
 
 from bot.app import Sanad
 from bot.background import Background
-from bot.channels.base import RetryAfter, Unreachable
+from bot.channels.base import Rejected, RetryAfter, Transient, Unreachable
+from bot.channels.telegram_commands import bot_commands
 from bot.channels.telegram_delivery import CHANNEL, TelegramChannel, telegram_deliver, to_incoming
 from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
+from handlers.help import commands_for
 from handlers.messages import Incoming, Reply, TryLater
 from locales import DEFAULT_LANGUAGE, LANGUAGES, supported, translator
 from outbox.pace import Pace
@@ -512,20 +513,17 @@ async def run_worker(
 
 
 async def _introduce(sanad: Sanad, application: Application) -> None:
-    """Remember the bot's username (for invite links) and publish its commands per language."""
+    """Remember the bot's username (for invite links) and publish, per language, the commands
+    of someone not registered yet."""
     username = application.bot.username
     with transaction(sanad.engine) as session:
         remember(session, USERNAME_SETTING, username)
     forms = sanad.dispatcher.services.forms
     for language in LANGUAGES:
         tr = translator(language)
-        commands = [BotCommand("report", tr.gettext("Choose a report to fill in"))]
-        commands += [BotCommand(f.command, f.title.get(language)) for f in forms.values()]
-        commands += [
-            BotCommand("myreports", tr.gettext("Your recent reports")),
-            BotCommand("language", tr.gettext("Change the language")),
-            BotCommand("help", tr.gettext("What I can do")),
-        ]
+        # What someone who has not written yet sees; each person gets their role's list in
+        # their chat (see telegram_commands) with their first reply.
+        commands = bot_commands(commands_for(None, None, forms, tr))
         try:
             await application.bot.set_my_commands(
                 commands, language_code=None if language == "ar" else language
@@ -594,7 +592,7 @@ async def _send_replies(
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
             sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway
             return number
-        except Exception as error:  # RetryAfter, Transient, Rejected: the outbox retries
+        except (RetryAfter, Transient, Rejected) as error:  # the outbox retries
             log.warning(
                 "update telegram:%s: a reply was not sent (%s)",
                 incoming.update_id,

@@ -46,6 +46,7 @@ from bot.channels.base import (
     split,
     utf16_units,
 )
+from bot.channels.telegram_commands import set_chat_commands
 from handlers.messages import Incoming, Location, Photo, Reply
 from outbox.intents import reply_for
 from outbox.sender import Deliver
@@ -89,6 +90,8 @@ class TelegramChannel:
 
     async def send_reply(self, address: str, reply: Reply) -> None:
         chat_id = int(address)
+        if reply.commands is not None:  # logged and left if Telegram refuses it
+            await set_chat_commands(self.bot, chat_id, reply.commands)
         try:
             for message in render(reply):
                 await _call(self.bot, chat_id, message)

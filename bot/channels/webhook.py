@@ -132,3 +132,10 @@ async def set_webhook(sanad: Sanad, url: str, bot: Bot | None = None) -> None:
     secret = webhook_secret(sanad)
     async with bot or make_bot(sanad) as ready:
         await ready.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+
+
+def serve(app: Starlette, host: str, port: int) -> None:
+    """Serve the webhook app under uvicorn until interrupted (logging stays ours)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_config=None)
