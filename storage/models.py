@@ -246,9 +246,19 @@ class OutboxMessage(SQLModel, table=True):
     next_attempt_at: datetime = _time(index=True)
     created_at: datetime = _time()
     claimed_at: datetime | None = _time(nullable=True)
+    claimed_by: str | None = Field(default=None, max_length=64)  # the holder (storage.holders)
     sent_at: datetime | None = _time(nullable=True)
     error: str | None = None
     broadcast_id: int | None = Field(default=None, index=True)
+
+
+class SenderHeartbeat(SQLModel, table=True):
+    """A process that claims outbox rows, and when it last said it is alive."""
+
+    __tablename__ = "sender_heartbeat"
+
+    holder: str = Field(primary_key=True, max_length=64)
+    seen_at: datetime = _time()
 
 
 class Broadcast(SQLModel, table=True):

@@ -281,7 +281,9 @@ async def test_500_people_through_429_403_502_and_a_restart(sanad: Sanad, clock:
         assert set(received) == reachable
         twice = {c for c, n in received.items() if n > 1}
         assert twice <= resent and all(received[c] == 2 for c in twice)
-        assert len(resent) <= 8  # the claimed batch of the stopped sender went out again ...
+        # The claimed batch of the stopped sender went out again, and so did the messages whose
+        # answer was a 502 (Telegram may have taken them): each may have arrived twice ...
+        assert len(resent) <= 8 + 5 + 1
         assert len(twice) <= 8  # ... and only what was in flight (its concurrency) arrived twice
         assert unreachable == blocked
         assert (figures.delivered, figures.blocked, figures.failed, figures.waiting) == (
@@ -294,7 +296,7 @@ async def test_500_people_through_429_403_502_and_a_restart(sanad: Sanad, clock:
         assert "Of 500 people" in report
         assert "delivered: 489" in report and "blocked the bot: 10" in report
         assert "failed: 1" in report and "cancelled: 0" in report
-        assert f"Sent again after a restart: {figures.resent}" in report
+        assert f"Sent again after a lost answer or a restart: {figures.resent}" in report
         print(
             f"\n500-person broadcast: re-sent after the restart {figures.resent}, "
             f"received twice {len(twice)}, flood waits answered {api.rejected_429}"
