@@ -8,10 +8,11 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from forms.display import period_label
+from forms.periods import period_containing
 from forms.schema import FormSpec
 from handlers.context import Context
 from monitoring.completeness import Completeness, completeness, period_of
-from monitoring.digest import build_digest, digest_text
+from monitoring.digest import build_digest, digest_text, in_digest
 from monitoring.due import due_phrase
 from monitoring.monitor import Monitor, digest_chart
 from monitoring.reminders import names_of, remind
@@ -81,10 +82,9 @@ def digest(ctx: Context) -> None:
     schedule = schedule_from(group.schedule)
     today = ctx.now.astimezone(ZoneInfo(group.timezone)).date()
     for kind in ("week", "month"):
-        every = [s for s in schedule.forms.values() if s.every == kind]
-        if not every:
+        if not any(in_digest(s.every, kind) for s in schedule.forms.values()):
             continue
-        period = period_of(group, every[0], today).previous()
+        period = period_containing(kind, today, group.week_start).previous()
         built = build_digest(ctx.session, group, schedule, ctx.services.forms, kind, period, today)
         if built.forms:
             ctx.say(

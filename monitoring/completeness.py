@@ -5,6 +5,9 @@
   check-in, a report whose visit date falls in the period);
 - on time: first submitted by the end of the period's last day plus `on_time_days`;
 - late: expected, missing, and past the due date.
+
+A daily form read over a longer period (a week's or a month's digest) counts, per
+association, on how many of the period's days it reported (`days_reported`).
 """
 
 from __future__ import annotations
@@ -55,6 +58,24 @@ class Completeness:
         return self.missing if today > self.due else []
 
 
+@dataclass(frozen=True)
+class DaysReported:
+    """A daily form over a longer period: on how many of the period's days each expected
+    association reported. `state` counts an association as reporting when it reported on at
+    least one day, on time when each of its days was sent on time."""
+
+    state: Completeness
+    days: dict[int, int]  # organization id -> days of the period with a report
+
+    @property
+    def length(self) -> int:
+        return (self.state.period.end - self.state.period.start).days + 1
+
+    def of(self, organization: Organization) -> int:
+        assert organization.id is not None
+        return self.days.get(organization.id, 0)
+
+
 def due_date(period: Period, schedule: FormSchedule) -> date:
     return period.end + timedelta(days=schedule.due_days)
 
@@ -100,6 +121,53 @@ def completeness(
     return Completeness(
         form, period, due_date(period, schedule), expected, reported, on_time & frozenset(reported)
     )
+
+
+def days_reported(
+    session: Session,
+    group: Group,
+    form: FormSpec,
+    schedule: FormSchedule,
+    period: Period,
+    expected: list[Organization] | None = None,
+) -> DaysReported:
+    """A daily form over `period` (a week or a month): the days each association reported."""
+    if expected is None:
+        expected = expected_organizations(session, group, form)
+    expected_ids = {o.id for o in expected}
+    rows = (
+        session.connection()
+        .execute(
+            _of_days(form.id),
+            {
+                "group_id": group.id,
+                "first": period.start.isoformat(),
+                "last": period.end.isoformat(),
+            },
+        )
+        .all()
+    )
+    first: dict[int, datetime] = {}
+    days: dict[int, int] = {}
+    late: set[int] = set()
+    for organization_id, key, submitted in rows:
+        if organization_id not in expected_ids:
+            continue
+        days[organization_id] = days.get(organization_id, 0) + 1
+        if organization_id not in first or submitted < first[organization_id]:
+            first[organization_id] = submitted
+        day = date.fromisoformat(key)
+        if submitted >= local_midnight(day + timedelta(days=schedule.on_time + 1), group.timezone):
+            late.add(organization_id)
+    state = Completeness(
+        form,
+        period,
+        due_date(period, schedule),
+        expected,
+        first,
+        frozenset(first) - frozenset(late),
+    )
+    return DaysReported(state, days)
 
 
 def _first_submissions(
@@ -154,6 +222,16 @@ def _of_period(form_id: str) -> Executable:
         Report.group_id == bindparam("group_id"),
         Report.form_id == form_id,
         Report.period == bindparam("period"),
+    )
+
+
+@lru_cache(maxsize=64)
+def _of_days(form_id: str) -> Executable:
+    # A day's key is its ISO date, so the days of a period are a range of keys.
+    return select(Report.organization_id, Report.period, Report.submitted_at).where(
+        Report.group_id == bindparam("group_id"),
+        Report.form_id == form_id,
+        col(Report.period).between(bindparam("first"), bindparam("last")),
     )
 
 

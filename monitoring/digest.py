@@ -1,5 +1,8 @@
 """Digests: a period of a group in numbers, for its coordinators, and across groups for admins.
 
+A daily form appears in the weekly and the monthly digests: its totals over the days of the
+digest's period, and on how many of those days each association reported.
+
 The figures are computed once (`build_digest`) and written in each reader's language
 (`digest_text`); totals come from SQL aggregates over the reports.
 """
@@ -25,7 +28,9 @@ from locales import Translator
 from monitoring.audience import unreachable_in
 from monitoring.completeness import (
     Completeness,
+    DaysReported,
     completeness,
+    days_reported,
     expected_organizations,
     local_midnight,
 )
@@ -53,6 +58,7 @@ class FormDigest:
     history: list[tuple[Period, dict[str, float]]]  # oldest first; the last is this period
     targets: dict[str, float]
     outliers: list[Outlier]
+    days: DaysReported | None = None  # a daily form: the days each association reported
 
     @property
     def totals(self) -> dict[str, float]:
@@ -77,6 +83,12 @@ def numeric_fields(form: FormSpec) -> list[FieldSpec]:
     return [f for f in form.fields if f.type in ("integer", "decimal")]
 
 
+def in_digest(every: str, kind: str) -> bool:
+    """Whether a form scheduled `every` day, week or month has a part in a digest of `kind`:
+    a daily form is in both the weekly and the monthly digests."""
+    return every in (kind, "day")
+
+
 def build_digest(
     session: Session,
     group: Group,
@@ -91,14 +103,21 @@ def build_digest(
     expected: dict[tuple[str, ...], list[Organization]] = {}
     for form_id, form_schedule in schedule.forms.items():
         form = forms.get(form_id)
-        if form is None or form_schedule.every != kind:
+        if form is None or not in_digest(form_schedule.every, kind):
             continue
         kinds = tuple(form.org_kinds)
         if kinds not in expected:
             expected[kinds] = expected_organizations(session, group, form)
+        targets = {k: float(v) for k, v in (group.targets.get(form.id) or {}).items()}
+        if form.period == "day":
+            days = days_reported(session, group, form, form_schedule, period, expected[kinds])
+            history = _daily_history(session, group, form, period)
+            # A target is for one period of the form: here, one day.
+            targets = {k: v * days.length for k, v in targets.items()}
+            parts.append(FormDigest(form, days.state, history, targets, [], days))
+            continue
         state = completeness(session, group, form, form_schedule, period, expected[kinds])
         history = _history(session, group, form, period)
-        targets = {k: float(v) for k, v in (group.targets.get(form.id) or {}).items()}
         parts.append(
             FormDigest(form, state, history, targets, _outliers(session, group, form, period))
         )
@@ -139,6 +158,40 @@ def _history(
     return history
 
 
+def _daily_history(
+    session: Session, group: Group, form: FormSpec, period: Period
+) -> list[tuple[Period, dict[str, float]]]:
+    """A daily form's totals over the days of each of the digest's periods."""
+    periods = _periods(period)
+    fields = numeric_fields(form)
+    names = tuple(f.name for f in fields)
+    rows = (
+        session.connection()
+        .execute(
+            _by_day(form.id, names),
+            {
+                "group_id": group.id,
+                "first": periods[0].start.isoformat(),
+                "last": periods[-1].end.isoformat(),
+            },
+        )
+        .all()
+    )
+    sums = {p.key: [0.0] * (len(names) + 1) for p in periods}
+    for row in rows:
+        day = date.fromisoformat(row[-1])
+        holder = next(p for p in periods if p.start <= day <= p.end)
+        for i, value in enumerate(row[:-1]):
+            sums[holder.key][i] += float(value)
+    history = []
+    for p in periods:
+        values = sums[p.key]
+        totals = {"reports": values[0]}
+        totals.update({name: values[i + 1] for i, name in enumerate(names)})
+        history.append((p, totals))
+    return history
+
+
 # The statements are built once per form (building one costs more than running it), and run
 # with the group and its periods as parameters.
 
@@ -153,6 +206,22 @@ def _by_period(form_id: str, fields: tuple[str, ...]) -> Executable:
             col(Report.group_id) == bindparam("group_id"),
             col(Report.form_id) == form_id,
             col(Report.period).in_(bindparam("keys", expanding=True)),
+        )
+        .group_by(col(Report.period))
+    )
+
+
+@lru_cache(maxsize=64)
+def _by_day(form_id: str, fields: tuple[str, ...]) -> Executable:
+    """Count and sums of `fields` of a group's daily reports, per day, over a range of days
+    (a day's key is its ISO date, so the range is one of keys)."""
+    sums = [func.coalesce(func.sum(Report.answers[f].as_float()), 0.0) for f in fields]
+    return (
+        core_select(func.count(col(Report.id)), *sums, col(Report.period))
+        .where(
+            col(Report.group_id) == bindparam("group_id"),
+            col(Report.form_id) == form_id,
+            col(Report.period).between(bindparam("first"), bindparam("last")),
         )
         .group_by(col(Report.period))
     )
@@ -292,25 +361,7 @@ def digest_text(digest: Digest, tr: Translator) -> str:
 def _form_lines(part: FormDigest, digest: Digest, tr: Translator) -> list[str]:
     lang = tr.language
     state = part.state
-    lines = [
-        tr.gettext(
-            "{title}: {actual} of {expected} associations reported ({rate}), {on_time} on time "
-            "({on_time_rate}).",
-            title=part.form.title.get(lang),
-            actual=state.actual,
-            expected=len(state.expected),
-            rate=_percent(state.rate, tr),
-            on_time=len(state.on_time),
-            on_time_rate=_percent(state.on_time_rate, tr),
-        )
-    ]
-    if not state.actual:
-        lines.append(tr.gettext("No reports yet this period."))
-    late = state.late(digest.today)
-    if late:
-        lines.append(tr.gettext("Late: {names}.", names=names_of(late, lang)))
-    elif state.missing:
-        lines.append(tr.gettext("Not yet due: {names}.", names=names_of(state.missing, lang)))
+    lines = _daily_lines(part.days, part, tr) if part.days else _period_lines(part, digest, tr)
     fields = numeric_fields(part.form)
     if state.actual and fields:
         lines.append(tr.gettext("Totals, and change from the period before:"))
@@ -339,6 +390,64 @@ def _form_lines(part: FormDigest, digest: Digest, tr: Translator) -> list[str]:
                 field=_label(outlier.field, lang),
                 value=amount(outlier.field, outlier.value, digest.group, tr),
                 usual=amount(outlier.field, outlier.usual, digest.group, tr),
+            )
+        )
+    return lines
+
+
+def _period_lines(part: FormDigest, digest: Digest, tr: Translator) -> list[str]:
+    """A weekly or monthly form: how many associations reported, on time, late."""
+    lang = tr.language
+    state = part.state
+    lines = [
+        tr.gettext(
+            "{title}: {actual} of {expected} associations reported ({rate}), {on_time} on time "
+            "({on_time_rate}).",
+            title=part.form.title.get(lang),
+            actual=state.actual,
+            expected=len(state.expected),
+            rate=_percent(state.rate, tr),
+            on_time=len(state.on_time),
+            on_time_rate=_percent(state.on_time_rate, tr),
+        )
+    ]
+    if not state.actual:
+        lines.append(tr.gettext("No reports yet this period."))
+    late = state.late(digest.today)
+    if late:
+        lines.append(tr.gettext("Late: {names}.", names=names_of(late, lang)))
+    elif state.missing:
+        lines.append(tr.gettext("Not yet due: {names}.", names=names_of(state.missing, lang)))
+    return lines
+
+
+def _daily_lines(days: DaysReported, part: FormDigest, tr: Translator) -> list[str]:
+    """A daily form: its reports over the period, and each association's days ("5 of 7 days")."""
+    lang = tr.language
+    reports = int(part.totals.get("reports", 0))
+    lines = [
+        tr.ngettext(
+            "{title}, reported daily: {n} report from {actual} of {expected} associations.",
+            "{title}, reported daily: {n} reports from {actual} of {expected} associations.",
+            reports,
+            title=part.form.title.get(lang),
+            actual=days.state.actual,
+            expected=len(days.state.expected),
+        )
+    ]
+    if not reports:
+        lines.append(tr.gettext("No reports yet this period."))
+    if days.state.expected:
+        lines.append(tr.gettext("Days reported:"))
+    for organization in days.state.expected:
+        lines.append(
+            "• "
+            + tr.ngettext(
+                "{association}: {days} of {n} day",
+                "{association}: {days} of {n} days",
+                days.length,
+                association=organization.names.get(lang, organization.key),
+                days=days.of(organization),
             )
         )
     return lines

@@ -30,6 +30,7 @@ from monitoring.digest import (
     build_digest,
     digest_text,
     has_reports,
+    in_digest,
     money_totals,
     numeric_fields,
 )
@@ -96,7 +97,7 @@ class Monitor:
             return 0
         count = 0
         for kind in KINDS:
-            if not any(s.every == kind for s in schedule.forms.values()):
+            if not any(in_digest(s.every, kind) for s in schedule.forms.values()):
                 continue
             days = schedule.weekly_digest_days if kind == "week" else schedule.monthly_digest_days
             latest = period_containing(kind, local.date(), group.week_start).previous()

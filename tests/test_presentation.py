@@ -342,3 +342,79 @@ async def test_myreports_in_english_writes_dates_day_first(sanad: Sanad, clock: 
         await worker.says("/myreports")
         listing = plain(worker.last)
     assert "REC-1 · Recycling output · week of 22 Nov to 28 Nov 2026 · 02/12/2026, 10:00" in listing
+
+
+def daily_recycling(
+    sanad: Sanad, session: Session, worker: tuple[Organization, Person], day: date
+) -> None:
+    """A daily recycling report for `day`, sent that evening."""
+    organization, someone = worker
+    assert organization.id is not None and someone.id is not None
+    add_report(
+        session,
+        form_id="recycling",
+        prefix=sanad.dispatcher.services.forms["recycling"].prefix,
+        group_id=organization.group_id,
+        organization_id=organization.id,
+        person_id=someone.id,
+        period=day.isoformat(),
+        answers={**RECYCLING, "period": day.isoformat()},
+        now=datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=15),
+    )
+
+
+def test_a_daily_form_is_in_the_weekly_and_monthly_digests_with_its_days(sanad: Sanad) -> None:
+    week = date(2026, 11, 22)  # Sunday: Bahrain's week runs Sunday to Saturday
+    forms = {**sanad.dispatcher.services.forms, "recycling": daily_form(sanad)}
+    with transaction(sanad.engine) as session:
+        bahrain = group(session, "bahrain")
+        bahrain.schedule = {"forms": {"recycling": {"every": "day", "due_days": 0}}}
+        session.add(bahrain)
+        hamad, sitra = worker_of(session, "bh_hamad_women"), worker_of(session, "bh_sitra_women")
+        for n in range(7):
+            daily_recycling(sanad, session, hamad, week + timedelta(days=n))
+        for n in (0, 1, 3, 4, 6):
+            daily_recycling(sanad, session, sitra, week + timedelta(days=n))
+        # The day before the week and the day after it belong to other weeks.
+        daily_recycling(sanad, session, sitra, week - timedelta(days=1))
+        daily_recycling(sanad, session, sitra, week + timedelta(days=7))
+        schedule = schedule_from(bahrain.schedule)
+        weekly = build_digest(
+            session,
+            bahrain,
+            schedule,
+            forms,
+            "week",
+            period_containing("week", week, bahrain.week_start),
+            date(2026, 12, 2),
+        )
+        monthly = build_digest(
+            session,
+            bahrain,
+            schedule,
+            forms,
+            "month",
+            period_containing("month", week),
+            date(2026, 12, 8),
+        )
+    [part] = [p for p in weekly.forms if p.form.id == "recycling"]
+    assert part.totals["reports"] == 12 and part.totals["paper_kg"] == 1200.0
+    assert part.previous is not None and part.previous["reports"] == 1
+    english = plain(digest_text(weekly, translator("en")))
+    assert "reported daily: 12 reports from 2 of 3 associations." in english
+    assert "Hamad Women's Association: 7 of 7 days" in english
+    assert "Sitra Women's Advancement Association: 5 of 7 days" in english
+    assert "Rural Girls Renaissance Association: 0 of 7 days" in english
+    assert "Paper (kg): 1,200 (+1,100%)" in english
+    assert "Paper (kg): 1,200 of 2,800 (43%)" in english  # a target is per day of the form
+    arabic = plain(digest_text(weekly, translator("ar", "arab")))
+    assert "٥ من ٧ أيام" in arabic and "٧ من ٧ أيام" in arabic
+    assert "١٢ تقريرًا" in arabic
+    assert not re.search("[0-9]", arabic), arabic
+    french = plain(digest_text(weekly, translator("fr")))
+    assert "5 sur 7 jours" in french
+    month = plain(digest_text(monthly, translator("en")))
+    assert "reported daily: 14 reports from 2 of 3 associations." in month
+    assert "Sitra Women's Advancement Association: 7 of 30 days" in month
+    chart = digest_chart(weekly, translator("ar", "arab"), sanad.settings.charts_dir)
+    assert chart is not None and chart.read_bytes()[:4] == b"\x89PNG"
