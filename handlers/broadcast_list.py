@@ -72,7 +72,7 @@ def _line(ctx: Context, broadcast: Broadcast, figures: broadcasts.Figures) -> st
     snippet = text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
     zone = ZoneInfo(ctx.group.timezone if ctx.group else "UTC")
     when = ctx.tr.datetime(broadcast.created_at, zone.key)
-    head = f"#{broadcast.id} · {when} · {snippet}"
+    head = f"#{ctx.tr.digits_of(str(broadcast.id))} · {when} · {snippet}"
     if broadcast.status == "cancelled":
         head += " · " + ctx._("cancelled")
     maybe_twice = (

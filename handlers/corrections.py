@@ -30,7 +30,7 @@ from outbox import intents as say
 from outbox.intents import Intent
 from storage.models import Group, Person, Report, ReportChange
 from storage.outbox import enqueue
-from storage.people import PersonRow
+from storage.people import PersonRow, group_of
 from storage.reports import change_report, recent_reports, report_changes
 from storage.schedule import schedule_from
 
@@ -615,6 +615,7 @@ def _mark(ctx: Context, report: Report, review: str, comment: str | None) -> Non
                 comment=comment,
             ),
             options=((say.gettext("Correct it"), f"go:correct {report.ref}"),),
+            digits=group.digits,
         ),
         language=submitter.language or group.language,
         now=ctx.now,
@@ -640,7 +641,7 @@ def _tell_querier(ctx: Context, report: Report, spec: FieldSpec) -> None:
     querier = ctx.session.get(Person, marks[-1].person_id) if marks else None
     if querier is None or querier.id is None or querier.id == ctx.person.id or not querier.active:
         return
-    group = ctx.session.get(Group, report.group_id)
+    group = group_of(ctx.session, querier) or ctx.session.get(Group, report.group_id)
     assert group is not None
     question = {language: short_label(spec, language) for language in ("ar", "en", "fr")}
     enqueue(
@@ -656,6 +657,7 @@ def _tell_querier(ctx: Context, report: Report, spec: FieldSpec) -> None:
                 question=say.localized(question),
             ),
             options=((say.gettext("Review it"), f"go:review {report.ref}"),),
+            digits=group.digits,
         ),
         language=querier.language or group.language,
         now=ctx.now,

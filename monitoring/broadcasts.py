@@ -16,6 +16,7 @@ from outbox.intents import Intent
 from storage import broadcasts
 from storage.models import Broadcast, OutboxMessage, Person
 from storage.outbox import enqueue
+from storage.people import group_of
 
 PROGRESS_EVERY = timedelta(minutes=10)
 FOLLOWED_FOR = timedelta(days=30)  # a broadcast still waiting after that is left alone
@@ -42,6 +43,8 @@ def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
         return 0
     figures = broadcasts.figures(session, broadcast.id)
     language = broadcasts.language_of(session, creator)
+    group = group_of(session, creator)
+    digits = group.digits if group else None  # the creator reads numbers their group's way
     if figures.waiting:
         slot = int((now - broadcast.created_at) / PROGRESS_EVERY)
         if slot < 1:
@@ -59,7 +62,7 @@ def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
                 person_id=creator.id,
                 kind="broadcast-report",
                 dedupe_key=f"broadcast-progress:{broadcast.id}:{slot}",
-                intent=Intent.of(text),
+                intent=Intent.of(text, digits=digits),
                 language=language,
                 now=now,
             )
@@ -78,6 +81,7 @@ def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
             "Sent again after a lost answer or a restart: {n} (they may have received it twice).",
             n=figures.resent,
         ),
+        digits=digits,
     )
     sent = enqueue(
         session,

@@ -165,7 +165,7 @@ class Monitor:
                     person_id=person.id,
                     kind="digest",
                     dedupe_key=f"network-digest:{kind}:{period.key}:{person.id}",
-                    intent=Intent.of(text),
+                    intent=Intent.of(text, digits=network.digits),
                     language=person.language or network.language,
                     now=now,
                 )

@@ -25,6 +25,7 @@ from outbox import intents as say
 from outbox.intents import Intent
 from storage.models import Broadcast, Group, Organization, OutboxMessage, Person
 from storage.outbox import FILE_ID, counts_by_status, enqueue
+from storage.people import group_of
 
 #: Broadcast.photo prefix of a file the console channel kept in the media folder.
 KEPT_FILE = "kept-file:"
@@ -229,6 +230,5 @@ def language_of(session: Session, person: Person) -> str:
     """The language a person reads: their own, else their group's."""
     if person.language:
         return person.language
-    organization = session.get(Organization, person.organization_id)
-    group = session.get(Group, organization.group_id) if organization else None
+    group = group_of(session, person)
     return group.language if group else "ar"

@@ -39,6 +39,12 @@ def add_address(session: Session, person_id: int, channel: str, address: str) ->
     return insert_new(session, _ADDRESS, values, ["channel", "address"])
 
 
+def group_of(session: Session, person: Person) -> Group | None:
+    """The development group a person belongs to, through their organization."""
+    organization = session.get(Organization, person.organization_id)
+    return session.get(Group, organization.group_id) if organization else None
+
+
 def addresses_of(session: Session, person_id: int) -> list[PersonAddress]:
     """Every channel and address `person_id` is reached at, the first registered first."""
     return list(

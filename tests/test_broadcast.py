@@ -352,3 +352,39 @@ def test_only_a_file_the_console_kept_is_a_local_photo() -> None:
     assert broadcasts.photo_path(kept) == "/srv/data/media/ab12.jpg"
     # a stored value without its kind (older rows) is a reference, never a path
     assert broadcasts.photo_path("/etc/passwd") == "file-id:/etc/passwd"
+
+
+async def test_an_arabic_coordinator_reads_broadcast_figures_in_arabic_indic_digits(
+    sanad: Sanad, clock: Clock
+) -> None:
+    """Bahrain writes its numbers in Arabic-Indic digits: the broadcast list, its progress
+    and its report too, not only the digests."""
+    async with Telegram(sanad) as telegram:
+        coordinator = await join(telegram, "bh_young_ladies", "coordinator", 821)
+        add_people(sanad, "bh_hamad_women", 12)
+        await coordinator.says("/broadcast")
+        await coordinator.says("Training on Thursday")
+        await coordinator.taps("Same text for every language")
+        await coordinator.taps("An organization")
+        await coordinator.taps("Hamad Women's Association")
+        await coordinator.taps("Preview")
+        await coordinator.taps("Confirm and send")
+        assert "Broadcast #1 is on its way to 12 people." in coordinator.last
+        with transaction(sanad.engine) as session:
+            person = session.exec(select(Person).where(Person.address == "821")).one()
+            person.language = "ar"  # as if they chose Arabic in /language
+            session.add(person)
+
+        clock.advance(minutes=11)
+        tick(sanad, clock)
+        progress = outbox_text(sanad, "broadcast-progress:1:1")
+        assert "١٢" in progress and not any(c.isascii() and c.isdigit() for c in progress)
+        await coordinator.says("/broadcasts")
+        listing = coordinator.last.replace("\u2068", "").replace("\u2069", "")
+        assert "#١" in listing and "١٢" in listing
+        assert not any(c.isascii() and c.isdigit() for c in listing), listing
+
+        await send_all(sanad, telegram, clock)
+        report = report_text(sanad, clock, 1)
+        assert "١٢" in report
+        assert not any(c.isascii() and c.isdigit() for c in report), report

@@ -4,7 +4,7 @@ coordinator marks it checked, and /history shows who changed what and when."""
 
 from __future__ import annotations
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.app import Sanad
 from bot.channels.telegram_delivery import telegram_deliver
@@ -107,6 +107,7 @@ async def test_a_coordinator_queries_the_worker_corrects_and_it_is_checked(
         with transaction(sanad.engine) as session:
             [query] = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "query")).all()
         assert query.person_id == person_id(sanad, fatima)
+        assert query.message["digits"] == "arab", "Bahrain's numbers, should Fatima read Arabic"
         said = reply_for(query, None)
         assert "Huda has a question about your report REC-1" in plain(said.text)
         assert "Paper 100 kg but only 60 kg sold?" in plain(said.text)
@@ -126,6 +127,14 @@ async def test_a_coordinator_queries_the_worker_corrects_and_it_is_checked(
         assert "Sold is now 95 kg" in fatima.everything
 
         assert await sender.run_once() == 1  # Huda learns of the correction
+        with transaction(sanad.engine) as session:
+            notice = session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.kind == "query")
+                .order_by(col(OutboxMessage.id).desc())
+            ).first()
+        assert notice is not None and notice.person_id == person_id(sanad, huda)
+        assert notice.message["digits"] == "arab"
         assert "Fatima corrected REC-1 after your question: Sold." in plain(
             telegram.api.messages_to(huda.user.id)[-1].text or ""
         )
