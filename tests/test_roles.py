@@ -136,3 +136,30 @@ async def test_the_fake_bot_api_takes_command_lists_as_telegram_does() -> None:
         assert api.commands_shown(5) == [("status", "who has reported")], "refused: unchanged"
         await bot.set_my_commands([], scope=BotCommandScopeChat(5))
         assert api.commands_shown(5) == [("help", "what I can do")], "deleted: the default again"
+
+
+async def test_an_admins_home_shows_each_group_at_a_glance(sanad: Sanad, clock: Clock) -> None:
+    clock.now = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)  # Wednesday 2 December
+    async with Telegram(sanad) as telegram:
+        sitra = await join(telegram, "bh_sitra_women", "worker", 841)
+        admin = await join(telegram, "arab_network", "admin", 842)
+        await report_recycling(sitra, "week of 29 Nov")
+        await admin.says("/menu")
+        home = admin.last.replace("\u2068", "").replace("\u2069", "")
+        assert home.startswith(
+            "The network at a glance (associations that reported, of those expected):"
+        )
+        bahrain = home[home.index("• Bahrain development group") :]
+        bahrain = bahrain[: bahrain.index("\n•")]
+        # Bahrain's weeks start on Sunday: the week under way (29 November on) has Sitra's.
+        assert "Recycling output: last week: 0 of 3 · this week: 1 of 3" in bahrain
+        assert "last month: 0 of 3 · this month: 0 of 3" in bahrain
+        for name in ("Egypt", "Lebanon", "Morocco", "Sudan"):
+            assert f"• {name}" in home
+        assert "• Arab Network" not in home  # the network itself is no group to report
+        assert home.endswith("What would you like to do?")
+
+        arabic = await join(telegram, "arab_network", "admin", 843, "ar")
+        await arabic.says("/menu")
+        assert "الشبكة في لمحة" in arabic.last
+        assert "هذا الأسبوع: ١ من ٣" in arabic.last.replace("\u2068", "").replace("\u2069", "")
