@@ -503,6 +503,15 @@ def money_totals(
     if not fields or form.period == "none":
         return {}
     names = tuple(f.name for f in fields)
+    if form.period == "day":  # over the days of `period`
+        params = {"group_id": group.id, "first": period.start.isoformat()}
+        rows = (
+            session.connection()
+            .execute(_by_day(form.id, names), {**params, "last": period.end.isoformat()})
+            .all()
+        )
+        sums = {name: sum(float(r[i + 1]) for r in rows) for i, name in enumerate(names)}
+        return sums if rows else {}
     row = (
         session.connection()
         .execute(_by_period(form.id, names), {"group_id": group.id, "keys": [period.key]})

@@ -24,7 +24,7 @@ from forms.schema import FormSpec
 from locales import Translator, translator
 from monitoring.audience import admins, coordinators_of
 from monitoring.broadcasts import report_broadcasts
-from monitoring.completeness import completeness
+from monitoring.completeness import completeness, days_reported
 from monitoring.digest import (
     Digest,
     build_digest,
@@ -191,10 +191,14 @@ class Monitor:
             lines.append(group.names.get(lang, group.key))
             for form_id, form_schedule in schedule.forms.items():
                 form = self.forms.get(form_id)
-                if form is None or form_schedule.every != kind:
+                if form is None or not in_digest(form_schedule.every, kind):
                     continue
                 period = _latest(kind, today, group)
-                state = completeness(session, group, form, form_schedule, period)
+                state = (
+                    days_reported(session, group, form, form_schedule, period).state
+                    if form.period == "day"
+                    else completeness(session, group, form, form_schedule, period)
+                )
                 lines.append(
                     "• "
                     + tr.ngettext(

@@ -418,3 +418,56 @@ def test_a_daily_form_is_in_the_weekly_and_monthly_digests_with_its_days(sanad: 
     assert "Sitra Women's Advancement Association: 7 of 30 days" in month
     chart = digest_chart(weekly, translator("ar", "arab"), sanad.settings.charts_dir)
     assert chart is not None and chart.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_group_reporting_daily_gets_its_weekly_digest_and_the_network_sees_it(
+    sanad: Sanad, clock: Clock
+) -> None:
+    week = date(2026, 11, 22)
+    forms = {**sanad.dispatcher.services.forms, "recycling": daily_form(sanad)}
+    with transaction(sanad.engine) as session:
+        bahrain = group(session, "bahrain")
+        # No weekly form left: the weekly digest is there for the daily ones.
+        bahrain.schedule = {
+            "forms": {
+                "recycling": {"every": "day", "due_days": 0},
+                "checkin": {"every": "day", "due_days": 0},
+            }
+        }
+        session.add(bahrain)
+        sitra = worker_of(session, "bh_sitra_women")
+        for n in (1, 2, 3):
+            daily_recycling(sanad, session, sitra, week + timedelta(days=n))
+        supportive = session.exec(
+            select(Organization).where(Organization.key == "bh_young_ladies")
+        ).one()
+        coordinator = Person(
+            channel="telegram",
+            address="7001",
+            display_name="Huda",
+            role="coordinator",
+            language="en",
+            organization_id=supportive.id or 0,
+        )
+        session.add(coordinator)
+        session.flush()
+        monitor = Monitor(sanad.engine, forms, sanad.settings.charts_dir, clock)
+        network = plain(
+            monitor.network_text(
+                session, "week", datetime(2026, 12, 2, 8, tzinfo=UTC), translator("en")
+            )
+        )
+    assert "Recycling output, week of 22 Nov to 28 Nov 2026: 33% reported" in network
+    assert "Revenue: BHD181.500" in network  # three days of 60.500
+    # The weekly digest of 22-28 November goes on Tuesday 1 December at 09:00 in Bahrain.
+    clock.now = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+    monitor.tick()
+    with transaction(sanad.engine) as session:
+        digest = session.exec(
+            select(OutboxMessage).where(
+                OutboxMessage.dedupe_key == f"digest:week:bahrain:2026-11-22:{coordinator.id}"
+            )
+        ).one()
+        text = plain(reply_for(digest, None).text)
+    assert "Recycling output, reported daily: 3 reports from 1 of 3 associations." in text
+    assert "Sitra Women's Advancement Association: 3 of 7 days" in text
