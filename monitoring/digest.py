@@ -114,7 +114,8 @@ def build_digest(
             history = _daily_history(session, group, form, period)
             # A target is for one period of the form: here, one day.
             targets = {k: v * days.length for k, v in targets.items()}
-            parts.append(FormDigest(form, days.state, history, targets, [], days))
+            outliers = _outliers(session, group, form, period)
+            parts.append(FormDigest(form, days.state, history, targets, outliers, days))
             continue
         state = completeness(session, group, form, form_schedule, period, expected[kinds])
         history = _history(session, group, form, period)
@@ -292,35 +293,45 @@ def _by_date(form_id: str, fields: tuple[str, ...], dated: str | None, periods: 
 
 
 def _outliers(session: Session, group: Group, form: FormSpec, period: Period) -> list[Outlier]:
-    """Values of this period far outside the same association's own earlier values."""
+    """Values of this period far outside the same association's own earlier values (for a
+    daily form, its totals over the days of each period)."""
     if form.period == "none":
         return []
     fields = numeric_fields(form)
-    keys = [p.key for p in _periods(period)]
-    rows = session.exec(
-        select(Report.organization_id, Report.period, Report.answers).where(
-            Report.group_id == group.id, Report.form_id == form.id, col(Report.period).in_(keys)
-        )
-    ).all()
+    periods = _periods(period)
+    query = select(Report.organization_id, Report.period, Report.answers).where(
+        Report.group_id == group.id, Report.form_id == form.id
+    )
+    if form.period == "day":
+        first, last = periods[0].start.isoformat(), periods[-1].end.isoformat()
+        query = query.where(col(Report.period).between(first, last))
+    else:
+        query = query.where(col(Report.period).in_([p.key for p in periods]))
     by_org: dict[int, dict[str, dict[str, float]]] = {}
-    for organization_id, key, answers in rows:
-        by_org.setdefault(organization_id, {})[key or ""] = dict(answers)
+    for organization_id, key, answers in session.exec(query).all():
+        if form.period == "day":
+            day = date.fromisoformat(key or "")
+            key = next(p for p in periods if p.start <= day <= p.end).key
+        sums = by_org.setdefault(organization_id, {}).setdefault(key or "", {})
+        for spec in fields:
+            if answers.get(spec.name) is not None:
+                sums[spec.name] = sums.get(spec.name, 0.0) + float(answers[spec.name])
     found = []
-    for organization_id, periods in sorted(by_org.items()):
-        current = periods.get(period.key)
+    for organization_id, totals in sorted(by_org.items()):
+        current = totals.get(period.key)
         if current is None:
             continue
-        earlier = [a for k, a in periods.items() if k != period.key]
+        earlier = [a for k, a in totals.items() if k != period.key]
         for spec in fields:
             value = current.get(spec.name)
-            past = [float(a[spec.name]) for a in earlier if a.get(spec.name) is not None]
+            past = [a[spec.name] for a in earlier if a.get(spec.name) is not None]
             if value is None or len(past) < MIN_HISTORY:
                 continue
             usual = median(past)
-            if _far(float(value), usual):
+            if _far(value, usual):
                 organization = session.get(Organization, organization_id)
                 assert organization is not None
-                found.append(Outlier(organization, spec, float(value), usual))
+                found.append(Outlier(organization, spec, value, usual))
     return found
 
 

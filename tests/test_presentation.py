@@ -345,7 +345,11 @@ async def test_myreports_in_english_writes_dates_day_first(sanad: Sanad, clock: 
 
 
 def daily_recycling(
-    sanad: Sanad, session: Session, worker: tuple[Organization, Person], day: date
+    sanad: Sanad,
+    session: Session,
+    worker: tuple[Organization, Person],
+    day: date,
+    **values: Any,
 ) -> None:
     """A daily recycling report for `day`, sent that evening."""
     organization, someone = worker
@@ -358,7 +362,7 @@ def daily_recycling(
         organization_id=organization.id,
         person_id=someone.id,
         period=day.isoformat(),
-        answers={**RECYCLING, "period": day.isoformat()},
+        answers={**RECYCLING, **values, "period": day.isoformat()},
         now=datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=15),
     )
 
@@ -471,3 +475,28 @@ def test_a_group_reporting_daily_gets_its_weekly_digest_and_the_network_sees_it(
         text = plain(reply_for(digest, None).text)
     assert "Recycling output, reported daily: 3 reports from 1 of 3 associations." in text
     assert "Sitra Women's Advancement Association: 3 of 7 days" in text
+
+
+def test_a_week_of_daily_reports_far_from_the_usual_weeks_is_flagged(sanad: Sanad) -> None:
+    week = date(2026, 11, 22)
+    forms = {**sanad.dispatcher.services.forms, "recycling": daily_form(sanad)}
+    with transaction(sanad.engine) as session:
+        bahrain = group(session, "bahrain")
+        bahrain.schedule = {"forms": {"recycling": {"every": "day", "due_days": 0}}}
+        session.add(bahrain)
+        hamad = worker_of(session, "bh_hamad_women")
+        for n in range(-21, 7):  # three usual weeks of 100 kg a day (700 a week), then this one
+            paper = 2000.0 if n == 3 else 100.0
+            daily_recycling(sanad, session, hamad, week + timedelta(days=n), paper_kg=paper)
+        built = build_digest(
+            session,
+            bahrain,
+            schedule_from(bahrain.schedule),
+            forms,
+            "week",
+            period_containing("week", week, bahrain.week_start),
+            date(2026, 12, 2),
+        )
+    text = plain(digest_text(built, translator("en")))
+    assert "To check: Hamad Women's Association, Paper (kg): 2,600, usually about 700." in text
+    assert "Aluminium (kg)" not in text.split("To check:", 1)[1]  # 140 a week, as usual
