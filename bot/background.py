@@ -15,19 +15,36 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import Sanad
 from monitoring.monitor import Monitor
-from outbox.sender import Deliver, Sender
+from outbox.sender import Address, Deliver, Rejected, Sender
 from storage.applied import forget_applied
+from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 60
 FORGET_SECONDS = 3600
 
 
+def by_channel(delivers: dict[str, Deliver]) -> Deliver:
+    """One `Deliver` for several channels: each row goes to its address's channel."""
+
+    async def deliver(address: Address, message: OutboxMessage) -> None:
+        chosen = delivers.get(address.channel)
+        if chosen is None:
+            raise Rejected(f"no channel {address.channel!r} is configured in this process")
+        await chosen(address, message)
+
+    return deliver
+
+
 class Background:
     """The scheduler and the sender of one process."""
 
     def __init__(
-        self, sanad: Sanad, deliver: Deliver, on_sent: Callable[[float, float], None] | None = None
+        self,
+        sanad: Sanad,
+        deliver: Deliver,
+        on_sent: Callable[[float, float], None] | None = None,
+        per_second: float = 30.0,
     ) -> None:
         self.monitor = Monitor(
             sanad.engine,
@@ -38,6 +55,7 @@ class Background:
         self.sender = Sender(
             sanad.engine,
             deliver,
+            per_second=per_second,
             clock=sanad.dispatcher.clock,
             on_sent=on_sent,
             stale_after=timedelta(seconds=sanad.settings.outbox_claim_timeout),

@@ -43,21 +43,39 @@ To try Sanad without Telegram, use the console instead:
     python -m bot demo
 """
 
+NO_CHANNEL = """Neither Telegram nor WhatsApp is configured, so Sanad has no one to talk to.
+
+Telegram: set TELEGRAM_BOT_TOKEN (and TELEGRAM_WEBHOOK_SECRET for webhook mode).
+WhatsApp: set WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET and
+WHATSAPP_VERIFY_TOKEN (see docs/whatsapp.md). Both may be set: one process serves both.
+
+To try Sanad without either, use the console:
+
+    python -m bot demo
+"""
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = Settings()
     level = logging.INFO if args.action in (_run, _worker, _webhook) else logging.WARNING
-    secrets = [settings.telegram_bot_token, settings.telegram_webhook_secret]
+    secrets = [
+        settings.telegram_bot_token,
+        settings.telegram_webhook_secret,
+        settings.whatsapp_token,
+        settings.whatsapp_app_secret,
+        settings.whatsapp_verify_token,
+    ]
     logs.configure(
         [s.get_secret_value() for s in secrets if s], level, log_format=settings.log_format
     )
-    if (
-        args.action in (_run, _worker, _webhook, _set_webhook)
-        and settings.telegram_bot_token is None
-    ):
+    whatsapp = settings.whatsapp_token is not None
+    if args.action in (_run, _set_webhook) and settings.telegram_bot_token is None:
         print(NO_TOKEN, file=sys.stderr)
+        return 1
+    if args.action in (_worker, _webhook) and settings.telegram_bot_token is None and not whatsapp:
+        print(NO_CHANNEL, file=sys.stderr)
         return 1
     try:
         return int(args.action(args, settings) or 0)
@@ -84,9 +102,9 @@ def _parser() -> argparse.ArgumentParser:
 
     webhook = commands.add_parser(
         "webhook",
-        help="serve Telegram updates over HTTP (POST "
-        "/telegram, /health, /metrics), with the scheduler and the "
-        "sender unless --without-worker",
+        help="serve Telegram updates and WhatsApp events over HTTP (POST /telegram, "
+        "GET/POST /whatsapp, /health, /metrics; each when configured), with the scheduler "
+        "and the sender unless --without-worker",
     )
     webhook.add_argument("--host", default="0.0.0.0")
     webhook.add_argument(
@@ -134,7 +152,19 @@ def _parser() -> argparse.ArgumentParser:
     invite.add_argument("--org", required=True, help="organization key from the network file")
     invite.add_argument("--role", required=True, choices=["worker", "coordinator", "admin"])
     invite.add_argument("--expires", default="7d", help="e.g. 7d, 12h, 30m, or never")
+    invite.add_argument(
+        "--channel",
+        choices=["telegram", "whatsapp"],
+        default="telegram",
+        help="the link to print: t.me (default) or wa.me",
+    )
     invite.set_defaults(action=_invite)
+
+    templates = commands.add_parser(
+        "whatsapp-templates",
+        help="print the WhatsApp message templates the bot uses, as JSON to submit to Meta",
+    )
+    templates.set_defaults(action=_whatsapp_templates)
 
     export = commands.add_parser("export", help="write reports to CSV or XLSX")
     export.add_argument("form", help="form id (checkin, beneficiaries, recycling) or all")
@@ -172,16 +202,24 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.channels.telegram import build_application
     from bot.channels.webhook import create_app, webhook_secret
+    from bot.channels.whatsapp.service import assemble_whatsapp
 
     sanad = assemble(settings)
     try:
-        webhook_secret(sanad)
+        whatsapp = assemble_whatsapp(sanad) if settings.whatsapp_token is not None else None
+        if settings.telegram_bot_token is not None:
+            webhook_secret(sanad)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     metrics = Metrics(sanad.engine)
-    application = build_application(sanad, with_background=not args.without_worker, metrics=metrics)
-    app = create_app(sanad, application, metrics)
+    application = None
+    if settings.telegram_bot_token is not None:
+        others = {"whatsapp": whatsapp.deliver} if whatsapp is not None else None
+        application = build_application(
+            sanad, with_background=not args.without_worker, metrics=metrics, other_channels=others
+        )
+    app = create_app(sanad, application, metrics, whatsapp, with_background=not args.without_worker)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None)
     return 0
 
@@ -216,7 +254,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import signal
 
+    from bot.background import Background, by_channel
     from bot.channels.telegram import run_worker
+    from bot.channels.whatsapp.service import assemble_whatsapp
 
     async def work() -> None:
         stop = asyncio.Event()
@@ -224,7 +264,26 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         sanad = assemble(settings)
-        await run_worker(sanad, stop, metrics=_metrics(sanad))
+        whatsapp = assemble_whatsapp(sanad) if settings.whatsapp_token is not None else None
+        try:
+            if settings.telegram_bot_token is not None:
+                others = {"whatsapp": whatsapp.deliver} if whatsapp is not None else None
+                await run_worker(sanad, stop, metrics=_metrics(sanad), other_channels=others)
+                return
+            assert whatsapp is not None
+            metrics = _metrics(sanad)
+            background = Background(
+                sanad,
+                by_channel({"whatsapp": whatsapp.deliver}),
+                metrics.sent,
+                per_second=whatsapp.messages_per_second,
+            )
+            await background.start()
+            await stop.wait()
+            await background.stop()
+        finally:
+            if whatsapp is not None:
+                await whatsapp.close()
 
     asyncio.run(work())
     return 0
@@ -284,7 +343,16 @@ def _invite(args: argparse.Namespace, settings: Settings) -> int:
         invite = new_invite(session, organization, args.role, utcnow(), valid_for)
         username = settings.telegram_bot_username or recall(session, "telegram_username")
     print(f"code: {invite.code}")
-    if username:
+    if args.channel == "whatsapp":
+        if settings.whatsapp_number:
+            number = "".join(c for c in settings.whatsapp_number if c.isdigit())
+            print(f"link: https://wa.me/{number}?text=start%20{invite.code}")
+        else:
+            print(
+                "link: unknown until WHATSAPP_NUMBER is set; meanwhile send "
+                f"start {invite.code} to the bot on WhatsApp"
+            )
+    elif username:
         print(f"link: https://t.me/{username.lstrip('@')}?start={invite.code}")
     else:
         print(
@@ -299,6 +367,15 @@ def _invite(args: argparse.Namespace, settings: Settings) -> int:
             else invite.expires_at.strftime("%Y-%m-%d %H:%M UTC")
         )
     )
+    return 0
+
+
+def _whatsapp_templates(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from bot.channels.whatsapp.templates import submissions
+
+    print(json.dumps(submissions(), ensure_ascii=False, indent=2))
     return 0
 
 

@@ -187,6 +187,21 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _time(nullable=True)
     error: str | None = None
     broadcast_id: int | None = Field(default=None, index=True)
+    # The platform's id of the message that carried this row (WhatsApp's wamid), so that its
+    # status reports find it; and the last of them: sent, delivered, read or failed.
+    platform_message_id: str | None = Field(default=None, index=True)
+    delivery: str | None = None
+
+
+class InboundSeen(SQLModel, table=True):
+    """When a person last wrote from an address: WhatsApp lets free-form messages reach them
+    only within 24 hours of that."""
+
+    __tablename__ = "inbound_seen"
+
+    channel: str = Field(primary_key=True)
+    address: str = Field(primary_key=True)
+    last_inbound_at: datetime = _time()
 
 
 class Broadcast(SQLModel, table=True):

@@ -25,12 +25,13 @@ from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import Sanad
-from bot.background import Background
+from bot.background import Background, by_channel
 from bot.channels.telegram_delivery import CHANNEL, keyboard, send_text, telegram_deliver
 from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
 from handlers.messages import Incoming, Location, Photo, Reply, TryLater
 from locales import LANGUAGES, translator
+from outbox.sender import Deliver
 from storage.db import transaction
 from storage.people import remember
 from storage.wal import checkpointing
@@ -88,6 +89,7 @@ def build_application(
     get_updates_request: BaseRequest | None = None,
     with_background: bool = False,
     metrics: Metrics | None = None,
+    other_channels: dict[str, Deliver] | None = None,
 ) -> Application:
     """The python-telegram-bot Application for `sanad`; requests can be replaced in tests.
 
@@ -115,10 +117,9 @@ def build_application(
         await _introduce(sanad, application)
         tasks.append(asyncio.create_task(_write_delivered_regularly(sanad)))
         if with_background:
+            delivers = {CHANNEL: telegram_deliver(application.bot), **(other_channels or {})}
             background.append(
-                Background(
-                    sanad, telegram_deliver(application.bot), metrics.sent if metrics else None
-                )
+                Background(sanad, by_channel(delivers), metrics.sent if metrics else None)
             )
             await background[0].start()
         checkpoints.enter_context(checkpointing(sanad.engine))  # last: stopping undoes it
@@ -393,11 +394,16 @@ def make_bot(sanad: Sanad) -> Bot:
 
 
 async def run_worker(
-    sanad: Sanad, stop: asyncio.Event, bot: Bot | None = None, metrics: Metrics | None = None
+    sanad: Sanad,
+    stop: asyncio.Event,
+    bot: Bot | None = None,
+    metrics: Metrics | None = None,
+    other_channels: dict[str, Deliver] | None = None,
 ) -> None:
     """The scheduler and the sender alone, until `stop` is set."""
     async with bot or make_bot(sanad) as ready:
-        work = Background(sanad, telegram_deliver(ready), metrics.sent if metrics else None)
+        delivers = {CHANNEL: telegram_deliver(ready), **(other_channels or {})}
+        work = Background(sanad, by_channel(delivers), metrics.sent if metrics else None)
         with checkpointing(sanad.engine):
             await work.start()
             await stop.wait()

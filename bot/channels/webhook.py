@@ -14,7 +14,7 @@ import hmac
 import logging
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -26,6 +26,7 @@ from telegram import Bot, Update
 from telegram.ext import Application
 
 from bot.app import Sanad
+from bot.background import Background, by_channel
 from bot.channels.telegram import (
     ALLOWED_UPDATES,
     ERROR_LOGGERS,
@@ -34,6 +35,9 @@ from bot.channels.telegram import (
     make_bot,
     running,
 )
+from bot.channels.whatsapp import CHANNEL as WHATSAPP
+from bot.channels.whatsapp.service import WhatsApp
+from bot.channels.whatsapp.webhook import PATH as WHATSAPP_PATH
 from bot.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
@@ -58,12 +62,16 @@ def webhook_secret(sanad: Sanad) -> str:
 
 def create_app(
     sanad: Sanad,
-    application: Application,
+    application: Application | None,
     metrics: Metrics | None = None,
+    whatsapp: WhatsApp | None = None,
+    with_background: bool = False,
 ) -> Starlette:
-    """The ASGI app. Its lifespan initializes and starts `application` (and its post_init:
-    the command list, and the scheduler and sender if it was built with them)."""
-    secret = webhook_secret(sanad).encode()
+    """The ASGI app: POST /telegram when `application` is given (its lifespan initializes and
+    starts it, and its post_init: the command list, and the scheduler and sender if it was built
+    with them), GET/POST /whatsapp when `whatsapp` is. Without Telegram, `with_background` runs
+    the scheduler and the sender here, at WhatsApp's rate."""
+    secret = webhook_secret(sanad).encode() if application is not None else b""
     # The next message of a chat may reach another web process: it must see at once that
     # this one's replies went out (else it would ask the person where to go on).
     sanad.dispatcher.replied_delay = 0.0
@@ -74,12 +82,14 @@ def create_app(
         if not hmac.compare_digest(given, secret):
             return Response(status_code=403)
         try:
+            assert application is not None
             update = Update.de_json(await request.json(), application.bot)
         except Exception:
             log.warning("webhook: a body that is not an update")
             metrics.errors.inc()
             return Response(status_code=400)
         try:
+            assert application is not None
             await apply_update(application, update)
         except NotRecorded:
             metrics.errors.inc()
@@ -100,18 +110,32 @@ def create_app(
         for logger in counted:
             logger.addHandler(metrics.error_log)
         try:
-            async with running(application):
-                log.info("webhook ready on %s", PATH)
+            async with AsyncExitStack() as stack:
+                if application is not None:
+                    await stack.enter_async_context(running(application))
+                    log.info("webhook ready on %s", PATH)
+                if whatsapp is not None:
+                    stack.push_async_callback(whatsapp.close)
+                    if application is None and with_background:
+                        work = Background(
+                            sanad,
+                            by_channel({WHATSAPP: whatsapp.deliver}),
+                            metrics.sent,
+                            per_second=whatsapp.messages_per_second,
+                        )
+                        await work.start()
+                        stack.push_async_callback(work.stop)
+                    log.info("webhook ready on %s", WHATSAPP_PATH)
                 yield
         finally:
             for logger in counted:
                 logger.removeHandler(metrics.error_log)
 
-    routes = [
-        Route(PATH, telegram, methods=["POST"]),
-        Route("/health", health),
-        Route("/metrics", scrape),
-    ]
+    routes = [Route("/health", health), Route("/metrics", scrape)]
+    if application is not None:
+        routes.append(Route(PATH, telegram, methods=["POST"]))
+    if whatsapp is not None:
+        routes += whatsapp.webhook.routes()
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     return app

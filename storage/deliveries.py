@@ -1,0 +1,72 @@
+"""What platforms tell back about messages, and when a person last wrote from an address.
+
+Status reports (sent, delivered, read, failed) arrive in any order and more than once: a row's
+`delivery` only moves forward (sent < delivered < read), except to "failed", which is final.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, Table, bindparam, update
+from sqlmodel import Session, select
+
+from storage.db import insert_new
+from storage.models import InboundSeen, OutboxMessage
+
+RANK = {None: 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+_SEEN: Table = InboundSeen.__table__  # type: ignore[attr-defined]
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_TOUCH = (
+    update(_SEEN)
+    .where(_SEEN.c.channel == bindparam("c"), _SEEN.c.address == bindparam("a"))
+    .where(_SEEN.c.last_inbound_at < bindparam("at"))
+    .values(last_inbound_at=bindparam("at"))
+)
+
+
+def seen_inbound(
+    connection: Connection | Session, channel: str, address: str, at: datetime
+) -> None:
+    """`address` wrote at `at` (an older report, delivered late, changes nothing)."""
+    values = {"channel": channel, "address": address, "last_inbound_at": at}
+    if not insert_new(connection, _SEEN, values, ["channel", "address"]):
+        connection.execute(_TOUCH, {"c": channel, "a": address, "at": at})
+
+
+def last_inbound(session: Session, channel: str, address: str) -> datetime | None:
+    row = session.get(InboundSeen, (channel, address))
+    return row.last_inbound_at if row is not None else None
+
+
+def record_platform_id(session: Session, message_id: int, platform_id: str) -> None:
+    """The platform took outbox row `message_id` under `platform_id`."""
+    session.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == message_id)
+        .values(platform_message_id=platform_id, delivery=None)
+    )
+
+
+def find_by_platform_id(session: Session, platform_id: str) -> OutboxMessage | None:
+    statement = select(OutboxMessage).where(OutboxMessage.platform_message_id == platform_id)
+    return session.exec(statement).first()
+
+
+def advance_delivery(session: Session, message: OutboxMessage, status: str) -> bool:
+    """Move the row's delivery status forward to `status`; False if it is not a step forward."""
+    if RANK.get(status, 0) <= RANK.get(message.delivery, 0):
+        return False
+    message.delivery = status
+    session.add(message)
+    return True
+
+
+def send_again(session: Session, message_id: int, now: datetime, note: str | None) -> None:
+    """Put a row that was sent back in line (it is to go out again, another way)."""
+    session.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == message_id)
+        .values(status="pending", next_attempt_at=now, error=note, delivery=None)
+    )
