@@ -3,8 +3,10 @@ webhook, the bot answers through the Graph API, and the fake holds it to WhatsAp
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlmodel import select
 
@@ -12,9 +14,9 @@ from bot.app import Sanad
 from forms.schema import FieldSpec
 from locales import LANGUAGE_NAMES, LANGUAGES, translator
 from storage.db import transaction
-from storage.models import Person, Report
+from storage.models import Conversation, Person, ProcessedUpdate, Report
 from tests.harness import invite
-from tests.whatsapp_harness import WhatsAppChat, WhatsAppPerson
+from tests.whatsapp_harness import VERIFY_TOKEN, WhatsAppChat, WhatsAppPerson
 
 WORKER = "97333000001"
 
@@ -94,3 +96,105 @@ async def test_each_form_in_each_language(sanad: Sanad, form_id: str, language: 
             assert kept.is_relative_to(sanad.settings.data_dir.resolve())
         if spec.type == "location" and spec.name in report.answers:
             assert "26.2235" in str(report.answers[spec.name])
+
+
+async def registered(wa: WhatsAppChat, wa_id: str = WORKER, language: str = "en") -> WhatsAppPerson:
+    worker = wa.person(wa_id, "Maryam")
+    await worker.says(f"start {invite(wa.sanad, 'bh_rural_girls')}")
+    await worker.taps(LANGUAGE_NAMES[language])
+    return worker
+
+
+def count(sanad: Sanad, model: type) -> int:
+    with transaction(sanad.engine) as session:
+        return len(session.exec(select(model)).all())
+
+
+async def test_meta_verifies_the_webhook_with_the_verify_token(sanad: Sanad) -> None:
+    async with WhatsAppChat(sanad) as wa, httpx.AsyncClient(base_url=wa.root) as client:
+        query = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "8a7"}
+        answer = await client.get("/whatsapp", params=query)
+        assert (answer.status_code, answer.text) == (200, "8a7")
+        assert answer.headers["content-type"].startswith("text/plain")
+        wrong = {**query, "hub.verify_token": "guess"}
+        assert (await client.get("/whatsapp", params=wrong)).status_code == 403
+        assert (await client.get("/whatsapp", params={**query, "hub.mode": "x"})).status_code == 403
+
+
+async def test_a_delivery_without_the_right_signature_changes_nothing(sanad: Sanad) -> None:
+    code = invite(sanad, "bh_rural_girls")
+    async with WhatsAppChat(sanad) as wa, httpx.AsyncClient(base_url=wa.root) as client:
+        wa.api.user(WORKER).text(f"start {code}")
+        body = wa.api.queue.popleft().body
+        for headers in ({}, {"X-Hub-Signature-256": "sha256=" + "0" * 64}):
+            answer = await client.post("/whatsapp", content=body, headers=headers)
+            assert answer.status_code == 401
+        forged = json.loads(body)
+        signed = wa.api.signature(body)
+        forged["entry"][0]["id"] = "other"
+        answer = await client.post(
+            "/whatsapp", content=json.dumps(forged), headers={"X-Hub-Signature-256": signed}
+        )
+        assert answer.status_code == 401
+        assert wa.api.sent == []
+    assert count(sanad, Person) == 0
+
+
+async def test_repeated_dropped_and_reordered_deliveries_apply_once(sanad: Sanad) -> None:
+    async with WhatsAppChat(sanad) as wa:
+        worker = await registered(wa)
+        await worker.taps("Recycling output")
+        wa.api.repeat_next(3)
+        await worker.taps(worker.titles[0])  # the week
+        assert count(sanad, ProcessedUpdate) == 4  # start, English, the form, the week: ...
+        replies_to_week = [m for m in wa.api.to(WORKER) if "paper" in m.text.lower()]
+        assert len(replies_to_week) == 1  # ... the week applied once, answered once
+        # Two typed answers delivered in the wrong order: each applies once, in its turn.
+        wa.api.reorder()
+        wa.api.drop_next()
+        worker.user.text("100")
+        worker.user.text("20")
+        await wa.api.push()
+    with transaction(sanad.engine) as session:
+        applied = len(session.exec(select(ProcessedUpdate)).all())
+    assert applied == 6
+    assert wa.api.refused == []
+
+
+async def test_commands_typed_as_words_in_each_language(sanad: Sanad) -> None:
+    fr, ar = translator("fr"), translator("ar")
+    async with WhatsAppChat(sanad) as wa:
+        worker = await registered(wa, language="fr")
+        await worker.taps("Production de recyclage")
+        await worker.taps(worker.titles[0])  # the week
+        await worker.says("100")
+        await worker.says("Retour.")
+        assert fr.gettext("This is the first question.") not in worker.everything
+        await worker.says("Annuler")
+        assert worker.texts[0].startswith(fr.gettext("Cancelled. Nothing was saved."))
+        await worker.says("MENU")
+        assert fr.gettext("What would you like to do?") in worker.everything
+        await worker.says("aide")
+        assert fr.gettext("What I understand:") in worker.everything
+        arabic = await registered(wa, "97333000002", language="ar")
+        await arabic.says("إلغاء")
+        assert ar.gettext("There is nothing to cancel.") in arabic.everything
+        await arabic.says("مساعدة")
+        assert ar.gettext("What I understand:") in arabic.everything
+
+
+@pytest.mark.parametrize(
+    "kind", ["audio", "video", "sticker", "reaction", "document", "unsupported"]
+)
+async def test_what_the_bot_cannot_read_gets_a_short_answer(sanad: Sanad, kind: str) -> None:
+    async with WhatsAppChat(sanad) as wa:
+        worker = await registered(wa)
+        with transaction(sanad.engine) as session:
+            before = session.exec(select(Conversation)).one().version
+        await worker.sends(kind)
+        assert worker.texts == [
+            "I can only read text, buttons, photos and locations. "
+            "Please send your answer as one of those."
+        ]
+        with transaction(sanad.engine) as session:
+            assert session.exec(select(Conversation)).one().version == before
