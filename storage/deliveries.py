@@ -12,12 +12,14 @@ from sqlalchemy import Connection, Table, bindparam, update
 from sqlmodel import Session, select
 
 from storage.db import insert_new
-from storage.models import InboundSeen, OutboxMessage
+from storage.models import InboundSeen, OutboxMessage, Person
+from storage.outbox import ERROR_LIMIT
 
 RANK = {None: 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 _SEEN: Table = InboundSeen.__table__  # type: ignore[attr-defined]
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_PEOPLE: Table = Person.__table__  # type: ignore[attr-defined]
 _TOUCH = (
     update(_SEEN)
     .where(_SEEN.c.channel == bindparam("c"), _SEEN.c.address == bindparam("a"))
@@ -61,6 +63,24 @@ def advance_delivery(session: Session, message: OutboxMessage, status: str) -> b
     message.delivery = status
     session.add(message)
     return True
+
+
+def reported_failed(
+    session: Session, message: OutboxMessage, error: str, *, unreachable: bool = False
+) -> None:
+    """The platform took the row, then reported it failed: "failed", or "blocked" and the person
+    unreachable when they cannot be reached there."""
+    assert message.id is not None
+    status = "blocked" if unreachable else "failed"
+    session.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == message.id)
+        .values(status=status, delivery="failed", error=error[:ERROR_LIMIT])
+    )
+    if unreachable:
+        session.execute(
+            update(_PEOPLE).where(_PEOPLE.c.id == message.person_id).values(reachable=False)
+        )
 
 
 def send_again(session: Session, message_id: int, now: datetime, note: str | None) -> None:

@@ -49,11 +49,15 @@ from locales import DEFAULT_LANGUAGE, translator
 from outbox.sender import Transient
 from storage.applied import record_applied
 from storage.db import transaction
-from storage.deliveries import advance_delivery, find_by_platform_id, seen_inbound, send_again
+from storage.deliveries import (
+    advance_delivery,
+    find_by_platform_id,
+    reported_failed,
+    seen_inbound,
+    send_again,
+)
 from storage.models import OutboxMessage
-from storage.outbox import mark_blocked, mark_failed
 from storage.people import find_person
-from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 PATH = "/whatsapp"
@@ -177,7 +181,9 @@ class WhatsAppWebhook:
         choice = incoming.choice or ""
         with transaction(self.engine) as session:
             connection = session.connection()
-            if not record_applied(connection, f"{CHANNEL}:{incoming.update_id}", utcnow()):
+            if not record_applied(
+                connection, f"{CHANNEL}:{incoming.update_id}", self.dispatcher.clock()
+            ):
                 return
             person = find_person(session, CHANNEL, incoming.sender)
             try:
@@ -188,7 +194,7 @@ class WhatsAppWebhook:
                 log.info("whatsapp: a Show button for no message of this person")
                 return
             assert message.id is not None
-            send_again(session, message.id, utcnow(), None)
+            send_again(session, message.id, self.dispatcher.clock(), None)
 
     def status(self, event: Status) -> None:
         with transaction(self.engine) as session:
@@ -200,13 +206,12 @@ class WhatsAppWebhook:
             elif WINDOW in event.error_codes and not (message.error or "").startswith(
                 WINDOW_CLOSED
             ):
-                send_again(session, message.id, utcnow(), f"{WINDOW_CLOSED}: {event.error}")
-            elif UNDELIVERABLE in event.error_codes:
-                advance_delivery(session, message, "failed")
-                mark_blocked(session, message.id, message.person_id, event.error)
+                send_again(
+                    session, message.id, self.dispatcher.clock(), f"{WINDOW_CLOSED}: {event.error}"
+                )
             else:
-                advance_delivery(session, message, "failed")
-                mark_failed(session, message.id, event.error or "failed")
+                unreachable = UNDELIVERABLE in event.error_codes
+                reported_failed(session, message, event.error or "failed", unreachable=unreachable)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -216,7 +221,9 @@ class WhatsAppWebhook:
 
     def _first_time(self, message_id: str) -> bool:
         with transaction(self.engine) as session:
-            return record_applied(session.connection(), f"{CHANNEL}:{message_id}", utcnow())
+            return record_applied(
+                session.connection(), f"{CHANNEL}:{message_id}", self.dispatcher.clock()
+            )
 
     def _language(self, address: str) -> str:
         with transaction(self.engine) as session:
