@@ -20,6 +20,10 @@ the body's order:
 
 Only then the answer is 200. When the database could not take an event, 500: Meta delivers
 the body again (for days), and what was applied is not applied twice.
+
+The database work runs on the event loop's thread, as the Telegram channel's does: one kept
+connection, SQLite's writes in turn (a thread per request held a pooled connection each and
+exhausted the pool under 20 concurrent deliveries).
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ import hashlib
 import hmac
 import json
 import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -62,6 +68,8 @@ from storage.people import find_person
 log = logging.getLogger(__name__)
 PATH = "/whatsapp"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+SEEN_EVERY = timedelta(minutes=2)  # see `_seen`; less than window.MARGIN
+SEEN_REMEMBERED = 100_000
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 
 
@@ -78,6 +86,7 @@ class WhatsAppWebhook:
         self.engine: Engine = sanad.engine
         self.media_dir = settings.media_dir / CHANNEL
         self.numbered = NumberedChoices(sanad.engine)
+        self._seen_at: dict[str, datetime] = {}
         self._secret = settings.whatsapp_app_secret.get_secret_value().encode()
         self._verify_token = settings.whatsapp_verify_token.get_secret_value().encode()
 
@@ -115,29 +124,29 @@ class WhatsAppWebhook:
         try:
             for event in found:
                 if isinstance(event, Status):
-                    await run_in_threadpool(self.status, event)
+                    self.status(event)
                 elif isinstance(event, Unreadable):
                     await self.unreadable(event)
                 else:
                     await self.inbound(event)
-        except (TryLater, Transient) as error:
+        except (TryLater, Transient, OperationalError, InterfaceError) as error:
             log.warning("whatsapp webhook: not applied now (%s); Meta delivers it again", error)
             return Response(status_code=500)
         return Response(status_code=200)
 
     async def inbound(self, event: Inbound) -> None:
         incoming = event.incoming
-        await run_in_threadpool(self._seen, incoming.sender, event)
+        self._seen(incoming.sender, event)
         if (incoming.choice or "").startswith(SHOW):
-            await run_in_threadpool(self.show, incoming)
+            self.show(incoming)
             return
         if event.media_id is not None:
             path = await self._keep_media(event.media_id)
             incoming = _with(incoming, photo=Photo(path=str(path)))
-        number = await run_in_threadpool(self.numbered.choice, incoming.sender, incoming.text)
+        number = self.numbered.choice(incoming.sender, incoming.text)
         if number is not None:
             incoming = _with(incoming, choice=number, text=None)
-        replies = await run_in_threadpool(self.dispatcher.handle, incoming)
+        replies = self.dispatcher.handle(incoming)
         await self.send_replies(incoming, replies)
 
     async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
@@ -145,28 +154,26 @@ class WhatsAppWebhook:
         tr = None
         for index, reply in enumerate(replies):
             if tr is None and _needs_words(reply):
-                tr = translator(await run_in_threadpool(self._language, incoming.sender))
+                tr = translator(self._language(incoming.sender))
             try:
                 outgoing = render(reply, tr or translator(DEFAULT_LANGUAGE))
                 for item in outgoing:
                     await self.client.send(incoming.chat_id, item)
-                await run_in_threadpool(
-                    self.numbered.shown, incoming.chat_id, outgoing[-1].numbered
-                )
+                self.numbered.shown(incoming.chat_id, outgoing[-1].numbered)
             except Exception as error:
                 log.warning(
                     "whatsapp: a reply was not sent (%s); it waits in the outbox",
                     error.__class__.__name__,
                 )
-                await run_in_threadpool(self.dispatcher.keep_unsent, incoming, replies[index:])
+                self.dispatcher.keep_unsent(incoming, replies[index:])
                 return
         self.dispatcher.delivered(incoming)
 
     async def unreadable(self, event: Unreadable) -> None:
-        if not await run_in_threadpool(self._first_time, event.message_id):
+        if not self._first_time(event.message_id):
             return
-        await run_in_threadpool(self._seen, event.wa_id, event)
-        tr = translator(await run_in_threadpool(self._language, event.wa_id))
+        self._seen(event.wa_id, event)
+        tr = translator(self._language(event.wa_id))
         text = tr.gettext(
             "I can only read text, buttons, photos and locations. Please send your "
             "answer as one of those."
@@ -216,8 +223,16 @@ class WhatsAppWebhook:
     # --- helpers ----------------------------------------------------------------------------
 
     def _seen(self, address: str, event: Inbound | Unreadable) -> None:
+        """Record when `address` wrote; at most every SEEN_EVERY per address and process (the
+        window is 24 hours: a record a few minutes old only closes it that much earlier)."""
+        written = self._seen_at.get(address)
+        if written is not None and timedelta(0) <= event.at - written < SEEN_EVERY:
+            return
         with transaction(self.engine) as session:
             seen_inbound(session, CHANNEL, address, event.at)
+        if len(self._seen_at) > SEEN_REMEMBERED:
+            self._seen_at.clear()
+        self._seen_at[address] = event.at
 
     def _first_time(self, message_id: str) -> bool:
         with transaction(self.engine) as session:
