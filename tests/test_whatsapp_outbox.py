@@ -179,9 +179,9 @@ def people(sanad: Sanad, clock: Clock, count: int) -> list[str]:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_a_broadcast_through_injected_errors(sanad: Sanad, clock: Clock) -> None:
+async def test_a_300_person_broadcast_through_injected_errors(sanad: Sanad, clock: Clock) -> None:
     async with WhatsAppChat(sanad) as wa:
-        addresses = people(sanad, clock, 40)
+        addresses = people(sanad, clock, 300)
         for address in addresses:
             wa.api.last_inbound[address] = (clock() - timedelta(hours=1)).timestamp()
         wa.api.not_on_whatsapp.add(addresses[7])
@@ -191,7 +191,7 @@ async def test_a_broadcast_through_injected_errors(sanad: Sanad, clock: Clock) -
         wa.api.fail_next(3, status=500, code=131000)
         wa.api.fail_next(1, status=400, code=131056)
         send = sender(wa, clock, per_second=80.0, concurrency=8, max_backoff=4.0)
-        for _ in range(200):
+        for _ in range(1000):
             await send.run_once()
             await wa.api.push()
             if all(r.status != "pending" for r in rows(sanad)):
@@ -204,8 +204,8 @@ async def test_a_broadcast_through_injected_errors(sanad: Sanad, clock: Clock) -
     assert {status for status, _ in others.values()} == {"sent"}, others
     assert wa.api.errors.get(130429, 0) > 0  # throughput: paused and went on
     assert send.stats["flood_waits"] == wa.api.errors[130429]
-    assert len({m.to for m in wa.api.sent}) == 40
-    assert len(wa.api.sent) == 40  # nothing sent twice
+    assert len({m.to for m in wa.api.sent}) == 300
+    assert len(wa.api.sent) == 300  # nothing sent twice
     with transaction(sanad.engine) as session:
         person = session.exec(select(Person).where(Person.address == addresses[7])).one()
     assert not person.reachable
