@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import CloudClient, WindowClosed
 from bot.channels.whatsapp.numbered import NumberedChoices
-from bot.channels.whatsapp.render import Outgoing, render
+from bot.channels.whatsapp.render import MAX_ROWS, Outgoing, render
 from bot.channels.whatsapp.templates import template_message
 from bot.channels.whatsapp.window import free_form_allowed
 from handlers.messages import Option, Reply
@@ -27,6 +27,15 @@ from storage.models import OutboxMessage, Person
 from storage.outbox import FILE_ID
 
 log = logging.getLogger(__name__)
+#: The sender keeps a little under the number's throughput, without bursts: requests spaced
+#: evenly here reach Meta a little bunched (network, concurrency), and Meta counts arrivals.
+SENDING_SHARE = 0.95
+SENDING_BURST = 1.0
+
+
+def sending_rate(messages_per_second: float) -> float:
+    """The sender's rate for a number allowed `messages_per_second`."""
+    return messages_per_second * SENDING_SHARE
 
 
 def whatsapp_deliver(
@@ -48,7 +57,11 @@ def whatsapp_deliver(
             except WindowClosed:
                 ident = await client.send(address.address, template_message(message, language))
             else:
-                await asyncio.to_thread(numbered.shown, address.address, _numbered_of(message))
+                # Only a question with numbered options changes what a typed number means: a
+                # reminder or an announcement leaves the chat's open question as it was.
+                values = _numbered_of(message)
+                if values:
+                    await asyncio.to_thread(numbered.shown, address.address, values)
         else:
             ident = await client.send(address.address, template_message(message, language))
         await asyncio.to_thread(_record, engine, message.id, ident)
@@ -71,6 +84,8 @@ def _free_form(message: OutboxMessage, language: str) -> list[Outgoing]:
 
 
 def _numbered_of(message: OutboxMessage) -> tuple[str, ...]:
+    if len(message.options) <= MAX_ROWS:
+        return ()
     outgoing = _free_form(message, DEFAULT_LANGUAGE)
     return outgoing[-1].numbered if outgoing else ()
 
