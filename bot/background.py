@@ -45,6 +45,7 @@ class Background:
         deliver: Deliver,
         on_sent: Callable[[float, float], None] | None = None,
         per_second: float = 30.0,
+        burst: float = 5.0,
     ) -> None:
         self.monitor = Monitor(
             sanad.engine,
@@ -56,6 +57,7 @@ class Background:
             sanad.engine,
             deliver,
             per_second=per_second,
+            burst=burst,
             clock=sanad.dispatcher.clock,
             on_sent=on_sent,
             stale_after=timedelta(seconds=sanad.settings.outbox_claim_timeout),

@@ -277,6 +277,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
                 by_channel({"whatsapp": whatsapp.deliver}),
                 metrics.sent,
                 per_second=whatsapp.messages_per_second,
+                burst=whatsapp.burst,
             )
             await background.start()
             await stop.wait()

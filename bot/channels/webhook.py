@@ -122,6 +122,7 @@ def create_app(
                             by_channel({WHATSAPP: whatsapp.deliver}),
                             metrics.sent,
                             per_second=whatsapp.messages_per_second,
+                            burst=whatsapp.burst,
                         )
                         await work.start()
                         stack.push_async_callback(work.stop)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bot.app import Sanad
 from bot.channels.whatsapp.client import CloudClient
-from bot.channels.whatsapp.deliver import whatsapp_deliver
+from bot.channels.whatsapp.deliver import SENDING_BURST, sending_rate, whatsapp_deliver
 from bot.channels.whatsapp.numbered import NumberedChoices
 from bot.channels.whatsapp.webhook import WhatsAppWebhook
 from outbox.sender import Deliver
@@ -21,7 +21,8 @@ class WhatsApp:
     client: CloudClient
     webhook: WhatsAppWebhook
     deliver: Deliver
-    messages_per_second: float
+    messages_per_second: float  # the sender's rate: a little under the number's throughput
+    burst: float
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -50,4 +51,5 @@ def assemble_whatsapp(sanad: Sanad) -> WhatsApp:
     webhook = WhatsAppWebhook(sanad, client)
     numbered: NumberedChoices = webhook.numbered
     deliver = whatsapp_deliver(client, sanad.engine, sanad.dispatcher.clock, numbered)
-    return WhatsApp(client, webhook, deliver, settings.whatsapp_messages_per_second)
+    rate = sending_rate(settings.whatsapp_messages_per_second)
+    return WhatsApp(client, webhook, deliver, rate, SENDING_BURST)
