@@ -78,16 +78,16 @@ async def test_a_reminder_inside_the_window_is_an_ordinary_message(
         enqueue(
             sanad, clock, WORKER, "reminder", REMINDER, options=[("Fill it now", "go:recycling")]
         )
+        wa.api.read_receipts = True
         assert await sender(wa, clock).run_once() == 1
         reminder = wa.api.to(WORKER)[-1]
         assert (reminder.type, reminder.text) == ("interactive", REMINDER)
-        await wa.api.push()  # its status reports: sent, delivered
+        wa.api.reorder()  # its status reports, sent, delivered and read, in any order
+        wa.api.repeat_next(2)
+        await wa.api.push()
+        wa.api.reorder(False)
         [row] = rows(sanad)
-        assert (row.status, row.delivery, row.platform_message_id) == (
-            "sent",
-            "delivered",
-            reminder.id,
-        )
+        assert (row.status, row.delivery, row.platform_message_id) == ("sent", "read", reminder.id)
         await worker.taps("Fill it now")
         assert "Which week" in worker.everything or worker.titles
 
@@ -209,3 +209,17 @@ async def test_a_300_person_broadcast_through_injected_errors(sanad: Sanad, cloc
     with transaction(sanad.engine) as session:
         person = session.exec(select(Person).where(Person.address == addresses[7])).one()
     assert not person.reachable
+
+
+async def test_a_reply_whatsapp_refuses_after_the_commit_waits_in_the_outbox(
+    sanad: Sanad, clock: Clock
+) -> None:
+    async with WhatsAppChat(sanad) as wa:
+        worker = await registered(wa)
+        wa.api.fail_next(1, status=500, code=131000)
+        await worker.says("/help")
+        assert worker.answers == []  # refused; the webhook still answered 200 after the commit
+        [kept] = rows(sanad)
+        assert kept.kind == "reply"
+        assert await sender(wa, clock).run_once() == 1
+        assert wa.api.to(WORKER)[-1].text.startswith("What I understand:")
