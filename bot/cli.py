@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     whatsapp = settings.whatsapp_token is not None
     if args.action in (_run, _set_webhook) and settings.telegram_bot_token is None:
-        print(NO_TOKEN, file=sys.stderr)
+        print(NO_POLLING if whatsapp and args.action is _run else NO_TOKEN, file=sys.stderr)
         return 1
     if args.action in (_worker, _webhook) and settings.telegram_bot_token is None and not whatsapp:
         print(NO_CHANNEL, file=sys.stderr)

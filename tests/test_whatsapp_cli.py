@@ -141,3 +141,10 @@ async def test_webhook_serves_whatsapp_alone_in_its_own_process(tmp_path: Path) 
 def _no_whatsapp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in WHATSAPP_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+def test_run_with_only_whatsapp_points_to_the_webhook(shell: Shell) -> None:  # noqa: F811
+    shell.export("WHATSAPP_TOKEN", "EAAG-token")
+    ran = shell.sanad("run")
+    assert ran.code == 1
+    assert "python -m bot webhook" in ran.err and "EAAG-token" not in ran.err + ran.out
