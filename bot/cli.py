@@ -43,7 +43,13 @@ To try Sanad without Telegram, use the console instead:
     python -m bot demo
 """
 
-NO_CHANNEL = """Neither Telegram nor WhatsApp is configured, so Sanad has no one to talk to.
+NO_POLLING = """\
+`python -m bot run` polls Telegram, and TELEGRAM_BOT_TOKEN is not set. WhatsApp has no
+polling: Meta posts each event to Sanad, so run `python -m bot webhook` (see docs/whatsapp.md).
+"""
+
+NO_CHANNEL = """\
+Neither Telegram nor WhatsApp is configured, so Sanad has no one to talk to.
 
 Telegram: set TELEGRAM_BOT_TOKEN (and TELEGRAM_WEBHOOK_SECRET for webhook mode).
 WhatsApp: set WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET and
