@@ -8,15 +8,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlmodel import select
 
 from bot.app import Sanad
+from bot.channels.telegram import build_application
+from bot.channels.webhook import SECRET_HEADER, create_app
+from bot.channels.whatsapp.service import assemble_whatsapp
+from bot.metrics import Metrics
 from forms.schema import FieldSpec
 from locales import LANGUAGE_NAMES, LANGUAGES, translator
 from storage.db import transaction
 from storage.models import Conversation, Person, ProcessedUpdate, Report
+from tests.fakes.telegram_bot_api import FakeBotApi
+from tests.fakes.telegram_bot_server import serving_asgi
+from tests.fakes.whatsapp_cloud import FakeCloudApi, serving_cloud
 from tests.harness import invite
-from tests.whatsapp_harness import VERIFY_TOKEN, WhatsAppChat, WhatsAppPerson
+from tests.whatsapp_harness import VERIFY_TOKEN, WhatsAppChat, WhatsAppPerson, with_whatsapp
 
 WORKER = "97333000001"
 
@@ -198,3 +206,35 @@ async def test_what_the_bot_cannot_read_gets_a_short_answer(sanad: Sanad, kind: 
         ]
         with transaction(sanad.engine) as session:
             assert session.exec(select(Conversation)).one().version == before
+
+
+async def test_telegram_and_whatsapp_in_one_webhook_process(sanad: Sanad) -> None:
+    api = FakeCloudApi(token="EAAG-one-process", app_secret="one-secret")
+    telegram = FakeBotApi()
+    async with serving_cloud(api) as base:
+        both = with_whatsapp(sanad, base, api)
+        settings = both.settings.model_copy(
+            update={"telegram_webhook_secret": SecretStr("tg-SECRET")}
+        )
+        both = Sanad(settings, both.engine, both.dispatcher)
+        whatsapp = assemble_whatsapp(both)
+        metrics = Metrics(both.engine)
+        application = build_application(
+            both, request=telegram.request(), get_updates_request=telegram.request()
+        )
+        app = create_app(both, application, metrics, whatsapp)
+        async with app.router.lifespan_context(app), serving_asgi(app) as root:
+            tg_code, wa_code = invite(sanad, "bh_rural_girls"), invite(sanad, "bh_sitra_women")
+            update = telegram.user(501, "Layla").command("start", tg_code)
+            async with httpx.AsyncClient(base_url=root) as client:
+                answer = await client.post(
+                    "/telegram", json=update, headers={SECRET_HEADER: "tg-SECRET"}
+                )
+            assert answer.status_code == 200
+            api.webhook_url = f"{root}/whatsapp"
+            api.user(WORKER, "Maryam").text(f"start {wa_code}")
+            await api.push()
+    assert telegram.messages_to(501) and api.to(WORKER)
+    with transaction(sanad.engine) as session:
+        people = {(p.channel, p.address) for p in session.exec(select(Person)).all()}
+    assert people == {("telegram", "501"), ("whatsapp", WORKER)}
