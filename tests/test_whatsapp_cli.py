@@ -132,7 +132,7 @@ async def test_webhook_serves_whatsapp_alone_in_its_own_process(tmp_path: Path) 
                 assert [t for _, t in languages.choices] == ["العربية", "English", "Français"]
             finally:
                 process.send_signal(signal.SIGTERM)
-                process.wait(timeout=20)
+                await asyncio.to_thread(process.wait, 20)  # off the loop: the fake serves on it
     written = log.read_text(encoding="utf-8", errors="replace")
     assert api.token not in written and api.app_secret not in written
 

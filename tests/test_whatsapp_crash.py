@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import select
 
+from storage import outbox
 from storage.db import make_engine, open_database, transaction
 from storage.deliveries import seen_inbound
 from storage.models import Organization, Person, Report
@@ -95,13 +96,15 @@ class Webhook:
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
+        self.process.wait()  # a killed process is gone at once
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """SIGTERM, waited for off the loop: the fake Cloud API serves from this loop, and the
+        process may be sending it a reply."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                await asyncio.to_thread(self.process.wait, 20)
             except subprocess.TimeoutExpired:
                 self.kill()
                 raise
@@ -178,7 +181,7 @@ async def running(webhook: Webhook) -> AsyncIterator[Webhook]:
     try:
         yield webhook
     finally:
-        webhook.stop()
+        await webhook.stop()
 
 
 async def test_kill_minus_9_of_the_webhook_loses_and_doubles_nothing(
@@ -231,3 +234,104 @@ async def test_kill_minus_9_of_the_webhook_loses_and_doubles_nothing(
     assert kills >= 1
     assert any(answer != 200 for answer in api.answers)  # deliveries lost with the process ...
     assert not api.queue  # ... were posted again until taken
+
+
+BROADCAST = 300
+
+
+def enqueue_broadcast(url: str) -> None:
+    engine = open_database(url)
+    with transaction(engine) as session:
+        apply_network(session, read_network(EXAMPLE_NETWORK))
+        organization = session.exec(
+            select(Organization).where(Organization.key == "bh_rural_girls")
+        ).one()
+        assert organization.id is not None
+        people = [
+            Person(
+                channel="whatsapp",
+                address=str(FIRST + n),
+                role="worker",
+                language="en",
+                organization_id=organization.id,
+            )
+            for n in range(BROADCAST)
+        ]
+        session.add_all(people)
+        session.flush()
+        for person in people:
+            assert person.id is not None
+            seen_inbound(session, "whatsapp", person.address, utcnow())
+            outbox.enqueue(
+                session,
+                person_id=person.id,
+                kind="broadcast",
+                dedupe_key=f"broadcast:1:{person.id}",
+                text=f"Announcement for {person.address}: the conference is on 14 June.",
+                now=utcnow(),
+                broadcast_id=1,
+            )
+    engine.dispose()
+
+
+async def test_kill_minus_9_of_the_worker_mid_broadcast(database_url: str, tmp_path: Path) -> None:
+    enqueue_broadcast(database_url)
+    api = FakeCloudApi(token="EAAG-worker", app_secret="worker-secret")
+    api.statuses = False
+    for n in range(BROADCAST):
+        api.last_inbound[str(FIRST + n)] = api.clock()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WHATSAPP_"))}
+    log = tmp_path / "worker.log"
+    async with serving_cloud(api) as base:
+        env |= {
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(tmp_path / "data"),
+            "WHATSAPP_TOKEN": api.token,
+            "WHATSAPP_PHONE_NUMBER_ID": api.phone_number_id,
+            "WHATSAPP_APP_SECRET": api.app_secret,
+            "WHATSAPP_VERIFY_TOKEN": "worker",
+            "WHATSAPP_BASE_URL": base,
+            "OUTBOX_CLAIM_TIMEOUT": "2",
+        }
+
+        def announcements() -> list[str]:
+            return [m.to for m in api.sent if m.text.startswith("Announcement")]
+
+        def start() -> subprocess.Popen[bytes]:
+            with log.open("ab") as output:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "bot", "worker"],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
+
+        worker = start()
+        try:
+            await api.wait_for_all(lambda m: m.text.startswith("Announcement"), 60, timeout=60)
+            worker.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(worker.wait)
+            killed_at = len(announcements())
+            worker = start()
+            await api.wait_for_all(lambda m: m.text.startswith("Announcement"), BROADCAST, 120)
+            engine = make_engine(database_url)
+            for _ in range(200):  # the last outcomes are committed just after the sends
+                with transaction(engine) as session:
+                    counts = outbox.counts_by_status(session, broadcast_id=1)
+                    resent = outbox.resent_total(session)
+                if counts["sent"] == BROADCAST:
+                    break
+                await asyncio.sleep(0.05)
+            engine.dispose()
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(worker.wait, 30)
+    sent = announcements()
+    assert set(sent) == {str(FIRST + n) for n in range(BROADCAST)}  # nobody missed it
+    assert counts["sent"] == BROADCAST
+    doubled = len(sent) - BROADCAST
+    assert doubled <= resent <= 8  # only what was in flight at the kill, and counted
+    assert 60 <= killed_at < BROADCAST
+    assert api.token not in log.read_text(errors="replace")
