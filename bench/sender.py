@@ -35,6 +35,7 @@ from telegram import Bot
 
 from bench.common import database
 from bot.channels.telegram_delivery import telegram_deliver
+from outbox.intents import Intent
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import outbox
@@ -118,8 +119,10 @@ def prepare(url: str, messages: int, time_: ScaledTime) -> tuple[list[int], floa
                 kind="broadcast",
                 dedupe_key=f"broadcast:1:{person_id}",
                 broadcast_id=1,
-                text=f"Announcement {number}: the final conference is on 14 June.",
-                options=[("Thanks", "ack:1")],
+                intent=Intent.plain(
+                    f"Announcement {number}: the final conference is on 14 June.",
+                    [("Thanks", "ack:1")],
+                ),
                 now=time_.now(),
             )
     engine.dispose()

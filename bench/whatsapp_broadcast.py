@@ -29,6 +29,7 @@ from sqlmodel import select
 
 from bot.channels.whatsapp.client import CloudClient
 from bot.channels.whatsapp.deliver import SENDING_BURST, sending_rate, whatsapp_deliver
+from outbox.intents import Intent
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import outbox
@@ -89,8 +90,10 @@ def prepare(url: str, messages: int, time_: ScaledTime) -> None:
                 kind="broadcast",
                 dedupe_key=f"broadcast:1:{person_id}",
                 broadcast_id=1,
-                text=f"Announcement {number}: the final conference is on 14 June.",
-                options=[("Thanks", "ack:1")],
+                intent=Intent.plain(
+                    f"Announcement {number}: the final conference is on 14 June.",
+                    [("Thanks", "ack:1")],
+                ),
                 now=time_.now(),
             )
     engine.dispose()

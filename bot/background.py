@@ -15,25 +15,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import Sanad
 from monitoring.monitor import Monitor
-from outbox.sender import Address, Deliver, Rejected, Sender
+from outbox.sender import Deliver, Sender
 from storage.applied import forget_applied
-from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 60
 FORGET_SECONDS = 3600
-
-
-def by_channel(delivers: dict[str, Deliver]) -> Deliver:
-    """One `Deliver` for several channels: each row goes to its address's channel."""
-
-    async def deliver(address: Address, message: OutboxMessage) -> None:
-        chosen = delivers.get(address.channel)
-        if chosen is None:
-            raise Rejected(f"no channel {address.channel!r} is configured in this process")
-        await chosen(address, message)
-
-    return deliver
 
 
 class Background:

@@ -204,10 +204,8 @@ def _metrics(sanad: Sanad) -> Metrics:
 
 
 def _webhook(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from bot.channels.telegram import build_application
-    from bot.channels.webhook import create_app, webhook_secret
+    from bot.channels.webhook import create_app, serve, webhook_secret
     from bot.channels.whatsapp.service import assemble_whatsapp
 
     sanad = assemble(settings)
@@ -226,7 +224,7 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
             sanad, with_background=not args.without_worker, metrics=metrics, other_channels=others
         )
     app = create_app(sanad, application, metrics, whatsapp, with_background=not args.without_worker)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+    serve(app, args.host, args.port)
     return 0
 
 
@@ -260,7 +258,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import signal
 
-    from bot.background import Background, by_channel
+    from bot.background import Background
+    from bot.channels.base import by_channel
     from bot.channels.telegram import run_worker
     from bot.channels.whatsapp.service import assemble_whatsapp
 
@@ -306,7 +305,10 @@ def _chat(sanad: Sanad, person: str, language: str | None, first: str = "/start"
     chat = ConsoleChat(sanad.dispatcher, person, sanad.settings.media_dir, sys.stdout, language)
     interactive = sys.stdin.isatty()
     if interactive:
-        print("Sanad console. Type the number of an option, /help for commands, /quit to leave.\n")
+        print(
+            "Sanad console. Type the number of an option (#1, #2 ... where a number is the "
+            "answer), /help for commands, /quit to leave.\n"
+        )
     chat.send(first)
     try:
         chat.run(sys.stdin, prompt=interactive)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from forms.display import period_label
+from forms.display import period_label, short_label
 from forms.periods import Period, period_from_key
 from forms.schema import FieldSpec, FormSpec
 from locales import FSI, PDI, Translator
@@ -117,7 +117,7 @@ FIELD_KINDS = {"integer": "integer", "decimal": "decimal", "date": "date"}
 
 
 def _field_column(spec: FieldSpec, tr: Translator) -> Column:
-    header = spec.label.get(tr.language)
+    header = short_label(spec, tr.language)
     if spec.unit is not None:
         unit = spec.unit.get(tr.language)
         if unit not in header:  # "Paper collected (kg)" already says it

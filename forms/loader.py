@@ -58,6 +58,12 @@ def _describe(path: Path, data: object, problem: dict) -> str:  # type: ignore[t
         except (KeyError, IndexError, TypeError, AttributeError):
             name = "?"
         where = f"field '{name}' ({where})"
+    elif len(place) >= 2 and place[0] == "rules" and isinstance(place[1], int):
+        try:
+            name = data["rules"][place[1]].get("name", "?")  # type: ignore[index]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            name = "?"
+        where = f"rule '{name}' ({where})"
     return f"{where}: {problem['msg']}"
 
 

@@ -13,9 +13,10 @@ __all__ = ["Ambiguous", "Number", "NotANumber", "normalize", "parse_number"]
 
 @dataclass(frozen=True)
 class Number:
-    """A clean parse."""
+    """A clean parse, with the unit word typed after it (if any), as typed."""
 
     value: Decimal
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Ambiguous:
     """The input could mean two numbers: (decimal reading, thousands reading)."""
 
     candidates: tuple[Decimal, Decimal]
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,15 +95,16 @@ def parse_number(text: str, *, integer: bool = False) -> ParseResult:
     if reading is None:
         return NotANumber()
     int_digits, frac_digits, ambiguous = reading
+    unit = match["unit"]
     as_decimal = _to_decimal(sign, int_digits, frac_digits)
     if ambiguous:
         as_thousands = _to_decimal(sign, int_digits + frac_digits, "")
         if integer and not _is_whole(as_decimal):
-            return Number(as_thousands)
-        return Ambiguous((as_decimal, as_thousands))
+            return Number(as_thousands, unit)
+        return Ambiguous((as_decimal, as_thousands), unit)
     if integer and not _is_whole(as_decimal):
         return NotANumber()
-    return Number(as_decimal)
+    return Number(as_decimal, unit)
 
 
 def _read(body: str) -> tuple[str, str, bool] | None:

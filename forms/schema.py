@@ -20,6 +20,8 @@ FieldType = Literal[
     "yesno",
 ]
 PeriodKind = Literal["none", "week", "month"]
+#: What answers a question besides its options: a photo, a place, a typed number.
+Expected = Literal["photo", "location", "number"]
 NAME = r"^[a-z][a-z0-9_]{0,30}$"
 
 
@@ -36,6 +38,40 @@ class Labels(Strict):
 
     def get(self, language: str) -> str:
         return str(getattr(self, language, self.ar))
+
+
+class UnitAlternative(Strict):
+    """Words for another unit a person may type, and the factor to the field's own unit."""
+
+    factor: Decimal = Field(gt=0)
+    words: list[str] = Field(min_length=1)
+
+
+class Unit(Labels):
+    """The unit of a number field, shown after its numbers, and the other units it accepts
+    (``12 t`` in a kilogram field is 12,000 kg). The unit's own labels are always accepted."""
+
+    accepts: list[UnitAlternative] = []
+
+    @model_validator(mode="after")
+    def _words_unique(self) -> Unit:
+        seen = {unit_key(label): Decimal(1) for label in (self.ar, self.en, self.fr)}
+        for alternative in self.accepts:
+            for word in alternative.words:
+                key = unit_key(word)
+                if not key:
+                    raise ValueError(f"unit word {word!r} has no letters")
+                if seen.get(key, alternative.factor) != alternative.factor:
+                    raise ValueError(f"unit word {word!r} is given two factors")
+                seen[key] = alternative.factor
+        return self
+
+
+def unit_key(word: str) -> str:
+    """A unit word as it is compared: case-folded, without dots, Arabic diacritics or tatweel."""
+    return "".join(
+        c for c in word.casefold() if c not in ". \u0640" and not "\u064b" <= c <= "\u065f"
+    )
 
 
 class Choice(Strict):
@@ -66,6 +102,7 @@ class FieldSpec(Strict):
     name: str = Field(pattern=NAME)
     type: FieldType
     label: Labels
+    short: Labels | None = None  # the label in summaries, digests and export headers
     hint: Labels | None = None
     required: bool = True
     min: Decimal | None = None
@@ -73,7 +110,8 @@ class FieldSpec(Strict):
     max_length: int = Field(default=1000, ge=1, le=4000)
     max_count: int = Field(default=1, ge=1, le=10)  # photos
     allow_text: bool = False  # location: a typed place name is accepted too
-    unit: Labels | None = None
+    unit: Unit | None = None
+    money: bool = False  # an amount in the group's currency
     choices: list[Choice] | None = None
     when: Condition | None = None
 
@@ -89,9 +127,51 @@ class FieldSpec(Strict):
             raise ValueError(f"field '{self.name}': only choice fields take choices")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"field '{self.name}': min is above max")
+        number = self.type in ("integer", "decimal")
+        if (self.unit is not None or self.money) and not number:
+            raise ValueError(f"field '{self.name}': only number fields take a unit or money")
+        if self.unit is not None and self.money:
+            raise ValueError(f"field '{self.name}': a money field takes the group's currency")
         if self.type == "period" and not self.required:
             raise ValueError(f"field '{self.name}': the period is always required")
         return self
+
+
+RuleKind = Literal["equals", "at_most", "at_least"]
+
+
+class Rule(Strict):
+    """A check across fields: the sum of some answers equals, is at most or at least one other
+    answer (or the sum of several).
+    A hard rule must hold before a report is saved; a soft one asks the person to confirm."""
+
+    name: str = Field(pattern=NAME)
+    sum: list[str] = Field(min_length=1)
+    equals: str | list[str] | None = None
+    at_most: str | list[str] | None = None
+    at_least: str | list[str] | None = None
+    hard: bool = True
+    explain: Labels
+
+    @model_validator(mode="after")
+    def _one_comparison(self) -> Rule:
+        given = [k for k in ("equals", "at_most", "at_least") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"rule '{self.name}': give exactly one of equals, at_most, at_least")
+        return self
+
+    @property
+    def kind(self) -> RuleKind:
+        return "equals" if self.equals else "at_most" if self.at_most else "at_least"
+
+    @property
+    def other(self) -> list[str]:
+        side = self.equals or self.at_most or self.at_least or []
+        return [side] if isinstance(side, str) else list(side)
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.sum, *self.other]
 
 
 class FormSpec(Strict):
@@ -105,6 +185,7 @@ class FormSpec(Strict):
     roles: list[Literal["worker", "coordinator", "admin"]] = ["worker", "coordinator", "admin"]
     org_kinds: list[Literal["supportive", "partner", "network"]] = ["partner"]
     fields: list[FieldSpec] = Field(min_length=1)
+    rules: list[Rule] = []
 
     @model_validator(mode="after")
     def _consistent(self) -> FormSpec:
@@ -123,10 +204,42 @@ class FormSpec(Strict):
             raise ValueError("a form with period 'none' cannot have a period field")
         if self.period != "none" and (len(periods) != 1 or self.fields[0].type != "period"):
             raise ValueError(f"a {self.period}ly form needs exactly one period field, first")
+        self._check_rules()
         return self
+
+    def _check_rules(self) -> None:
+        numbers = {f.name for f in self.fields if f.type in ("integer", "decimal")}
+        names: set[str] = set()
+        for rule in self.rules:
+            if rule.name in names:
+                raise ValueError(f"rule '{rule.name}' appears twice")
+            names.add(rule.name)
+            for name in rule.names:
+                if name not in seen_names(self):
+                    raise ValueError(f"rule '{rule.name}': field '{name}' is not in the form")
+                if name not in numbers:
+                    raise ValueError(f"rule '{rule.name}': field '{name}' is not a number field")
+            units = [(self.field(n).money, self.field(n).unit) for n in rule.names]
+            kinds = {(money, unit.en if unit is not None else None) for money, unit in units}
+            if len(kinds) > 1:
+                raise ValueError(f"rule '{rule.name}': its fields have different units")
+            twice = [n for n in rule.names if rule.names.count(n) > 1]
+            if twice:
+                raise ValueError(f"rule '{rule.name}': field '{twice[0]}' is named twice")
 
     def field(self, name: str) -> FieldSpec:
         for spec in self.fields:
             if spec.name == name:
                 return spec
         raise KeyError(name)
+
+
+def seen_names(form: FormSpec) -> set[str]:
+    return {f.name for f in form.fields}
+
+
+def expected_input(field_type: FieldType) -> Expected | None:
+    """What a question of this type waits for besides its options (None: text or a choice)."""
+    if field_type in ("photo", "location"):
+        return field_type
+    return "number" if field_type in ("integer", "decimal") else None

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from handlers import menu
 from handlers.context import Context
 from locales import N_
 from storage import broadcasts
@@ -42,7 +41,7 @@ def answer(ctx: Context) -> None:
     draft: dict[str, Any] | None = ctx.state.get(FLOW)
     if draft is None:
         ctx.state["flow"] = None
-        menu.show(ctx)
+        ctx.go_menu()
         return
     if ctx.choice == "cancel":
         _drop(ctx)
@@ -345,4 +344,4 @@ def _preview_chosen(ctx: Context, draft: dict[str, Any]) -> None:
 def _drop(ctx: Context) -> None:
     ctx.state.pop(FLOW, None)
     ctx.state["flow"] = None
-    menu.show(ctx, ctx._("The broadcast was cancelled. Nothing was sent."))
+    ctx.go_menu(ctx._("The broadcast was cancelled. Nothing was sent."))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from handlers import menu
 from handlers.context import Context
 from storage import broadcasts
 from storage.broadcasts import COMMON
@@ -46,7 +45,7 @@ def chosen(ctx: Context) -> None:
         or not broadcasts.in_scope(ctx.session, broadcast, _scope(ctx))
     ):
         ctx.state["flow"] = None
-        menu.show(ctx, ctx._("That choice is not open to you."))
+        ctx.go_menu(ctx._("That choice is not open to you."))
         return
     if broadcast.status != "sending":
         show(ctx, ctx._("Broadcast #{id} is no longer sending.", id=broadcast.id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from forms.schema import FormSpec
+from forms.schema import Expected, FormSpec
 from handlers.messages import Incoming, Option, Reply
 from locales import Translator
 from storage.people import GroupRow, OrganizationRow, PersonRow
@@ -27,6 +28,22 @@ class Services:
     forms: dict[str, FormSpec]
     media_dir: Path
     charts_dir: Path
+
+
+@dataclass(frozen=True)
+class Navigation:
+    """Where a handler sends the person next, without importing the handler that does it.
+
+    The router fills it with its handlers (it owns navigation) and hands it to every Context;
+    handlers call the Context's `go_home`, `go_menu`, `ask_language`, `run_command` and
+    `offer_corrections`. So no handler imports another, and no import cycle can form.
+    """
+
+    home: Callable[[Context], None]  # the unfinished report if there is one, else the menu
+    menu: Callable[[Context, str | None], None]
+    language: Callable[[Context], None]
+    command: Callable[[Context, str], None]  # as if the person had typed /<command>
+    corrections: Callable[[Context, str], None]  # offer to correct one of the listed reports
 
 
 @dataclass
@@ -54,6 +71,7 @@ class Context:
     reply_unsure: bool = False
     # Whether the replies offer buttons (a press they follow then leaves its buttons working).
     offered_buttons: bool = False
+    navigation: Navigation | None = field(default=None, repr=False)
     _session: Session | None = field(default=None, repr=False)
 
     @property
@@ -73,6 +91,31 @@ class Context:
             self._session.close()
             self._session = None
 
+    @property
+    def _navigation(self) -> Navigation:
+        if self.navigation is None:
+            raise RuntimeError("no navigation: a Context is routed by handlers.router.route")
+        return self.navigation
+
+    def go_home(self) -> None:
+        """The unfinished report if there is one (offered to resume), else the menu."""
+        self._navigation.home(self)
+
+    def go_menu(self, intro: str | None = None) -> None:
+        """The person's menu, after `intro` if given."""
+        self._navigation.menu(self, intro)
+
+    def ask_language(self) -> None:
+        self._navigation.language(self)
+
+    def run_command(self, command: str) -> None:
+        """Do what /<command> does, with the same permission check."""
+        self._navigation.command(self, command)
+
+    def offer_corrections(self, text: str) -> None:
+        """Show `text` (a list of reports) and offer to correct one of them."""
+        self._navigation.corrections(self, text)
+
     def _(self, message: str, **values: object) -> str:
         return self.tr.gettext(message, **values)
 
@@ -81,7 +124,7 @@ class Context:
         text: str,
         options: list[tuple[str, str]] | None = None,
         *,
-        expect: str | None = None,
+        expect: Expected | None = None,
         document: Path | None = None,
         columns: int = 1,
         photo: Path | None = None,

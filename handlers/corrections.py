@@ -17,13 +17,17 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from forms.answers import Accepted, Given, Rejected, Which, check, within_bounds
-from forms.display import period_label, show_value, summary_lines
+from forms.answers import Accepted, Given, Rejected, Which, accept_number
+from forms.display import how_to_answer, period_label, short_label
+from forms.kinds import check, correctable, fixed_buttons, show_value
 from forms.periods import Period, local_today, period_from_key
-from forms.schema import FieldSpec, FormSpec
-from handlers import menu
+from forms.schema import FieldSpec, FormSpec, expected_input
+from forms.summary import answer_line, show_answer, summary_lines
+from forms.text import clean_text
+from forms.validate import report_problems, visible_fields
 from handlers.context import Context
-from locales import translator
+from outbox import intents as say
+from outbox.intents import Intent
 from storage.models import Group, Person, Report, ReportChange
 from storage.outbox import enqueue
 from storage.people import PersonRow
@@ -33,7 +37,6 @@ from storage.schedule import schedule_from
 CORRECTED = "corrected"
 REVIEWED = "reviewed"
 REVIEW_FIELD = "_review"
-NOT_CORRECTABLE = ("period", "photo", "multichoice")
 LISTED = 10
 
 
@@ -151,7 +154,7 @@ def correct_step(ctx: Context) -> None:
             _leave(ctx)
         return
     if step == "report":
-        chosen = ctx.session.get(Report, int(choice)) if choice and choice.isdigit() else None
+        chosen = ctx.session.get(Report, _an_id(choice)) if _an_id(choice) else None
         if chosen is None or not may_see(ctx, chosen):
             choose_report(ctx)
         else:
@@ -184,13 +187,13 @@ def _open(ctx: Context, report: Report) -> None:
 def _ask_field(ctx: Context, report: Report, problem: str | None = None) -> None:
     form = _form(ctx, report)
     period = _period(ctx, report, report.period)
+    answers = _corrected(ctx, report)
     options = [
         (
-            f"{spec.label.get(ctx.language).rstrip('?؟ :')}: "
-            f"{show_value(spec, report.answers.get(spec.name), ctx.tr, period)}",
+            answer_line(spec, answers.get(spec.name), ctx.tr, period, _currency(ctx, report), None),
             spec.name,
         )
-        for spec in _visible(form, report.answers)
+        for spec in _visible(form, answers)
     ]
     lines = [problem] if problem else []
     lines.append(
@@ -206,12 +209,12 @@ def _ask_field(ctx: Context, report: Report, problem: str | None = None) -> None
 
 def _field_chosen(ctx: Context, report: Report) -> None:
     form = _form(ctx, report)
-    names = {spec.name: spec for spec in _visible(form, report.answers)}
+    names = {spec.name: spec for spec in _visible(form, _corrected(ctx, report))}
     spec = names.get(ctx.choice or "")
     if spec is None:
         _ask_field(ctx, report, ctx._("Please choose an answer with the buttons."))
         return
-    label = spec.label.get(ctx.language)
+    label = short_label(spec, ctx.language)
     if spec.type == "period":
         _ask_field(
             ctx,
@@ -223,7 +226,7 @@ def _field_chosen(ctx: Context, report: Report) -> None:
         )
     elif spec.type == "photo":
         _ask_field(ctx, report, ctx._("Photos cannot be corrected."))
-    elif spec.type in NOT_CORRECTABLE or _decides_others(form, spec):
+    elif not correctable(spec) or _decides_others(form, spec):
         _ask_field(
             ctx,
             report,
@@ -242,8 +245,9 @@ def _field_chosen(ctx: Context, report: Report) -> None:
 
 def _ask_value(ctx: Context, report: Report, spec: FieldSpec, problem: str | None = None) -> None:
     ctx.state["correct"]["step"] = "value"
+    currency = _currency(ctx, report)
     current = show_value(
-        spec, report.answers.get(spec.name), ctx.tr, _period(ctx, report, report.period)
+        spec, report.answers.get(spec.name), ctx.tr, _period(ctx, report, report.period), currency
     )
     lines = [problem] if problem else []
     lines.append(
@@ -253,17 +257,14 @@ def _ask_value(ctx: Context, report: Report, spec: FieldSpec, problem: str | Non
             answer=current,
         )
     )
-    options: list[tuple[str, str]] = []
-    if spec.type == "choice":
-        options = [(c.label.get(ctx.language), c.value) for c in spec.choices or []]
-    elif spec.type == "yesno":
-        options = [(ctx._("Yes"), "yes"), (ctx._("No"), "no")]
-    elif spec.type == "date":
-        options = [(ctx._("Today"), "today"), (ctx._("Yesterday"), "yesterday")]
+    how = how_to_answer(spec, ctx.tr, currency)
+    if how:
+        lines.append(how)
+    options = fixed_buttons(spec, ctx.tr)
     if not spec.required and report.answers.get(spec.name) is not None:
         options.append((ctx._("Remove the answer"), "remove"))
     options.append((ctx._("Cancel"), "cancel"))
-    expect = "location" if spec.type == "location" else None
+    expect = expected_input(spec.type)
     ctx.say("\n".join(lines), options, expect=expect, columns=2 if len(options) > 3 else 1)
 
 
@@ -285,11 +286,13 @@ def _value_given(ctx: Context, report: Report) -> None:
         choice=choice,
         location=(location.latitude, location.longitude) if location else None,
     )
-    result = check(spec, given, ctx.tr, _today(ctx, report))
+    result = check(spec, given, ctx.tr, _today(ctx, report), _currency(ctx, report))
     if isinstance(result, Accepted):
-        _ask_confirm(ctx, report, spec, result.value)
+        _ask_confirm(ctx, report, spec, result.value, result.typed)
     elif isinstance(result, Which):
-        ctx.state["correct"].update(step="which", candidates=[str(c) for c in result.candidates])
+        ctx.state["correct"].update(
+            step="which", candidates=[str(c) for c in result.candidates], unit=result.unit
+        )
         _ask_which(ctx)
     else:
         _ask_value(ctx, report, spec, result.message)
@@ -317,35 +320,75 @@ def _which_chosen(ctx: Context, report: Report) -> None:
         else:
             _ask_which(ctx)
         return
-    result = within_bounds(spec, Decimal(data.pop("candidates")[int(choice)]), ctx.tr)
+    value = Decimal(data.pop("candidates")[int(choice)])
+    result = accept_number(spec, value, data.pop("unit", None), ctx.tr, _currency(ctx, report))
     if isinstance(result, Rejected):
         _ask_value(ctx, report, spec, result.message)
     elif isinstance(result, Accepted):
-        _ask_confirm(ctx, report, spec, result.value)
+        _ask_confirm(ctx, report, spec, result.value, result.typed)
 
 
-def _ask_confirm(ctx: Context, report: Report, spec: FieldSpec, value: Any) -> None:
+def _ask_confirm(
+    ctx: Context, report: Report, spec: FieldSpec, value: Any, typed: str | None = None
+) -> None:
+    """Keep `value` as a pending correction of `spec`, then show every pending one."""
     data = ctx.state["correct"]
-    data.update(step="confirm", value=value)
+    data.setdefault("pending", {})[spec.name] = value
+    typed_values: dict[str, str] = data.setdefault("typed", {})
+    if typed:
+        typed_values[spec.name] = typed
+    else:
+        typed_values.pop(spec.name, None)
+    _show_pending(ctx, report)
+
+
+def _show_pending(ctx: Context, report: Report) -> None:
+    """The corrections not saved yet, old → new, and what the whole report would break: a
+    hard rule is fixed by correcting another answer before saving, a soft one is shown."""
+    data = ctx.state["correct"]
+    data["step"] = "confirm"
+    form = _form(ctx, report)
     period = _period(ctx, report, report.period)
-    ctx.say(
+    currency = _currency(ctx, report)
+    pending: dict[str, Any] = data.get("pending", {})
+    lines = [
         ctx._(
             "Correct {reference}, {question}\nfrom: {old}\nto: {new}?",
             reference=report.ref,
-            question=spec.label.get(ctx.language),
-            old=show_value(spec, report.answers.get(spec.name), ctx.tr, period),
-            new=show_value(spec, value, ctx.tr, period),
-        ),
-        [(ctx._("Save the correction"), "save"), (ctx._("Cancel"), "cancel")],
-    )
+            question=short_label(spec, ctx.language),
+            old=show_value(spec, report.answers.get(spec.name), ctx.tr, period, currency),
+            new=show_answer(
+                spec,
+                pending[spec.name],
+                ctx.tr,
+                period,
+                currency,
+                data.get("typed", {}).get(spec.name),
+            ),
+        )
+        for spec in form.fields
+        if spec.name in pending
+    ]
+    problems = report_problems(form, _corrected(ctx, report))
+    lines += [f"⚠️ {message}" for message in problems.messages(ctx.tr)]
+    options = [] if problems.blocking else [(ctx._("Save the correction"), "save")]
+    if problems.blocking:
+        lines.append(ctx._("Please correct another answer too, so that the report holds."))
+    options += [(ctx._("Correct another answer"), "more"), (ctx._("Cancel"), "cancel")]
+    ctx.say("\n".join(lines), options)
 
 
 def _confirm_chosen(ctx: Context, report: Report) -> None:
     data = ctx.state["correct"]
-    spec = _field(ctx, report)
-    if spec is None or ctx.choice != "save":
-        if spec is not None:
-            _ask_confirm(ctx, report, spec, data.get("value"))
+    pending: dict[str, Any] = data.get("pending", {})
+    if ctx.choice == "more":
+        _ask_field(ctx, report)
+        return
+    form = _form(ctx, report)
+    answers = _corrected(ctx, report)
+    if not pending or ctx.choice != "save" or report_problems(form, answers).blocking:
+        if pending:
+            _show_pending(ctx, report)
         else:
             _ask_field(ctx, report)
         return
@@ -354,23 +397,39 @@ def _confirm_chosen(ctx: Context, report: Report) -> None:
         _leave(ctx, problem)
         return
     assert ctx.person is not None and ctx.person.id is not None
-    answers = dict(report.answers)
-    answers[spec.name] = data.get("value")
     owner = report.person_id
+    period = _period(ctx, report, report.period)
+    currency = _currency(ctx, report)
+    changed = [spec for spec in form.fields if spec.name in pending]
     change_report(ctx.session, report, answers, ctx.person.id, ctx.now, reason=CORRECTED)
     report.person_id = owner  # a correction does not make the report the corrector's
     ctx.session.add(report)
-    if report.review == "query":
-        _tell_querier(ctx, report, spec)
+    if report.review == "query" and changed:
+        _tell_querier(ctx, report, changed[0])
     _leave(
         ctx,
-        ctx._(
-            "Corrected. {reference}: {question} is now {answer}.",
-            reference=report.ref,
-            question=spec.label.get(ctx.language).rstrip("?؟ :"),
-            answer=show_value(spec, data.get("value"), ctx.tr, _period(ctx, report, report.period)),
+        "\n".join(
+            ctx._(
+                "Corrected. {reference}: {question} is now {answer}.",
+                reference=report.ref,
+                question=short_label(spec, ctx.language),
+                answer=show_value(spec, answers.get(spec.name), ctx.tr, period, currency),
+            )
+            for spec in changed
         ),
     )
+
+
+def _corrected(ctx: Context, report: Report) -> dict[str, Any]:
+    """The report's answers with the pending corrections."""
+    answers = dict(report.answers)
+    answers.update((ctx.state.get("correct") or {}).get("pending", {}))
+    return answers
+
+
+def _currency(ctx: Context, report: Report) -> str | None:
+    group = ctx.session.get(Group, report.group_id)
+    return group.currency if group is not None else None
 
 
 def show_where(ctx: Context) -> None:
@@ -383,6 +442,8 @@ def show_where(ctx: Context) -> None:
         spec = _field(ctx, report)
         if step == "which":
             _ask_which(ctx)
+        elif step == "confirm" and data.get("pending"):
+            _show_pending(ctx, report)
         elif step in ("value", "confirm") and spec is not None:
             _ask_value(ctx, report, spec)
         else:
@@ -431,7 +492,7 @@ def review_step(ctx: Context) -> None:
         _leave(ctx, ctx._("Nothing was changed."))
         return
     if step == "report":
-        chosen = ctx.session.get(Report, int(choice)) if choice and choice.isdigit() else None
+        chosen = ctx.session.get(Report, _an_id(choice)) if _an_id(choice) else None
         if chosen is None or not may_see(ctx, chosen):
             review(ctx)
         else:
@@ -442,7 +503,7 @@ def review_step(ctx: Context) -> None:
         _leave(ctx, ctx._("That report is no longer available."))
         return
     if step == "comment":
-        comment = (ctx.incoming.text or "").strip()
+        comment = clean_text(ctx.incoming.text or "")
         if ctx.incoming.choice is not None or not comment or comment.startswith("/"):
             _ask_comment(ctx, report)
         else:
@@ -476,7 +537,13 @@ def _show_review(ctx: Context, report: Report) -> None:
             date=ctx.tr.datetime(report.submitted_at, group.timezone),
         )
     ]
-    lines += summary_lines(form, report.answers, ctx.tr, _period(ctx, report, report.period))
+    lines += summary_lines(
+        form,
+        report.answers,
+        ctx.tr,
+        _period(ctx, report, report.period),
+        _currency(ctx, report),
+    )
     lines.append(_review_line(ctx, report.review, report.review_comment))
     ctx.state["flow"] = "review"
     ctx.state["review"] = {"report": report.id, "step": "action"}
@@ -531,23 +598,25 @@ def _mark(ctx: Context, report: Report, review: str, comment: str | None) -> Non
         return
     group = ctx.session.get(Group, report.group_id)
     assert group is not None
-    tr = translator(submitter.language or group.language)
     form = ctx.services.forms.get(report.form_id)
-    title = form.title.get(tr.language) if form else report.form_id
+    title = say.localized(form.title.model_dump()) if form else report.form_id
     enqueue(
         ctx.session,
         person_id=submitter.id,
         kind="query",
         dedupe_key=f"query:{report.id}:{change.id}",
-        text=tr.gettext(
-            "{name} has a question about your report {reference} ({title}):\n"
-            "{comment}\nYou can answer by correcting the report.",
-            name=_name(ctx.person),
-            reference=report.ref,
-            title=title,
-            comment=comment,
+        intent=Intent.of(
+            say.gettext(
+                "{name} has a question about your report {reference} ({title}):\n"
+                "{comment}\nYou can answer by correcting the report.",
+                name=_name(ctx.person),
+                reference=report.ref,
+                title=title,
+                comment=comment,
+            ),
+            options=((say.gettext("Correct it"), f"go:correct {report.ref}"),),
         ),
-        options=[(tr.gettext("Correct it"), f"go:correct {report.ref}")],
+        language=submitter.language or group.language,
         now=ctx.now,
     )
     _leave(
@@ -573,19 +642,22 @@ def _tell_querier(ctx: Context, report: Report, spec: FieldSpec) -> None:
         return
     group = ctx.session.get(Group, report.group_id)
     assert group is not None
-    tr = translator(querier.language or group.language)
+    question = {language: short_label(spec, language) for language in ("ar", "en", "fr")}
     enqueue(
         ctx.session,
         person_id=querier.id,
         kind="query",
         dedupe_key=f"corrected:{report.id}:{marks[-1].id}:{spec.name}:{ctx.now.isoformat()}",
-        text=tr.gettext(
-            "{name} corrected {reference} after your question: {question}.",
-            name=_name(ctx.person),
-            reference=report.ref,
-            question=spec.label.get(tr.language).rstrip("?؟ :"),
+        intent=Intent.of(
+            say.gettext(
+                "{name} corrected {reference} after your question: {question}.",
+                name=_name(ctx.person),
+                reference=report.ref,
+                question=say.localized(question),
+            ),
+            options=((say.gettext("Review it"), f"go:review {report.ref}"),),
         ),
-        options=[(tr.gettext("Review it"), f"go:review {report.ref}")],
+        language=querier.language or group.language,
         now=ctx.now,
     )
 
@@ -632,7 +704,7 @@ def history_text(ctx: Context, report: Report) -> str:
             what = _review_line(ctx, new.get("review"), new.get("comment"))
         else:
             spec = next((f for f in form.fields if f.name == change.field), None)
-            label = spec.label.get(ctx.language).rstrip("?؟ :") if spec else change.field
+            label = short_label(spec, ctx.language) if spec else change.field
             what = ctx._(
                 "{question}: {old} → {new} ({reason})",
                 question=label,
@@ -648,7 +720,7 @@ def _shown(ctx: Context, report: Report, spec: FieldSpec | None, value: Any) -> 
     if spec is None:
         return str(value)
     period = _period(ctx, report, value if spec.type == "period" else report.period)
-    return show_value(spec, value, ctx.tr, period)
+    return show_value(spec, value, ctx.tr, period, _currency(ctx, report))
 
 
 def _reason(ctx: Context, reason: str) -> str:
@@ -674,7 +746,7 @@ def _leave(ctx: Context, message: str | None = None) -> None:
     ctx.state["flow"] = None
     ctx.state.pop("correct", None)
     ctx.state.pop("review", None)
-    menu.show(ctx, message)
+    ctx.go_menu(message)
 
 
 def _recent_visible(ctx: Context) -> Sequence[Report]:
@@ -701,6 +773,13 @@ def _report_label(ctx: Context, report: Report, with_review: bool = False) -> st
     return label
 
 
+def _an_id(choice: str | None) -> int | None:
+    """A report id from a button, or None for anything else."""
+    if choice is None or not (choice.isascii() and choice.isdigit() and len(choice) <= 18):
+        return None
+    return int(choice)
+
+
 def _form(ctx: Context, report: Report) -> FormSpec:
     return ctx.services.forms[report.form_id]
 
@@ -710,8 +789,7 @@ def _field(ctx: Context, report: Report) -> FieldSpec | None:
     return next((f for f in _form(ctx, report).fields if f.name == name), None)
 
 
-def _visible(form: FormSpec, answers: dict[str, Any]) -> list[FieldSpec]:
-    return [f for f in form.fields if f.when is None or f.when.holds(answers)]
+_visible = visible_fields
 
 
 def _decides_others(form: FormSpec, spec: FieldSpec) -> bool:

@@ -23,11 +23,12 @@ from handlers.context import Context, Services
 from handlers.messages import Incoming, Reply, TryLater, compact
 from handlers.router import route
 from locales import DEFAULT_LANGUAGE, supported, translator
+from outbox.intents import intent_of
 from storage.applied import record_applied
-from storage.conversations import ChatState, mark_replied, read_chat, save_state
+from storage.conversations import ChatState, mark_replied, read_chat, read_state, save_state
 from storage.db import transaction
-from storage.outbox import enqueue
-from storage.people import MemberRows, find_person, mark_reachable
+from storage.outbox import enqueue, question_of
+from storage.people import MemberRows, find_person, mark_reachable, wrote_from
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -251,11 +252,26 @@ class Dispatcher:
         """Replies the channel could not send (after the update was committed) go to the
         outbox, so the sender delivers them with its retries; returns how many were kept.
 
-        Only a registered person has an outbox; a document (an export) is not kept: asking
-        again makes a fresh one.
+        Only a registered person has an outbox. While the conversation waits for an answer,
+        the kept replies carry the identity of the question they ask (the conversation's
+        version and step): if the person writes again before the copy is due, the copy is
+        cancelled, not sent (storage.outbox.drop_stale_questions), and if they already have,
+        it is not kept at all.
         """
         kept = 0
+        key = _chat_key(incoming)
+        version = self._saved.get(key)
         with transaction(self.engine) as session:
+            chat = read_state(session, key)
+            question = question_of(key, chat.version, chat.state) if chat.stored else None
+            if version is not None and chat.version != version:
+                log.info(
+                    "update %s: %d unsent replies dropped, the conversation moved on",
+                    _update_key(incoming),
+                    len(replies),
+                    extra={"update_id": _update_key(incoming)},
+                )
+                return 0
             person = find_person(session, incoming.channel, incoming.sender)
             if person is None or person.id is None:
                 log.warning(
@@ -266,17 +282,15 @@ class Dispatcher:
                 )
                 return 0
             for number, reply in enumerate(replies, 1):
-                if reply.document is not None:
-                    continue
                 kept += enqueue(
                     session,
                     person_id=person.id,
                     kind="reply",
                     dedupe_key=f"reply:{_update_key(incoming)}:{number}",
-                    text=reply.text,
+                    intent=intent_of(reply),
+                    language=person.language,
+                    question=question,
                     now=self.clock(),
-                    options=[(o.label, o.value) for o in reply.options],
-                    photo_path=str(reply.photo) if reply.photo else None,
                 )
         log.warning(
             "update %s: %d replies could not be sent; they wait in the outbox",
@@ -321,6 +335,7 @@ class Dispatcher:
         person, organization, group = found
         if not person.reachable:  # they wrote to us, so they unblocked the bot
             person = mark_reachable(connection, person)
+        person = wrote_from(connection, person, incoming.channel, incoming.sender, self.clock())
         language = person.language or supported(incoming.language_code) or group.language
         return Context(
             connection=connection,

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 
 from exports import export as write_export
-from handlers import menu
 from handlers.context import Context
 from storage.models import Group
 from storage.network import NETWORK_GROUP
@@ -131,7 +130,7 @@ def _send(ctx: Context, chosen: dict[str, object], fmt: str) -> None:
         ctx.tr.ngettext("{n} report in this file.", "{n} reports in this file.", count),
         document=path,
     )
-    menu.show(ctx)
+    ctx.go_menu()
 
 
 def period_dates(period: str, today: date) -> tuple[date | None, date | None]:
@@ -159,4 +158,4 @@ def _finish(ctx: Context, text: str | None) -> None:
     ctx.state["flow"] = None
     ctx.state.pop("export", None)
     if text:
-        menu.show(ctx, text)
+        ctx.go_menu(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from handlers import menu
 from handlers.context import Context
 from locales import LANGUAGE_NAMES, LANGUAGES, supported, translator
 from storage.people import set_language
@@ -29,9 +28,4 @@ def chosen(ctx: Context) -> None:
     ctx.tr = translator(choice)
     ctx.state["flow"] = None
     ctx.say(ctx._("From now on I will write to you in English."))
-    if ctx.state.get("draft"):
-        from handlers import reporting
-
-        reporting.offer_resume(ctx)
-    else:
-        menu.show(ctx)
+    ctx.go_home()

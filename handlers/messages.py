@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+
+from forms.schema import Expected
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,10 @@ class Incoming:
     """One thing a person did: typed text or a command, pressed an option, sent a photo or place.
 
     `update_id` identifies the platform's update so it is applied once; None means "do not
-    deduplicate" (the console has no redelivery).
+    deduplicate" (the console has no redelivery). `message_id` is the platform's stable id of
+    the person's message (None where the platform has none), and `answers` the id of the bot's
+    message it answers, when the platform tells: a Telegram reply to a message, or the message
+    whose button was pressed.
     """
 
     channel: str
@@ -39,6 +43,8 @@ class Incoming:
     choice: str | None = None
     photo: Photo | None = None
     location: Location | None = None
+    message_id: str | None = None
+    answers: str | None = None
 
     @property
     def command(self) -> str | None:
@@ -72,15 +78,29 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Command:
+    """A command a person may send, with what it does in their language: a line of /help,
+    an entry of the platform's command menu."""
+
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
 class Reply:
     """A message to send back. Plain text, never markup, so user text needs no escaping."""
 
     text: str
     options: tuple[Option, ...] = ()
-    expect: Literal["photo", "location"] | None = None
+    # What answers it besides its options: a photo, a place, or a typed number (a channel that
+    # numbers its options, such as the console, then tells a typed 12 from option 12).
+    expect: Expected | None = None
     document: Path | None = None
     columns: int = 1
-    photo: Path | None = None
+    photo: Path | Photo | None = None  # a file, or one the platform keeps (Photo.file_id)
+    # The person's commands changed (registration, language, role): the channel shows these
+    # in its command menu for this chat. None: unchanged.
+    commands: tuple[Command, ...] | None = None
 
 
 def compact(replies: list[Reply], limit: int = 4000) -> list[Reply]:
@@ -95,7 +115,11 @@ def compact(replies: list[Reply], limit: int = 4000) -> list[Reply]:
             and reply.photo is None
             and reply.document is None
         ):
-            joined[-1] = replace(reply, text=f"{previous.text}\n\n{reply.text}")
+            joined[-1] = replace(
+                reply,
+                text=f"{previous.text}\n\n{reply.text}",
+                commands=reply.commands if reply.commands is not None else previous.commands,
+            )
         else:
             joined.append(reply)
     return joined

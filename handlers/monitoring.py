@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 from forms.display import period_label
 from forms.schema import FormSpec
-from handlers import menu
 from handlers.context import Context
 from monitoring.completeness import Completeness, completeness, period_of
 from monitoring.digest import build_digest, digest_text
@@ -113,7 +112,7 @@ def remind_late(ctx: Context) -> None:
 def remind_chosen(ctx: Context) -> None:
     ctx.state["flow"] = None
     if ctx.choice != "send":
-        menu.show(ctx, ctx._("No reminder was sent."))
+        ctx.go_menu(ctx._("No reminder was sent."))
         return
     group = _group(ctx)
     today = ctx.now.astimezone(ZoneInfo(group.timezone)).date().isoformat()
@@ -121,8 +120,7 @@ def remind_chosen(ctx: Context) -> None:
         remind(ctx.session, group, state, "nudge", ctx.now, key_suffix=f":{today}")
         for state in _unreported(ctx, group)
     )
-    menu.show(
-        ctx,
+    ctx.go_menu(
         ctx.tr.ngettext("{n} reminder is on its way.", "{n} reminders are on their way.", sent)
         if sent
         else ctx._("Those associations were already reminded today; nothing more was sent."),

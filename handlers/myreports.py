@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from forms.display import period_label
 from forms.periods import period_from_key
-from handlers import corrections, menu
 from handlers.context import Context
 from storage.reports import recent_reports
 
@@ -13,7 +12,7 @@ def show(ctx: Context) -> None:
     assert ctx.person is not None and ctx.person.id is not None and ctx.group is not None
     reports = recent_reports(ctx.session, ctx.person.id)
     if not reports:
-        menu.show(ctx, ctx._("You have not sent any report yet."))
+        ctx.go_menu(ctx._("You have not sent any report yet."))
         return
     lines = [ctx.tr.ngettext("Your last report:", "Your last {n} reports:", len(reports))]
     for report in reports:
@@ -27,4 +26,4 @@ def show(ctx: Context) -> None:
             lines.append(f"{report.ref} · {title} · {period} · {when}")
         else:
             lines.append(f"{report.ref} · {title} · {when}")
-    corrections.offer_after_list(ctx, "\n".join(lines))
+    ctx.offer_corrections("\n".join(lines))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from handlers import language, menu
 from handlers.context import Context
+from handlers.permissions import role_name
 from storage.models import Organization
 from storage.people import InviteProblem, member_by_id, redeem_invite
 
@@ -21,7 +21,7 @@ def start(ctx: Context) -> None:
     if ctx.person is not None:
         if code:
             ctx.say(ctx._("You are already registered."))
-        menu.show(ctx, ctx._("Welcome back, {name}.", name=ctx.person.display_name))
+        ctx.go_menu(ctx._("Welcome back, {name}.", name=ctx.person.display_name))
         return
     if code:
         redeem(ctx, code)
@@ -51,7 +51,7 @@ def redeem(ctx: Context, code: str) -> None:
             organization=organization.names.get(ctx.language, organization.key),
         )
     )
-    language.ask(ctx)
+    ctx.ask_language()
 
 
 def not_registered(ctx: Context) -> None:
@@ -61,15 +61,6 @@ def not_registered(ctx: Context) -> None:
             "you, or send /start followed by your invitation code. /help explains more."
         )
     )
-
-
-def role_name(ctx: Context, role: str) -> str:
-    names = {
-        "worker": ctx._("field worker"),
-        "coordinator": ctx._("coordinator"),
-        "admin": ctx._("network admin"),
-    }
-    return names.get(role, role)
 
 
 def _problem(ctx: Context, reason: str) -> str:

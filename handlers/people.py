@@ -13,9 +13,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from handlers import menu
 from handlers.context import Context
-from handlers.onboarding import role_name
+from handlers.permissions import role_name
 from locales import LANGUAGE_NAMES
 from storage.models import ROLES, Group, Organization, Person, Report
 from storage.people import new_invite, recall
@@ -232,7 +231,7 @@ def people_chosen(ctx: Context) -> None:
         _show_page(ctx)
     elif kind == "close":
         _done(ctx, None)
-        menu.show(ctx)
+        ctx.go_menu()
     else:
         _done(ctx, ctx._("Please choose one of the options. Send /people to start again."))
 
@@ -390,7 +389,7 @@ def _done(ctx: Context, text: str | None) -> None:
     ctx.state.pop("invite", None)
     ctx.state.pop("people", None)
     if text:
-        menu.show(ctx, text)
+        ctx.go_menu(text)
 
 
 def _name(ctx: Context, names: dict[str, str], fallback: str) -> str:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from forms.schema import FormSpec
 from storage.people import OrganizationRow, PersonRow
+
+if TYPE_CHECKING:
+    from handlers.context import Context
 
 UNREGISTERED = "unregistered"
 
@@ -49,3 +54,13 @@ def may_fill(
     if person is None or organization is None or not person.active:
         return False
     return person.role in form.roles and organization.kind in form.org_kinds and organization.active
+
+
+def role_name(ctx: Context, role: str) -> str:
+    """The role as the person reads it."""
+    names = {
+        "worker": ctx._("field worker"),
+        "coordinator": ctx._("coordinator"),
+        "admin": ctx._("network admin"),
+    }
+    return names.get(role, role)

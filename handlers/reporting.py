@@ -10,11 +10,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from forms.answers import Accepted, Given, Rejected, Which, check, within_bounds
-from forms.display import period_label, show_value, summary_lines
+from forms.answers import Accepted, Given, Rejected, Which, accept_number
+from forms.display import how_to_answer, period_label, short_label
+from forms.kinds import answered_by_typing, check, fixed_buttons
 from forms.periods import Period, local_today, period_containing, period_from_key
-from forms.schema import FieldSpec, FormSpec
-from handlers import menu
+from forms.schema import FieldSpec, FormSpec, expected_input
+from forms.summary import show_answer, summary_lines
+from forms.validate import report_problems, visible_fields
 from handlers.context import Context
 from handlers.permissions import may_fill
 from storage.reports import ReportRef, add_report, period_report, replace_answers
@@ -82,7 +84,7 @@ def resume_chosen(ctx: Context) -> None:
         if then:
             start(ctx, then)
         else:
-            menu.show(ctx)
+            ctx.go_menu()
     else:
         offer_resume(ctx, then=ctx.state.get("then"))
 
@@ -119,9 +121,6 @@ def show_current(ctx: Context) -> None:
         ask(ctx)
 
 
-ANSWERED_WITH_BUTTONS = frozenset({"choice", "multichoice", "yesno", "period"})
-
-
 def show_current_after_refusal(ctx: Context) -> None:
     """After a refused button: a question that takes a typed answer is never sent again
     outright. With two copies on screen a person may answer both, and the second answer
@@ -131,7 +130,7 @@ def show_current_after_refusal(ctx: Context) -> None:
     not taken. Questions answered with buttons are shown again: both copies share their
     buttons, and a press is taken once."""
     spec = _current_field(ctx)
-    typed = spec is not None and spec.type not in ANSWERED_WITH_BUTTONS
+    typed = spec is not None and answered_by_typing(spec)
     if _draft(ctx)["step"] != "ask" or not typed:
         show_current(ctx)
     elif ctx.reply_unsure:
@@ -146,7 +145,7 @@ def cancel(ctx: Context) -> None:
     else:
         ctx.say(ctx._("Cancelled. Nothing was saved."))
     ctx.state["flow"] = None
-    menu.show(ctx)
+    ctx.go_menu()
 
 
 def back(ctx: Context) -> None:
@@ -154,9 +153,11 @@ def back(ctx: Context) -> None:
     step = draft["step"]
     if step in ("which", "replace") or (step == "ask" and draft.get("photos")):
         draft.pop("photos", None)
+        draft.pop("candidates", None)
         ask(ctx)
         return
     if draft["editing"] and step == "ask":
+        _restore_before(draft)
         summary(ctx)
         return
     if not draft["path"]:
@@ -203,39 +204,43 @@ def ask(ctx: Context, problem: str | None = None) -> None:
     )
     if spec.hint:
         lines.append(spec.hint.get(ctx.language))
+    how = how_to_answer(spec, ctx.tr, _currency(ctx))
+    if how:
+        lines.append(how)
     if draft["editing"] and spec.name in draft.get("before", {}):
         lines.append(
             ctx._(
                 "Current answer: {answer}",
-                answer=show_value(spec, draft["before"][spec.name], ctx.tr, _period(ctx)),
+                answer=show_answer(
+                    spec,
+                    draft["before"][spec.name],
+                    ctx.tr,
+                    _period(ctx),
+                    _currency(ctx),
+                    draft.get("before_typed"),
+                ),
             )
         )
     options = _options(ctx, spec)
     if not spec.required and not draft.get("photos"):
         options.append((ctx._("Skip"), "skip"))
-    expect = "photo" if spec.type == "photo" else "location" if spec.type == "location" else None
+    expect = expected_input(spec.type)
     ctx.say("\n".join(lines), options, expect=expect, columns=2 if len(options) > 3 else 1)
 
 
 def _options(ctx: Context, spec: FieldSpec) -> list[tuple[str, str]]:
     kind = spec.type
-    if kind == "choice":
-        return [(c.label.get(ctx.language), c.value) for c in spec.choices or []]
     if kind == "multichoice":
         chosen = _draft(ctx).get("selected", [])
         return [
             (("✓ " if c.value in chosen else "") + c.label.get(ctx.language), c.value)
             for c in spec.choices or []
         ] + [(ctx._("Done"), "done")]
-    if kind == "yesno":
-        return [(ctx._("Yes"), "yes"), (ctx._("No"), "no")]
-    if kind == "date":
-        return [(ctx._("Today"), "today"), (ctx._("Yesterday"), "yesterday")]
     if kind == "period":
         return [(period_label(p, ctx.tr), p.key) for p in _period_choices(ctx)]
     if kind == "photo" and _draft(ctx).get("photos"):
         return [(ctx._("Done"), "done")]
-    return []
+    return fixed_buttons(spec, ctx.tr)
 
 
 # --- answering ----------------------------------------------------------------------------
@@ -274,12 +279,13 @@ def _answer_field(ctx: Context) -> None:
         choice=choice,
         location=(location.latitude, location.longitude) if location else None,
     )
-    result = check(spec, given, ctx.tr, _today(ctx))
+    result = check(spec, given, ctx.tr, _today(ctx), _currency(ctx))
     if isinstance(result, Accepted):
-        _accept(ctx, spec, result.value)
+        _accept(ctx, spec, result.value, result.typed)
     elif isinstance(result, Which):
         draft["step"] = "which"
         draft["candidates"] = [str(c) for c in result.candidates]
+        draft["unit"] = result.unit
         _ask_which(ctx)
     else:
         ask(ctx, result.message)
@@ -333,6 +339,7 @@ def _ask_which(ctx: Context) -> None:
     ctx.say(
         ctx._("Did you mean {first} or {second}?", first=first, second=second),
         [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")],
+        expect="number",  # a newly typed number answers the question again
     )
 
 
@@ -349,16 +356,23 @@ def _which_chosen(ctx: Context) -> None:
             _ask_which(ctx)
         return
     value = Decimal(draft.pop("candidates")[int(choice)])
-    result = within_bounds(spec, value, ctx.tr)
+    result = accept_number(spec, value, draft.pop("unit", None), ctx.tr, _currency(ctx))
     if isinstance(result, Rejected):
         ask(ctx, result.message)
     elif isinstance(result, Accepted):
-        _accept(ctx, spec, result.value)
+        _accept(ctx, spec, result.value, result.typed)
 
 
-def _accept(ctx: Context, spec: FieldSpec, value: Any) -> None:
+def _accept(ctx: Context, spec: FieldSpec, value: Any, typed: str | None = None) -> None:
     draft = _draft(ctx)
     draft["answers"][spec.name] = value
+    typed_answers: dict[str, str] = draft.setdefault("typed", {})
+    if typed:
+        typed_answers[spec.name] = typed
+    else:
+        typed_answers.pop(spec.name, None)
+    draft.pop("before", None)  # the changed answer is given: /back no longer restores it
+    draft.pop("before_typed", None)
     if spec.name in draft["path"]:
         draft["path"].remove(spec.name)
     draft["path"].append(spec.name)
@@ -422,7 +436,7 @@ def _replace_chosen(ctx: Context) -> None:
         ctx.state.pop("draft", None)
         ctx.state["flow"] = None
         ctx.say(ctx._("The old report stays as it was; these new answers were not saved."))
-        menu.show(ctx)
+        ctx.go_menu()
     else:
         _ask_replace(ctx)
 
@@ -431,27 +445,36 @@ def _replace_chosen(ctx: Context) -> None:
 
 
 def summary(ctx: Context) -> None:
+    """The answers, what is wrong with them, and Confirm only when nothing blocks saving."""
     draft = _draft(ctx)
     draft["step"] = "summary"
     draft["editing"] = False
     draft.pop("before", None)
+    draft.pop("before_typed", None)
     form = _form(ctx)
     lines = [ctx._("Please check your report: {title}", title=form.title.get(ctx.language))]
-    lines += summary_lines(form, draft["answers"], ctx.tr, _period(ctx))
-    ctx.say(
-        "\n".join(lines),
-        [
-            (ctx._("Confirm and send"), "confirm"),
-            (ctx._("Change an answer"), "change"),
-            (ctx._("Cancel"), "cancel"),
-        ],
+    lines += summary_lines(
+        form, draft["answers"], ctx.tr, _period(ctx), _currency(ctx), draft.get("typed")
     )
+    problems = report_problems(form, draft["answers"])
+    messages = problems.messages(ctx.tr)
+    if messages:
+        lines.append("")
+        lines += [f"⚠️ {message}" for message in messages]
+    options = [] if problems.blocking else [(ctx._("Confirm and send"), "confirm")]
+    options += [(ctx._("Change an answer"), "change"), (ctx._("Cancel"), "cancel")]
+    if problems.blocking:
+        lines.append(ctx._("Please change the answers above before sending."))
+    ctx.say("\n".join(lines), options)
 
 
 def _summary_chosen(ctx: Context) -> None:
     choice = ctx.choice
     draft = _draft(ctx)
     if choice == "confirm":
+        if report_problems(_form(ctx), draft["answers"]).blocking:
+            summary(ctx)  # says what is missing or wrong; nothing is saved
+            return
         if _existing(ctx) is not None:
             draft["confirming"] = True
             _ask_replace(ctx)
@@ -460,10 +483,13 @@ def _summary_chosen(ctx: Context) -> None:
     elif choice == "change":
         draft["step"] = "change"
         form = _form(ctx)
-        fields = [f for f in _visible(form, draft["answers"]) if f.name in draft["answers"]]
+        fields = _visible(form, draft["answers"])
         ctx.say(
             ctx._("Which answer do you want to change?"),
-            [(f"{i}. {f.label.get(ctx.language)}", f.name) for i, f in enumerate(fields, 1)],
+            [
+                (f"{ctx.tr.number(i)}. {short_label(f, ctx.language)}", f.name)
+                for i, f in enumerate(fields, 1)
+            ],
         )
     elif choice == "cancel":
         cancel(ctx)
@@ -476,11 +502,12 @@ def _change_chosen(ctx: Context) -> None:
     draft = _draft(ctx)
     choice = ctx.choice
     form = _form(ctx)
-    names = {f.name for f in form.fields if f.name in draft["answers"]}
+    names = {f.name for f in _visible(form, draft["answers"])}
     if choice not in names:
         summary(ctx)
         return
-    draft["before"] = {choice: draft["answers"].pop(choice)}
+    draft["before"] = {choice: draft["answers"].pop(choice)} if choice in draft["answers"] else {}
+    draft["before_typed"] = draft.setdefault("typed", {}).pop(choice, None)
     draft["editing"] = True
     draft["step"] = "ask"
     ask(ctx)
@@ -489,6 +516,9 @@ def _change_chosen(ctx: Context) -> None:
 def _save(ctx: Context) -> None:
     draft = _draft(ctx)
     form = _form(ctx)
+    if report_problems(form, draft["answers"]).blocking:
+        summary(ctx)
+        return
     person, organization = ctx.person, ctx.organization
     assert person is not None and person.id is not None
     assert organization is not None and organization.id is not None
@@ -522,7 +552,7 @@ def _save(ctx: Context) -> None:
     ctx.state.pop("draft", None)
     ctx.state["flow"] = None
     ctx.say(message)
-    menu.show(ctx)
+    ctx.go_menu()
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -537,8 +567,20 @@ def _form(ctx: Context) -> FormSpec:
     return ctx.services.forms[_draft(ctx)["form"]]
 
 
-def _visible(form: FormSpec, answers: dict[str, Any]) -> list[FieldSpec]:
-    return [f for f in form.fields if f.when is None or f.when.holds(answers)]
+_visible = visible_fields
+
+
+def _restore_before(draft: dict[str, Any]) -> None:
+    """Put back the answer that was being changed: /back while changing keeps the old one."""
+    before: dict[str, Any] = draft.pop("before", {})
+    draft["answers"].update(before)
+    typed = draft.pop("before_typed", None)
+    for name in before:
+        if typed:
+            draft.setdefault("typed", {})[name] = typed
+    draft.pop("selected", None)
+    draft.pop("photos", None)
+    draft["editing"] = False
 
 
 def _current_field(ctx: Context) -> FieldSpec | None:
@@ -576,3 +618,7 @@ def _period(ctx: Context) -> Period | None:
     if form.period == "none" or key is None or ctx.group is None:
         return None
     return period_from_key(form.period, key, ctx.group.week_start)
+
+
+def _currency(ctx: Context) -> str | None:
+    return ctx.group.currency if ctx.group is not None else None

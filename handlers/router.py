@@ -24,7 +24,7 @@ from handlers import (
     people,
     reporting,
 )
-from handlers.context import STALE, Context
+from handlers.context import STALE, Context, Navigation
 from handlers.permissions import UNREGISTERED, may, role_of
 
 Handler = Callable[[Context], None]
@@ -107,6 +107,26 @@ def _cancel(ctx: Context) -> None:
 
 
 def route(ctx: Context) -> None:
+    """Handle the message, then tell the channel if the person's commands changed."""
+    ctx.navigation = NAVIGATION
+    _route(ctx)
+    _sync_commands(ctx)
+
+
+def _sync_commands(ctx: Context) -> None:
+    """The person's commands follow their role, language and forms: when those differ from
+    what this chat was last given (registration, /language, a role changed by an admin, a
+    new form), the last reply carries the new list for the channel's command menu."""
+    if not ctx.replies:
+        return
+    commands = help.commands_for(ctx.person, ctx.organization, ctx.services.forms, ctx.tr)
+    signature = help.signature(commands)
+    if ctx.state.get("commands") != signature:
+        ctx.state["commands"] = signature
+        ctx.replies[-1] = replace(ctx.replies[-1], commands=commands)
+
+
+def _route(ctx: Context) -> None:
     choice = ctx.incoming.choice or ""
     if choice.startswith(GO):
         # A button on a message sent outside the conversation (a reminder): it runs a
@@ -160,6 +180,15 @@ def _command(ctx: Context, command: str) -> None:
             ctx.say(ctx._("The command /{command} is not for your role.", command=command))
         return
     handler(ctx)
+
+
+NAVIGATION = Navigation(
+    home=_open_menu,
+    menu=menu.show,
+    language=language.ask,
+    command=_command,
+    corrections=corrections.offer_after_list,
+)
 
 
 def _show_where(ctx: Context) -> None:

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from locales import translator
+from outbox import intents as say
+from outbox.intents import Intent
 from storage import broadcasts
 from storage.models import Broadcast, OutboxMessage, Person
 from storage.outbox import enqueue
@@ -40,12 +41,12 @@ def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
     if creator is None or creator.id is None:
         return 0
     figures = broadcasts.figures(session, broadcast.id)
-    tr = translator(broadcasts.language_of(session, creator))
+    language = broadcasts.language_of(session, creator)
     if figures.waiting:
         slot = int((now - broadcast.created_at) / PROGRESS_EVERY)
         if slot < 1:
             return 0
-        text = tr.gettext(
+        text = say.gettext(
             "Broadcast #{id}: {delivered} of {total} delivered so far, {waiting} waiting.",
             id=broadcast.id,
             delivered=figures.delivered,
@@ -58,29 +59,34 @@ def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
                 person_id=creator.id,
                 kind="broadcast-report",
                 dedupe_key=f"broadcast-progress:{broadcast.id}:{slot}",
-                text=text,
+                intent=Intent.of(text),
+                language=language,
                 now=now,
             )
         )
-    text = "\n".join(
-        [
-            tr.gettext(
-                "Broadcast #{id} is done. Of {total} people:",
-                id=broadcast.id,
-                total=broadcast.recipients,
-            ),
-            tr.gettext("• delivered: {n}", n=figures.delivered),
-            tr.gettext("• blocked the bot: {n}", n=figures.blocked),
-            tr.gettext("• failed: {n}", n=figures.failed),
-            tr.gettext("• cancelled: {n}", n=figures.cancelled),
-            tr.gettext(
-                "Sent again after a restart: {n} (they may have received it twice).",
-                n=figures.resent,
-            ),
-        ]
+    intent = Intent.of(
+        say.gettext(
+            "Broadcast #{id} is done. Of {total} people:",
+            id=broadcast.id,
+            total=broadcast.recipients,
+        ),
+        say.gettext("• delivered: {n}", n=figures.delivered),
+        say.gettext("• blocked the bot: {n}", n=figures.blocked),
+        say.gettext("• failed: {n}", n=figures.failed),
+        say.gettext("• cancelled: {n}", n=figures.cancelled),
+        say.gettext(
+            "Sent again after a restart: {n} (they may have received it twice).",
+            n=figures.resent,
+        ),
     )
     sent = enqueue(
-        session, person_id=creator.id, kind="broadcast-report", dedupe_key=key, text=text, now=now
+        session,
+        person_id=creator.id,
+        kind="broadcast-report",
+        dedupe_key=key,
+        intent=intent,
+        language=language,
+        now=now,
     )
     if broadcast.status == "sending":
         broadcast.status = "finished"

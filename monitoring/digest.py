@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, case, func
 from sqlmodel import Session, col, select
 
-from forms.display import period_label
+from forms.display import header_label, period_label
 from forms.periods import Period
 from forms.schema import FieldSpec, FormSpec
 from locales import Translator
@@ -350,7 +350,7 @@ def _total_line(spec: FieldSpec, part: FormDigest, tr: Translator) -> str:
 
 
 def _label(spec: FieldSpec, language: str) -> str:
-    return spec.label.get(language).rstrip("?؟ :")
+    return header_label(spec, language)
 
 
 def _number(value: float) -> Decimal:

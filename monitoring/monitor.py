@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,8 @@ from monitoring.chart import Series, trend_chart
 from monitoring.completeness import completeness
 from monitoring.digest import Digest, build_digest, digest_text, numeric_fields
 from monitoring.reminders import WINDOW, send_reminders
+from outbox import intents as say
+from outbox.intents import Intent
 from storage.db import transaction
 from storage.models import Group
 from storage.network import NETWORK_GROUP
@@ -106,17 +109,21 @@ class Monitor:
     ) -> int:
         """Enqueue `digest` to each coordinator of its group, in their own language."""
         count = 0
+        text = say.per_language(lambda tr: digest_text(digest, tr))
+        charts: dict[str, str] = {}  # drawn once per language a coordinator reads
         for person in coordinators_of(session, digest.group):
             assert person.id is not None
-            tr = translator(person.language or digest.group.language)
+            language = translator(person.language or digest.group.language).language
+            if language not in charts:
+                charts[language] = str(digest_chart(digest, translator(language), self.charts_dir))
             key = f"digest:{digest.kind}:{digest.group.key}:{digest.period.key}:{person.id}"
             count += enqueue(
                 session,
                 person_id=person.id,
                 kind="digest",
                 dedupe_key=key + key_suffix,
-                text=digest_text(digest, tr),
-                photo_path=str(digest_chart(digest, tr, self.charts_dir)),
+                intent=Intent.of(text, photo=charts[language]),
+                language=language,
                 now=now,
             )
         return count
@@ -138,16 +145,16 @@ class Monitor:
             )
             if not at <= now < at + WINDOW:
                 continue
+            text = say.per_language(partial(self.network_text, session, kind, now))
             for person in admins(session):
                 assert person.id is not None
-                tr = translator(person.language or network.language)
-                text = self.network_text(session, kind, now, tr)
                 count += enqueue(
                     session,
                     person_id=person.id,
                     kind="digest",
                     dedupe_key=f"network-digest:{kind}:{period.key}:{person.id}",
-                    text=text,
+                    intent=Intent.of(text),
+                    language=person.language or network.language,
                     now=now,
                 )
         return count

@@ -18,9 +18,10 @@ from sqlmodel import Session
 from forms.display import period_label
 from forms.periods import Period
 from forms.schema import FormSpec
-from locales import Translator, translator
 from monitoring.audience import coordinators_of, workers_of
 from monitoring.completeness import Completeness, completeness, due_date, period_of
+from outbox import intents as say
+from outbox.intents import Intent
 from storage.models import Group, Organization
 from storage.outbox import enqueue
 from storage.schedule import FormSchedule, Schedule
@@ -87,34 +88,32 @@ def remind(
 ) -> int:
     """Remind the workers of every association still missing the report."""
     missing = [o.id for o in state.missing if o.id is not None]
+    form, period = state.form, state.period
+    values = {
+        "title": say.localized(form.title.model_dump()),
+        "period": say.per_language(lambda tr: period_label(period, tr)),
+        "due": say.day(state.due, "d MMMM"),
+    }
+    if stage == "before":
+        text = say.gettext("Reminder: your {title} report for {period} is due on {due}.", **values)
+    else:
+        text = say.gettext(
+            "Your {title} report for {period} was due on {due} and has not "
+            "arrived yet. Please send it as soon as you can.",
+            **values,
+        )
+    intent = Intent.of(text, options=((say.gettext("Fill it now"), f"go:{form.command}"),))
     count = 0
     for person in workers_of(session, missing):
         assert person.id is not None
-        tr = translator(person.language or group.language)
-        form, period = state.form, state.period
-        values = {
-            "title": form.title.get(tr.language),
-            "period": period_label(period, tr),
-            "due": tr.date(state.due, "d MMMM"),
-        }
-        if stage == "before":
-            text = tr.gettext(
-                "Reminder: your {title} report for {period} is due on {due}.", **values
-            )
-        else:
-            text = tr.gettext(
-                "Your {title} report for {period} was due on {due} and has not "
-                "arrived yet. Please send it as soon as you can.",
-                **values,
-            )
         key = f"reminder:{stage}:{form.id}:{group.key}:{period.key}:{person.id}{key_suffix}"
         count += enqueue(
             session,
             person_id=person.id,
             kind="reminder",
             dedupe_key=key,
-            text=text,
-            options=[(tr.gettext("Fill it now"), f"go:{form.command}")],
+            intent=intent,
+            language=person.language or group.language,
             now=now,
         )
     return count
@@ -129,25 +128,29 @@ def escalate(session: Session, group: Group, state: Completeness, now: datetime)
     count = 0
     for person in coordinators_of(session, group):
         assert person.id is not None
-        tr = translator(person.language or group.language)
-        text = late_text(tr, state, late)
         key = f"escalation:{state.form.id}:{group.key}:{state.period.key}:{person.id}"
         count += enqueue(
-            session, person_id=person.id, kind="escalation", dedupe_key=key, text=text, now=now
+            session,
+            person_id=person.id,
+            kind="escalation",
+            dedupe_key=key,
+            intent=Intent.of(late_phrase(state, late)),
+            language=person.language or group.language,
+            now=now,
         )
     return count
 
 
-def late_text(tr: Translator, state: Completeness, late: list[Organization]) -> str:
-    names = names_of(late, tr.language)
-    return tr.ngettext(
+def late_phrase(state: Completeness, late: list[Organization]) -> say.Phrase:
+    """Which associations are late, as a phrase translated when it is sent."""
+    return say.ngettext(
         "{n} association has not sent {title} for {period} (due {due}): {names}.",
         "{n} associations have not sent {title} for {period} (due {due}): {names}.",
         len(late),
-        title=state.form.title.get(tr.language),
-        period=period_label(state.period, tr),
-        due=tr.date(state.due, "d MMMM"),
-        names=names,
+        title=say.localized(state.form.title.model_dump()),
+        period=say.per_language(lambda tr: period_label(state.period, tr)),
+        due=say.day(state.due, "d MMMM"),
+        names=say.per_language(lambda tr: names_of(late, tr.language)),
     )
 
 

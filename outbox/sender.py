@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import select
 
 from storage import outbox as store
 from storage.db import transaction
-from storage.models import OutboxMessage, Person
+from storage.models import OutboxMessage
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -51,10 +50,13 @@ FLOOD_WAITS_IN_PLACE = 3  # then the message goes back to the outbox
 
 @dataclass(frozen=True)
 class Address:
-    """Where a person is reached: the channel and the address on it (Telegram: the chat id)."""
+    """Where a person is reached: the channel and the address on it (Telegram: the chat id),
+    with their language and when they last wrote from it (for WhatsApp's 24-hour window)."""
 
     channel: str
     address: str
+    language: str | None = None
+    last_inbound_at: datetime | None = None
 
 
 class RetryAfter(Exception):
@@ -260,10 +262,12 @@ class Sender:
             messages = store.claim(session, self.clock(), self.batch)
             if not messages:
                 return []
-            ids = {m.person_id for m in messages}
-            in_batch = Person.id.in_(ids)  # type: ignore[union-attr]
-            people = session.exec(select(Person.id, Person.channel, Person.address).where(in_batch))
-        addresses = {pid: Address(channel, address) for pid, channel, address in people}
+            messages = store.drop_stale_questions(session, messages)
+            people = store.recipients(session, {m.person_id for m in messages})
+        addresses = {
+            pid: Address(r.channel, r.address, r.language, r.last_inbound_at)
+            for pid, r in people.items()
+        }
         return [(addresses[m.person_id], m) for m in messages]
 
     async def _one(

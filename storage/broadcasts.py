@@ -6,8 +6,9 @@ group). Only active people of active organizations are reached.
 
 One recipient is one outbox row (key `broadcast:<id>:<person id>`), enqueued in the
 transaction that creates the broadcast, in the recipient's language. Texts are kept within
-one platform message (`TEXT_LIMIT`, `CAPTION_LIMIT` with a photo) so that the rows of a
-broadcast count its recipients.
+one platform message (`TEXT_LIMIT`, `CAPTION_LIMIT` with a photo). The text is the one the
+author wrote for the recipient's language when it was created (a literal: nobody translates
+a person's words).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from outbox import intents as say
+from outbox.intents import Intent
 from storage.models import Broadcast, Group, Organization, OutboxMessage, Person
 from storage.outbox import FILE_ID, counts_by_status, enqueue
 
@@ -137,8 +140,8 @@ def create(
             person_id=person.id,
             kind=KIND,
             dedupe_key=f"broadcast:{broadcast.id}:{person.id}",
-            text=text_for(texts, language),
-            photo_path=photo_path(photo),
+            intent=Intent.of(say.literal(text_for(texts, language)), photo=photo_path(photo)),
+            language=language,
             now=now,
             broadcast_id=broadcast.id,
         )

@@ -1,4 +1,5 @@
-"""What platforms tell back about messages, and when a person last wrote from an address.
+"""What platforms tell back about messages, and when a person last wrote from an address
+outside a conversation (a template's button, a sticker: the Dispatcher records the others).
 
 Status reports (sent, delivered, read, failed) arrive in any order and more than once: a row's
 `delivery` only moves forward (sent < delivered < read), except to "failed", which is final.
@@ -8,38 +9,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Table, bindparam, update
+from sqlalchemy import Connection, Table, bindparam, or_, update
 from sqlmodel import Session, select
 
-from storage.db import insert_new
-from storage.models import InboundSeen, OutboxMessage, Person
+from storage.models import OutboxMessage, Person, PersonAddress
 from storage.outbox import ERROR_LIMIT
 
 RANK = {None: 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
-_SEEN: Table = InboundSeen.__table__  # type: ignore[attr-defined]
+_SEEN: Table = PersonAddress.__table__  # type: ignore[attr-defined]
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 _PEOPLE: Table = Person.__table__  # type: ignore[attr-defined]
 _TOUCH = (
     update(_SEEN)
     .where(_SEEN.c.channel == bindparam("c"), _SEEN.c.address == bindparam("a"))
-    .where(_SEEN.c.last_inbound_at < bindparam("at"))
+    .where(or_(_SEEN.c.last_inbound_at.is_(None), _SEEN.c.last_inbound_at < bindparam("at")))
     .values(last_inbound_at=bindparam("at"))
 )
 
 
-def seen_inbound(
-    connection: Connection | Session, channel: str, address: str, at: datetime
-) -> None:
-    """`address` wrote at `at` (an older report, delivered late, changes nothing)."""
-    values = {"channel": channel, "address": address, "last_inbound_at": at}
-    if not insert_new(connection, _SEEN, values, ["channel", "address"]):
-        connection.execute(_TOUCH, {"c": channel, "a": address, "at": at})
-
-
-def last_inbound(session: Session, channel: str, address: str) -> datetime | None:
-    row = session.get(InboundSeen, (channel, address))
-    return row.last_inbound_at if row is not None else None
+def seen_inbound(runner: Connection | Session, channel: str, address: str, at: datetime) -> None:
+    """`address` wrote at `at` (an earlier time, reported late, changes nothing)."""
+    runner.execute(_TOUCH, {"c": channel, "a": address, "at": at})
 
 
 def record_platform_id(session: Session, message_id: int, platform_id: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Connection, Index, UniqueConstraint, event, insert
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -72,6 +72,39 @@ class Person(SQLModel, table=True):
     active: bool = True
     reachable: bool = True
     created_at: datetime = _time()
+
+
+class PersonAddress(SQLModel, table=True):
+    """One channel on which a person is reached. A person may have several (Telegram and
+    WhatsApp); `Person.channel`/`Person.address` is the current one, the one they last wrote
+    from, where the outbox sends. `last_inbound_at` is when they last wrote from it (WhatsApp
+    sends free-form messages only within 24 hours of it)."""
+
+    __tablename__ = "person_address"
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    channel: str
+    address: str
+    last_inbound_at: datetime | None = _time(nullable=True)
+    reachable: bool = True
+
+
+@event.listens_for(Person, "after_insert")
+def _first_address(_mapper: Any, connection: Connection, person: Person) -> None:
+    """Every person is reached at the address they were created with: their first
+    person_address row, in the same transaction."""
+    connection.execute(
+        insert(PersonAddress.__table__),  # type: ignore[attr-defined]
+        {
+            "person_id": person.id,
+            "channel": person.channel,
+            "address": person.address,
+            "last_inbound_at": None,
+            "reachable": person.reachable,
+        },
+    )
 
 
 class Invite(SQLModel, table=True):
@@ -158,7 +191,16 @@ OUTBOX_STATUSES = ("pending", "sending", "sent", "blocked", "failed", "cancelled
 
 
 class OutboxMessage(SQLModel, table=True):
-    """A message that is not a direct reply (reminder, digest, broadcast), waiting to be sent.
+    """A message that is not a direct reply (reminder, digest, broadcast, a reply that could
+    not be sent at once), waiting to be sent.
+
+    It holds what to say, not rendered text (see outbox.intents): `message` has the lines as
+    phrases (message key and parameters), `options` the buttons ({"label": phrase, "value"}),
+    `media` a photo or document reference. It is translated into the recipient's language and
+    rendered for their channel when it is sent; `language` is the one it was meant for when
+    enqueued, used if the person has none. `question` identifies the question a kept reply
+    asks ({"chat": chat key, "version": conversation version, "flow", "step"}): if the
+    conversation has moved on when it is due, it is cancelled, not sent.
 
     `dedupe_key` is the caller's idempotency key. `attempts` counts tries that reached the
     platform and did not end in a flood wait; `resent` counts the times a crashed sender's
@@ -175,9 +217,13 @@ class OutboxMessage(SQLModel, table=True):
     person_id: int = Field(foreign_key="person.id")
     kind: str
     dedupe_key: str = Field(unique=True)
-    text: str = Field(default="", sa_column=Column(Text, nullable=False))
-    options: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    photo_path: str | None = None
+    message: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    options: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    media: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    language: str | None = None
+    question: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     status: str = Field(default="pending", index=True)
     attempts: int = 0
     resent: int = 0
@@ -191,17 +237,6 @@ class OutboxMessage(SQLModel, table=True):
     # status reports find it; and the last of them: sent, delivered, read or failed.
     platform_message_id: str | None = Field(default=None, index=True)
     delivery: str | None = None
-
-
-class InboundSeen(SQLModel, table=True):
-    """When a person last wrote from an address: WhatsApp lets free-form messages reach them
-    only within 24 hours of that."""
-
-    __tablename__ = "inbound_seen"
-
-    channel: str = Field(primary_key=True)
-    address: str = Field(primary_key=True)
-    last_inbound_at: datetime = _time()
 
 
 class Broadcast(SQLModel, table=True):

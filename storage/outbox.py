@@ -1,13 +1,18 @@
 """The outbox: messages that are not direct replies wait here until a sender delivers them.
 
-A row moves pending -> sending (claimed) -> sent | blocked | failed, or back to pending for a
-retry. Rows are claimed in id order, one at a time per person: a row waits while an earlier
-row to the same person is still pending or sending, so each person gets their messages in the
-order they were enqueued, also with several senders (PostgreSQL, SKIP LOCKED).
+A row moves pending -> sending (claimed) -> sent | blocked | failed | cancelled, or back to
+pending for a retry. Rows are claimed in id order, one at a time per person: a row waits while
+an earlier row to the same person is still pending or sending, so each person gets their
+messages in the order they were enqueued, also with several senders (PostgreSQL, SKIP LOCKED).
 
-One row is one platform message: a long text is split into several rows at enqueue time
-(`TEXT_LIMIT`), and a photo whose text does not fit a caption (`CAPTION_LIMIT`) goes alone,
-followed by its text. The extra rows have keys `<dedupe_key>#2`, `#3`, ...
+A row holds what to say (an `Intent`, see outbox.intents), translated and rendered for the
+recipient's current channel and language when it is sent; the channel splits a long text into
+as many platform messages as its limits need.
+
+A reply kept here because sending it failed carries the identity of the question it asks (the
+conversation's version and step): when it is due and the conversation has moved on, it is
+cancelled (`drop_stale_questions`), never sent, so an answer to a late copy cannot land on the
+next question.
 
 Crash: a row claimed by a sender that died stays "sending"; `recover` puts it back to pending
 and counts it in `resent`. Such a row is sent again: it may already have reached the person
@@ -16,22 +21,27 @@ if it was in flight at the instant of the crash (at most the sender's concurrenc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.db import insert_new
-from storage.models import OUTBOX_STATUSES, OutboxMessage, Person
+from storage.models import OUTBOX_STATUSES, Conversation, OutboxMessage, Person, PersonAddress
 
-TEXT_LIMIT = 4000  # Telegram takes 4096 characters a message; WhatsApp 4096
-CAPTION_LIMIT = 1024  # Telegram and WhatsApp take 1024 characters a caption
+if TYPE_CHECKING:
+    from outbox.intents import Intent
+
 ERROR_LIMIT = 200
+TEXT_LIMIT = 4000  # the longest text a person may write to be sent on (a broadcast)
+CAPTION_LIMIT = 1024  # ... and with a photo: Telegram and WhatsApp take 1024 a caption
+FILE_ID = "file-id:"  # a media reference the platform keeps: its file id
 WAITING = ("pending", "sending")
-FILE_ID = "file-id:"  # photo_path prefix of a photo the platform keeps: its file id
 
 _TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]
 
@@ -42,80 +52,134 @@ def enqueue(
     person_id: int,
     kind: str,
     dedupe_key: str,
-    text: str,
-    options: Iterable[Sequence[str]] = (),
-    photo_path: str | None = None,
+    intent: Intent,
     now: datetime,
+    language: str | None = None,
     broadcast_id: int | None = None,
+    question: dict[str, Any] | None = None,
 ) -> bool:
-    """Add a message for `person_id`; False (and nothing added) if `dedupe_key` exists.
+    """Add what to tell `person_id`; False (and nothing added) if `dedupe_key` exists.
+
+    `language` is the one the message was meant for, used if the person has none when it is
+    sent; `question` the identity of the question a kept reply asks (see the module).
 
     Race-safe on SQLite and PostgreSQL: INSERT ... ON CONFLICT DO NOTHING. (A SAVEPOINT
     would not do on SQLite: pysqlite opens no transaction before the first write, so the
     savepoint becomes the transaction and RELEASE commits it, outside the caller's.)
     """
-    if not text and not photo_path:
+    if not intent.lines and intent.media_json() is None:
         raise ValueError("an outbox message needs a text or a photo")
-    pairs = [[str(label), str(value)] for label, value in options]
-    for number, (part, part_options, part_photo) in enumerate(_rows(text, pairs, photo_path), 1):
-        key = dedupe_key if number == 1 else f"{dedupe_key}#{number}"
-        values = {
-            "person_id": person_id,
-            "kind": kind,
-            "dedupe_key": key,
-            "text": part,
-            "options": part_options,
-            "photo_path": part_photo,
-            "status": "pending",
-            "attempts": 0,
-            "resent": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "claimed_at": None,
-            "sent_at": None,
-            "error": None,
-            "broadcast_id": broadcast_id,
-        }
-        if not insert_new(session, _TABLE, values, ["dedupe_key"]):
-            if number == 1:
-                return False
-            raise RuntimeError(f"outbox key {key!r} is taken but {dedupe_key!r} was free")
-    return True
+    values = {
+        "person_id": person_id,
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "message": intent.message_json(),
+        "options": intent.options_json(),
+        "media": intent.media_json(),
+        "language": language,
+        "question": question,
+        "status": "pending",
+        "attempts": 0,
+        "resent": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "claimed_at": None,
+        "sent_at": None,
+        "error": None,
+        "broadcast_id": broadcast_id,
+    }
+    return insert_new(session, _TABLE, values, ["dedupe_key"])
 
 
-def _rows(
-    text: str, options: list[list[str]], photo_path: str | None
-) -> list[tuple[str, list[list[str]], str | None]]:
-    """(text, options, photo) of each platform message; options go on the last one."""
-    if photo_path and len(text) <= CAPTION_LIMIT:
-        return [(text, options, photo_path)]
-    parts = split_text(text) if text else []
-    rows: list[tuple[str, list[list[str]], str | None]] = []
-    if photo_path:
-        rows.append(("", [] if parts else options, photo_path))
-    rows += [(part, options if n == len(parts) else [], None) for n, part in enumerate(parts, 1)]
-    return rows
+@dataclass(frozen=True)
+class Recipient:
+    """Where and how a person is reached now: their current channel and address, their
+    language, and when they last wrote from that address (WhatsApp's 24-hour window)."""
+
+    channel: str
+    address: str
+    language: str | None
+    last_inbound_at: datetime | None
 
 
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """`text` in parts of at most `limit` characters, cut at line ends where possible."""
-    if len(text) <= limit:
-        return [text]
-    parts, current = [], ""
-    for line in text.splitlines(keepends=True):
-        while len(line) > limit:
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(line[:limit])
-            line = line[limit:]
-        if len(current) + len(line) > limit:
-            parts.append(current)
-            current = ""
-        current += line
-    if current:
-        parts.append(current)
-    return parts
+def recipients(session: Session, person_ids: set[int]) -> dict[int, Recipient]:
+    """The current channel, address and language of each of `person_ids`."""
+    statement = (
+        sa_select(
+            col(Person.id),
+            col(Person.channel),
+            col(Person.address),
+            col(Person.language),
+            col(PersonAddress.last_inbound_at),
+        )
+        .outerjoin(
+            PersonAddress,
+            and_(
+                col(PersonAddress.person_id) == Person.id,
+                col(PersonAddress.channel) == Person.channel,
+                col(PersonAddress.address) == Person.address,
+            ),
+        )
+        .where(col(Person.id).in_(person_ids))
+    )
+    return {
+        pid: Recipient(channel, address, language, inbound)
+        for pid, channel, address, language, inbound in session.execute(statement)
+    }
+
+
+def waiting_for(state: dict[str, Any]) -> str | None:
+    """Which question a conversation waits an answer to, as a comparable string; None when
+    it waits for none. A report being filled in waits for the field after the answered ones
+    (form, answered fields, step); another flow for the question whose buttons it offered."""
+    draft = state.get("draft")
+    if isinstance(draft, dict) and state.get("flow") in ("form", "resume"):
+        path = draft.get("path") or []
+        return f"{draft.get('form')}|{'/'.join(map(str, path))}|{draft.get('step')}|" + str(
+            bool(draft.get("editing"))
+        )
+    if state.get("flow"):
+        return f"{state.get('flow')}|{state.get('asked')}"
+    return None
+
+
+def question_of(chat_key: str, version: int, state: dict[str, Any]) -> dict[str, Any] | None:
+    """The identity of the question a chat at `version` with `state` asks, if it asks one."""
+    waiting = waiting_for(state)
+    if waiting is None:
+        return None
+    return {"chat": chat_key, "version": version, "flow": state.get("flow"), "step": waiting}
+
+
+def drop_stale_questions(
+    session: Session, messages: Sequence[OutboxMessage]
+) -> list[OutboxMessage]:
+    """`messages` without the kept questions the conversation no longer waits for (answered
+    meanwhile, or left); those are marked "cancelled": an answer to such a late copy would
+    land on the next question. A question still awaited (the person only wrote "hello?"
+    meanwhile) goes out."""
+    asking = [m for m in messages if m.question]
+    if not asking:
+        return list(messages)
+    chats = {str(m.question["chat"]) for m in asking if m.question}
+    states = dict(
+        session.exec(
+            select(Conversation.chat_key, Conversation.state).where(
+                col(Conversation.chat_key).in_(chats)
+            )
+        ).all()
+    )
+    stale = [
+        m
+        for m in asking
+        if m.question
+        and waiting_for(dict(states.get(str(m.question["chat"])) or {})) != m.question["step"]
+    ]
+    for message in stale:
+        assert message.id is not None
+        session.execute(_CANCELLED, {"message_id": message.id})
+    gone = {m.id for m in stale}
+    return [m for m in messages if m.id not in gone]
 
 
 def claim(session: Session, now: datetime, limit: int) -> list[OutboxMessage]:
@@ -174,6 +238,9 @@ _RETRY = _update(status="pending", next_attempt_at=bindparam("at_"), error=bindp
 _RELEASE = _update(count_attempt=False, status="pending", next_attempt_at=bindparam("at_"))
 _BLOCKED = _update(status="blocked", error=bindparam("error_"))
 _FAILED = _update(status="failed", error=bindparam("error_"))
+_CANCELLED = _update(
+    count_attempt=False, status="cancelled", error="the conversation moved on: a stale question"
+)
 _UNREACHABLE = (
     update(Person.__table__)  # type: ignore[attr-defined]
     .where(Person.__table__.c.id == bindparam("person_id_"))  # type: ignore

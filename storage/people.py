@@ -7,21 +7,48 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, or_, update
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.db import insert_new
-from storage.models import Group, Invite, Organization, Person, Setting
+from storage.models import Group, Invite, Organization, Person, PersonAddress, Setting
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: easy to read aloud
 CODE_LENGTH = 8
 
 
 def find_person(session: Session, channel: str, address: str) -> Person | None:
+    """The person reached at `address` on `channel`, whichever of their addresses it is."""
     return session.exec(
-        select(Person).where(Person.channel == channel, Person.address == address)
+        select(Person)
+        .join(PersonAddress, col(PersonAddress.person_id) == Person.id)
+        .where(PersonAddress.channel == channel, PersonAddress.address == address)
     ).first()
+
+
+def add_address(session: Session, person_id: int, channel: str, address: str) -> bool:
+    """Let `person_id` be reached at `address` on `channel` too (their reports, role and
+    language stay theirs); False if that address already belongs to someone."""
+    values = {
+        "person_id": person_id,
+        "channel": channel,
+        "address": address,
+        "last_inbound_at": None,
+        "reachable": True,
+    }
+    return insert_new(session, _ADDRESS, values, ["channel", "address"])
+
+
+def addresses_of(session: Session, person_id: int) -> list[PersonAddress]:
+    """Every channel and address `person_id` is reached at, the first registered first."""
+    return list(
+        session.exec(
+            select(PersonAddress)
+            .where(PersonAddress.person_id == person_id)
+            .order_by(col(PersonAddress.id))
+        ).all()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +56,8 @@ class PersonRow:
     """A person as read for one incoming message: a copy that no session tracks.
 
     A change is made with a statement (`set_language`, `mark_reachable`), not by assignment.
+    `channel` and `address` are where the person is reached now (where they last wrote
+    from); `last_inbound_at` is when they last wrote from the address they were found at.
     """
 
     id: int
@@ -40,6 +69,7 @@ class PersonRow:
     organization_id: int
     active: bool
     reachable: bool
+    last_inbound_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +106,7 @@ Runner = Session | Connection
 _PERSON: Table = Person.__table__  # type: ignore[attr-defined]
 _ORGANIZATION: Table = Organization.__table__  # type: ignore[attr-defined]
 _GROUP: Table = Group.__table__  # type: ignore[attr-defined]
+_ADDRESS: Table = PersonAddress.__table__  # type: ignore[attr-defined]
 
 
 def _columns(table: Table, row_type: type) -> list[Any]:
@@ -86,17 +117,20 @@ def _columns(table: Table, row_type: type) -> list[Any]:
 # statement and loading ORM objects cost several times what the database does.
 #: The columns of a person, their organization and group (`member_at` reads them back) ...
 MEMBER_COLUMNS = [
-    *_columns(_PERSON, PersonRow),
+    *[_PERSON.c[f.name] for f in fields(PersonRow) if f.name != "last_inbound_at"],
+    _ADDRESS.c.last_inbound_at,
     *_columns(_ORGANIZATION, OrganizationRow),
     *_columns(_GROUP, GroupRow),
 ]
-#: ... the three tables joined ...
-MEMBER_TABLES = _PERSON.join(_ORGANIZATION, _ORGANIZATION.c.id == _PERSON.c.organization_id).join(
-    _GROUP, _GROUP.c.id == _ORGANIZATION.c.group_id
+#: ... the three tables joined, from any of the person's addresses ...
+MEMBER_TABLES = (
+    _ADDRESS.join(_PERSON, _PERSON.c.id == _ADDRESS.c.person_id)
+    .join(_ORGANIZATION, _ORGANIZATION.c.id == _PERSON.c.organization_id)
+    .join(_GROUP, _GROUP.c.id == _ORGANIZATION.c.group_id)
 )
 #: ... and the person at the parameters "channel" and "address".
 MEMBER_AT_ADDRESS = and_(
-    _PERSON.c.channel == bindparam("channel"), _PERSON.c.address == bindparam("address")
+    _ADDRESS.c.channel == bindparam("channel"), _ADDRESS.c.address == bindparam("address")
 )
 _MEMBERS = sa_select(*MEMBER_COLUMNS).select_from(MEMBER_TABLES)
 _MEMBER = _MEMBERS.where(MEMBER_AT_ADDRESS)
@@ -112,6 +146,27 @@ _SET_LANGUAGE = (
 _SET_REACHABLE = (
     update(_PERSON).where(_PERSON.c.id == bindparam("person_id")).values(reachable=True)
 )
+_SET_CURRENT_ADDRESS = (
+    update(_PERSON)
+    .where(_PERSON.c.id == bindparam("person_id"))
+    .values(channel=bindparam("to_channel"), address=bindparam("to_address"))
+)
+# Written when unknown or older than INBOUND_RESOLUTION: one write per person and quarter of
+# an hour, not per message; the time kept is at most that much earlier than the truth, which
+# only shortens a 24-hour window.
+_SET_INBOUND = (
+    update(_ADDRESS)
+    .where(
+        _ADDRESS.c.channel == bindparam("at_channel"),
+        _ADDRESS.c.address == bindparam("at_address"),
+        or_(
+            _ADDRESS.c.last_inbound_at.is_(None),
+            _ADDRESS.c.last_inbound_at < bindparam("stale_before"),
+        ),
+    )
+    .values(last_inbound_at=bindparam("inbound_at"), reachable=True)
+)
+INBOUND_RESOLUTION = timedelta(minutes=15)
 
 
 def find_member(runner: Runner, channel: str, address: str) -> MemberRows | None:
@@ -147,6 +202,31 @@ def set_language(runner: Runner, person: PersonRow, language: str) -> PersonRow:
     """Store the person's language; returns the person as now stored."""
     runner.execute(_SET_LANGUAGE, {"person_id": person.id, "language": language})
     return replace(person, language=language)
+
+
+def wrote_from(
+    runner: Runner, person: PersonRow, channel: str, address: str, now: datetime
+) -> PersonRow:
+    """`person` wrote from `address` on `channel`: it becomes where the outbox reaches them
+    (their current channel), and when they last wrote from it is kept (WhatsApp's window)."""
+    if person.last_inbound_at is None or person.last_inbound_at < now - INBOUND_RESOLUTION:
+        runner.execute(
+            _SET_INBOUND,
+            {
+                "at_channel": channel,
+                "at_address": address,
+                "inbound_at": now,
+                "stale_before": now - INBOUND_RESOLUTION,
+            },
+        )
+        person = replace(person, last_inbound_at=now)
+    if (person.channel, person.address) == (channel, address):
+        return person
+    runner.execute(
+        _SET_CURRENT_ADDRESS,
+        {"person_id": person.id, "to_channel": channel, "to_address": address},
+    )
+    return replace(person, channel=channel, address=address)
 
 
 def mark_reachable(runner: Runner, person: PersonRow) -> PersonRow:

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from bot.app import Sanad
 from bot.channels.telegram_delivery import telegram_deliver
 from monitoring.monitor import Monitor
+from outbox.intents import reply_for
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import broadcasts
@@ -77,7 +78,7 @@ def tick(sanad: Sanad, clock: Clock) -> None:
 def outbox_text(sanad: Sanad, key: str) -> str:
     with transaction(sanad.engine) as session:
         row = session.exec(select(OutboxMessage).where(OutboxMessage.dedupe_key == key)).one()
-        return row.text.replace("\u2068", "").replace("\u2069", "")
+        return reply_for(row, None).text.replace("\u2068", "").replace("\u2069", "")
 
 
 def report_text(sanad: Sanad, clock: Clock, broadcast_id: int) -> str:

@@ -82,8 +82,8 @@ def test_demo_recycling_report_with_numbers_typed_as_on_a_phone(tmp_path: Path) 
     assert "From now on I will write to you in English." in shown
     assert "3) Recycling output" in shown
     assert "(2 of 9) Paper collected (kg)" in shown
-    assert "Paper collected (kg): 12.5 kg" in shown
-    assert "Aluminium collected (kg): 12.5 kg" in shown
+    assert "Paper: 12.5 kg" in shown
+    assert "Aluminium: 12.5 kg" in shown
     assert "Saved. Your reference number is REC-" in shown
 
     [report] = reports(tmp_path / "demo.db")
@@ -250,3 +250,38 @@ def test_killed_in_the_middle_of_a_form_the_worker_resumes_where_they_stopped(
     shown = demo(tmp_path, ["/recycling", "1", "", ""])
     assert "unfinished report, Recycling output, with 2 answers" in shown
     assert "(3 of 9) Aluminium collected (kg)" in shown
+
+
+def test_after_help_the_numbers_still_choose_the_options_shown_before(sanad: Sanad) -> None:
+    fatima = Console(sanad, "fatima")
+    fatima.types(f"/start {invite(sanad, 'bh_sitra_women')}")
+    menu = fatima.types("2")  # English
+    assert "3) Recycling output" in menu
+
+    assert "/recycling" in fatima.types("/help")  # a list of commands, no options
+    assert "(1 of 9) For which week?" in fatima.types("3")
+
+
+def test_on_a_number_question_a_typed_number_is_the_answer_and_hash_chooses(
+    sanad: Sanad,
+) -> None:
+    fatima = Console(sanad, "fatima")
+    fatima.types(f"/start {invite(sanad, 'bh_sitra_women')}")
+    fatima.types("2")  # English
+    fatima.types("3")  # Recycling output
+    fatima.types("1")  # this week
+
+    which = fatima.types("1,500")
+    assert "Did you mean 1.5 or 1,500?" in which
+    assert "#1) 1.5" in which and "#2) 1,500" in which
+    assert "(3 of 9) Aluminium collected (kg)" in fatima.types("1")  # the answer 1 kg
+
+    assert "Did you mean" in fatima.types("2,500")
+    assert "(4 of 9)" in fatima.types("#2")  # 2,500 kg, chosen by its mark
+
+    for typed in ("3", "10", "5.5", "4", "7"):  # plastic, sold, revenue, paid, women
+        fatima.types(typed)
+    summary = fatima.types("1")  # notes: a text question with Skip as option 1
+    assert "Paper: 1 kg" in summary
+    assert "Aluminium: 2,500 kg" in summary
+    assert "Saved. Your reference number is REC-" in fatima.types("1"), "numbers choose again"

@@ -10,19 +10,41 @@ from sqlmodel import select
 
 from bot.app import Sanad
 from exports.writers import export
-from forms.schema import FieldSpec
+from forms.display import header_label, short_label
+from forms.schema import FieldSpec, FormSpec
 from locales import LANGUAGE_NAMES, LANGUAGES, translator
 from storage.db import transaction
 from storage.models import Report
-from tests.harness import Person, Telegram, invite
+from tests.harness import Person, Telegram, invite, plain
 
 TYPED = {"integer": "٢٤", "decimal": "١٢٫٥", "text": "تجربة / essai", "date": "28/11/2026"}
+ARABIC_DIGITS = str.maketrans("0123456789.", "٠١٢٣٤٥٦٧٨٩٫")
 
 
-async def answer(person: Person, spec: FieldSpec, language: str) -> None:
+def planned(form: FormSpec) -> dict[str, str]:
+    """What to type for each field: 24 or 12.5, and for the other side of a rule that wants
+    a sum ("new plus continuing equals families") the sum, so that every rule holds."""
+    typed = {s.name: TYPED[s.type] for s in form.fields if s.type in TYPED}
+    for rule in form.rules:
+        if rule.kind == "equals" and len(rule.other) == 1:
+            total = sum(24 if form.field(n).type == "integer" else 12.5 for n in rule.sum)
+            typed[rule.other[0]] = f"{total:g}".translate(ARABIC_DIGITS)
+    return typed
+
+
+def typed_numbers(form: FormSpec) -> set[float]:
+    arabic = str.maketrans("٠١٢٣٤٥٦٧٨٩٫", "0123456789.")
+    return {
+        float(text.translate(arabic))
+        for name, text in planned(form).items()
+        if form.field(name).type in ("integer", "decimal")
+    }
+
+
+async def answer(person: Person, spec: FieldSpec, language: str, form: FormSpec) -> None:
     tr = translator(language)
     if spec.type in TYPED:
-        await person.says(TYPED[spec.type])
+        await person.says(planned(form)[spec.name])
     elif spec.type == "choice":
         await person.taps(spec.choices[0].label.get(language))  # type: ignore[index]
     elif spec.type == "yesno":
@@ -55,7 +77,11 @@ async def test_each_form_in_each_language(
             if spec.when is not None and spec.when.field == "activity":
                 continue  # the first choice (home visit) does not ask for a description
             assert spec.label.get(language) in worker.last, spec.name
-            await answer(worker, spec, language)
+            await answer(worker, spec, language, form)
+        for spec in form.fields:
+            if spec.type in TYPED and spec.type != "text":
+                line = tr.gettext("{label}: {answer}", label=short_label(spec, language), answer="")
+                assert plain(line) in worker.last, spec.name
         assert tr.gettext("Confirm and send") in worker.buttons
         await worker.taps(tr.gettext("Confirm and send"))
         assert f"{form.prefix}-1" in worker.everything
@@ -64,7 +90,7 @@ async def test_each_form_in_each_language(
         numbers = {
             s.name: report.answers[s.name] for s in form.fields if s.type in ("integer", "decimal")
         }
-        assert set(numbers.values()) <= {24, 12.5}
+        assert set(numbers.values()) <= typed_numbers(form)
         target = tmp_path / "out.csv"  # type: ignore[operator]
         assert (
             export(session, sanad.dispatcher.services.forms, form_id, language, "csv", target) == 1
@@ -74,5 +100,5 @@ async def test_each_form_in_each_language(
     assert row[tr.gettext("Reference")] == f"{form.prefix}-1"
     for spec in form.fields:
         if spec.type in ("integer", "decimal"):
-            header = next(h for h in row if h.startswith(spec.label.get(language)))
-            assert row[header] in ("24", "12.5"), (header, row[header])
+            header = row[header_label(spec, language)]
+            assert float(header) in typed_numbers(form), (spec.name, header)

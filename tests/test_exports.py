@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from exports import Table, export, report_table, write_csv, write_xlsx
 from exports.writers import sheet_title
+from forms.display import header_label
 from forms.loader import load_forms
 from forms.schema import FormSpec
 from locales import translator
@@ -179,7 +180,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def field(form: FormSpec, name: str, language: str = "ar") -> str:
-    return form.field(name).label.get(language)
+    return header_label(form.field(name), language)
 
 
 # --- the table --------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def test_one_row_per_report_oldest_first_with_fixed_columns_then_every_field(
         "Submitted at",
         "Updated at",
     ]
-    assert headers[8:] == [spec.label.en for spec in FORMS["recycling"].fields]
+    assert headers[8:] == [header_label(spec, "en") for spec in FORMS["recycling"].fields]
     assert [row[0] for row in recycling.rows] == ["REC-3", "REC-2", "REC-1"]
     assert recycling.title == "Recycling output"
 

@@ -25,7 +25,7 @@ def labels_of(form: FormSpec) -> Iterator[tuple[str, Labels]]:
     yield "title", form.title
     for spec in form.fields:
         yield f"{spec.name}.label", spec.label
-        for name in ("hint", "unit"):
+        for name in ("short", "hint", "unit"):
             if (text := getattr(spec, name)) is not None:
                 yield f"{spec.name}.{name}", text
         for choice in spec.choices or []:
@@ -52,6 +52,10 @@ def test_every_text_of_a_shipped_form_is_in_arabic_english_and_french(path: Path
         for language in LANGUAGES:
             assert getattr(text, language).strip(), f"{path.name}: {where} has no {language}"
     assert form.field("notes" if form.id != "checkin" else "photos").required is False
+    assert all(spec.short is not None for spec in form.fields), "every field has a short label"
+    for rule in form.rules:
+        for language in LANGUAGES:
+            assert getattr(rule.explain, language).strip(), f"{path.name}: {rule.name}"
 
 
 # --- broken form files --------------------------------------------------------------------
@@ -134,6 +138,50 @@ BROKEN: dict[str, tuple[str, Edit, str, list[str]]] = {
         lambda d: field(d, "school_dropouts").update(min=10, max=5),
         "school_dropouts",
         ["min is above max"],
+    ),
+    "rule names a missing field": (
+        "beneficiaries.yaml",
+        lambda d: d["rules"][0].update(equals="families_helped"),
+        "families_helped",
+        ["new_and_continuing_are_all", "not in the form"],
+    ),
+    "rule names a text field": (
+        "beneficiaries.yaml",
+        lambda d: d["rules"][0].update(equals="notes"),
+        "notes",
+        ["not a number field"],
+    ),
+    "rule with two comparisons": (
+        "beneficiaries.yaml",
+        lambda d: d["rules"][0].update(at_most="women_heads"),
+        "new_and_continuing_are_all",
+        ["exactly one of equals, at_most, at_least"],
+    ),
+    "rule explanation without French": (
+        "recycling.yaml",
+        lambda d: d["rules"][1]["explain"].pop("fr"),
+        "paid_within_revenue",
+        ["explain.fr"],
+    ),
+    "rule across kg and money": (
+        "recycling.yaml",
+        lambda d: d["rules"][1].update(at_most="paper_kg"),
+        "paid_within_revenue",
+        ["different units"],
+    ),
+    "unit word with two factors": (
+        "recycling.yaml",
+        lambda d: field(d, "sold_kg").update(
+            unit={**field(d, "sold_kg")["unit"], "accepts": [{"factor": 1000, "words": ["kg"]}]}
+        ),
+        "sold_kg",
+        ["two factors"],
+    ),
+    "money field with a unit": (
+        "recycling.yaml",
+        lambda d: field(d, "revenue").update(unit={"ar": "د", "en": "d", "fr": "d"}),
+        "revenue",
+        ["money"],
     ),
 }
 

@@ -20,6 +20,7 @@ from forms.periods import period_containing
 from locales import translator
 from monitoring.digest import build_digest, digest_text
 from monitoring.monitor import Monitor
+from outbox.intents import reply_for
 from storage.db import transaction
 from storage.models import Group, Organization, OutboxMessage, Person
 from storage.reports import add_report
@@ -163,8 +164,8 @@ async def test_a_month_in_beirut_across_the_end_of_summer_time(
     assert coordinator == lebanon["coordinator"]
     assert at.replace(tzinfo=None) == datetime(2026, 10, 30, 10)
     [escalation] = [m for m in sent(sanad, "escalation") if "2026-10-19" in m.dedupe_key]
-    assert "Association de la Békaa" in escalation.text  # partner 3, in French
-    assert "Association du Nord" not in escalation.text  # partner 2 has reported
+    assert "Association de la Békaa" in reply_for(escalation, None).text  # partner 3, in French
+    assert "Association du Nord" not in reply_for(escalation, None).text  # partner 2 has reported
 
     # The week before, in summer time: the reminder also goes out at 10:00 local.
     earlier = [
@@ -180,8 +181,9 @@ async def test_a_month_in_beirut_across_the_end_of_summer_time(
     assert digest.created_at.astimezone(ZoneInfo(zone)).replace(tzinfo=None) == datetime(
         2026, 10, 28, 9
     )
-    assert digest.photo_path and Path(digest.photo_path).read_bytes()[:4] == b"\x89PNG"
-    text = " ".join(m.text for m in sent(sanad) if m.dedupe_key.startswith(digest.dedupe_key))
+    chart = reply_for(digest, None).photo
+    assert isinstance(chart, Path) and chart.read_bytes()[:4] == b"\x89PNG"
+    text = reply_for(digest, None).text
     assert "2 sur 4" in text.replace("\u2068", "").replace("\u2069", "").replace("\u202f", " ")
 
     # Restarting and ticking the same hours again sends nothing new.
@@ -311,7 +313,7 @@ async def test_digest_figures_match_the_export(sanad: Sanad, clock: Clock, tmp_p
     with (tmp_path / "r.csv").open(encoding="utf-8-sig") as file:
         rows = list(csv.DictReader(file))
     [recycling] = [p for p in built.forms if p.form.id == "recycling"]
-    assert recycling.totals["paper_kg"] == sum(float(r["Paper collected (kg)"]) for r in rows)
+    assert recycling.totals["paper_kg"] == sum(float(r["Paper (kg)"]) for r in rows)
     assert recycling.totals["reports"] == len(rows) == 3
     assert (recycling.state.actual, len(recycling.state.on_time)) == (3, 2)
     assert recycling.previous is not None and recycling.previous["paper_kg"] == 224.0
@@ -323,9 +325,9 @@ async def test_digest_figures_match_the_export(sanad: Sanad, clock: Clock, tmp_p
     )
     text = digest_text(built, translator("en")).replace("\u2068", "").replace("\u2069", "")
     assert "3 of 3 associations reported (100%), 2 on time (67%)" in text
-    assert "Paper collected (kg): 1,105 (+393%)" in text
-    assert "Paper collected (kg): 1,105 of 400 (276%)" in text
-    assert "To check: Sitra Women's Advancement Association, Paper collected (kg): 900" in text
+    assert "Paper (kg): 1,105 (+393%)" in text
+    assert "Paper (kg): 1,105 of 400 (276%)" in text
+    assert "To check: Sitra Women's Advancement Association, Paper (kg): 900" in text
 
 
 async def test_the_next_digest_names_people_the_bot_cannot_reach(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlmodel import select
 
 from bot.app import Sanad
+from outbox.intents import reply_for
 from storage.db import transaction
 from storage.models import OutboxMessage
 from tests.conftest import Clock
@@ -57,4 +58,6 @@ async def test_status_digest_and_remind(sanad: Sanad, clock: Clock) -> None:
     with transaction(sanad.engine) as session:
         nudges = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "reminder")).all()
     people = {m.person_id for m in nudges}
-    assert len(people) >= 1 and all("Fill it now" in m.options[0] for m in nudges)
+    assert len(people) >= 1 and all(
+        reply_for(m, None).options[0].label == "Fill it now" for m in nudges
+    )

@@ -17,6 +17,7 @@ from telegram import Bot
 
 from bot.app import Sanad
 from bot.channels.telegram_delivery import telegram_deliver
+from outbox.intents import Intent, reply_for
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import outbox
@@ -72,17 +73,31 @@ def chat_of(person_id: int, ids: list[int]) -> int:
     return FIRST_CHAT + ids.index(person_id)
 
 
-def put(sanad: Sanad, clock: Clock, person_id: int, key: str, text: str = "", **extra) -> bool:
+def put(
+    sanad: Sanad,
+    clock: Clock,
+    person_id: int,
+    key: str,
+    text: str = "",
+    options: list[tuple[str, str]] | None = None,
+    photo_path: str | None = None,
+    **extra,
+) -> bool:
     with transaction(sanad.engine) as session:
         return outbox.enqueue(
             session,
             person_id=person_id,
             kind="reminder",
             dedupe_key=key,
-            text=text or f"message {key}",
+            intent=Intent.plain(text or f"message {key}", options or (), photo_path),
             now=clock(),
             **extra,
         )
+
+
+def text_of(row: OutboxMessage) -> str:
+    """What the row says, as the sender would render it."""
+    return reply_for(row, None).text
 
 
 def rows(sanad: Sanad) -> list[OutboxMessage]:
@@ -129,7 +144,12 @@ def test_an_enqueue_in_a_rolled_back_transaction_leaves_nothing(sanad: Sanad, cl
     [person] = people(sanad, 1)
     with Session(sanad.engine) as session:
         outbox.enqueue(
-            session, person_id=person, kind="digest", dedupe_key="k", text="t", now=clock()
+            session,
+            person_id=person,
+            kind="digest",
+            dedupe_key="k",
+            intent=Intent.plain("t"),
+            now=clock(),
         )
         session.rollback()
     assert rows(sanad) == []
@@ -141,7 +161,12 @@ def test_two_enqueues_of_one_key_at_the_same_moment_make_one_message(
     [person] = people(sanad, 1)
     first = Session(sanad.engine)
     assert outbox.enqueue(
-        first, person_id=person, kind="digest", dedupe_key="same", text="1", now=clock()
+        first,
+        person_id=person,
+        kind="digest",
+        dedupe_key="same",
+        intent=Intent.plain("1"),
+        now=clock(),
     )
     results: list[bool] = []
 
@@ -153,7 +178,7 @@ def test_two_enqueues_of_one_key_at_the_same_moment_make_one_message(
                     person_id=person,
                     kind="digest",
                     dedupe_key="same",
-                    text="2",
+                    intent=Intent.plain("2"),
                     now=clock(),
                 )
             )
@@ -165,21 +190,29 @@ def test_two_enqueues_of_one_key_at_the_same_moment_make_one_message(
     first.close()
     thread.join(10)
     assert results == [False]
-    assert [r.text for r in rows(sanad)] == ["1"]
+    assert [text_of(r) for r in rows(sanad)] == ["1"]
 
 
-def test_long_texts_and_long_captions_become_several_messages(sanad: Sanad, clock: Clock) -> None:
+async def test_long_texts_and_long_captions_become_several_messages_when_sent(
+    sanad: Sanad, clock: Clock, telegram: tuple[FakeBotApi, Bot], tmp_path: Path
+) -> None:
+    api, bot = telegram
     [person] = people(sanad, 1)
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(b"\x89PNG\r\n\x1a\nchart")
     long = "\n".join(f"line {n} " + "x" * 90 for n in range(100))  # about 10,000 characters
     put(sanad, clock, person, "long", text=long, options=[("OK", "ok")])
-    put(sanad, clock, person, "chart", text="y" * 2000, photo_path="/tmp/chart.png")
-    made = rows(sanad)
-    assert [r.dedupe_key for r in made] == ["long", "long#2", "long#3", "chart", "chart#2"]
-    assert "".join(r.text for r in made[:3]) == long
-    assert all(len(r.text) <= outbox.TEXT_LIMIT for r in made)
-    assert [r.options for r in made[:3]] == [[], [], [["OK", "ok"]]]
-    assert (made[3].photo_path, made[3].text) == ("/tmp/chart.png", "")
-    assert (made[4].photo_path, made[4].text) == (None, "y" * 2000)
+    put(sanad, clock, person, "chart", text="y" * 2000, photo_path=str(chart))
+    assert [r.dedupe_key for r in rows(sanad)] == ["long", "chart"]  # one row, one intent
+    the_sender = sender(sanad, bot, clock, Sleeper(clock))
+    assert await the_sender.run_once() + await the_sender.run_once() == 2
+    sent = api.messages_to(FIRST_CHAT)
+    assert [m.method for m in sent] == ["sendMessage"] * 3 + ["sendPhoto", "sendMessage"]
+    assert "".join(m.text for m in sent[:3]) == long
+    assert all(len(m.text or "") <= 4096 for m in sent)
+    assert [api.buttons(m) for m in sent[:3]] == [[], [], [("OK", "ok")]]
+    assert (sent[3].text, sent[3].file_bytes) == (None, chart.read_bytes())
+    assert sent[4].text == "y" * 2000
 
 
 # --- delivering ----------------------------------------------------------------------------
@@ -386,7 +419,7 @@ async def test_after_a_crash_claimed_messages_go_out_and_only_in_flight_ones_twi
     with transaction(sanad.engine) as session:  # a sender claims three, then dies ...
         claimed = outbox.claim(session, clock(), 3)
     first = claimed[0]  # ... while the first was in flight: Telegram got it
-    await bot.send_message(chat_of(first.person_id, ids), first.text)
+    await bot.send_message(chat_of(first.person_id, ids), text_of(first))
     clock.advance(minutes=1)
 
     the_sender = sender(sanad, bot, clock, Sleeper(clock), stale_after=timedelta(minutes=10))
@@ -445,7 +478,7 @@ async def test_the_limits_are_kept_on_a_faster_clock(
                     person_id=person,
                     kind="broadcast",
                     dedupe_key=f"{person}:{round_}",
-                    text=str(round_),
+                    intent=Intent.plain(str(round_)),
                     now=time.now(),
                 )
     the_sender = Sender(sanad.engine, telegram_deliver(bot), clock=time.now, sleep=time.sleep)

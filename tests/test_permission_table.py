@@ -1,4 +1,4 @@
-"""The roles × actions table: the README shows the code's table, and every command of it
+"""The roles × actions table: docs/roles.md shows the code's table, and every command of it
 answers every role as the table says."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ ORGANIZATION = {
 }
 
 
-def test_the_readme_shows_the_table_of_the_code() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_docs_show_the_table_of_the_code() -> None:
+    readme = (ROOT / "docs" / "roles.md").read_text(encoding="utf-8")
     block = readme.split("<!-- permissions:start -->")[1].split("<!-- permissions:end -->")[0]
     shown = {}
     for line in block.strip().splitlines()[2:]:

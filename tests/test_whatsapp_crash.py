@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import select
 
+from outbox.intents import Intent
 from storage import outbox
 from storage.db import make_engine, open_database, transaction
 from storage.deliveries import seen_inbound
@@ -267,7 +268,9 @@ def enqueue_broadcast(url: str) -> None:
                 person_id=person.id,
                 kind="broadcast",
                 dedupe_key=f"broadcast:1:{person.id}",
-                text=f"Announcement for {person.address}: the conference is on 14 June.",
+                intent=Intent.plain(
+                    f"Announcement for {person.address}: the conference is 14 June."
+                ),
                 now=utcnow(),
                 broadcast_id=1,
             )

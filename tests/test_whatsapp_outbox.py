@@ -11,12 +11,14 @@ from sqlmodel import select
 
 from bot.app import Sanad
 from bot.channels.whatsapp.templates import submissions
+from outbox.intents import Intent
 from outbox.sender import Sender
 from storage import outbox
 from storage.db import transaction
 from storage.deliveries import seen_inbound
 from storage.models import Organization, OutboxMessage, Person
 from tests.conftest import Clock
+from tests.harness import plain
 from tests.test_whatsapp_channel import WORKER, registered
 from tests.whatsapp_harness import WhatsAppChat
 
@@ -47,12 +49,13 @@ def enqueue(sanad: Sanad, clock: Clock, wa_id: str, kind: str, text: str, **extr
     with transaction(sanad.engine) as session:
         person = session.exec(select(Person).where(Person.address == wa_id)).one()
         assert person.id is not None
+        options = extra.pop("options", ())
         outbox.enqueue(
             session,
             person_id=person.id,
             kind=kind,
             dedupe_key=f"{kind}:{wa_id}:{text[:20]}",
-            text=text,
+            intent=Intent.plain(text, options),  # type: ignore[arg-type]
             now=clock(),
             **extra,  # type: ignore[arg-type]
         )
@@ -222,4 +225,4 @@ async def test_a_reply_whatsapp_refuses_after_the_commit_waits_in_the_outbox(
         [kept] = rows(sanad)
         assert kept.kind == "reply"
         assert await sender(wa, clock).run_once() == 1
-        assert wa.api.to(WORKER)[-1].text.startswith("What I understand:")
+        assert "/report" in plain(wa.api.to(WORKER)[-1].text)  # the help, from the outbox

@@ -1,26 +1,37 @@
 """The console channel: the same conversations in a terminal, or scripted through a pipe.
 
-Options are numbered; type the number to choose. A photo is given as a file path (the file
-is copied into the media folder); a location as "lat,lon". /quit or end of input stops.
+Options are numbered; type the number to choose. Numbers always refer to the options last
+shown: a message without options (/help, /status) leaves them as they were. On a question
+that takes a number, or a typed answer, a typed number is the answer: its options are shown
+as "#1", "#2" and chosen by typing that ("#1" also works everywhere else). A photo is given as
+a file path (the file is copied into the media folder); a location as "lat,lon". /quit or
+end of input stops.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import sys
 import uuid
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from bot.channels.base import Limits
 from handlers.dispatcher import Dispatcher
 from handlers.messages import Incoming, Location, Option, Photo, Reply, TryLater
 
 CHANNEL = "console"
 COORDINATES = re.compile(r"^\s*(-?\d{1,2}(?:\.\d+)?)\s*,\s*(-?\d{1,3}(?:\.\d+)?)\s*$")
+MARKED = re.compile(r"^#\s*(\d+)$")  # "#2": option 2, also where a typed number is an answer
 
 
 class ConsoleChat:
-    """One person talking to Sanad through text streams."""
+    """One person talking to Sanad through text streams; the console's `Channel`: a typed
+    line is its event, a printed block its rendering (no limits: a terminal scrolls)."""
+
+    name = CHANNEL
+    limits = Limits(text=sys.maxsize, caption=sys.maxsize)
 
     def __init__(
         self,
@@ -35,8 +46,10 @@ class ConsoleChat:
         self.media_dir = media_dir
         self.out = out
         self.language_code = language_code
-        self.options: tuple[Option, ...] = ()
+        self.options: tuple[Option, ...] = ()  # the options last shown
         self.expect: str | None = None
+        # Whether a bare typed number chooses an option (else it is typed text: an answer).
+        self.numbers_choose = False
 
     def send(self, line: str) -> None:
         """Give Sanad one typed line and print what it answers."""
@@ -45,20 +58,38 @@ class ConsoleChat:
             replies = self.dispatcher.handle(incoming)
         except TryLater:  # no platform to deliver it again: the person types it again
             replies = [self.dispatcher.sorry(incoming)]
-        self.show(replies)
+        self.show(replies, after_command=incoming.command is not None)
         self.dispatcher.delivered(incoming)
+
+    def parse(self, event: object) -> Incoming | None:
+        return self.incoming(event) if isinstance(event, str) else None
+
+    def render(self, reply: Reply, mark: str = "") -> list[str]:
+        """The reply as printed: its text, its options numbered (`mark` before each number on
+        a question that takes a typed number: "#1"), what is attached."""
+        lines = [_plain(reply.text)]
+        lines += [
+            f"  {mark}{n}) {_plain(option.label)}" for n, option in enumerate(reply.options, 1)
+        ]
+        lines += [f"  [{attached}]" for attached in (reply.photo, reply.document) if attached]
+        return ["\n".join(lines) + "\n"]
+
+    async def send_reply(self, address: str, reply: Reply) -> None:
+        self.show([reply])
 
     def incoming(self, line: str) -> Incoming:
         text = line.strip()
-        base = {
+        base: dict[str, Any] = {
             "channel": CHANNEL,
             "chat_id": self.person,
             "sender": self.person,
             "sender_name": self.person,
             "language_code": self.language_code,
         }
-        if text.isdecimal() and 1 <= int(text) <= len(self.options):
-            return Incoming(**base, choice=self.options[int(text) - 1].value)
+        marked = MARKED.match(text)
+        number = marked[1] if marked else text if self.numbers_choose else None
+        if number is not None and number.isdecimal() and 1 <= int(number) <= len(self.options):
+            return Incoming(**base, choice=self.options[int(number) - 1].value)
         photo = _file(text) if self.expect == "photo" else None
         if photo is not None:
             return Incoming(**base, photo=Photo(path=str(self.keep(photo))))
@@ -74,18 +105,20 @@ class ConsoleChat:
         shutil.copyfile(source, target)
         return target
 
-    def show(self, replies: list[Reply]) -> None:
+    def show(self, replies: list[Reply], after_command: bool = False) -> None:
+        """Print `replies` and remember the question they leave open. A command's answer
+        without options or expectation (/help, /status) leaves the question before it open;
+        any other answer without options is a question that takes typed text."""
+        question = next((r for r in reversed(replies) if r.options or r.expect), None)
+        if question is not None:
+            self.options, self.expect = question.options, question.expect
+            self.numbers_choose = question.expect != "number"
+        elif replies and not after_command:
+            self.expect, self.numbers_choose = None, False
         for reply in replies:
-            print(_plain(reply.text), file=self.out)
-            for number, option in enumerate(reply.options, 1):
-                print(f"  {number}) {_plain(option.label)}", file=self.out)
-            for attached in (reply.photo, reply.document):
-                if attached is not None:
-                    print(f"  [{attached}]", file=self.out)
-            print(file=self.out)
-        if replies:
-            self.options = replies[-1].options
-            self.expect = replies[-1].expect
+            mark = "" if self.numbers_choose or reply is not question else "#"
+            for block in self.render(reply, mark):
+                print(block, file=self.out)
 
     def run(self, lines: TextIO, prompt: bool) -> None:
         """Read lines until end of input or /quit."""

@@ -17,19 +17,26 @@ from typing import Any
 
 from telegram import (
     Bot,
-    BotCommand,
     Update,
 )
-from telegram.error import Forbidden, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import Sanad
-from bot.background import Background, by_channel
-from bot.channels.telegram_delivery import CHANNEL, keyboard, send_text, telegram_deliver
+from bot.background import Background
+from bot.channels.base import Unreachable, by_channel
+from bot.channels.telegram_commands import bot_commands
+from bot.channels.telegram_delivery import (
+    CHANNEL,
+    TelegramChannel,
+    telegram_deliver,
+    to_incoming,
+)
 from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
-from handlers.messages import Incoming, Location, Photo, Reply, TryLater
+from handlers.help import commands_for
+from handlers.messages import Incoming, Reply, TryLater
 from locales import LANGUAGES, translator
 from outbox.sender import Deliver
 from storage.db import transaction
@@ -38,7 +45,6 @@ from storage.wal import checkpointing
 
 log = logging.getLogger(__name__)
 USERNAME_SETTING = "telegram_username"
-CAPTION_LIMIT = 1024
 SENDER_CONNECTIONS = 16  # above the sender's concurrency, so sends do not queue for a socket
 ALLOWED_UPDATES = ["message", "callback_query"]
 ERROR_LOGGERS = ("handlers", "bot.channels", "outbox")  # their ERROR records count as errors
@@ -411,20 +417,17 @@ async def run_worker(
 
 
 async def _introduce(sanad: Sanad, application: Application) -> None:
-    """Remember the bot's username (for invite links) and publish its commands per language."""
+    """Remember the bot's username (for invite links) and publish, per language, the commands
+    of someone not registered yet."""
     username = application.bot.username
     with transaction(sanad.engine) as session:
         remember(session, USERNAME_SETTING, username)
     forms = sanad.dispatcher.services.forms
     for language in LANGUAGES:
         tr = translator(language)
-        commands = [BotCommand("report", tr.gettext("Choose a report to fill in"))]
-        commands += [BotCommand(f.command, f.title.get(language)) for f in forms.values()]
-        commands += [
-            BotCommand("myreports", tr.gettext("Your recent reports")),
-            BotCommand("language", tr.gettext("Change the language")),
-            BotCommand("help", tr.gettext("What I can do")),
-        ]
+        # What someone who has not written yet sees; each person gets their role's list in
+        # their chat (see telegram_commands) with their first reply.
+        commands = bot_commands(commands_for(None, None, forms, tr))
         try:
             await application.bot.set_my_commands(
                 commands, language_code=None if language == "ar" else language
@@ -469,15 +472,15 @@ async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming, replies: lis
     """Send the replies of a committed update; what Telegram does not take waits in the
     outbox for the sender and its retries (the update itself is recorded: a redelivery would
     be ignored, so failing it would lose the replies). Returns how many were sent now."""
-    chat_id = int(incoming.chat_id)
+    channel = TelegramChannel(bot)
     for number, reply in enumerate(replies):
         try:
-            await send(bot, chat_id, reply)
-        except Forbidden:
+            await channel.send_reply(incoming.chat_id, reply)
+        except Unreachable:
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
             sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway
             return number
-        except TelegramError as error:
+        except Exception as error:  # RetryAfter, Transient, Rejected: the outbox retries
             log.warning(
                 "update telegram:%s: a reply was not sent (%s)",
                 incoming.update_id,
@@ -498,39 +501,6 @@ async def _write_delivered_regularly(sanad: Sanad) -> None:
         sanad.dispatcher.write_delivered()
 
 
-def to_incoming(update: Update) -> Incoming | None:
-    """The neutral form of an update, or None for updates Sanad does not act on."""
-    user = update.effective_user
-    chat = update.effective_chat
-    if user is None or chat is None or chat.type != "private":
-        return None
-    base = {
-        "channel": CHANNEL,
-        "chat_id": str(chat.id),
-        "sender": str(user.id),
-        "update_id": str(update.update_id),
-        "sender_name": user.full_name,
-        "language_code": user.language_code,
-    }
-    query = update.callback_query
-    if query is not None:
-        return Incoming(**base, choice=query.data or "")
-    message = update.message
-    if message is None:
-        return None
-    if message.photo:
-        return Incoming(
-            **base, photo=Photo(file_id=message.photo[-1].file_id), text=message.caption
-        )
-    if message.location is not None:
-        return Incoming(
-            **base, location=Location(message.location.latitude, message.location.longitude)
-        )
-    if message.text is not None:
-        return Incoming(**base, text=message.text)
-    return Incoming(**base, text="")
-
-
 async def _acknowledge(update: Update) -> None:
     """Answer the button press (Telegram shows a spinner until then).
 
@@ -543,46 +513,3 @@ async def _acknowledge(update: Update) -> None:
         await query.answer()
     except TelegramError as error:  # cosmetic: the spinner stops by itself
         log.debug("could not answer the button press: %s", error)
-
-
-async def send(bot: Bot, chat_id: int, reply: Reply) -> None:
-    """Send one reply; options become an inline keyboard on its last message."""
-    markup = keyboard([(o.label, o.value) for o in reply.options], reply.columns)
-    if reply.document is not None:
-        with reply.document.open("rb") as document:
-            await bot.send_document(
-                chat_id,
-                document,
-                caption=reply.text[:CAPTION_LIMIT],
-                filename=reply.document.name,
-                reply_markup=markup,
-            )
-        return
-    if reply.photo is not None:
-        caption = reply.text if len(reply.text) <= CAPTION_LIMIT else None
-        with reply.photo.open("rb") as photo:
-            await bot.send_photo(
-                chat_id,
-                photo,
-                caption=caption,
-                reply_markup=markup if caption is not None else None,
-            )
-        if caption is not None:
-            return
-    parts = _split(reply.text)
-    for number, part in enumerate(parts, 1):
-        await send_text(bot, chat_id, part, markup if number == len(parts) else None)
-
-
-def _split(text: str, limit: int = 4000) -> list[str]:
-    """Telegram takes at most 4096 characters a message: split long texts at line ends."""
-    if len(text) <= limit:
-        return [text]
-    parts, current = [], ""
-    for line in text.splitlines(keepends=True):
-        if len(current) + len(line) > limit and current:
-            parts.append(current)
-            current = ""
-        current += line[:limit]
-    parts.append(current)
-    return parts

@@ -1,13 +1,20 @@
-"""Delivering outbox messages on Telegram: one row, one Bot API call, errors in neutral terms.
+"""The Telegram channel's renderer and sender: one path for direct replies and outbox messages.
 
-How Telegram's answers map (outbox.sender decides what each means for the row):
+A `Reply` becomes Bot API calls within Telegram's limits, counted as Telegram counts them, in
+UTF-16 code units (an emoji outside the BMP counts 2): 4096 a text, 1024 a caption. A longer
+text is split (bot.channels.base.split: never inside a word, a number or a bidi isolate); a
+photo or document whose text does not fit its caption goes without one, followed by the text;
+the options become an inline keyboard on the last message.
+
+How Telegram's answers map (outbox.sender decides what each means for an outbox row; a direct
+reply that fails waits in the outbox, unless the person is unreachable):
 
 * 429 with retry_after (`telegram.error.RetryAfter`) -> `RetryAfter`: the sender waits;
 * 403 (`Forbidden`: blocked by the user, deactivated) -> `Unreachable`;
 * 400 "chat not found" / "user not found" -> `Unreachable` too: the account is gone, which is
   a fact about the person, not about this message;
-* any other 400 (`BadRequest`: text too long, bad button data, bad photo) -> `Rejected`: the
-  same request would fail again, so the row is "failed" at once;
+* any other 400 (`BadRequest`: bad button data, bad photo) -> `Rejected`: the same request
+  would fail again, so the row is "failed" at once;
 * 5xx, timeouts, the network (`NetworkError`, `TimedOut`) and other Telegram errors ->
   `Transient`: retried with backoff.
 
@@ -19,34 +26,75 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.error import RetryAfter as TelegramRetryAfter
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
-from outbox.sender import Address, Deliver, Rejected, RetryAfter, Transient, Unreachable
+from bot.channels.base import (
+    Address,
+    Limits,
+    Rejected,
+    RetryAfter,
+    Transient,
+    Unreachable,
+    split,
+    utf16_units,
+)
+from bot.channels.telegram_commands import set_chat_commands
+from handlers.messages import Incoming, Location, Photo, Reply
+from outbox.intents import reply_for
+from outbox.sender import Deliver
 from storage.models import OutboxMessage
-from storage.outbox import FILE_ID
 
 CHANNEL = "telegram"
 GONE = ("chat not found", "user not found")
+LIMITS = Limits(text=4096, caption=1024, measure=utf16_units)
+BUTTON_LABEL_LIMIT = 60
 
 # `send_text` asks for sendMessage through `Bot.do_api_request`, which suggests
 # `Bot.send_message` for endpoints PTB knows; that suggestion is the one thing we decline.
 warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage'", category=PTBUserWarning)
 
 
-def telegram_deliver(bot: Bot) -> Deliver:
-    """A `Deliver` that sends outbox rows with `bot`: text, or a photo with the text as caption;
-    options become an inline keyboard."""
+@dataclass(frozen=True)
+class TelegramMessage:
+    """One Bot API call of a rendered reply: a text, or a photo or document (a path to upload
+    or a file id Telegram keeps) with an optional caption."""
 
-    async def deliver(address: Address, message: OutboxMessage) -> None:
-        if address.channel != CHANNEL:
-            raise Rejected(f"not a Telegram address: {address.channel}")
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+    photo: Path | str | None = None
+    document: Path | None = None
+
+
+class TelegramChannel:
+    """Telegram through python-telegram-bot's `Bot`."""
+
+    name = CHANNEL
+    limits = LIMITS
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    def parse(self, event: Any) -> Incoming | None:
+        return to_incoming(event) if isinstance(event, Update) else None
+
+    def render(self, reply: Reply) -> list[TelegramMessage]:
+        return render(reply)
+
+    async def send_reply(self, address: str, reply: Reply) -> None:
+        chat_id = int(address)
+        if reply.commands is not None:  # logged and left if Telegram refuses it
+            await set_chat_commands(self.bot, chat_id, reply.commands)
         try:
-            await _send(bot, int(address.address), message)
+            for message in render(reply):
+                await _call(self.bot, chat_id, message)
         except TelegramRetryAfter as error:
             raise RetryAfter(retry_after_seconds(error)) from error
         except Forbidden as error:
@@ -58,28 +106,77 @@ def telegram_deliver(bot: Bot) -> Deliver:
         except TelegramError as error:
             raise Transient(error.message) from error
 
+
+def render(reply: Reply) -> list[TelegramMessage]:
+    """The Bot API calls that carry `reply`, each within Telegram's limits."""
+    markup = keyboard([(o.label, o.value) for o in reply.options], reply.columns)
+    media: dict[str, Any] = {}
+    if reply.document is not None:
+        media = {"document": reply.document}
+    elif reply.photo is not None:
+        photo: Path | str | None
+        if isinstance(reply.photo, Photo):
+            photo = reply.photo.file_id or (Path(reply.photo.path) if reply.photo.path else None)
+        else:
+            photo = reply.photo
+        media = {"photo": photo}
+    if media:
+        if LIMITS.measure(reply.text) <= LIMITS.caption:
+            return [TelegramMessage(reply.text, markup, **media)]
+        first = TelegramMessage("", None, **media)
+        return [first, *_texts(reply.text, markup)]
+    return _texts(reply.text, markup)
+
+
+def _texts(text: str, markup: InlineKeyboardMarkup | None) -> list[TelegramMessage]:
+    parts = split(text, LIMITS.text, LIMITS.measure)
+    return [
+        TelegramMessage(part, markup if number == len(parts) else None)
+        for number, part in enumerate(parts, 1)
+    ]
+
+
+async def _call(bot: Bot, chat_id: int, message: TelegramMessage) -> None:
+    caption = message.text or None
+    if message.document is not None:
+        try:
+            document = message.document.open("rb")
+        except OSError as error:
+            raise Rejected(f"document {message.document}: {error.strerror}") from error
+        with document:
+            await bot.send_document(
+                chat_id,
+                document,
+                caption=caption,
+                filename=message.document.name,
+                reply_markup=message.markup,
+            )
+        return
+    if isinstance(message.photo, str):  # a photo Telegram already has: its file id
+        await bot.send_photo(chat_id, message.photo, caption=caption, reply_markup=message.markup)
+        return
+    if message.photo is not None:
+        try:
+            photo = message.photo.open("rb")
+        except OSError as error:
+            raise Rejected(f"photo {message.photo}: {error.strerror}") from error
+        with photo:
+            await bot.send_photo(chat_id, photo, caption=caption, reply_markup=message.markup)
+        return
+    await send_text(bot, chat_id, message.text, message.markup)
+
+
+def telegram_deliver(bot: Bot) -> Deliver:
+    """A `Deliver` that sends outbox rows with `bot`: each row is made into a `Reply` in the
+    recipient's language when it is sent, then rendered as any reply."""
+    channel = TelegramChannel(bot)
+
+    async def deliver(address: Address, message: OutboxMessage) -> None:
+        if address.channel != CHANNEL:
+            raise Rejected(f"not a Telegram address: {address.channel}")
+        await channel.send_reply(address.address, reply_for(message, address.language))
+
     return deliver
-
-
-async def _send(bot: Bot, chat_id: int, message: OutboxMessage) -> None:
-    markup = keyboard(message.options)
-    if not message.photo_path:
-        await send_text(bot, chat_id, message.text, markup)
-        return
-    if message.photo_path.startswith(FILE_ID):  # a photo Telegram already has
-        await bot.send_photo(
-            chat_id,
-            message.photo_path[len(FILE_ID) :],
-            caption=message.text or None,
-            reply_markup=markup,
-        )
-        return
-    try:
-        photo = open(message.photo_path, "rb")  # noqa: SIM115  (closed below)
-    except OSError as error:
-        raise Rejected(f"photo {message.photo_path}: {error.strerror}") from error
-    with photo:
-        await bot.send_photo(chat_id, photo, caption=message.text or None, reply_markup=markup)
 
 
 async def send_text(
@@ -101,7 +198,10 @@ def keyboard(options: Sequence[Sequence[str]], columns: int = 1) -> InlineKeyboa
     """An inline keyboard of (label, value) options, `columns` buttons a row; None without."""
     if not options:
         return None
-    buttons = [InlineKeyboardButton(label[:60], callback_data=value) for label, value in options]
+    buttons = [
+        InlineKeyboardButton(label[:BUTTON_LABEL_LIMIT], callback_data=value)
+        for label, value in options
+    ]
     return InlineKeyboardMarkup(
         [buttons[start : start + columns] for start in range(0, len(buttons), columns)]
     )
@@ -113,3 +213,41 @@ def retry_after_seconds(error: TelegramRetryAfter) -> float:
         warnings.simplefilter("ignore", PTBDeprecationWarning)
         value = error.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def to_incoming(update: Update) -> Incoming | None:
+    """The neutral form of an update, or None for updates Sanad does not act on."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None or chat.type != "private":
+        return None
+    base: dict[str, Any] = {
+        "channel": CHANNEL,
+        "chat_id": str(chat.id),
+        "sender": str(user.id),
+        "update_id": str(update.update_id),
+        "sender_name": user.full_name,
+        "language_code": user.language_code,
+    }
+    query = update.callback_query
+    if query is not None:
+        pressed_on = query.message.message_id if query.message is not None else None
+        answers = str(pressed_on) if pressed_on is not None else None
+        return Incoming(**base, choice=query.data or "", answers=answers)
+    message = update.message
+    if message is None:
+        return None
+    base["message_id"] = str(message.message_id)
+    if message.reply_to_message is not None:
+        base["answers"] = str(message.reply_to_message.message_id)
+    if message.photo:
+        return Incoming(
+            **base, photo=Photo(file_id=message.photo[-1].file_id), text=message.caption
+        )
+    if message.location is not None:
+        return Incoming(
+            **base, location=Location(message.location.latitude, message.location.longitude)
+        )
+    if message.text is not None:
+        return Incoming(**base, text=message.text)
+    return Incoming(**base, text="")

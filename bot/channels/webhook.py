@@ -26,7 +26,8 @@ from telegram import Bot, Update
 from telegram.ext import Application
 
 from bot.app import Sanad
-from bot.background import Background, by_channel
+from bot.background import Background
+from bot.channels.base import by_channel
 from bot.channels.telegram import (
     ALLOWED_UPDATES,
     ERROR_LOGGERS,
@@ -157,3 +158,10 @@ async def set_webhook(sanad: Sanad, url: str, bot: Bot | None = None) -> None:
     secret = webhook_secret(sanad)
     async with bot or make_bot(sanad) as ready:
         await ready.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+
+
+def serve(app: Starlette, host: str, port: int) -> None:
+    """Serve the webhook app under uvicorn until interrupted (logging stays ours)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_config=None)

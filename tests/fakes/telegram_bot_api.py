@@ -33,6 +33,7 @@ import copy
 import itertools
 import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ BOT_FIRST_NAME = "Sanad"
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_DATA_BYTES = 64
+COMMANDS_LIMIT = 100  # setMyCommands: commands per list
+COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 
 #: Methods that produce a :class:`SentMessage` and are subject to :meth:`FakeBotApi.limits`.
 SEND_METHODS = frozenset(
@@ -145,6 +148,11 @@ class _Signal:
                 self._waiters.remove(fut)
 
 
+def utf16_length(text: str) -> int:
+    """The length Telegram counts: UTF-16 code units (an emoji outside the BMP counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _ok(result: Any) -> tuple[int, JSONDict]:
     return 200, {"ok": True, "result": result}
 
@@ -171,6 +179,17 @@ def _chat_id(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise _ApiError(400, "Bad Request: chat not found") from None
+
+
+def _scope_key(value: Any) -> str:
+    """A BotCommandScope as a key: "default", "all_private_chats" or "chat:<id>"."""
+    scope = _as_dict(value) if value is not None else {"type": "default"}
+    kind = scope.get("type") if scope else None
+    if kind in ("default", "all_private_chats"):
+        return str(kind)
+    if kind == "chat":
+        return f"chat:{_chat_id(scope.get('chat_id') if scope else None)}"
+    raise _ApiError(400, "Bad Request: unsupported bot command scope")
 
 
 def _as_dict(value: Any) -> JSONDict | None:
@@ -366,7 +385,10 @@ class FakeBotApi:
         self.calls: list[tuple[str, JSONDict]] = []
         self.callback_answers: list[JSONDict] = []
         self.chat_actions: list[tuple[int, str]] = []
+        # The default scope's command lists by language code ("" for every language) ...
         self.commands: dict[str, list[JSONDict]] = {}
+        # ... and every scope's: (scope key, language code) -> commands; see `commands_shown`.
+        self.scoped_commands: dict[tuple[str, str], list[JSONDict]] = {}
         self.webhook_url: str = ""
         self.blocked: set[int] = set()
         self.on_request: RequestHook | None = None
@@ -723,11 +745,45 @@ class FakeBotApi:
         }
 
     def _set_my_commands(self, params: JSONDict, data: RequestData | None) -> bool:
+        """As Telegram: at most 100 commands, names of 1-32 characters a-z, 0-9 and _,
+        descriptions of 1-256 characters; a scope (default, all private chats, one chat) and
+        an optional two-letter language code. An empty list deletes the scope's list."""
         commands = params.get("commands") or []
         if isinstance(commands, str):
             commands = json.loads(commands)
-        self.commands[str(params.get("language_code") or "")] = list(commands)
+        if not isinstance(commands, list):
+            raise _ApiError(400, "Bad Request: can't parse commands JSON object")
+        if len(commands) > COMMANDS_LIMIT:
+            raise _ApiError(400, "Bad Request: BOT_COMMANDS_TOO_MUCH")
+        for command in commands:
+            name = command.get("command") if isinstance(command, dict) else None
+            description = command.get("description") if isinstance(command, dict) else None
+            if not isinstance(name, str) or not COMMAND_NAME.fullmatch(name):
+                raise _ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not isinstance(description, str) or not 1 <= len(description.strip()) <= 256:
+                raise _ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+        language = str(params.get("language_code") or "")
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            raise _ApiError(400, "Bad Request: invalid language code specified")
+        scope = _scope_key(params.get("scope"))
+        if commands:
+            self.scoped_commands[(scope, language)] = list(commands)
+        else:
+            self.scoped_commands.pop((scope, language), None)
+        if scope == "default":
+            self.commands[language] = list(commands)
         return True
+
+    def commands_shown(self, chat_id: int, language_code: str = "") -> list[tuple[str, str]]:
+        """The command menu a person sees in their private chat, resolved as Telegram does:
+        the chat's scope, then all private chats, then the default; in each, the list for the
+        app's language before the list for every language."""
+        for scope in (f"chat:{chat_id}", "all_private_chats", "default"):
+            for language in (language_code, ""):
+                commands = self.scoped_commands.get((scope, language))
+                if commands:
+                    return [(c["command"], c["description"]) for c in commands]
+        return []
 
     def _answer_callback_query(self, params: JSONDict, data: RequestData | None) -> bool:
         query_id = str(params.get("callback_query_id"))
@@ -769,7 +825,7 @@ class FakeBotApi:
         text = params.get("text")
         if not text:
             raise _ApiError(400, "Bad Request: message text is empty")
-        if len(str(text)) > MAX_TEXT_LENGTH:
+        if utf16_length(str(text)) > MAX_TEXT_LENGTH:
             raise _ApiError(400, "Bad Request: message is too long")
         return self._record("sendMessage", params, {"text": str(text)})
 
@@ -801,7 +857,7 @@ class FakeBotApi:
     ) -> tuple[str | None, bytes | None, str]:
         """Resolve an upload (multipart) or a ``file_id`` string for parameter ``name``."""
         caption = params.get("caption")
-        if caption is not None and len(str(caption)) > MAX_CAPTION_LENGTH:
+        if caption is not None and utf16_length(str(caption)) > MAX_CAPTION_LENGTH:
             raise _ApiError(400, "Bad Request: message caption is too long")
         value = params.get(name)
         multipart = data.multipart_data if data is not None else {}
@@ -875,7 +931,7 @@ class FakeBotApi:
         text = params.get("text")
         if not text:
             raise _ApiError(400, "Bad Request: message text is empty")
-        if len(str(text)) > MAX_TEXT_LENGTH:
+        if utf16_length(str(text)) > MAX_TEXT_LENGTH:
             raise _ApiError(400, "Bad Request: message is too long")
         target = self._edit_target(params)
         if target is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -18,13 +19,13 @@ from bot.channels.whatsapp.numbered import NumberedChoices
 from bot.channels.whatsapp.render import MAX_ROWS, Outgoing, render
 from bot.channels.whatsapp.templates import template_message
 from bot.channels.whatsapp.window import free_form_allowed
-from handlers.messages import Option, Reply
+from handlers.messages import Photo, Reply
 from locales import DEFAULT_LANGUAGE, translator
+from outbox.intents import reply_for
 from outbox.sender import Address, Deliver, Rejected
 from storage.db import transaction
-from storage.deliveries import last_inbound, record_platform_id
-from storage.models import OutboxMessage, Person
-from storage.outbox import FILE_ID
+from storage.deliveries import record_platform_id
+from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 #: The sender keeps a little under the number's throughput, without bursts: requests spaced
@@ -50,44 +51,38 @@ def whatsapp_deliver(
         if address.channel != CHANNEL:
             raise Rejected(f"not a WhatsApp address: {address.channel}")
         assert message.id is not None
-        language, last = await asyncio.to_thread(_facts, engine, message.person_id, address)
-        if free_form_allowed(last, clock(), message.error):
+        language = address.language or message.language or DEFAULT_LANGUAGE
+        reply = reply_for(message, language)
+        template = template_message(message.id, reply, language)
+        if free_form_allowed(address.last_inbound_at, clock(), message.error):
+            outgoing = render(whatsapp_reply(reply), translator(language))
             try:
-                ident = await _send_all(client, address.address, _free_form(message, language))
+                ident = await _send_all(client, address.address, outgoing)
             except WindowClosed:
-                ident = await client.send(address.address, template_message(message, language))
+                ident = await client.send(address.address, template)
             else:
                 # Only a question with numbered options changes what a typed number means: a
                 # reminder or an announcement leaves the chat's open question as it was.
-                values = _numbered_of(message)
-                if values:
-                    await asyncio.to_thread(numbered.shown, address.address, values)
+                if len(reply.options) > MAX_ROWS and outgoing[-1].numbered:
+                    await asyncio.to_thread(numbered.shown, address.address, outgoing[-1].numbered)
         else:
-            ident = await client.send(address.address, template_message(message, language))
+            ident = await client.send(address.address, template)
         await asyncio.to_thread(_record, engine, message.id, ident)
 
     return deliver
 
 
-def _free_form(message: OutboxMessage, language: str) -> list[Outgoing]:
-    photo = message.photo_path
-    if photo and photo.startswith(FILE_ID):  # a photo kept by Telegram: WhatsApp cannot get it
-        photo = None
-        if not message.text:
-            raise Rejected("a photo kept by Telegram cannot be sent on WhatsApp")
-    reply = Reply(
-        message.text,
-        tuple(Option(label, value) for label, value in message.options),
-        photo=Path(photo) if photo else None,
-    )
-    return render(reply, translator(language))
-
-
-def _numbered_of(message: OutboxMessage) -> tuple[str, ...]:
-    if len(message.options) <= MAX_ROWS:
-        return ()
-    outgoing = _free_form(message, DEFAULT_LANGUAGE)
-    return outgoing[-1].numbered if outgoing else ()
+def whatsapp_reply(reply: Reply) -> Reply:
+    """`reply` as WhatsApp can carry it: a photo kept by another platform (a Telegram file id)
+    cannot be fetched from here, so only its text goes."""
+    photo = reply.photo
+    if isinstance(photo, Photo):
+        if photo.path:
+            return replace(reply, photo=Path(photo.path))
+        if not reply.text:
+            raise Rejected("a photo kept by another platform cannot be sent on WhatsApp")
+        return replace(reply, photo=None)
+    return reply
 
 
 async def _send_all(client: CloudClient, to: str, outgoing: list[Outgoing]) -> str:
@@ -95,13 +90,6 @@ async def _send_all(client: CloudClient, to: str, outgoing: list[Outgoing]) -> s
     for item in outgoing:
         ident = await client.send(to, item)
     return ident
-
-
-def _facts(engine: Engine, person_id: int, address: Address) -> tuple[str, datetime | None]:
-    with transaction(engine) as session:
-        person = session.get(Person, person_id)
-        language = (person.language if person else None) or DEFAULT_LANGUAGE
-        return language, last_inbound(session, address.channel, address.address)
 
 
 def _record(engine: Engine, message_id: int, ident: str) -> None:

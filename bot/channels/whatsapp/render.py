@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handlers.messages import Option, Reply
+from handlers.messages import Option, Photo, Reply
 from locales import FSI, PDI, Translator
 
 JSON = dict[str, Any]
@@ -50,7 +50,10 @@ class Outgoing:
 
 def render(reply: Reply, tr: Translator) -> list[Outgoing]:
     """The messages that say `reply` on WhatsApp, in order."""
-    attached = reply.photo or reply.document
+    photo = reply.photo
+    if isinstance(photo, Photo):  # a file on disk, or one another platform keeps: not ours
+        photo = Path(photo.path) if photo.path else None
+    attached = photo or reply.document
     if attached is not None:
         return _with_file(reply, attached, tr)
     if reply.expect == "location":
@@ -59,7 +62,7 @@ def render(reply: Reply, tr: Translator) -> list[Outgoing]:
 
 
 def _with_file(reply: Reply, path: Path, tr: Translator) -> list[Outgoing]:
-    kind = "image" if reply.photo is not None else "document"
+    kind = "document" if path == reply.document else "image"
     media: JSON = {"id": ""}
     if kind == "document":
         media["filename"] = path.name

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.channels.whatsapp.render import Outgoing, plain, shorten
+from handlers.messages import Reply
 from locales import FSI, LANGUAGES, N_, PDI, translator
-from storage.models import OutboxMessage
 
 JSON = dict[str, Any]
 PARAMETER_LIMIT = 300
@@ -97,10 +97,11 @@ def parameter(text: str) -> str:
     return value or "…"
 
 
-def template_message(message: OutboxMessage, language: str) -> Outgoing:
-    """The template that stands for outbox `message` outside the window."""
-    go = next((value for _, value in message.options if value.startswith(GO)), None)
-    template, payload = (REMINDER, go) if go else (MESSAGE, f"{SHOW}{message.id}")
+def template_message(message_id: int, reply: Reply, language: str) -> Outgoing:
+    """The template that stands for outbox message `message_id` (saying `reply`) outside the
+    window."""
+    go = next((o.value for o in reply.options if o.value.startswith(GO)), None)
+    template, payload = (REMINDER, go) if go else (MESSAGE, f"{SHOW}{message_id}")
     return Outgoing(
         {
             "type": "template",
@@ -110,7 +111,7 @@ def template_message(message: OutboxMessage, language: str) -> Outgoing:
                 "components": [
                     {
                         "type": "body",
-                        "parameters": [{"type": "text", "text": parameter(message.text)}],
+                        "parameters": [{"type": "text", "text": parameter(reply.text)}],
                     },
                     {
                         "type": "button",

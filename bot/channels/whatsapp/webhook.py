@@ -32,7 +32,6 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -68,8 +67,6 @@ from storage.people import find_person
 log = logging.getLogger(__name__)
 PATH = "/whatsapp"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-SEEN_EVERY = timedelta(minutes=2)  # see `_seen`; less than window.MARGIN
-SEEN_REMEMBERED = 100_000
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 
 
@@ -86,7 +83,6 @@ class WhatsAppWebhook:
         self.engine: Engine = sanad.engine
         self.media_dir = settings.media_dir / CHANNEL
         self.numbered = NumberedChoices(sanad.engine)
-        self._seen_at: dict[str, datetime] = {}
         self._secret = settings.whatsapp_app_secret.get_secret_value().encode()
         self._verify_token = settings.whatsapp_verify_token.get_secret_value().encode()
 
@@ -135,9 +131,9 @@ class WhatsAppWebhook:
         return Response(status_code=200)
 
     async def inbound(self, event: Inbound) -> None:
-        incoming = event.incoming
-        self._seen(incoming.sender, event)
+        incoming = event.incoming  # the Dispatcher records when its sender wrote
         if (incoming.choice or "").startswith(SHOW):
+            self._seen(incoming.sender, event)
             self.show(incoming)
             return
         if event.media_id is not None:
@@ -223,16 +219,10 @@ class WhatsAppWebhook:
     # --- helpers ----------------------------------------------------------------------------
 
     def _seen(self, address: str, event: Inbound | Unreadable) -> None:
-        """Record when `address` wrote; at most every SEEN_EVERY per address and process (the
-        window is 24 hours: a record a few minutes old only closes it that much earlier)."""
-        written = self._seen_at.get(address)
-        if written is not None and timedelta(0) <= event.at - written < SEEN_EVERY:
-            return
+        """Record when `address` wrote, for what does not go through the Dispatcher (which
+        records it for everything else): it opens the 24-hour window too."""
         with transaction(self.engine) as session:
             seen_inbound(session, CHANNEL, address, event.at)
-        if len(self._seen_at) > SEEN_REMEMBERED:
-            self._seen_at.clear()
-        self._seen_at[address] = event.at
 
     def _first_time(self, message_id: str) -> bool:
         with transaction(self.engine) as session:

@@ -1,7 +1,7 @@
-"""outbox.platform_message_id and .delivery (status reports); inbound_seen (the 24-hour window)
+"""outbox.platform_message_id and .delivery: what WhatsApp's status reports say of each message
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-06 05:40:00
 """
 
@@ -10,10 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import storage.types
-
 revision = "0010"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -25,17 +23,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_outbox_platform_message_id", ["platform_message_id"], unique=False
         )
-    op.create_table(
-        "inbound_seen",
-        sa.Column("channel", sa.String(), nullable=False),
-        sa.Column("address", sa.String(), nullable=False),
-        sa.Column("last_inbound_at", storage.types.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("channel", "address"),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("inbound_seen")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_platform_message_id")
         batch_op.drop_column("delivery")
