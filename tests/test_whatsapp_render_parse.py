@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bot.channels.base import Channel
+from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events, typed
 from bot.channels.whatsapp.render import (
     BODY_LIMIT,
@@ -161,3 +163,14 @@ def test_a_location_question_asks_for_a_location_and_a_photo_is_uploaded(tmp_pat
     chart.write_bytes(b"png")
     [photo] = render(Reply("Digest", photo=chart), EN)
     assert photo.upload == chart and photo.payload["image"]["caption"] == "Digest"
+
+
+def test_whatsapp_is_a_channel_of_the_seam() -> None:
+    channel = WhatsAppChannel(client=None, language="fr")
+    assert isinstance(channel, Channel)
+    api = FakeCloudApi()
+    api.user("212600000001").text("retour")
+    incoming = channel.parse(json.loads(api.queue.pop().body))
+    assert incoming is not None and incoming.text == "/back"
+    [listing] = channel.render(Reply("?", tuple(Option(str(n), f"v{n}") for n in range(5))))
+    assert listing.payload["interactive"]["action"]["button"] == "Choisir"

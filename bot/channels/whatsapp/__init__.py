@@ -2,6 +2,7 @@
 
 One module per concern, as the channel seam will want them:
 
+* `channel`: `WhatsAppChannel`, the seam's `Channel` (parse, render, send_reply);
 * `parse`: a webhook body -> `Incoming` (and status reports, and what the bot cannot read);
 * `words`: commands typed as words in each language, read from the catalogs;
 * `render`: a `Reply` -> Cloud API message payloads, within WhatsApp's limits;
