@@ -133,6 +133,12 @@ async def test_edits_and_telegram_validation(fake: FakeBotApi, bot: Bot) -> None
         await bot.send_message(7, "")
     with pytest.raises(BadRequest, match="(?i)too long"):
         await bot.send_message(7, "x" * 4097)
+    # Telegram counts UTF-16 code units: an emoji is two, so 2049 of them are too many.
+    await bot.send_message(7, "😀" * 2048)
+    with pytest.raises(BadRequest, match="(?i)too long"):
+        await bot.send_message(7, "😀" * 2049)
+    with pytest.raises(BadRequest, match="(?i)caption is too long"):
+        await bot.send_photo(7, b"\x89PNG", caption="😀" * 513)
     too_long = InlineKeyboardMarkup([[InlineKeyboardButton("a", callback_data="d" * 65)]])
     with pytest.raises(BadRequest, match="(?i)BUTTON_DATA_INVALID"):
         await bot.send_message(7, "x", reply_markup=too_long)

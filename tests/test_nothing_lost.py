@@ -318,6 +318,7 @@ async def test_a_connection_the_database_closed_costs_one_redelivery(sanad: Sana
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() "
+                    "AND application_name = current_setting('application_name') "
                     "AND pid <> pg_backend_pid()"
                 )
             )

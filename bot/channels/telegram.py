@@ -25,7 +25,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import Sanad
 from bot.background import Background
-from bot.channels.base import Unreachable, by_channel
+from bot.channels.base import Rejected, RetryAfter, Transient, Unreachable, by_channel
 from bot.channels.telegram_commands import bot_commands
 from bot.channels.telegram_delivery import (
     CHANNEL,
@@ -480,7 +480,7 @@ async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming, replies: lis
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
             sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway
             return number
-        except Exception as error:  # RetryAfter, Transient, Rejected: the outbox retries
+        except (RetryAfter, Transient, Rejected) as error:  # the outbox retries
             log.warning(
                 "update telegram:%s: a reply was not sent (%s)",
                 incoming.update_id,
