@@ -424,7 +424,7 @@ def digest_pass(
 def chart_pass(digests: list[Digest], charts_dir: Path) -> float:
     start = time.perf_counter()
     for digest in digests:
-        digest_chart(digest, translator(digest.group.language), charts_dir)
+        digest_chart(digest, translator(digest.group.language, digest.group.digits), charts_dir)
     return time.perf_counter() - start
 
 

@@ -1,8 +1,17 @@
 """Background work, never inside a chat handler: the monitoring tick, run every minute by
 APScheduler 3, forgetting old update ids every hour, and the outbox sender. Inside `python -m
-bot run` by default; alone in `python -m bot worker` when the bot runs in other processes
-(APScheduler 3 cannot share a job store between processes, so exactly one process may run
-it)."""
+bot run` by default; in `python -m bot worker` processes when the bot runs in others.
+
+Any number of processes may run it on PostgreSQL: all of them send (claims are SKIP LOCKED,
+and a dead sender's claims go back within seconds, see outbox.sender), but only the holder of
+the scheduler lease (storage.coordination) runs the scheduled jobs; when it dies another takes
+the lease within seconds and runs them. Reminders and digests are keyed by their local date
+and period in the outbox, so a tick run twice around a takeover enqueues nothing twice. On
+SQLite one process does everything and holds the lease by being alone.
+
+The sender sleeps until woken: by an enqueue committed in this process (outbox.wakeup) or, on
+PostgreSQL, in any process (LISTEN/NOTIFY).
+"""
 
 from __future__ import annotations
 
@@ -15,12 +24,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import Sanad
 from monitoring.monitor import Monitor
+from outbox.pace import Pace
 from outbox.sender import Deliver, Sender
+from outbox.wakeup import on_enqueue, threadsafe_waker
 from storage.applied import forget_applied
+from storage.coordination import Coordination
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 60
 FORGET_SECONDS = 3600
+JOBS = ("monitoring", "forget-applied-updates")
 
 
 class Background:
@@ -31,8 +44,9 @@ class Background:
         sanad: Sanad,
         deliver: Deliver,
         on_sent: Callable[[float, float], None] | None = None,
+        pace: Pace | None = None,
         per_second: float = 30.0,
-        burst: float = 5.0,
+        burst: float = 2.0,
     ) -> None:
         self.monitor = Monitor(
             sanad.engine,
@@ -48,19 +62,22 @@ class Background:
             clock=sanad.dispatcher.clock,
             on_sent=on_sent,
             stale_after=timedelta(seconds=sanad.settings.outbox_claim_timeout),
+            pace=pace,
         )
         self.engine = sanad.engine
         self.clock = sanad.dispatcher.clock
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._stop = asyncio.Event()
-        self._sending: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unlisten: Callable[[], None] | None = None
+        self.holds_lease = False
 
     async def start(self) -> None:
         self.scheduler.add_job(
             self.tick,
             "interval",
             seconds=TICK_SECONDS,
-            id="monitoring",
+            id=JOBS[0],
             next_run_time=datetime.now(UTC),
             max_instances=1,
             coalesce=True,
@@ -70,14 +87,34 @@ class Background:
             self.forget_old_updates,
             "interval",
             seconds=FORGET_SECONDS,
-            id="forget-applied-updates",
+            id=JOBS[1],
             next_run_time=datetime.now(UTC),
             max_instances=1,
             coalesce=True,
         )
-        self.scheduler.start()
-        self._sending = asyncio.create_task(self.sender.run_forever(self._stop))
+        alone = self.engine.dialect.name == "sqlite"
+        self.scheduler.start(paused=True)
+        self._unlisten = on_enqueue(self.engine, threadsafe_waker(self.sender.wake))
+        self._tasks.append(asyncio.create_task(self.sender.run_forever(self._stop)))
+        if alone:
+            await self.leased(True)
+        else:
+            coordination = Coordination(self.engine, self.sender.wake, self.leased)
+            self._tasks.append(asyncio.create_task(coordination.run(self._stop)))
         log.info("scheduler and sender started")
+
+    async def leased(self, held: bool) -> None:
+        """The scheduler lease was taken (run the jobs now, then on schedule) or lost."""
+        self.holds_lease = held
+        if held:
+            now = datetime.now(UTC)
+            for job in JOBS:
+                self.scheduler.modify_job(job, next_run_time=now)
+            self.scheduler.resume()
+            log.info("scheduler lease held: reminders and digests run here")
+        elif self.scheduler.running:
+            self.scheduler.pause()
+            log.warning("scheduler lease lost: reminders and digests stop here")
 
     async def tick(self) -> None:
         new = await asyncio.to_thread(self.monitor.tick)
@@ -92,8 +129,9 @@ class Background:
             log.info("forgot %d applied update ids", forgotten)
 
     async def stop(self) -> None:
-        self.scheduler.shutdown(wait=False)
         self._stop.set()
-        if self._sending is not None:
-            await self._sending
+        await asyncio.gather(*self._tasks)
+        self.scheduler.shutdown(wait=False)
+        if self._unlisten is not None:
+            self._unlisten()
         log.info("scheduler and sender stopped")

@@ -1,9 +1,12 @@
-"""`python -m bot backup FILE`: a consistent copy of the SQLite database, also while it runs."""
+"""`python -m bot backup FILE|FOLDER`: a consistent copy of the SQLite database, also while it
+runs. Given a folder, the copy is named by its time (sanad-YYYYMMDD-HHMMSS.db) and only the
+newest BACKUP_KEEP copies of that folder are kept. Copies are readable by their owner only."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -41,6 +44,8 @@ def backup(database_url: str, target: Path) -> Path:
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
+    partial.touch(mode=0o600)
+    partial.chmod(0o600)  # whatever the umask: the copy holds everyone's reports
     copy = sqlite3.connect(partial)
     try:
         source.backup(copy)
@@ -49,3 +54,26 @@ def backup(database_url: str, target: Path) -> Path:
         source.close()
     os.replace(partial, target)
     return target
+
+
+PREFIX, SUFFIX = "sanad-", ".db"
+
+
+def backup_into(
+    database_url: str, folder: Path, keep: int, now: datetime
+) -> tuple[Path, list[Path]]:
+    """A copy named by `now` in `folder`, then the older copies beyond the newest `keep`
+    removed (only files named as this function names them); returns the copy and the removed."""
+    if keep < 1:
+        raise BackupError("keep at least 1 backup (BACKUP_KEEP or --keep)")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = backup(database_url, folder / f"{PREFIX}{now:%Y%m%d-%H%M%S}{SUFFIX}")
+    copies = sorted(
+        path
+        for path in folder.glob(f"{PREFIX}*{SUFFIX}")
+        if path.is_file() and len(path.name) == len(target.name)
+    )
+    removed = copies[:-keep]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return target, removed

@@ -10,17 +10,30 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import Session, col, select
 
 from bot import logs
 from bot.app import Sanad, assemble
 from bot.metrics import Metrics
+from bot.private_files import make_private
 from bot.settings import Settings
 from forms.loader import FormFileError
 from storage.db import transaction
+from storage.invites import (
+    MAX_VALIDITY,
+    ROLE_KIND,
+    InviteRefused,
+    RoleMismatch,
+    check_role,
+    new_invite,
+    open_invites,
+    revoke_invite,
+    role_for,
+    shown,
+)
 from storage.models import Organization, Person
 from storage.network import NetworkError, apply_network, read_network
-from storage.people import new_invite, recall
+from storage.people import recall
 from storage.types import utcnow
 
 EXAMPLE_NETWORK = Path(__file__).resolve().parent.parent / "examples" / "network.yaml"
@@ -42,6 +55,7 @@ To try Sanad without Telegram, use the console instead:
 
     python -m bot demo
 """
+
 
 NO_POLLING = """\
 `python -m bot run` polls Telegram, and TELEGRAM_BOT_TOKEN is not set. WhatsApp has no
@@ -65,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = Settings()
+    make_private(settings.data_dir)
     level = logging.INFO if args.action in (_run, _worker, _webhook) else logging.WARNING
     secrets = [
         settings.telegram_bot_token,
@@ -108,9 +123,9 @@ def _parser() -> argparse.ArgumentParser:
 
     webhook = commands.add_parser(
         "webhook",
-        help="serve Telegram updates and WhatsApp events over HTTP (POST /telegram, "
-        "GET/POST /whatsapp, /health, /metrics; each when configured), with the scheduler "
-        "and the sender unless --without-worker",
+        help="serve Telegram updates and WhatsApp events over HTTP (POST /telegram, GET/POST "
+        "/whatsapp, each when configured; GET /health), with the scheduler and the sender "
+        "unless --without-worker",
     )
     webhook.add_argument("--host", default="0.0.0.0")
     webhook.add_argument(
@@ -133,9 +148,14 @@ def _parser() -> argparse.ArgumentParser:
     set_webhook.set_defaults(action=_set_webhook)
 
     backup = commands.add_parser(
-        "backup", help="consistent copy of the SQLite database, also while the bot runs"
+        "backup",
+        help="consistent copy of the SQLite database, also while the bot runs; into a "
+        "folder: a copy named by its time, keeping the newest BACKUP_KEEP",
     )
-    backup.add_argument("file", type=Path)
+    backup.add_argument("file", help="a file, or a folder (existing, or ending in /)")
+    backup.add_argument(
+        "--keep", type=int, default=None, help="with a folder: copies kept (default BACKUP_KEEP)"
+    )
     backup.set_defaults(action=_backup)
 
     worker = commands.add_parser("worker", help="only the scheduler and the outbox sender")
@@ -154,15 +174,40 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("file", type=Path)
     setup.set_defaults(action=_setup)
 
-    invite = commands.add_parser("invite", help="make a single-use invitation code")
-    invite.add_argument("--org", required=True, help="organization key from the network file")
-    invite.add_argument("--role", required=True, choices=["worker", "coordinator", "admin"])
-    invite.add_argument("--expires", default="7d", help="e.g. 7d, 12h, 30m, or never")
+    invite = commands.add_parser(
+        "invite",
+        help="make single-use invitation codes; list or withdraw the open ones",
+        description="Workers are invited at a partner association, coordinators at the "
+        "supportive organization of their group, admins at the network. See docs/invitations.md.",
+    )
+    what = invite.add_mutually_exclusive_group(required=True)
+    what.add_argument("--org", help="organization key from the network file: one invitation")
+    what.add_argument(
+        "--from-file",
+        type=Path,
+        metavar="FILE",
+        help="a .csv or .xlsx table (name, organization, role, language, channel): one "
+        "invitation per row, written back with codes and links",
+    )
+    what.add_argument("--list", action="store_true", help="list the open codes")
+    what.add_argument("--revoke", metavar="CODE", help="withdraw an open code")
+    invite.add_argument(
+        "--role",
+        choices=["worker", "coordinator", "admin"],
+        help="with --org; default: the role the organization takes",
+    )
+    invite.add_argument("--name", default=None, help="with --org: the person's name")
+    invite.add_argument(
+        "--expires", default="7d", help="e.g. 7d, 12h, 30m; at most 90d (default 7d)"
+    )
+    invite.add_argument(
+        "-o", "--output", type=Path, default=None, help="with --from-file: where to write"
+    )
     invite.add_argument(
         "--channel",
         choices=["telegram", "whatsapp"],
         default="telegram",
-        help="the link to print: t.me (default) or wa.me",
+        help="with --org: the link to print, t.me (default) or wa.me",
     )
     invite.set_defaults(action=_invite)
 
@@ -175,8 +220,22 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write reports to CSV or XLSX")
     export.add_argument("form", help="form id (checkin, beneficiaries, recycling) or all")
     export.add_argument("--group", default=None, help="group key")
-    export.add_argument("--from", dest="date_from", type=date.fromisoformat, default=None)
-    export.add_argument("--to", dest="date_to", type=date.fromisoformat, default=None)
+    export.add_argument(
+        "--from",
+        dest="date_from",
+        type=_day,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="first day sent, inclusive, in each group's own time zone (e.g. 2026-11-01)",
+    )
+    export.add_argument(
+        "--to",
+        dest="date_to",
+        type=_day,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="last day sent, inclusive (e.g. 2026-11-30)",
+    )
     export.add_argument("--format", choices=["csv", "xlsx"], required=True)
     export.add_argument("--language", default="ar", choices=["ar", "en", "fr"])
     export.add_argument("-o", "--output", type=Path, required=True)
@@ -192,14 +251,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _metrics(sanad: Sanad) -> Metrics:
-    """The process's counters; served on METRICS_PORT when it is set."""
+def _metrics(sanad: Sanad, count_errors: bool = True) -> Metrics:
+    """The process's counters; served on METRICS_PORT (METRICS_HOST) when it is set."""
     from bot.channels.telegram import ERROR_LOGGERS
 
-    metrics = Metrics(sanad.engine)
-    metrics.count_errors_of(*ERROR_LOGGERS)
-    if sanad.settings.metrics_port:
-        metrics.serve(sanad.settings.metrics_port)
+    settings = sanad.settings
+    metrics = Metrics(sanad.engine, settings.metrics_cache_seconds)
+    if count_errors:
+        metrics.count_errors_of(*ERROR_LOGGERS)
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     return metrics
 
 
@@ -216,7 +277,7 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    metrics = Metrics(sanad.engine)
+    metrics = _metrics(sanad, count_errors=False)  # the app's lifespan counts them
     application = None
     if settings.telegram_bot_token is not None:
         others = {"whatsapp": whatsapp.deliver} if whatsapp is not None else None
@@ -224,7 +285,7 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
             sanad, with_background=not args.without_worker, metrics=metrics, other_channels=others
         )
     app = create_app(sanad, application, metrics, whatsapp, with_background=not args.without_worker)
-    serve(app, args.host, args.port)
+    serve(app, args.host, args.port, settings)
     return 0
 
 
@@ -243,14 +304,21 @@ def _set_webhook(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _backup(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.backup import BackupError, backup
+    from bot.backup import BackupError, backup, backup_into
 
+    given = Path(args.file)
+    into_folder = given.is_dir() or args.file.endswith(("/", os.sep))
     try:
-        backup(settings.database_url, args.file)
+        if not into_folder:
+            backup(settings.database_url, given)
+            print(f"database copied to {given}")
+            return 0
+        keep = args.keep if args.keep is not None else settings.backup_keep
+        target, removed = backup_into(settings.database_url, given, keep, utcnow())
     except BackupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"database copied to {args.file}")
+    print(f"database copied to {target}; {len(removed)} older copies removed (keeping {keep})")
     return 0
 
 
@@ -347,14 +415,34 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
 def _invite(args: argparse.Namespace, settings: Settings) -> int:
     valid_for = _duration(args.expires)
     sanad = assemble(settings)
+    try:
+        if args.list:
+            return _list_invites(sanad)
+        if args.revoke:
+            return _revoke_invite(sanad, args.revoke)
+        if args.from_file:
+            return _invite_from_file(sanad, args.from_file, args.output, valid_for)
+        return _invite_one(sanad, args, valid_for)
+    except InviteRefused as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _invite_one(sanad: Sanad, args: argparse.Namespace, valid_for: timedelta) -> int:
     with transaction(sanad.engine) as session:
         organization = _organization(session, args.org)
-        invite = new_invite(session, organization, args.role, utcnow(), valid_for)
-        username = settings.telegram_bot_username or recall(session, "telegram_username")
-    print(f"code: {invite.code}")
+        role = args.role or role_for(organization)
+        try:
+            check_role(organization, role)
+        except RoleMismatch as error:
+            where = _where_role_belongs(session, organization, role)
+            raise InviteRefused(f"{error}; {where}") from error
+        invite = new_invite(session, organization, role, utcnow(), valid_for, name=args.name)
+        username = _username(sanad, session)
+    print(f"code: {shown(invite.code)}")
     if args.channel == "whatsapp":
-        if settings.whatsapp_number:
-            number = "".join(c for c in settings.whatsapp_number if c.isdigit())
+        if sanad.settings.whatsapp_number:
+            number = "".join(c for c in sanad.settings.whatsapp_number if c.isdigit())
             print(f"link: https://wa.me/{number}?text=start%20{invite.code}")
         else:
             print(
@@ -362,20 +450,93 @@ def _invite(args: argparse.Namespace, settings: Settings) -> int:
                 f"start {invite.code} to the bot on WhatsApp"
             )
     elif username:
-        print(f"link: https://t.me/{username.lstrip('@')}?start={invite.code}")
+        print(f"link: https://t.me/{username}?start={invite.code}")
     else:
         print(
             "link: unknown until TELEGRAM_BOT_USERNAME is set or the bot has run once;"
             f" meanwhile send /start {invite.code} to the bot"
         )
-    print(
-        "expires: "
-        + (
-            "never"
-            if invite.expires_at is None
-            else invite.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    assert invite.expires_at is not None
+    print(f"expires: {invite.expires_at:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
+def _where_role_belongs(session: Session, organization: Organization, role: str) -> str:
+    """Which organizations take `role`: the ones of `organization`'s group (the network's)."""
+    kind = ROLE_KIND[role]
+    query = select(Organization.key).where(Organization.kind == kind, col(Organization.active))
+    if kind != "network":
+        query = query.where(Organization.group_id == organization.group_id)
+    keys = session.exec(query.order_by(col(Organization.id))).all()
+    return f"invite a {role} at {', '.join(keys)}" if keys else f"no organization takes a {role}"
+
+
+def _username(sanad: Sanad, session: Session) -> str:
+    return (
+        sanad.settings.telegram_bot_username or recall(session, "telegram_username") or ""
+    ).lstrip("@")
+
+
+def _list_invites(sanad: Sanad) -> int:
+    with transaction(sanad.engine) as session:
+        rows = open_invites(session, utcnow())
+    if not rows:
+        print("no open invitations")
+        return 0
+    for invite, organization in rows:
+        assert invite.expires_at is not None
+        print(
+            f"{shown(invite.code)}  {invite.role:<11}  {organization.key:<20}  "
+            f"expires {invite.expires_at:%Y-%m-%d %H:%M} UTC  {invite.name or ''}".rstrip()
         )
-    )
+    print(f"{len(rows)} open invitation(s); withdraw one with --revoke CODE")
+    return 0
+
+
+def _revoke_invite(sanad: Sanad, code: str) -> int:
+    with transaction(sanad.engine) as session:
+        withdrawn = revoke_invite(session, code, utcnow())
+    if withdrawn is None:
+        print(
+            f"error: no open invitation {code!r} (used, expired, withdrawn or unknown); "
+            "--list shows the open ones",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"withdrawn: {shown(withdrawn.code)}; nobody can register with it")
+    return 0
+
+
+def _invite_from_file(sanad: Sanad, source: Path, output: Path | None, valid_for: timedelta) -> int:
+    from bot import invite_table
+
+    target = output or invite_table.output_for(source)
+    if target.resolve() == source.resolve():
+        print(
+            "error: write the invitations to a new file (-o), not over the table", file=sys.stderr
+        )
+        return 2
+    if target.suffix.lower() != source.suffix.lower():
+        print(f"error: -o must be a {source.suffix} file, as the table", file=sys.stderr)
+        return 2
+    try:
+        table = invite_table.read_table(source)
+        with transaction(sanad.engine) as session:
+            people = invite_table.check(session, table, source)
+            links = invite_table.Links(
+                _username(sanad, session) or None,
+                os.environ.get("WHATSAPP_NUMBER")
+                or getattr(sanad.settings, "whatsapp_number", None),
+            )
+            invite_table.invite_all(session, table, people, links, utcnow(), target, valid_for)
+    except invite_table.TableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(people)} invitations written to {target}")
+    if not links.telegram_username and any(p.channel == "telegram" for p in people):
+        print("Telegram links are empty until TELEGRAM_BOT_USERNAME is set or the bot has run once")
+    if not links.whatsapp_number and any(p.channel == "whatsapp" for p in people):
+        print("WhatsApp links are empty until WHATSAPP_NUMBER is set")
     return 0
 
 
@@ -386,6 +547,16 @@ def _whatsapp_templates(args: argparse.Namespace, settings: Settings) -> int:
 
     print(json.dumps(submissions(), ensure_ascii=False, indent=2))
     return 0
+
+
+def _day(text: str) -> date:
+    """A --from/--to date: ISO form only, as 30/11 and 11/30 cannot be told apart."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-30"
+        ) from None
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
@@ -437,17 +608,24 @@ def _organization(session: object, key: str) -> Organization:
     return organization
 
 
-def _duration(text: str) -> timedelta | None:
-    if text == "never":
-        return None
-    match = re.fullmatch(r"(\d+)\s*([dhm])", text.strip())
+def _duration(text: str) -> timedelta:
+    """--expires: an invitation always expires, within 90 days."""
+    match = re.fullmatch(r"(\d{1,6})\s*([dhm])", text.strip())
     if not match or int(match[1]) == 0:
-        raise SystemExit(f"error: --expires takes e.g. 7d, 12h, 30m or never, not {text!r}")
+        raise SystemExit(
+            f"error: --expires takes e.g. 7d, 12h or 30m (at most {MAX_VALIDITY.days}d), "
+            f"not {text!r}: every invitation expires"
+        )
     amount, unit = int(match[1]), match[2]
-    return (
+    valid_for = (
         timedelta(days=amount)
         if unit == "d"
         else timedelta(hours=amount)
         if unit == "h"
         else timedelta(minutes=amount)
     )
+    if valid_for > MAX_VALIDITY:
+        raise SystemExit(
+            f"error: --expires is at most {MAX_VALIDITY.days}d (7d unless you need longer)"
+        )
+    return valid_for

@@ -1,12 +1,18 @@
 """Prometheus counters of one process, in a registry of its own (not the global one).
 
-The webhook serves them on /metrics; `run` and `worker` serve them on METRICS_PORT when it is
-set (they have no HTTP server of their own otherwise).
+Every command (`run`, `worker`, `webhook`) serves them on METRICS_PORT when it is set, bound to
+METRICS_HOST (127.0.0.1 unless the operator says otherwise): never on the public webhook port,
+unless METRICS_TOKEN is set, and then only to a request bearing it. A scrape costs no query
+beyond one per `cache_seconds` (the outbox depth is read at most that often).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
+import time
+from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -31,7 +37,7 @@ class Metrics:
     """Updates received, replies sent and how long they took, errors, the outbox depth (read
     at scrape time), and the sender's latency: each Bot API call, and enqueue to sent."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cache_seconds: float = 15.0) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.updates = Counter(
             "sanad_updates_received", "Telegram updates received", registry=self.registry
@@ -53,7 +59,8 @@ class Metrics:
         self.outbox = Gauge(
             "sanad_outbox_depth", "Outbox messages waiting to be sent", registry=self.registry
         )
-        self.outbox.set_function(lambda: _depth(engine))
+        self.outbox_depth = Cached(lambda: _depth(engine), cache_seconds)
+        self.outbox.set_function(self.outbox_depth.get)
         self.send_seconds = Histogram(
             "sanad_send_seconds",
             "One Bot API call delivering an outbox message",
@@ -78,7 +85,8 @@ class Metrics:
         self.outbox_wait_seconds.observe(max(0.0, waited_seconds))
 
     def render(self) -> bytes:
-        """The text exposition; queries the database (call it off the event loop)."""
+        """The text exposition; may query the database once per cache period (call it off
+        the event loop)."""
         return generate_latest(self.registry)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> WSGIServer:
@@ -90,6 +98,44 @@ class Metrics:
     def count_errors_of(self, *loggers: str) -> None:
         for name in loggers:
             logging.getLogger(name).addHandler(self.error_log)
+
+
+class Cached:
+    """The value of `read`, read again at most once per `seconds`; while one caller reads, the
+    others get the value read before (the first callers wait for the first value)."""
+
+    def __init__(
+        self,
+        read: Callable[[], float],
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.read, self.seconds, self.clock = read, seconds, clock
+        self.value = math.nan
+        self.read_at: float | None = None
+        self.reads = 0
+        self._lock = threading.Lock()
+
+    def fresh(self) -> float | None:
+        """The value if it is recent enough, else None (then `get` reads it again)."""
+        if self.read_at is not None and self.clock() - self.read_at < self.seconds:
+            return self.value
+        return None
+
+    def get(self) -> float:
+        fresh = self.fresh()
+        if fresh is not None:
+            return fresh
+        if not self._lock.acquire(blocking=self.read_at is None):
+            return self.value  # another caller is reading it again
+        try:
+            if self.read_at is None or self.clock() - self.read_at >= self.seconds:
+                self.value = self.read()
+                self.reads += 1
+                self.read_at = self.clock()
+            return self.value
+        finally:
+            self._lock.release()
 
 
 def _depth(engine: Engine) -> float:

@@ -31,11 +31,23 @@ class Settings(BaseSettings):
     whatsapp_base_url: str = WHATSAPP_GRAPH_API
     whatsapp_messages_per_second: float = 80.0  # the number's throughput (higher tiers: more)
     log_format: Literal["text", "json"] = "text"
-    metrics_port: int | None = None  # `run` and `worker` serve /metrics here (127.0.0.1)
+    # Metrics: on their own port, bound to metrics_host; on the webhook port only with a token.
+    metrics_port: int | None = None  # `run`, `worker` and `webhook` serve /metrics here
+    metrics_host: str = "127.0.0.1"
+    metrics_token: SecretStr | None = None  # adds GET /metrics (Bearer) to the webhook port
+    metrics_cache_seconds: float = 15.0  # the outbox depth is counted at most this often
+    health_cache_seconds: float = 5.0  # /health asks the database at most this often
+    # What the webhook takes from a client (Telegram's updates are a few KiB).
+    webhook_max_body_bytes: int = 1024 * 1024
+    webhook_max_header_bytes: int = 16 * 1024
+    webhook_read_timeout: float = 10.0
+    webhook_keep_alive_seconds: int = 5
+    webhook_max_connections: int = 200
     # A claimed outbox message whose sender went silent this long is sent again (PostgreSQL,
     # several senders; on SQLite the one sender takes back every claim when it starts).
     outbox_claim_timeout: float = 600.0
     database_url: str = "sqlite:///data/sanad.db"
+    backup_keep: int = 14  # `backup FOLDER` keeps this many copies
     data_dir: Path = Path("data")
 
     @property

@@ -53,7 +53,10 @@ def report_table(
     applied to the submitted time; `group_key` keeps one group's reports.
     """
     has_period = form.period != "none"
-    columns = _fixed_columns(tr, has_period) + [_field_column(spec, tr) for spec in form.fields]
+    has_money = any(spec.money for spec in form.fields)
+    columns = _fixed_columns(tr, has_period, has_money) + [
+        _field_column(spec, tr) for spec in form.fields
+    ]
     statement = (
         select(Report, Group, Organization, Person)
         .join(Group, col(Group.id) == col(Report.group_id))
@@ -84,6 +87,7 @@ def report_table(
         row: list[object] = [
             report.ref,
             _name(group.names, tr.language, group.key),
+            *([group.currency] if has_money else []),
             _name(organization.names, tr.language, organization.key),
             _person(person),
         ]
@@ -95,10 +99,13 @@ def report_table(
     return Table(form_id=form.id, title=form.title.get(tr.language), columns=columns, rows=rows)
 
 
-def _fixed_columns(tr: Translator, has_period: bool) -> list[Column]:
+def _fixed_columns(tr: Translator, has_period: bool, has_money: bool) -> list[Column]:
+    """The columns every row has; "currency" (the group's, an ISO code such as BHD) when the
+    form has money fields, so that amounts of several groups are never read as one."""
     columns = [
         Column("reference", tr.gettext("Reference"), "text"),
         Column("group", tr.gettext("Group"), "text"),
+        *([Column("currency", tr.gettext("Currency"), "text")] if has_money else []),
         Column("association", tr.gettext("Association"), "text"),
         Column("person", tr.gettext("Person"), "text"),
     ]

@@ -16,10 +16,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from sqlmodel import Session
 
 from exports.rows import Table, report_table
@@ -35,7 +31,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def plain(value: object) -> str:
-    """A value as plain text: dates in ISO form, numbers without exponent or grouping."""
+    """A value as plain text: dates in ISO form, numbers without exponent or grouping, whole
+    numbers without a decimal part (40, not 40.0)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -43,9 +40,11 @@ def plain(value: object) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
-        return format(Decimal(repr(value)), "f")
+        value = Decimal(repr(value))
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return format(
+            value.to_integral_value() if value == value.to_integral_value() else value, "f"
+        )
     return str(value)
 
 
@@ -78,6 +77,10 @@ def _csv_cell(value: object, kind: str) -> str:
 
 def write_xlsx(tables: list[Table], path: Path, *, right_to_left: bool) -> None:
     """One sheet per table: bold frozen header, typed cells, fitted widths, a filter."""
+    from openpyxl import Workbook  # loaded only when a workbook is written
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     if not tables:
         raise ValueError("nothing to export: no tables")
     workbook = Workbook()
@@ -105,6 +108,11 @@ def write_xlsx(tables: list[Table], path: Path, *, right_to_left: bool) -> None:
         sheet.auto_filter.ref = sheet.dimensions
     with _replacing(path) as temporary:
         workbook.save(temporary)
+
+
+#: The control characters an XLSX cell cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE,
+#: repeated here so that openpyxl is imported only when a workbook is written).
+ILLEGAL_CHARACTERS_RE = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 
 
 def _xlsx_text(text: str) -> str:
@@ -194,8 +202,7 @@ def _replacing(path: Path) -> Iterator[Path]:
     path = Path(path)
     descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(descriptor)
-    temporary = Path(name)
-    temporary.chmod(0o644)  # as an ordinary new file, not mkstemp's owner-only mode
+    temporary = Path(name)  # mkstemp's mode, 0600: reports are read by their owner only
     try:
         yield temporary
         os.replace(temporary, path)

@@ -90,10 +90,13 @@ def show_number(
 
 @lru_cache(maxsize=1024)
 def period_label(period: Period, tr: Translator) -> str:
-    """ "November 2026", "week of 16 Nov to 22 Nov 2026"; remembered, as forms show the same
+    """ "November 2026", "week of 16 Nov to 22 Nov 2026", "Sunday, 29 November 2026";
+    remembered, as forms show the same
     few periods over and over and Babel's date formatting is slow."""
     if period.kind == "month":
         return tr.date(period.start, "LLLL y")
+    if period.kind == "day":
+        return tr.date(period.start, "full")
     return tr.gettext(
         "week of {start} to {end}",
         start=tr.date(period.start, "d MMM"),

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from forms import yaml_file
 from forms.schema import FormSpec
 
 BUILT_IN = Path(__file__).parent / "definitions"
@@ -19,17 +20,13 @@ class FormFileError(Exception):
 
 def load_form(path: Path) -> FormSpec:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise FormFileError(
-            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save the file as UTF-8"
-        ) from error
-    except OSError as error:
-        raise FormFileError(f"{path}: cannot be read: {error.strerror or error}") from error
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
+        text = yaml_file.read_text(path)
+        data = yaml_file.load(path, text)
+    except yaml_file.YamlSyntaxError as syntax:
+        error = syntax.error
         raise FormFileError(f"{path}: not valid YAML{_near(text, error)}: {error}") from error
+    except yaml_file.YamlFileError as error:
+        raise FormFileError(str(error)) from error
     try:
         return FormSpec.model_validate(data)
     except ValidationError as error:

@@ -1,4 +1,7 @@
-"""Reporting periods (weeks and months) in a group's own time zone and week."""
+"""Reporting periods (days, weeks and months) in a group's own time zone and week.
+
+A period is a span of local calendar dates; it never depends on the hour, so a change of
+daylight-saving time can neither skip nor double a day."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 @dataclass(frozen=True)
 class Period:
-    """A week or a month; `key` is what reports store ("2026-11" or the week's first day)."""
+    """A day, a week or a month; `key` is what reports store: "2026-11" for a month, the first
+    (or only) day for a week or a day."""
 
     kind: str
     start: date
@@ -39,8 +43,13 @@ def local_today(now: datetime, timezone: str) -> date:
     return now.astimezone(ZoneInfo(timezone)).date()
 
 
+KINDS = ("day", "week", "month")
+
+
 def period_containing(kind: str, day: date, week_start: int = 0) -> Period:
-    """The week (starting on weekday `week_start`, 0 = Monday) or month that contains `day`."""
+    """The day, week (starting on weekday `week_start`, 0 = Monday) or month of `day`."""
+    if kind == "day":
+        return Period("day", day, day)
     if kind == "month":
         start = day.replace(day=1)
         following = (start + timedelta(days=32)).replace(day=1)
@@ -55,4 +64,4 @@ def period_from_key(kind: str, key: str, week_start: int = 0) -> Period:
     """The period a stored key names."""
     if kind == "month":
         return period_containing("month", date.fromisoformat(key + "-01"))
-    return period_containing("week", date.fromisoformat(key), week_start)
+    return period_containing(kind, date.fromisoformat(key), week_start)

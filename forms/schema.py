@@ -19,7 +19,7 @@ FieldType = Literal[
     "location",
     "yesno",
 ]
-PeriodKind = Literal["none", "week", "month"]
+PeriodKind = Literal["none", "day", "week", "month"]
 #: What answers a question besides its options: a photo, a place, a typed number.
 Expected = Literal["photo", "location", "number"]
 NAME = r"^[a-z][a-z0-9_]{0,30}$"
@@ -111,7 +111,7 @@ class FieldSpec(Strict):
     max_count: int = Field(default=1, ge=1, le=10)  # photos
     allow_text: bool = False  # location: a typed place name is accepted too
     unit: Unit | None = None
-    money: bool = False  # an amount in the group's currency
+    money: bool = False  # an amount in the group's currency (shown and exported with it)
     choices: list[Choice] | None = None
     when: Condition | None = None
 
@@ -203,7 +203,8 @@ class FormSpec(Strict):
         if self.period == "none" and periods:
             raise ValueError("a form with period 'none' cannot have a period field")
         if self.period != "none" and (len(periods) != 1 or self.fields[0].type != "period"):
-            raise ValueError(f"a {self.period}ly form needs exactly one period field, first")
+            every = {"day": "daily", "week": "weekly", "month": "monthly"}[self.period]
+            raise ValueError(f"a {every} form needs exactly one period field, first")
         self._check_rules()
         return self
 

@@ -95,7 +95,9 @@ def _message(ctx: Context, draft: dict[str, Any]) -> None:
         )
         return
     draft["texts"] = {COMMON: text}
-    draft["photo"] = (photo.file_id or photo.path) if photo is not None else None
+    # Never a path from chat text: the platform's reference of what was sent, or the file the
+    # console channel copied into its media folder.
+    draft["photo"] = broadcasts.photo_reference(photo.file_id, photo.path) if photo else None
     draft["step"] = "languages"
     ctx.say(
         ctx._("Should everyone read this text, or do you want to add a text per language?"),

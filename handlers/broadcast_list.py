@@ -75,6 +75,16 @@ def _line(ctx: Context, broadcast: Broadcast, figures: broadcasts.Figures) -> st
     head = f"#{broadcast.id} · {when} · {snippet}"
     if broadcast.status == "cancelled":
         head += " · " + ctx._("cancelled")
+    maybe_twice = (
+        "\n"
+        + ctx.tr.ngettext(
+            "{n} message sent again after a lost answer or a restart: it may have arrived twice",
+            "{n} messages sent again after a lost answer or a restart: they may have arrived twice",
+            figures.resent,
+        )
+        if figures.resent
+        else ""
+    )
     return (
         head
         + "\n"
@@ -89,4 +99,5 @@ def _line(ctx: Context, broadcast: Broadcast, figures: broadcasts.Figures) -> st
             failed=figures.failed,
             waiting=figures.waiting,
         )
+        + maybe_twice
     )

@@ -342,7 +342,7 @@ class Dispatcher:
             incoming=incoming,
             services=self.services,
             now=self.clock(),
-            tr=translator(language),
+            tr=translator(language, group.digits),
             state=chat.state,
             person=person,
             organization=organization,

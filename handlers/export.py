@@ -8,7 +8,9 @@ chooses the form (or all forms), the period and the format; the file is written 
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import date, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
@@ -20,6 +22,7 @@ from storage.network import NETWORK_GROUP
 
 ALL = "*"
 NETWORK_ZONE = "Africa/Cairo"
+STALE_EXPORT_SECONDS = 24 * 3600  # longer than the outbox retries an unsent one
 PERIODS = ("this_month", "last_month", "last_3_months", "everything")
 
 
@@ -104,7 +107,8 @@ def _send(ctx: Context, chosen: dict[str, object], fmt: str) -> None:
     date_from, date_to = period_dates(str(chosen["period"]), today)
     form_id = None if chosen["form"] == ALL else str(chosen["form"])
     folder = ctx.services.charts_dir.parent / "exports"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _forget_stale_exports(folder)
     name = "-".join(
         [
             form_id or "all-forms",
@@ -131,6 +135,18 @@ def _send(ctx: Context, chosen: dict[str, object], fmt: str) -> None:
         document=path,
     )
     ctx.go_menu()
+
+
+def _forget_stale_exports(folder: Path) -> None:
+    """The channel deletes an export once sent; one left behind goes after a day (file
+    times are the system's: not the dispatcher's clock)."""
+    now = time.time()
+    for path in folder.iterdir():
+        try:
+            if path.is_file() and now - path.stat().st_mtime > STALE_EXPORT_SECONDS:
+                path.unlink()
+        except OSError:  # another process removed it first
+            continue
 
 
 def period_dates(period: str, today: date) -> tuple[date | None, date | None]:

@@ -25,7 +25,7 @@ def chosen(ctx: Context) -> None:
         ask(ctx)
         return
     ctx.person = set_language(ctx.connection, ctx.person, choice)
-    ctx.tr = translator(choice)
+    ctx.tr = translator(choice, ctx.group.digits if ctx.group else None)
     ctx.state["flow"] = None
     ctx.say(ctx._("From now on I will write to you in English."))
     ctx.go_home()

@@ -12,8 +12,10 @@ from forms.schema import FormSpec
 from handlers.context import Context
 from monitoring.completeness import Completeness, completeness, period_of
 from monitoring.digest import build_digest, digest_text
+from monitoring.due import due_phrase
 from monitoring.monitor import Monitor, digest_chart
 from monitoring.reminders import names_of, remind
+from outbox.intents import text_of
 from storage.models import Group
 from storage.network import NETWORK_GROUP
 from storage.schedule import FormSchedule, schedule_from
@@ -29,10 +31,11 @@ def status(ctx: Context) -> None:
     lines = [
         ctx._("Where reporting stands, {group}:", group=group.names.get(ctx.language, group.key))
     ]
+    today = ctx.now.astimezone(ZoneInfo(group.timezone)).date()
     for state in _states(ctx, group):
         title = state.form.title.get(ctx.language)
         period = period_label(state.period, ctx.tr)
-        due = ctx.tr.date(state.due, "d MMMM")
+        when = text_of(due_phrase(state.due, today), ctx.tr)
         if ctx.person.role == "worker":
             mine = ctx.organization.id in state.reported
             lines.append(
@@ -41,10 +44,10 @@ def status(ctx: Context) -> None:
                     ctx._("{title}, {period}: sent", title=title, period=period)
                     if mine
                     else ctx._(
-                        "{title}, {period}: not sent yet (due {due})",
+                        "{title}, {period}: not sent yet, {when}",
                         title=title,
                         period=period,
-                        due=due,
+                        when=when,
                     )
                 )
             )
@@ -52,13 +55,13 @@ def status(ctx: Context) -> None:
         lines.append(
             "• "
             + ctx._(
-                "{title}, {period}: {actual} of {expected} reported, {on_time} on time (due {due})",
+                "{title}, {period}: {actual} of {expected} reported, {on_time} on time; {when}",
                 title=title,
                 period=period,
                 actual=state.actual,
                 expected=len(state.expected),
                 on_time=len(state.on_time),
-                due=due,
+                when=when,
             )
         )
         if state.missing:
@@ -96,14 +99,31 @@ def remind_late(ctx: Context) -> None:
     if not targets:
         ctx.say(ctx._("Every association has reported for the last period. Nobody to remind."))
         return
-    names = sorted({o.names.get(ctx.language, o.key) for s in targets for o in s.missing})
+    lang = ctx.language
+    missing: dict[str, list[str]] = {}  # association -> the reports it has not sent
+    for state in targets:
+        report = ctx._(
+            "{title} ({period})",
+            title=state.form.title.get(lang),
+            period=period_label(state.period, ctx.tr),
+        )
+        for organization in state.missing:
+            missing.setdefault(organization.names.get(lang, organization.key), []).append(report)
+    separator = "، " if lang == "ar" else ", "
     ctx.state["flow"] = "remind"
     ctx.say(
-        ctx.tr.ngettext(
-            "Send a reminder now to the workers of {n} association: {names}?",
-            "Send a reminder now to the workers of {n} associations: {names}?",
-            len(names),
-            names="، ".join(names) if ctx.language == "ar" else ", ".join(names),
+        "\n".join(
+            [
+                ctx.tr.ngettext(
+                    "Send a reminder now to the workers of {n} association?",
+                    "Send a reminder now to the workers of {n} associations?",
+                    len(missing),
+                )
+            ]
+            + [
+                "• " + ctx._("{association}: {reports}", association=a, reports=separator.join(r))
+                for a, r in sorted(missing.items())
+            ]
         ),
         [(ctx._("Send the reminders"), "send"), (ctx._("Cancel"), "cancel")],
     )

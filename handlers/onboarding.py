@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from handlers.context import Context
 from handlers.permissions import role_name
+from storage.invites import InviteProblem, redeem_invite
 from storage.models import Organization
-from storage.people import InviteProblem, member_by_id, redeem_invite
+from storage.people import member_by_id
 
 
 def start(ctx: Context) -> None:
@@ -37,7 +38,7 @@ def redeem(ctx: Context, code: str) -> None:
     )
     if isinstance(result, InviteProblem):
         ctx.state["flow"] = "code"
-        ctx.say(_problem(ctx, result.reason))
+        ctx.say(_problem(ctx, result))
         return
     assert result.id is not None  # redeem_invite flushed the new person
     ctx.person, ctx.organization, ctx.group = member_by_id(ctx.session, result.id)
@@ -63,7 +64,27 @@ def not_registered(ctx: Context) -> None:
     )
 
 
-def _problem(ctx: Context, reason: str) -> str:
+def _problem(ctx: Context, problem: InviteProblem) -> str:
+    reason = problem.reason
+    minutes = max(1, -(-int(problem.wait.total_seconds()) // 60))  # rounded up
+    if reason == "too_many":
+        return ctx.tr.ngettext(
+            "Too many codes that do not work were sent from this chat. Please wait {n} "
+            "minute, then send your code again.",
+            "Too many codes that do not work were sent from this chat. Please wait {n} "
+            "minutes, then send your code again.",
+            minutes,
+        )
+    if reason == "busy":
+        return ctx.tr.ngettext(
+            "Registration is paused for {n} minute because of too many wrong codes. "
+            "Please send your code again after that.",
+            "Registration is paused for {n} minutes because of too many wrong codes. "
+            "Please send your code again after that.",
+            minutes,
+        )
+    if reason == "revoked":
+        return ctx._("This invitation code was withdrawn. Ask your coordinator for a new one.")
     if reason == "used":
         return ctx._(
             "This invitation code has already been used. Ask your coordinator for a new one."

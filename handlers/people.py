@@ -1,14 +1,18 @@
 """Invitations and the people of a group: /invite and /people (deactivate, reactivate).
 
 Admins act on any group and organization; a coordinator invites field workers of the
-partner associations of their own group, and manages the workers of that group only. Every
-pressed value is checked again here: a button never grants more than the table allows.
+partner associations of their own group, and manages the workers of that group only. The
+role of an invitation is the one its organization takes (storage.invites.ROLE_KIND): field
+workers at partner associations, coordinators at the supportive organization, admins at the
+network. Several names in one message make one invitation each; open codes can be listed and
+withdrawn. Every pressed value is checked again here: a button never grants more than the
+table allows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -16,60 +20,72 @@ from sqlmodel import col, select
 from handlers.context import Context
 from handlers.permissions import role_name
 from locales import LANGUAGE_NAMES
-from storage.models import ROLES, Group, Organization, Person, Report
-from storage.people import new_invite, recall
+from storage.invites import (
+    DEFAULT_VALIDITY,
+    new_invite,
+    open_invites,
+    revoke_invite,
+    role_for,
+    shown,
+)
+from storage.models import Group, Invite, Organization, Person, Report
+from storage.people import recall
 
-INVITE_VALID_DAYS = 7
 PAGE_SIZE = 10
+MAX_NAMES = 20  # names in one message: one invitation each
+MAX_NAME_LENGTH = 120
+OPEN_SHOWN = 20  # open invitations listed in the chat (the CLI lists all)
 
 
 # /invite ------------------------------------------------------------------------------------
 
 
 def invite(ctx: Context) -> None:
-    """Admins choose a group first; a coordinator goes straight to their associations."""
+    """Admins choose a group first; a coordinator goes straight to their associations. Both
+    may see the open codes they can withdraw."""
     assert ctx.person is not None and ctx.group is not None
     ctx.state["flow"] = "invite"
     ctx.state["invite"] = {}
     if ctx.person.role == "admin":
-        _ask_group(ctx, ctx._("Invite someone to which group?"), with_network=True)
+        _ask_group(
+            ctx,
+            ctx._("Invite someone to which group?"),
+            with_network=True,
+            extra=[(ctx._("Open invitations"), "open:")],
+        )
     else:
         _ask_organization(ctx, ctx.group.id)
 
 
 def invite_chosen(ctx: Context) -> None:
+    """A pressed option, or the names typed after choosing the organization."""
     assert ctx.person is not None
     choice = ctx.choice or ""
     kind, _, value = choice.partition(":")
+    chosen = ctx.state.get("invite") or {}
     if kind == "cancel":
         _done(ctx, ctx._("No invitation was made."))
     elif kind == "g" and ctx.person.role == "admin" and (group := _group(ctx, value)):
         _ask_organization(ctx, group.id)
     elif kind == "o" and (organization := _invitable(ctx, value)) is not None:
-        if ctx.person.role == "admin":
-            ctx.state["invite"] = {"organization": organization.id}
-            ctx.say(
-                ctx._(
-                    "Invite {organization} as which role?",
-                    organization=_name(ctx, organization.names, organization.key),
-                ),
-                [(role_name(ctx, role), f"r:{role}") for role in ROLES]
-                + [(ctx._("Cancel"), "cancel")],
-            )
-        else:
-            _issue(ctx, organization, "worker")
-    elif (
-        kind == "r"
-        and ctx.person.role == "admin"
-        and value in ROLES
-        and (
-            organization := _invitable(
-                ctx, str(ctx.state.get("invite", {}).get("organization", ""))
-            )
+        ctx.state["invite"] = {"organization": organization.id}
+        _ask_names(ctx, organization)
+    elif kind == "open":
+        _show_open(ctx)
+    elif kind == "revoke" and (withdrawn := _withdraw(ctx, value)) is not None:
+        _show_open(
+            ctx,
+            ctx._(
+                "The code {code} was withdrawn: nobody can register with it.",
+                code=shown(withdrawn.code),
+            ),
         )
-        is not None
+    elif (
+        "organization" in chosen
+        and (organization := _invitable(ctx, str(chosen["organization"]))) is not None
+        and (kind == "one" or (not choice and ctx.incoming.text))
     ):
-        _issue(ctx, organization, value)
+        _invite_named(ctx, organization, None if kind == "one" else ctx.incoming.text or "")
     else:
         _done(ctx, ctx._("Please choose one of the options. Send /invite to start again."))
 
@@ -85,10 +101,26 @@ def _ask_organization(ctx: Context, group_id: int | None) -> None:
     if not organizations:
         _done(ctx, ctx._("There is no association you can invite people to."))
         return
+    extra = [] if ctx.person.role == "admin" else [(ctx._("Open invitations"), "open:")]
     ctx.say(
         ctx._("Invite someone to which organization?"),
         [(_name(ctx, o.names, o.key), f"o:{o.id}") for o in organizations]
+        + extra
         + [(ctx._("Cancel"), "cancel")],
+    )
+
+
+def _ask_names(ctx: Context, organization: Organization, intro: str | None = None) -> None:
+    question = ctx._(
+        "Who do you invite as {role} of {organization}? Send their names, one per line "
+        "(at most {limit}): each gets their own code. Or choose One invitation.",
+        role=role_name(ctx, role_for(organization)),
+        organization=_name(ctx, organization.names, organization.key),
+        limit=MAX_NAMES,
+    )
+    ctx.say(
+        f"{intro}\n{question}" if intro else question,
+        [(ctx._("One invitation"), "one:"), (ctx._("Cancel"), "cancel")],
     )
 
 
@@ -105,11 +137,45 @@ def _invitable(ctx: Context, value: str) -> Organization | None:
     return None
 
 
-def _issue(ctx: Context, organization: Organization, role: str) -> None:
+def _invite_named(ctx: Context, organization: Organization, typed: str | None) -> None:
+    """One invitation per typed name (or one without a name): all of them, or none."""
+    names: list[str | None] = [None]
+    if typed is not None:
+        names = [line.strip() for line in typed.splitlines() if line.strip()]
+        if not names or len(names) > MAX_NAMES:
+            _ask_names(
+                ctx,
+                organization,
+                ctx._("Please send between 1 and {limit} names, one per line.", limit=MAX_NAMES),
+            )
+            return
+        too_long = [name for name in names if name and len(name) > MAX_NAME_LENGTH]
+        if too_long:
+            _ask_names(
+                ctx,
+                organization,
+                ctx._(
+                    "A name may have at most {limit} characters; this one has {length}: {name}",
+                    limit=MAX_NAME_LENGTH,
+                    length=len(too_long[0]),
+                    name=too_long[0][:40] + "…",
+                ),
+            )
+            return
+    _done(ctx, None)
+    for name in names:
+        _issue(ctx, organization, name)
+    if len(names) > 1:
+        ctx.say(ctx.tr.ngettext("{n} invitation made.", "{n} invitations made.", len(names)))
+
+
+def _issue(ctx: Context, organization: Organization, name: str | None) -> None:
     assert ctx.person is not None and ctx.person.role in ("admin", "coordinator")
+    role = role_for(organization)
     assert ctx.person.role == "admin" or role == "worker"
-    made = new_invite(ctx.session, organization, role, ctx.now, timedelta(days=INVITE_VALID_DAYS))
+    made = new_invite(ctx.session, organization, role, ctx.now, name=name)
     assert made.expires_at is not None
+    code = shown(made.code)
     username = (recall(ctx.session, "telegram_username") or "").lstrip("@")
     link = f"https://t.me/{username}?start={made.code}" if username else None
     organization_name = _name(ctx, organization.names, organization.key)
@@ -117,11 +183,18 @@ def _issue(ctx: Context, organization: Organization, role: str) -> None:
     zone = group.timezone if group else "UTC"
     lines = [
         ctx._(
+            "Invitation for {name}, {role} of {organization}.",
+            name=name,
+            role=role_name(ctx, role),
+            organization=organization_name,
+        )
+        if name
+        else ctx._(
             "Invitation for a {role} of {organization}.",
             role=role_name(ctx, role),
             organization=organization_name,
         ),
-        ctx._("Code: {code}", code=made.code),
+        ctx._("Code: {code}", code=code),
     ]
     if link:
         lines += [ctx._("Link:"), link]
@@ -129,14 +202,15 @@ def _issue(ctx: Context, organization: Organization, role: str) -> None:
         lines.append(
             ctx._(
                 "The link is not known yet: the person sends /start {code} to the bot.",
-                code=made.code,
+                code=code,
             )
         )
+    valid_days = DEFAULT_VALIDITY.days
     lines.append(
         ctx.tr.ngettext(
             "Valid for {n} day, until {until}. It works once.",
             "Valid for {n} days, until {until}. It works once.",
-            INVITE_VALID_DAYS,
+            valid_days,
             until=ctx.tr.datetime(made.expires_at, zone, "d MMM yyyy HH:mm"),
         )
     )
@@ -155,11 +229,66 @@ def _issue(ctx: Context, organization: Organization, role: str) -> None:
             "You are invited to report for {organization} with Sanad. Send this "
             "to the bot: /start {code}",
             organization=organization_name,
-            code=made.code,
+            code=code,
         )
     lines += ["", ctx._("To forward to the person you invite:"), forward]
-    _done(ctx, None)
     ctx.say("\n".join(lines))
+
+
+def _reachable_invites(ctx: Context) -> list[tuple[Invite, Organization]]:
+    """The open codes this person may withdraw: any for an admin, a coordinator's group's."""
+    assert ctx.person is not None and ctx.group is not None
+    everything = open_invites(ctx.session, ctx.now)
+    if ctx.person.role == "admin":
+        return everything
+    return [(i, o) for i, o in everything if o.group_id == ctx.group.id and o.kind == "partner"]
+
+
+def _show_open(ctx: Context, intro: str | None = None) -> None:
+    ctx.state["flow"] = "invite"
+    ctx.state["invite"] = {}
+    reachable = _reachable_invites(ctx)
+    lines = [intro] if intro else []
+    if not reachable:
+        lines.append(ctx._("There is no open invitation."))
+        _done(ctx, "\n".join(lines))
+        return
+    lines.append(ctx.tr.ngettext("{n} open invitation:", "{n} open invitations:", len(reachable)))
+    shown_here = reachable[:OPEN_SHOWN]
+    options: list[tuple[str, str]] = []
+    for number, (made, organization) in enumerate(shown_here, start=1):
+        group = ctx.session.get(Group, organization.group_id)
+        assert made.expires_at is not None  # open codes are the ones that expire later
+        until = ctx.tr.datetime(made.expires_at, group.timezone if group else "UTC", "d MMM yyyy")
+        lines.append(
+            f"{number}. "
+            + " · ".join(
+                part
+                for part in (
+                    shown(made.code),
+                    made.name or "",
+                    role_name(ctx, made.role),
+                    _name(ctx, organization.names, organization.key),
+                    ctx._("until {date}", date=until),
+                )
+                if part
+            )
+        )
+        options.append((ctx._("Withdraw {number}", number=number), f"revoke:{made.code}"))
+    if len(reachable) > OPEN_SHOWN:
+        lines.append(
+            ctx._(
+                "The oldest {n} are shown; `python -m bot invite --list` lists all.", n=OPEN_SHOWN
+            )
+        )
+    ctx.say("\n".join(lines), options + [(ctx._("Close"), "cancel")])
+
+
+def _withdraw(ctx: Context, code: str) -> Invite | None:
+    """Withdraw `code` if it is open and this person may; None otherwise (nothing changes)."""
+    if code not in {made.code for made, _ in _reachable_invites(ctx)}:
+        return None
+    return revoke_invite(ctx.session, code, ctx.now)
 
 
 # /people ------------------------------------------------------------------------------------
@@ -364,7 +493,13 @@ def _may_manage(ctx: Context, person: Person) -> bool:
 # shared -------------------------------------------------------------------------------------
 
 
-def _ask_group(ctx: Context, question: str, *, with_network: bool) -> None:
+def _ask_group(
+    ctx: Context,
+    question: str,
+    *,
+    with_network: bool,
+    extra: list[tuple[str, str]] | None = None,
+) -> None:
     groups = ctx.session.exec(
         select(Group).where(col(Group.active).is_(True)).order_by(col(Group.id))
     ).all()
@@ -375,6 +510,7 @@ def _ask_group(ctx: Context, question: str, *, with_network: bool) -> None:
             for g in groups
             if with_network or g.key != "network"
         ]
+        + (extra or [])
         + [(ctx._("Cancel"), "cancel")],
     )
 

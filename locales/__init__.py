@@ -37,7 +37,7 @@ from babel.dates import format_date, format_datetime
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_currency, format_decimal, format_percent
 
 __all__ = [
     "CHOOSE_LANGUAGE",
@@ -57,6 +57,15 @@ log = logging.getLogger(__name__)
 LANGUAGES: tuple[str, ...] = ("ar", "en", "fr")
 DEFAULT_LANGUAGE = "ar"
 RTL_LANGUAGES: frozenset[str] = frozenset({"ar"})
+
+#: The Babel locale each language formats dates, numbers and money with. Plain "en" is
+#: American (11/29/26, Nov 29); the network's English readers expect day-month order.
+FORMAT_LOCALES: dict[str, str] = {"ar": "ar", "en": "en_GB", "fr": "fr"}
+#: Digit shapes a group may choose (`digits:` in the network file). Arabic-Indic digits
+#: (٠١٢٣) are written in Arabic text only; English and French text always uses Latin ones.
+DIGITS: tuple[str, ...] = ("latn", "arab")
+_ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+_LATIN = str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")
 
 #: Each language's name in itself, for the language picker (never translated).
 LANGUAGE_NAMES: dict[str, str] = {"ar": "العربية", "en": "English", "fr": "Français"}
@@ -156,12 +165,17 @@ def compile_catalog(catalog: Catalog) -> _gettext.GNUTranslations:
 class Translator:
     """Translations and formats of one language; safe to share between users and threads."""
 
-    def __init__(self, language: str, translations: _gettext.NullTranslations) -> None:
+    def __init__(
+        self, language: str, translations: _gettext.NullTranslations, digits: str = "latn"
+    ) -> None:
         self.language = language
         self._translations = translations
+        #: "arab" (٠١٢٣) or "latn" (0123): the digits numbers and dates are written with.
+        self.digits = digits if language in RTL_LANGUAGES else "latn"
+        self._locale = FORMAT_LOCALES.get(language, language)
 
     def __repr__(self) -> str:
-        return f"Translator({self.language!r})"
+        return f"Translator({self.language!r}, digits={self.digits!r})"
 
     @property
     def direction(self) -> str:
@@ -180,19 +194,34 @@ class Translator:
 
     def number(self, value: int | float | Decimal) -> str:
         """Format a number the way this language writes it (Babel's ``format_decimal``)."""
-        return _format_number(value, self.language)
+        return _format_number(value, self._locale, self.digits)
+
+    def percent(self, ratio: float) -> str:
+        """``0.75`` as "75%" in this language and digits."""
+        text = format_percent(ratio, locale=self._locale, numbering_system=self.digits)
+        return self.digits_of(text).replace("%", "٪") if self.digits == "arab" else text
+
+    def money(self, value: int | float | Decimal, currency: str) -> str:
+        """An amount with its currency (ISO code such as "BHD"), as this language writes it."""
+        return self.digits_of(
+            format_currency(value, currency, locale=self._locale, numbering_system=self.digits)
+        )
+
+    def digits_of(self, text: str) -> str:
+        """``text`` (already formatted) with its digits in this translator's shape."""
+        return text.translate(_ARABIC_INDIC if self.digits == "arab" else _LATIN)
 
     def date(self, value: _date, format: str = "medium") -> str:
-        """Format a calendar date (Babel's ``format_date``)."""
-        return format_date(value, format=format, locale=self.language)
+        """Format a calendar date (Babel's ``format_date``), in this translator's digits."""
+        return self.digits_of(_format_date(value, format, self._locale))
 
     def datetime(self, value: _datetime, tz: str, format: str = "short") -> str:
         """Format an aware datetime (stored in UTC) as wall-clock time in the IANA zone ``tz``."""
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("datetime must be timezone-aware (UTC in storage)")
         zone = ZoneInfo(tz)
-        return format_datetime(
-            value.astimezone(zone), format=format, tzinfo=zone, locale=self.language
+        return self.digits_of(
+            format_datetime(value.astimezone(zone), format=format, tzinfo=zone, locale=self._locale)
         )
 
     def isolate(self, value: object) -> str:
@@ -225,19 +254,27 @@ class Translator:
 
 
 @cache
-def _translator_for(language: str) -> Translator:
+def _translations_for(language: str) -> _gettext.NullTranslations:
     path = po_path(language)
     if not path.exists():
-        return Translator(language, _gettext.NullTranslations())
-    return Translator(language, compile_catalog(load_catalog(language)))
+        return _gettext.NullTranslations()
+    return compile_catalog(load_catalog(language))
 
 
-def translator(language: str | None) -> Translator:
+@cache
+def _translator_for(language: str, digits: str) -> Translator:
+    return Translator(language, _translations_for(language), digits)
+
+
+def translator(language: str | None, digits: str | None = None) -> Translator:
     """The shared translator for ``language`` (a tag like ``"fr-MA"`` is fine).
 
-    Unknown languages get :data:`DEFAULT_LANGUAGE`.
+    Unknown languages get :data:`DEFAULT_LANGUAGE`. ``digits`` is the reader's group's
+    choice ("arab" or "latn", see :data:`DIGITS`); it only changes Arabic text.
     """
-    return _translator_for(supported(language) or DEFAULT_LANGUAGE)
+    return _translator_for(
+        supported(language) or DEFAULT_LANGUAGE, digits if digits in DIGITS else "latn"
+    )
 
 
 def placeholders(text: str) -> set[str]:
@@ -257,6 +294,16 @@ def report_count(t: Translator, n: int) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _format_number(value: int | float | Decimal, language: str) -> str:
-    """Babel's formatting, remembered: questions format the same small numbers every time."""
-    return format_decimal(value, locale=language)
+def _format_number(value: int | float | Decimal, locale: str, digits: str = "latn") -> str:
+    """Babel's formatting, remembered: questions format the same small numbers every time.
+
+    Babel's "arab" numbering system gives the Arabic separators (٬ ٫) but keeps Latin
+    digits, so the digits are mapped here."""
+    text = format_decimal(value, locale=locale, numbering_system=digits)
+    return text.translate(_ARABIC_INDIC) if digits == "arab" else text
+
+
+@lru_cache(maxsize=4096)
+def _format_date(value: _date, format: str, locale: str) -> str:
+    """Babel's date formatting, remembered (it is slow, and the same few dates recur)."""
+    return format_date(value, format=format, locale=locale)

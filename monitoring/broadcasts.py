@@ -75,7 +75,7 @@ def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
         say.gettext("• failed: {n}", n=figures.failed),
         say.gettext("• cancelled: {n}", n=figures.cancelled),
         say.gettext(
-            "Sent again after a restart: {n} (they may have received it twice).",
+            "Sent again after a lost answer or a restart: {n} (they may have received it twice).",
             n=figures.resent,
         ),
     )

@@ -31,7 +31,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 # Matplotlib lays text out with libraqm (shaping + bidi) from 3.11 on.
 NATIVE_SHAPING: bool = hasattr(ft2font, "__libraqm_version__")
@@ -111,6 +111,7 @@ def trend_chart(
     language: str,
     path: Path,
     y_label: str = "",
+    digits: str = "latn",
 ) -> Path:
     """Draw the chart of the last periods to *path* (PNG, 1000 x 600 px) and return *path*.
 
@@ -119,7 +120,9 @@ def trend_chart(
     *language* the periods run from the right (the newest on the left), the value axis,
     the title and the legend sit on the right. All strings are given in logical order.
     """
-    fig = trend_figure(title, period_labels, series, language=language, y_label=y_label)
+    fig = trend_figure(
+        title, period_labels, series, language=language, y_label=y_label, digits=digits
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=DPI)
@@ -133,8 +136,12 @@ def trend_figure(
     *,
     language: str,
     y_label: str = "",
+    digits: str = "latn",
 ) -> Figure:
-    """The figure :func:`trend_chart` saves (one Axes), for callers that want bytes or tests."""
+    """The figure :func:`trend_chart` saves (one Axes), for callers that want bytes or tests.
+
+    *digits* ("latn" or "arab") shapes the numbers of the value axis and the bar labels.
+    """
     for one in series:
         if len(one.values) != len(period_labels):
             raise ValueError(
@@ -151,12 +158,12 @@ def trend_figure(
     ax = fig.add_subplot()
 
     if len(period_labels) <= MAX_BAR_PERIODS:
-        _draw_bars(ax, len(period_labels), series, text)
+        _draw_bars(ax, len(period_labels), series, text, digits)
     else:
         _draw_lines(ax, len(period_labels), series, text)
 
     _style_x_axis(ax, [text(p) for p in period_labels], rtl)
-    _style_y_axis(ax, text(y_label) if y_label else "", rtl, series)
+    _style_y_axis(ax, text(y_label) if y_label else "", rtl, series, digits)
     if series:
         _legend(fig, ax, rtl)
     if title:
@@ -176,7 +183,11 @@ def _values(values: Sequence[float | None]) -> list[float]:
 
 
 def _draw_bars(
-    ax: Axes, periods: int, series: Sequence[Series], text: Callable[[str], str]
+    ax: Axes,
+    periods: int,
+    series: Sequence[Series],
+    text: Callable[[str], str],
+    digits: str = "latn",
 ) -> None:
     width = 0.8 / max(len(series), 1)
     show_values = len(series) * periods <= MAX_VALUE_LABELS
@@ -196,7 +207,7 @@ def _draw_bars(
         if show_values:
             ax.bar_label(
                 bars,
-                labels=["" if math.isnan(h) else format_number(h) for h in heights],
+                labels=["" if math.isnan(h) else format_number(h, digits) for h in heights],
                 padding=3,
                 fontsize=VALUE_SIZE,
                 fontfamily=FONT_FAMILY,
@@ -277,11 +288,19 @@ def _style_x_axis(ax: Axes, labels: list[str], rtl: bool) -> None:
     ax.tick_params(axis="x", length=0)
 
 
-def _style_y_axis(ax: Axes, y_label: str, rtl: bool, series: Sequence[Series]) -> None:
-    if not any(v is not None for one in series for v in one.values):
+def _style_y_axis(
+    ax: Axes, y_label: str, rtl: bool, series: Sequence[Series], digits: str = "latn"
+) -> None:
+    """The value axis starts at 0; with nothing above 0 it runs to 1 (not a band around 0);
+    whole-number series get whole-number ticks."""
+    values = [v for one in series for v in one.values if v is not None]
+    if max(values, default=0.0) <= 0:
         ax.set_ylim(0, 1)
-    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_number(v)))
+    else:
+        ax.set_ylim(bottom=0.0)
+    if all(float(v).is_integer() for v in values):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_number(v, digits)))
     ax.tick_params(axis="y", labelsize=TICK_SIZE, labelfontfamily=FONT_FAMILY)
     if rtl:
         ax.yaxis.tick_right()
@@ -294,8 +313,12 @@ def _style_y_axis(ax: Axes, y_label: str, rtl: bool, series: Sequence[Series]) -
     ax.spines["left" if rtl else "right"].set_visible(False)
 
 
-def format_number(value: float) -> str:
-    """Latin digits with thousands separators; decimals only where the value has them."""
-    if float(value).is_integer():
-        return f"{value:,.0f}"
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
+_ARABIC_INDIC = str.maketrans("0123456789,.", "٠١٢٣٤٥٦٧٨٩٬٫")
+
+
+def format_number(value: float, digits: str = "latn") -> str:
+    """Thousands separators, decimals only where the value has them; Latin digits, or
+    Arabic-Indic ones with the Arabic separators (٬ ٫) for *digits* "arab"."""
+    whole = float(value).is_integer()
+    text = f"{value:,.0f}" if whole else f"{value:,.2f}".rstrip("0").rstrip(".")
+    return text.translate(_ARABIC_INDIC) if digits == "arab" else text

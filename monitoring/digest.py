@@ -296,6 +296,8 @@ def _form_lines(part: FormDigest, digest: Digest, tr: Translator) -> list[str]:
             on_time_rate=_percent(state.on_time_rate, tr),
         )
     ]
+    if not state.actual:
+        lines.append(tr.gettext("No reports yet this period."))
     late = state.late(digest.today)
     if late:
         lines.append(tr.gettext("Late: {names}.", names=names_of(late, lang)))
@@ -305,7 +307,7 @@ def _form_lines(part: FormDigest, digest: Digest, tr: Translator) -> list[str]:
     if state.actual and fields:
         lines.append(tr.gettext("Totals, and change from the period before:"))
         for spec in fields:
-            lines.append("• " + _total_line(spec, part, tr))
+            lines.append("• " + _total_line(spec, part, digest.group, tr))
     progress = [(spec, part.targets[spec.name]) for spec in fields if spec.name in part.targets]
     if progress:
         lines.append(tr.gettext("Progress against targets:"))
@@ -316,8 +318,8 @@ def _form_lines(part: FormDigest, digest: Digest, tr: Translator) -> list[str]:
                 + tr.gettext(
                     "{field}: {done} of {target} ({rate})",
                     field=_label(spec, lang),
-                    done=_number(done),
-                    target=_number(target),
+                    done=amount(spec, done, digest.group, tr),
+                    target=amount(spec, target, digest.group, tr),
                     rate=_percent(done / target if target else 0, tr),
                 )
             )
@@ -327,14 +329,14 @@ def _form_lines(part: FormDigest, digest: Digest, tr: Translator) -> list[str]:
                 "To check: {association}, {field}: {value}, usually about {usual}.",
                 association=outlier.organization.names.get(lang, outlier.organization.key),
                 field=_label(outlier.field, lang),
-                value=_number(outlier.value),
-                usual=_number(outlier.usual),
+                value=amount(outlier.field, outlier.value, digest.group, tr),
+                usual=amount(outlier.field, outlier.usual, digest.group, tr),
             )
         )
     return lines
 
 
-def _total_line(spec: FieldSpec, part: FormDigest, tr: Translator) -> str:
+def _total_line(spec: FieldSpec, part: FormDigest, group: Group, tr: Translator) -> str:
     total = part.totals.get(spec.name, 0.0)
     previous = part.previous.get(spec.name) if part.previous else None
     if previous:
@@ -343,10 +345,12 @@ def _total_line(spec: FieldSpec, part: FormDigest, tr: Translator) -> str:
         return tr.gettext(
             "{field}: {total} ({change})",
             field=_label(spec, tr.language),
-            total=_number(total),
+            total=amount(spec, total, group, tr),
             change=sign + _percent(abs(change), tr),
         )
-    return tr.gettext("{field}: {total}", field=_label(spec, tr.language), total=_number(total))
+    return tr.gettext(
+        "{field}: {total}", field=_label(spec, tr.language), total=amount(spec, total, group, tr)
+    )
 
 
 def _label(spec: FieldSpec, language: str) -> str:
@@ -357,7 +361,32 @@ def _number(value: float) -> Decimal:
     return Decimal(str(round(value, 2))).normalize() + Decimal(0)
 
 
-def _percent(ratio: float, tr: Translator) -> str:
-    from babel.numbers import format_percent
+def amount(spec: FieldSpec, value: float, group: Group, tr: Translator) -> str:
+    """A total as a reader sees it: with the group's currency for a money field."""
+    if spec.money:
+        return tr.money(_number(value), group.currency)
+    return tr.number(_number(value))
 
-    return format_percent(ratio, locale=tr.language)
+
+def _percent(ratio: float, tr: Translator) -> str:
+    return tr.percent(ratio)
+
+
+def has_reports(part: FormDigest) -> bool:
+    """Whether any period of the digest's history has a report of the form."""
+    return any(values.get("reports") for _, values in part.history)
+
+
+def money_totals(
+    session: Session, group: Group, form: FormSpec, period: Period
+) -> dict[str, float]:
+    """The sums of the money fields of `form` over the group's reports of `period` (empty
+    when the group has no report of that period)."""
+    fields = [f for f in numeric_fields(form) if f.money]
+    if not fields or form.period == "none":
+        return {}
+    names = tuple(f.name for f in fields)
+    row = session.exec(
+        _by_period(form.id, names), params={"group_id": group.id, "keys": [period.key]}
+    ).first()
+    return {name: float(row[i + 1]) for i, name in enumerate(names)} if row else {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,15 +18,21 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from forms.display import period_label
+from forms.display import period_label, short_label
 from forms.periods import Period, period_containing
 from forms.schema import FormSpec
 from locales import Translator, translator
 from monitoring.audience import admins, coordinators_of
 from monitoring.broadcasts import report_broadcasts
-from monitoring.chart import Series, trend_chart
 from monitoring.completeness import completeness
-from monitoring.digest import Digest, build_digest, digest_text, numeric_fields
+from monitoring.digest import (
+    Digest,
+    build_digest,
+    digest_text,
+    has_reports,
+    money_totals,
+    numeric_fields,
+)
 from monitoring.reminders import WINDOW, send_reminders
 from outbox import intents as say
 from outbox.intents import Intent
@@ -109,20 +116,24 @@ class Monitor:
     ) -> int:
         """Enqueue `digest` to each coordinator of its group, in their own language."""
         count = 0
-        text = say.per_language(lambda tr: digest_text(digest, tr))
-        charts: dict[str, str] = {}  # drawn once per language a coordinator reads
+        digits = digest.group.digits
+        text = say.per_language(lambda tr: digest_text(digest, tr), digits)
+        charts: dict[str, Path | None] = {}  # drawn once per language a coordinator reads
         for person in coordinators_of(session, digest.group):
             assert person.id is not None
             language = translator(person.language or digest.group.language).language
             if language not in charts:
-                charts[language] = str(digest_chart(digest, translator(language), self.charts_dir))
+                charts[language] = digest_chart(
+                    digest, translator(language, digits), self.charts_dir
+                )
+            chart = charts[language]
             key = f"digest:{digest.kind}:{digest.group.key}:{digest.period.key}:{person.id}"
             count += enqueue(
                 session,
                 person_id=person.id,
                 kind="digest",
                 dedupe_key=key + key_suffix,
-                intent=Intent.of(text, photo=charts[language]),
+                intent=Intent.of(text, photo=str(chart) if chart else None, digits=digits),
                 language=language,
                 now=now,
             )
@@ -145,7 +156,7 @@ class Monitor:
             )
             if not at <= now < at + WINDOW:
                 continue
-            text = say.per_language(partial(self.network_text, session, kind, now))
+            text = say.per_language(partial(self.network_text, session, kind, now), network.digits)
             for person in admins(session):
                 assert person.id is not None
                 count += enqueue(
@@ -160,10 +171,10 @@ class Monitor:
         return count
 
     def network_text(self, session: Session, kind: str, now: datetime, tr: Translator) -> str:
-        """Each group's latest ended period: reporting and on-time rates, late associations."""
-        from babel.numbers import format_percent
-
+        """Each group's latest ended period: reporting and on-time rates, late associations;
+        then the money reported, totalled per currency (never across currencies)."""
         lang = tr.language
+        money: dict[tuple[str, str], dict[str, float]] = {}  # (form, field) -> currency -> sum
         lines = [
             tr.gettext("Weekly network digest, all groups")
             if kind == "week"
@@ -193,8 +204,26 @@ class Monitor:
                         len(state.late(today)),
                         title=form.title.get(lang),
                         period=period_label(period, tr),
-                        rate=format_percent(state.rate, locale=lang),
-                        on_time_rate=format_percent(state.on_time_rate, locale=lang),
+                        rate=tr.percent(state.rate),
+                        on_time_rate=tr.percent(state.on_time_rate),
+                    )
+                )
+                for field, total in money_totals(session, group, form, period).items():
+                    by_currency = money.setdefault((form_id, field), {})
+                    by_currency[group.currency] = by_currency.get(group.currency, 0.0) + total
+        if money:
+            lines.append("")
+            lines.append(tr.gettext("Money reported, per currency:"))
+            for (form_id, field), by_currency in money.items():
+                spec = next(f for f in self.forms[form_id].fields if f.name == field)
+                amounts = " · ".join(
+                    tr.money(Decimal(str(round(total, 3))), currency)
+                    for currency, total in sorted(by_currency.items())
+                )
+                lines.append(
+                    "• "
+                    + tr.gettext(
+                        "{field}: {amounts}", field=short_label(spec, lang), amounts=amounts
                     )
                 )
         return "\n".join(lines)
@@ -204,24 +233,36 @@ def _latest(kind: str, today: date, group: Group) -> Period:
     return period_containing(kind, today, group.week_start).previous()
 
 
-def digest_chart(digest: Digest, tr: Translator, charts_dir: Path) -> Path:
-    """The digest's chart in `tr`'s language: the last periods of its main form."""
+def digest_chart(digest: Digest, tr: Translator, charts_dir: Path) -> Path | None:
+    """The digest's chart in `tr`'s language: the last periods of its main form, in one
+    unit (the first numeric field's unit, or its currency); None when there is nothing to
+    draw (no report in any of those periods): the digest text says so instead."""
+    from monitoring.chart import Series, trend_chart  # matplotlib: loaded when first drawn
+
     part = next((p for p in digest.forms if p.form.period != "none"), None) or digest.forms[0]
     fields = numeric_fields(part.form)
-    unit = next((f.unit for f in fields if f.unit), None)
-    shown = [f for f in fields if f.unit == unit] if unit else fields
+    if not fields or not has_reports(part):
+        return None
     lang = tr.language
+    first = fields[0]
+    shown = [f for f in fields if f.unit == first.unit and f.money == first.money]
+    if first.money:
+        y_label = digest.group.currency
+    elif first.unit:
+        y_label = first.unit.get(lang)
+    else:
+        y_label = tr.gettext("Number")
     labels = [
-        tr.date(p.start, "d MMM") if p.kind == "week" else tr.date(p.start, "MMM y")
+        tr.date(p.start, "d MMM") if p.kind != "month" else tr.date(p.start, "MMM y")
         for p, _ in part.history
     ]
     series = [
-        Series(f.label.get(lang).rstrip("?؟ :"), [values.get(f.name) for _, values in part.history])
+        Series(short_label(f, lang), [values.get(f.name) for _, values in part.history])
         for f in shown
     ]
     path = charts_dir / f"{digest.group.key}-{digest.kind}-{digest.period.key}-{lang}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     title = f"{part.form.title.get(lang)} · {digest.group.names.get(lang, digest.group.key)}"
     return trend_chart(
-        title, labels, series, language=lang, path=path, y_label=unit.get(lang) if unit else ""
+        title, labels, series, language=lang, path=path, y_label=y_label, digits=tr.digits
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -20,6 +20,7 @@ from forms.periods import Period
 from forms.schema import FormSpec
 from monitoring.audience import coordinators_of, workers_of
 from monitoring.completeness import Completeness, completeness, due_date, period_of
+from monitoring.due import due_phrase, reminder_phrase
 from outbox import intents as say
 from outbox.intents import Intent
 from storage.models import Group, Organization
@@ -28,6 +29,7 @@ from storage.schedule import FormSchedule, Schedule
 
 WINDOW = timedelta(hours=24)
 STAGES = ("before", "after", "escalate")
+MAX_PERIODS_BACK = 100  # a period's last moment is at most 60 + 30 days after it ends
 
 
 @dataclass(frozen=True)
@@ -40,19 +42,26 @@ class Moment:
 def moments(
     group: Group, schedule: Schedule, form_schedule: FormSchedule, now: datetime
 ) -> Iterator[Moment]:
-    """The reminder moments of the current period and the two before it."""
+    """The reminder moments of the current period and of the earlier ones whose last moment
+    is not yet a window behind `now` (three weeks or months; for daily forms, as many days
+    as the escalation waits). Each moment is a local date and time, so its period (a local
+    date) names it: a daylight-saving change moves it by an hour, never to another day."""
     zone = ZoneInfo(group.timezone)
     period = period_of(group, form_schedule, now.astimezone(zone).date())
-    for _ in range(3):
+    for _ in range(MAX_PERIODS_BACK):
         due = due_date(period, form_schedule)
         days = {
             "before": due - timedelta(days=form_schedule.remind_before_days),
             "after": due + timedelta(days=form_schedule.remind_after_days),
             "escalate": due + timedelta(days=form_schedule.escalate_after_days),
         }
-        for stage in STAGES:
-            at = datetime.combine(days[stage], schedule.reminder_time, tzinfo=zone)
-            yield Moment(stage, period, at)
+        found = [
+            Moment(stage, period, datetime.combine(days[stage], schedule.reminder_time, zone))
+            for stage in STAGES
+        ]
+        yield from found
+        if all(m.at + WINDOW <= now for m in found):
+            return  # the earlier periods' moments are older still
         period = period.previous()
 
 
@@ -86,23 +95,22 @@ def remind(
     now: datetime,
     key_suffix: str = "",
 ) -> int:
-    """Remind the workers of every association still missing the report."""
+    """Remind the workers of every association still missing the report, in words that fit
+    the day: due soon, due today, or late by so many days."""
     missing = [o.id for o in state.missing if o.id is not None]
     form, period = state.form, state.period
-    values = {
-        "title": say.localized(form.title.model_dump()),
-        "period": say.per_language(lambda tr: period_label(period, tr)),
-        "due": say.day(state.due, "d MMMM"),
-    }
-    if stage == "before":
-        text = say.gettext("Reminder: your {title} report for {period} is due on {due}.", **values)
-    else:
-        text = say.gettext(
-            "Your {title} report for {period} was due on {due} and has not "
-            "arrived yet. Please send it as soon as you can.",
-            **values,
-        )
-    intent = Intent.of(text, options=((say.gettext("Fill it now"), f"go:{form.command}"),))
+    today = now.astimezone(ZoneInfo(group.timezone)).date()
+    text = reminder_phrase(
+        say.localized(form.title.model_dump()),
+        say.per_language(lambda tr: period_label(period, tr), group.digits),
+        state.due,
+        today,
+    )
+    intent = Intent.of(
+        text,
+        options=((say.gettext("Fill it now"), f"go:{form.command}"),),
+        digits=group.digits,
+    )
     count = 0
     for person in workers_of(session, missing):
         assert person.id is not None
@@ -134,22 +142,24 @@ def escalate(session: Session, group: Group, state: Completeness, now: datetime)
             person_id=person.id,
             kind="escalation",
             dedupe_key=key,
-            intent=Intent.of(late_phrase(state, late)),
+            intent=Intent.of(late_phrase(state, late, today, group.digits), digits=group.digits),
             language=person.language or group.language,
             now=now,
         )
     return count
 
 
-def late_phrase(state: Completeness, late: list[Organization]) -> say.Phrase:
-    """Which associations are late, as a phrase translated when it is sent."""
+def late_phrase(
+    state: Completeness, late: list[Organization], today: date, digits: str = "latn"
+) -> say.Phrase:
+    """Which associations are late and by how long, as a phrase translated when it is sent."""
     return say.ngettext(
-        "{n} association has not sent {title} for {period} (due {due}): {names}.",
-        "{n} associations have not sent {title} for {period} (due {due}): {names}.",
+        "{n} association has not sent {title} for {period}, {when}: {names}.",
+        "{n} associations have not sent {title} for {period}, {when}: {names}.",
         len(late),
         title=say.localized(state.form.title.model_dump()),
-        period=say.per_language(lambda tr: period_label(state.period, tr)),
-        due=say.day(state.due, "d MMMM"),
+        period=say.per_language(lambda tr: period_label(state.period, tr), digits),
+        when=due_phrase(state.due, today),
         names=say.per_language(lambda tr: names_of(late, tr.language)),
     )
 

@@ -16,7 +16,8 @@ A phrase is JSON:
   (form titles, digests), see `per_language`.
 
 A parameter is a plain value (numbers are written the recipient's way), a phrase, or
-``{"date": "YYYY-MM-DD", "format": "d MMMM"}``.
+``{"date": "YYYY-MM-DD", "format": "d MMMM"}``. An intent may name the digits its numbers
+and dates are written in (``"digits": "arab" | "latn"``, the recipient's group's choice).
 """
 
 from __future__ import annotations
@@ -58,10 +59,11 @@ def localized(texts: Mapping[str, str]) -> Phrase:
     return {"localized": dict(texts)}
 
 
-def per_language(make: Callable[[Translator], str]) -> Phrase:
+def per_language(make: Callable[[Translator], str], digits: str | None = None) -> Phrase:
     """Text made from data for each language Sanad speaks (a form's title, a period's name,
-    a whole digest), so that the recipient reads it in their language of the sending day."""
-    return localized({language: make(translator(language)) for language in LANGUAGES})
+    a whole digest), so that the recipient reads it in their language of the sending day;
+    `digits`: those of the recipient's group (see `locales.translator`)."""
+    return localized({language: make(translator(language, digits)) for language in LANGUAGES})
 
 
 def day(value: date, format: str = "medium") -> dict[str, str]:
@@ -84,6 +86,7 @@ class Intent:
     photo: str | Phrase | None = None  # a path or FILE_ID + id; or localized paths
     document: str | None = None
     columns: int = 1
+    digits: str | None = None  # the digits of the recipient's group: "arab" or "latn"
 
     @classmethod
     def of(cls, *lines: Phrase, **kwargs: Any) -> Intent:
@@ -107,6 +110,8 @@ class Intent:
         message: dict[str, Any] = {"lines": list(self.lines)}
         if self.columns != 1:
             message["columns"] = self.columns
+        if self.digits is not None:
+            message["digits"] = self.digits
         return message
 
     def options_json(self) -> list[dict[str, Any]]:
@@ -166,7 +171,7 @@ def _pick(texts: Mapping[str, Any], language: str) -> Any:
 
 def reply_for(message: OutboxMessage, language: str | None) -> Reply:
     """The reply an outbox row stands for, in `language` (None: the row's own language)."""
-    tr = translator(language or message.language)
+    tr = translator(language or message.language, message.message.get("digits"))
     lines = message.message.get("lines", [])
     text = "\n".join(text_of(line, tr) for line in lines)
     options = tuple(

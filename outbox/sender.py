@@ -1,18 +1,21 @@
 """The sender: takes messages from the outbox and delivers them within the platform's limits.
 
-Limits (Telegram: about 30 messages a second per bot, 1 a second per chat):
-
-* overall, a token bucket of `per_second` with a small burst (`burst`, 5): sends are evenly
-  spaced, a timer that wakes late is made up for, and Telegram's own allowance (about a
-  second's worth) keeps room for requests that reach it late or out of order;
-* per chat, the next message may go `per_chat_seconds` after the platform *answered* the
-  previous one to that chat (so it arrives at least that long after it);
-* a flood wait (`RetryAfter`) pauses the whole sender: the platform's limit is per bot.
+Limits (Telegram: about 30 messages a second per bot, 1 a second per chat) are kept by an
+`outbox.pace.Pace`, shared with the channel's direct replies when the channel passes one in;
+a flood wait (`RetryAfter`) pauses the whole pace: the platform's limit is per bot.
 
 Outcomes: `RetryAfter` -> the message is tried again after the wait, not counted as an
 attempt; `Transient` (5xx, network, anything unexpected) -> retried after 1 s, 2 s, 4 s ...
-(at most `max_backoff`), "failed" after `max_attempts`; `Unreachable` -> "blocked" and the
-person unreachable; `Rejected` -> "failed" at once.
+(at most `max_backoff`), "failed" after `max_attempts`; the platform may have taken the
+message before its answer was lost, so such a retry counts in the row's `resent` (it may
+reach the person twice); `Unreachable` -> "blocked" and the person unreachable; `Rejected`
+-> "failed" at once.
+
+Claims carry this sender's holder id; on PostgreSQL `run_forever` writes its heartbeat every
+few seconds and puts back the claims of holders gone silent (storage.holders), so a killed
+worker's messages go out within seconds. The sender sleeps until the next message is due or
+`wake()` is called: on enqueue in this process (`outbox.wakeup`) and, on PostgreSQL, on an
+enqueue anywhere (LISTEN/NOTIFY, see bot.background).
 
 Each outcome is committed as soon as it is known, so a crash repeats only the messages that
 were in flight to the platform (at most `concurrency`); see storage.outbox for recovery.
@@ -26,15 +29,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from outbox.pace import Pace, Sleep
+from storage import holders
 from storage import outbox as store
 from storage.db import transaction
 from storage.models import OutboxMessage
@@ -43,9 +47,8 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 FINISHED = ("sent", "blocked", "failed")
-SAFETY = 0.001  # seconds added to waits the platform counts to the second
-RESOLUTION = 1e-6  # datetimes count microseconds: a shorter wait is no wait
 FLOOD_WAITS_IN_PLACE = 3  # then the message goes back to the outbox
+IDLE_SECONDS = 60.0  # longest sleep with nothing due: a safety net for a missed wake-up
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,6 @@ class Rejected(Exception):
 
 
 Deliver = Callable[[Address, OutboxMessage], Awaitable[None]]
-Sleep = Callable[[float], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -97,63 +99,13 @@ class Delivered:
         return self.status in FINISHED
 
 
-class RateLimiter:
-    """The overall token bucket, spacing per chat, and the bot-wide pause after a flood wait."""
-
-    def __init__(
-        self,
-        per_second: float,
-        per_chat_seconds: float,
-        clock: Callable[[], float],
-        sleep: Sleep,
-        burst: float = 1.0,
-    ) -> None:
-        self.rate = per_second
-        self.burst = max(1.0, burst)
-        self.per_chat_seconds = per_chat_seconds
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = self.burst
-        self._stamp = clock()
-        self._paused_until = -math.inf
-        self._chat_free: dict[Hashable, float] = {}
-        self._lock = asyncio.Lock()
-
-    async def wait_chat(self, chat: Hashable) -> None:
-        """Wait until `chat` may get its next message."""
-        while (wait := self._chat_free.get(chat, -math.inf) - self._clock()) > RESOLUTION:
-            await self._sleep(wait)
-
-    async def acquire(self) -> None:
-        """Wait for a token and take it; grants go one at a time, in order of arrival."""
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                wait = max(
-                    self._paused_until - now,
-                    0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate,
-                )
-                if wait <= RESOLUTION:
-                    self._tokens -= 1
-                    return
-                await self._sleep(wait)
-
-    async def wait_pause(self) -> None:
-        while (wait := self._paused_until - self._clock()) > RESOLUTION:
-            await self._sleep(wait)
-
-    def done(self, chat: Hashable) -> None:
-        """The platform answered a message to `chat`: space the next one from now."""
-        now = self._clock()
-        if len(self._chat_free) > 1000:
-            self._chat_free = {c: t for c, t in self._chat_free.items() if t > now}
-        self._chat_free[chat] = now + self.per_chat_seconds + SAFETY
-
-    def pause(self, seconds: float) -> None:
-        """Send nothing for `seconds` (a flood wait applies to the whole bot)."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds + SAFETY)
+def _still_running(tasks: set[asyncio.Task[Delivered]]) -> set[asyncio.Task[Delivered]]:
+    """The tasks not done yet; a done one that failed is logged (its row stays claimed and
+    goes back when this sender stops or dies)."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("outbox: delivering a message failed", exc_info=task.exception())
+    return {task for task in tasks if not task.done()}
 
 
 class Sender:
@@ -171,11 +123,14 @@ class Sender:
         sleep: Sleep = asyncio.sleep,
         max_attempts: int = 8,
         max_backoff: float = 300.0,
-        burst: float = 5.0,
+        burst: float = 2.0,
         batch: int | None = None,
         stale_after: timedelta = timedelta(minutes=10),
-        idle_seconds: float = 1.0,
+        idle_seconds: float = IDLE_SECONDS,
         on_sent: Callable[[float, float], None] | None = None,
+        pace: Pace | None = None,
+        holder: str | None = None,
+        silent_after: timedelta = holders.SILENT_AFTER,
     ) -> None:
         self.engine = engine
         self.deliver = deliver
@@ -187,11 +142,13 @@ class Sender:
         # A claim is at most what can be in flight at once: after a crash every claim left
         # counts as "may have been sent" (resent), so claiming more would overstate it.
         self.batch = batch or concurrency
-        self.stale_after = stale_after
+        self.stale_after = stale_after  # claims without a holder (made before holders were)
+        self.silent_after = silent_after
         self.idle_seconds = idle_seconds
-        self.limiter = RateLimiter(
+        self.limiter = pace or Pace(
             per_second, per_chat_seconds, lambda: clock().timestamp(), sleep, burst
         )
+        self.holder = holder or holders.new_holder()
         self.stats: Counter[str] = Counter()
         self.on_sent = on_sent  # told (seconds of the call, seconds since enqueued) per send
         self._wake = asyncio.Event()
@@ -205,24 +162,50 @@ class Sender:
         return sum(1 for result in results if result.finished)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; recover dead senders' claims at start and regularly.
+        """Deliver until `stop` is set.
 
-        On SQLite one process sends, so at start every claim left is a dead sender's; on
-        PostgreSQL other senders may be at work: only claims older than `stale_after` go back.
+        On SQLite one process sends, so at start every claim left is a dead sender's. On
+        PostgreSQL other senders may be at work: this one heartbeats, and puts back the claims
+        of holders gone silent (`release_dead`), regularly.
         """
-        self.recover(timedelta(0) if self.engine.dialect.name == "sqlite" else None)
-        last_recovery = self.clock()
-        while not stop.is_set():
-            try:
-                claimed = len(await self._run_batch())
-            except Exception:
-                log.exception("outbox: a batch failed; trying again shortly")
+        shared = self.engine.dialect.name != "sqlite"
+        if shared:
+            self.beat()
+            self.release_dead()
+        else:
+            self.recover(timedelta(0))
+        beating = asyncio.create_task(self._beat_forever(stop)) if shared else None
+        in_flight: set[asyncio.Task[Delivered]] = set()
+        try:
+            while not stop.is_set():
+                # Keep `concurrency` messages on their way: claim as soon as one is done,
+                # rather than batch after batch (a batch waits for its slowest message).
+                in_flight = _still_running(in_flight)
                 claimed = 0
-            if self.clock() - last_recovery >= self.stale_after / 2:
-                self.recover()
-                last_recovery = self.clock()
-            if not claimed:
-                await self._idle(stop)
+                if len(in_flight) < self.concurrency:
+                    try:
+                        await self.limiter.wait_pause()
+                        batch = self._claim(self.concurrency - len(in_flight))
+                    except Exception:
+                        log.exception("outbox: a claim failed; trying again shortly")
+                        batch = []
+                    claimed = len(batch)
+                    slots = asyncio.Semaphore(self.concurrency)
+                    for address, message in batch:
+                        in_flight.add(asyncio.create_task(self._one(address, message, slots)))
+                if in_flight and (claimed or len(in_flight) >= self.concurrency):
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                elif not claimed:
+                    await self._idle(stop, in_flight)
+            if in_flight:
+                await asyncio.wait(in_flight)
+        finally:
+            for task in in_flight:  # cancelled (the process dies): they die with it
+                task.cancel()
+            if beating is not None:
+                beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
+                self._forget()
 
     def wake(self) -> None:
         """Something was enqueued: end the idle wait now."""
@@ -234,6 +217,24 @@ class Sender:
             count = store.recover(
                 session, self.clock(), self.stale_after if older_than is None else older_than
             )
+        self._recovered(count)
+        return count
+
+    def beat(self) -> None:
+        """This sender is alive (its claims are not to be taken back)."""
+        with transaction(self.engine) as session:
+            holders.beat(session, self.holder, utcnow())
+
+    def release_dead(self) -> int:
+        """Put back the claims of holders silent for `silent_after`; returns how many."""
+        alive_since = utcnow() - self.silent_after  # heartbeats count wall-clock time
+        with transaction(self.engine) as session:
+            count = store.release_dead_claims(session, alive_since, self.clock(), self.stale_after)
+            holders.forget_silent(session, alive_since - self.silent_after * 5)
+        self._recovered(count)
+        return count
+
+    def _recovered(self, count: int) -> None:
         if count:
             self.stats["recovered"] += count
             log.warning(
@@ -241,7 +242,23 @@ class Sender:
                 "that were in flight at the stop reach their person twice",
                 count,
             )
-        return count
+
+    async def _beat_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(holders.BEAT_SECONDS)  # wall-clock time, as the heartbeats
+            try:
+                await asyncio.to_thread(self.beat)
+                if await asyncio.to_thread(self.release_dead):
+                    self.wake()
+            except Exception as error:  # the database is away: the next beat tries again
+                log.warning("outbox: heartbeat failed (%s)", error.__class__.__name__)
+
+    def _forget(self) -> None:
+        try:
+            with transaction(self.engine) as session:
+                holders.forget(session, self.holder)
+        except Exception as error:
+            log.warning("outbox: could not forget this sender (%s)", error.__class__.__name__)
 
     # --- one batch --------------------------------------------------------------------------
 
@@ -257,9 +274,9 @@ class Sender:
             )
         )
 
-    def _claim(self) -> list[tuple[Address, OutboxMessage]]:
+    def _claim(self, limit: int | None = None) -> list[tuple[Address, OutboxMessage]]:
         with transaction(self.engine) as session:
-            messages = store.claim(session, self.clock(), self.batch)
+            messages = store.claim(session, self.clock(), limit or self.batch, self.holder)
             if not messages:
                 return []
             messages = store.drop_stale_questions(session, messages)
@@ -324,7 +341,9 @@ class Sender:
                 store.mark_failed(session, message.id, detail or "")
             elif outcome == "retry":
                 at = now + timedelta(seconds=self.backoff(attempts))
-                store.mark_retry(session, message.id, at, detail or "")
+                # The platform may have taken it before the answer was lost: a repeat, maybe.
+                store.mark_retry(session, message.id, at, detail or "", doubtful=True)
+                self.stats["doubtful"] += 1
             else:
                 store.release(session, message.id, now)
         status = outcome if outcome in FINISHED else "pending"
@@ -337,8 +356,11 @@ class Sender:
         """Seconds before the next try after `attempts` tries: 1, 2, 4 ... `max_backoff`."""
         return min(self.max_backoff, 2.0 ** (attempts - 1))
 
-    async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait until the next message is due (at most `idle_seconds`), a wake-up, or stop."""
+    async def _idle(
+        self, stop: asyncio.Event, in_flight: set[asyncio.Task[Delivered]] | None = None
+    ) -> None:
+        """Wait until the next message is due (at most `idle_seconds`), a wake-up, a message
+        in flight is done, or stop."""
         if not self._wake.is_set():
             with transaction(self.engine) as session:
                 due = store.next_due(session)
@@ -350,10 +372,11 @@ class Sender:
                 asyncio.ensure_future(self.sleep(wait)),
                 asyncio.ensure_future(stop.wait()),
                 asyncio.ensure_future(self._wake.wait()),
+                *(in_flight or ()),
             ]
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for waiter in waiters:
+                for waiter in waiters[:3]:
                     waiter.cancel()
         self._wake.clear()

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, update
@@ -26,6 +25,9 @@ from outbox import intents as say
 from outbox.intents import Intent
 from storage.models import Broadcast, Group, Organization, OutboxMessage, Person
 from storage.outbox import FILE_ID, counts_by_status, enqueue
+
+#: Broadcast.photo prefix of a file the console channel kept in the media folder.
+KEPT_FILE = "kept-file:"
 
 KIND = "broadcast"
 COMMON = "*"  # the key of the text for every language without its own
@@ -105,10 +107,26 @@ def text_for(texts: dict[str, str], language: str) -> str:
 
 
 def photo_path(photo: str | None) -> str | None:
-    """How the outbox refers to a broadcast's photo: a path, or the platform's file id."""
-    if photo is None or Path(photo).exists():
-        return photo
-    return FILE_ID + photo
+    """How the outbox refers to a broadcast's photo.
+
+    A broadcast's photo is the platform's file id of what was sent in the chat, or a file the
+    operator gave on the console (kept in the media folder, stored with `KEPT_FILE`). Anything
+    else is a file id, whatever it looks like: a reference that happens to name a file on the
+    server (the database, .env) is never read from disk.
+    """
+    if photo is None:
+        return None
+    if photo.startswith(KEPT_FILE):
+        return photo[len(KEPT_FILE) :]
+    return photo if photo.startswith(FILE_ID) else FILE_ID + photo
+
+
+def photo_reference(file_id: str | None, kept_path: str | None) -> str | None:
+    """What a broadcast stores for a photo sent in the chat: the platform's file id, or a file
+    the console channel copied into the media folder (the operator named it)."""
+    if file_id:
+        return FILE_ID + file_id
+    return KEPT_FILE + kept_path if kept_path else None
 
 
 def create(

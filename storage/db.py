@@ -6,10 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, create_engine
@@ -17,6 +15,9 @@ from sqlmodel import Session, create_engine
 import migrations
 from storage import wal
 from storage.hot import HotStatement
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def make_engine(url: str) -> Engine:
@@ -46,7 +47,12 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def alembic_config() -> Config:
-    """Alembic's configuration, pointing at the `migrations` package wherever it is installed."""
+    """Alembic's configuration, pointing at the `migrations` package wherever it is installed.
+
+    Alembic is imported here and in `migrate`, not with this module: most processes that
+    read the database never migrate it."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(Path(migrations.__file__).parent))
     return config
@@ -54,6 +60,8 @@ def alembic_config() -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (creates it in an empty database)."""
+    from alembic import command
+
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -39,6 +39,7 @@ class Group(SQLModel, table=True):
     timezone: str
     language: str
     currency: str
+    digits: str = "latn"  # "arab" (٠١٢٣) or "latn" (0123) in the group's Arabic text
     week_start: int = 0  # Python weekday of the first day of the reporting week (0 = Monday)
     targets: dict[str, Any] = _json()
     schedule: dict[str, Any] = _json()
@@ -108,7 +109,7 @@ def _first_address(_mapper: Any, connection: Connection, person: Person) -> None
 
 
 class Invite(SQLModel, table=True):
-    """A single-use registration code."""
+    """A single-use registration code (storage.invites); new codes always expire."""
 
     code: str = Field(primary_key=True)
     organization_id: int = Field(foreign_key="organization.id")
@@ -117,6 +118,21 @@ class Invite(SQLModel, table=True):
     expires_at: datetime | None = _time(nullable=True)
     used_at: datetime | None = _time(nullable=True)
     used_by: int | None = Field(default=None, foreign_key="person.id")
+    revoked_at: datetime | None = _time(nullable=True)
+    name: str | None = None  # the invited person's name, as the inviter gave it
+    language: str | None = None  # their language, when the inviter knew it
+
+
+class InviteFailure(SQLModel, table=True):
+    """A failed attempt to redeem an invitation (never the code typed): the attempt limits
+    count these rows, so they hold across processes."""
+
+    __tablename__ = "invite_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_key: str = Field(index=True)  # channel:address
+    failed_at: datetime = _time(index=True)
+    reason: str
 
 
 class Conversation(SQLModel, table=True):
@@ -230,6 +246,7 @@ class OutboxMessage(SQLModel, table=True):
     next_attempt_at: datetime = _time(index=True)
     created_at: datetime = _time()
     claimed_at: datetime | None = _time(nullable=True)
+    claimed_by: str | None = Field(default=None, max_length=64)  # the holder (storage.holders)
     sent_at: datetime | None = _time(nullable=True)
     error: str | None = None
     broadcast_id: int | None = Field(default=None, index=True)
@@ -239,6 +256,15 @@ class OutboxMessage(SQLModel, table=True):
     delivery: str | None = None
 
 
+class SenderHeartbeat(SQLModel, table=True):
+    """A process that claims outbox rows, and when it last said it is alive."""
+
+    __tablename__ = "sender_heartbeat"
+
+    holder: str = Field(primary_key=True, max_length=64)
+    seen_at: datetime = _time()
+
+
 class Broadcast(SQLModel, table=True):
     """An announcement to an audience; its messages go through the outbox (broadcast_id)."""
 
@@ -246,7 +272,7 @@ class Broadcast(SQLModel, table=True):
     created_by: int = Field(foreign_key="person.id")
     created_at: datetime = _time()
     texts: dict[str, str] = _json()  # language -> text; "*" is the text for everyone
-    photo: str | None = None  # a Telegram file id, or a file path from the console
+    photo: str | None = None  # storage.broadcasts.photo_reference: a file id or a kept file
     audience: dict[str, Any] = _json()  # {"groups": [...], "organizations": [...], "roles": [...]}
     recipients: int = 0
     status: str = "sending"  # "sending" | "finished" (reported) | "cancelled"

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
 
+from forms import yaml_file
 from storage.models import Group, Organization
 from storage.schedule import schedule_from
 
@@ -27,6 +27,9 @@ WEEK_START_BY_COUNTRY = {
     "LB": "monday",
     "MA": "monday",
 }
+#: The digits people read numbers in (in Arabic text; English and French use Latin digits):
+#: Arabic-Indic (٠١٢٣) in the Mashriq, Latin (0123) where French is the second language.
+DIGITS_BY_COUNTRY = {"EG": "arab", "SD": "arab", "BH": "arab", "LB": "latn", "MA": "latn"}
 KEY = r"^[a-z][a-z0-9_]{0,40}$"
 
 
@@ -56,6 +59,7 @@ class GroupSpec(BaseModel):
     timezone: str
     language: Literal["ar", "en", "fr"] = "ar"
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+    digits: Literal["arab", "latn"] | None = None
     week_start: Literal[WEEKDAYS] | None = None  # type: ignore[valid-type]
     targets: dict[str, dict[str, float]] = Field(default_factory=dict)
     schedule: dict[str, Any] = Field(default_factory=dict)
@@ -85,15 +89,12 @@ class NetworkSpec(BaseModel):
 
 
 def read_network(path: Path) -> NetworkSpec:
+    """The network file, checked; a NetworkError names the file and the problem (also for a
+    file too large or too deeply nested: see forms.yaml_file)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        spec = NetworkSpec.model_validate(data)
-    except UnicodeDecodeError as error:
-        raise NetworkError(
-            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save the file as UTF-8"
-        ) from error
-    except (OSError, yaml.YAMLError) as error:
-        raise NetworkError(f"{path}: {error}") from error
+        spec = NetworkSpec.model_validate(yaml_file.load(path))
+    except yaml_file.YamlFileError as error:
+        raise NetworkError(str(error)) from error
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise NetworkError(f"{path}: {problems}") from error
@@ -159,6 +160,7 @@ def _upsert_group(session: Session, spec: GroupSpec, counts: dict[str, int]) -> 
         "timezone": spec.timezone,
         "language": spec.language,
         "currency": spec.currency,
+        "digits": spec.digits or DIGITS_BY_COUNTRY.get(spec.country, "latn"),
         "week_start": WEEKDAYS.index(week_start),
         "targets": spec.targets,
         "schedule": spec.schedule,

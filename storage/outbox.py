@@ -14,9 +14,13 @@ conversation's version and step): when it is due and the conversation has moved 
 cancelled (`drop_stale_questions`), never sent, so an answer to a late copy cannot land on the
 next question.
 
-Crash: a row claimed by a sender that died stays "sending"; `recover` puts it back to pending
-and counts it in `resent`. Such a row is sent again: it may already have reached the person
-if it was in flight at the instant of the crash (at most the sender's concurrency per crash).
+Crash: a row claimed by a sender that died stays "sending", with the sender's holder id in
+`claimed_by`; `release_dead_claims` puts it back to pending as soon as the holder's heartbeat
+is silent (storage.holders), and `recover` puts back every claim older than a given age (at
+start on SQLite, where one process sends). Either way the row counts in `resent` and is sent
+again: it may already have reached the person if it was in flight at the instant of the crash
+(at most the sender's concurrency per crash). A retry after a transient failure counts in
+`resent` too: the platform may have taken the message and its answer been lost.
 """
 
 from __future__ import annotations
@@ -26,13 +30,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, func, update
+from sqlalchemy import and_, bindparam, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage.db import insert_new
-from storage.models import OUTBOX_STATUSES, Conversation, OutboxMessage, Person, PersonAddress
+from storage.models import (
+    OUTBOX_STATUSES,
+    Conversation,
+    OutboxMessage,
+    Person,
+    PersonAddress,
+    SenderHeartbeat,
+)
 
 if TYPE_CHECKING:
     from outbox.intents import Intent
@@ -182,8 +193,10 @@ def drop_stale_questions(
     return [m for m in messages if m.id not in gone]
 
 
-def claim(session: Session, now: datetime, limit: int) -> list[OutboxMessage]:
-    """Mark up to `limit` due rows "sending" and return them, oldest first.
+def claim(
+    session: Session, now: datetime, limit: int, holder: str | None = None
+) -> list[OutboxMessage]:
+    """Mark up to `limit` due rows "sending" by `holder` and return them, oldest first.
 
     A row is due when pending, its next_attempt_at has come, and no earlier row to the same
     person is pending or sending. One UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
@@ -201,7 +214,7 @@ def claim(session: Session, now: datetime, limit: int) -> list[OutboxMessage]:
     statement = (
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(due))  # type: ignore[union-attr]
-        .values(status="sending", claimed_at=now)
+        .values(status="sending", claimed_at=now, claimed_by=holder)
         .returning(OutboxMessage)
     )
     rows = session.scalars(statement, execution_options={"synchronize_session": False}).all()
@@ -235,6 +248,12 @@ def _update(*, only_if_sending: bool = True, count_attempt: bool = True, **value
 
 _SENT = _update(only_if_sending=False, status="sent", sent_at=bindparam("now_"), error=None)
 _RETRY = _update(status="pending", next_attempt_at=bindparam("at_"), error=bindparam("error_"))
+_RETRY_DOUBTFUL = _update(
+    status="pending",
+    next_attempt_at=bindparam("at_"),
+    error=bindparam("error_"),
+    resent=_TABLE.c.resent + 1,
+)
 _RELEASE = _update(count_attempt=False, status="pending", next_attempt_at=bindparam("at_"))
 _BLOCKED = _update(status="blocked", error=bindparam("error_"))
 _FAILED = _update(status="failed", error=bindparam("error_"))
@@ -253,9 +272,13 @@ def mark_sent(session: Session, message_id: int, now: datetime) -> None:
     session.execute(_SENT, {"message_id": message_id, "now_": now})
 
 
-def mark_retry(session: Session, message_id: int, at: datetime, error: str) -> None:
-    """A transient failure: try again at `at`."""
-    session.execute(_RETRY, {"message_id": message_id, "at_": at, "error_": error[:ERROR_LIMIT]})
+def mark_retry(
+    session: Session, message_id: int, at: datetime, error: str, doubtful: bool = False
+) -> None:
+    """A transient failure: try again at `at`. `doubtful`: the platform may have taken the
+    message (its answer was lost), so the retry may be a repeat and counts in `resent`."""
+    statement = _RETRY_DOUBTFUL if doubtful else _RETRY
+    session.execute(statement, {"message_id": message_id, "at_": at, "error_": error[:ERROR_LIMIT]})
 
 
 def release(session: Session, message_id: int, at: datetime) -> None:
@@ -285,9 +308,32 @@ def recover(session: Session, now: datetime, older_than: timedelta) -> int:
             OutboxMessage.status == "sending",  # type: ignore[arg-type]
             OutboxMessage.claimed_at <= now - older_than,
         )  # type: ignore[operator]
-        .values(status="pending", claimed_at=None, resent=OutboxMessage.resent + 1)
+        .values(status="pending", claimed_at=None, claimed_by=None, resent=OutboxMessage.resent + 1)
     )
     return session.execute(statement).rowcount  # type: ignore[attr-defined]
+
+
+def release_dead_claims(
+    session: Session, alive_since: datetime, now: datetime, unowned_older_than: timedelta
+) -> int:
+    """Put back the claims of holders whose last heartbeat came before `alive_since` (or who
+    have none), and claims without a holder made before `now - unowned_older_than`; returns
+    how many. (Heartbeats count wall-clock time; claims the sender's clock.)
+
+    Each counts in `resent`: it is sent again and may already have reached its person.
+    """
+    alive = select(SenderHeartbeat.holder).where(SenderHeartbeat.seen_at >= alive_since)
+    claimed_by = OutboxMessage.claimed_by
+    dead = or_(
+        and_(claimed_by.is_not(None), claimed_by.not_in(alive)),  # type: ignore[union-attr]
+        and_(claimed_by.is_(None), OutboxMessage.claimed_at <= now - unowned_older_than),  # type: ignore[union-attr,operator]
+    )
+    statement = (
+        update(OutboxMessage)
+        .where(OutboxMessage.status == "sending", dead)  # type: ignore[arg-type]
+        .values(status="pending", claimed_at=None, claimed_by=None, resent=OutboxMessage.resent + 1)
+    )
+    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 
 def depth(session: Session) -> int:

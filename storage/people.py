@@ -1,8 +1,9 @@
-"""People, organizations, groups and invitations."""
+"""People, organizations and groups as read for each message; small remembered settings.
+
+Invitations are in storage.invites."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,10 +13,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from storage.db import insert_new
-from storage.models import Group, Invite, Organization, Person, PersonAddress, Setting
-
-CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: easy to read aloud
-CODE_LENGTH = 8
+from storage.models import Group, Organization, Person, PersonAddress, Setting
 
 
 def find_person(session: Session, channel: str, address: str) -> Person | None:
@@ -95,6 +93,7 @@ class GroupRow:
     timezone: str
     language: str
     currency: str
+    digits: str
     week_start: int
     active: bool
 
@@ -233,70 +232,6 @@ def mark_reachable(runner: Runner, person: PersonRow) -> PersonRow:
     """They wrote to us, so they can be reached again (they had blocked the bot)."""
     runner.execute(_SET_REACHABLE, {"person_id": person.id})
     return replace(person, reachable=True)
-
-
-def new_invite(
-    session: Session,
-    organization: Organization,
-    role: str,
-    now: datetime,
-    valid_for: timedelta | None,
-) -> Invite:
-    """A fresh single-use code for `role` in `organization`."""
-    while True:
-        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-        if session.get(Invite, code) is None:
-            break
-    assert organization.id is not None
-    invite = Invite(
-        code=code,
-        organization_id=organization.id,
-        role=role,
-        created_at=now,
-        expires_at=now + valid_for if valid_for else None,
-    )
-    session.add(invite)
-    session.flush()
-    return invite
-
-
-def clean_code(typed: str) -> str:
-    """A code as typed ("abcd-efgh", " ABCD EFGH ") in its stored form."""
-    return "".join(ch for ch in typed.upper() if ch.isalnum())
-
-
-@dataclass(frozen=True)
-class InviteProblem:
-    reason: str  # "unknown" | "used" | "expired"
-
-
-def redeem_invite(
-    session: Session, code: str, now: datetime, channel: str, address: str, display_name: str
-) -> Person | InviteProblem:
-    """Register whoever holds `code`, once; an unknown, used or expired code registers nobody."""
-    invite = session.exec(
-        select(Invite).where(Invite.code == clean_code(code)).with_for_update()
-    ).first()
-    if invite is None:
-        return InviteProblem("unknown")
-    if invite.used_at is not None:
-        return InviteProblem("used")
-    if invite.expires_at is not None and invite.expires_at <= now:
-        return InviteProblem("expired")
-    person = Person(
-        channel=channel,
-        address=address,
-        display_name=display_name[:120],
-        role=invite.role,
-        organization_id=invite.organization_id,
-        created_at=now,
-    )
-    session.add(person)
-    session.flush()
-    invite.used_at = now
-    invite.used_by = person.id
-    session.add(invite)
-    return person
 
 
 def remember(session: Session, key: str, value: str) -> None:

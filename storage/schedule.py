@@ -14,13 +14,14 @@ class FormSchedule(BaseModel):
     """When one form is due, and when its reminders and escalation go out.
 
     Days count from the last day of the period: a weekly form with `due_days: 2` is due by
-    the end of the second day after the week ends. `on_time_days` (DHIS2's "on time") counts
-    the same way and defaults to `due_days`.
+    the end of the second day after the week ends; a daily one with `due_days: 0` by the end
+    of its day (give it `remind_before_days: 0` for a reminder on the day itself).
+    `on_time_days` (DHIS2's "on time") counts the same way and defaults to `due_days`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    every: Literal["week", "month"]
+    every: Literal["day", "week", "month"]
     due_days: int = Field(ge=0, le=60)
     on_time_days: int | None = Field(default=None, ge=0, le=60)
     remind_before_days: int = Field(default=1, ge=0, le=30)

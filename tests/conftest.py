@@ -109,3 +109,12 @@ def sanad(settings: Settings, clock: Clock) -> Iterator[Sanad]:
         apply_network(session, read_network(EXAMPLE_NETWORK))
     yield app
     app.close()
+
+
+@pytest.fixture(autouse=True)
+def _umask_restored() -> Iterator[None]:
+    """`python -m bot` (main, run in-process by some tests) makes the process's files private."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    os.umask(umask)

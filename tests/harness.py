@@ -13,18 +13,20 @@ from telegram.ext import Application
 from bot.app import Sanad
 from bot.channels.telegram import apply_update, build_application
 from storage.db import transaction
+from storage.invites import new_invite, role_for
 from storage.models import Organization
-from storage.people import new_invite
 from storage.types import utcnow
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser, SentMessage
 
 
 def invite(
-    sanad: Sanad, org: str, role: str = "worker", valid_for: timedelta | None = timedelta(days=7)
+    sanad: Sanad, org: str, role: str | None = None, valid_for: timedelta = timedelta(days=7)
 ) -> str:
-    """A fresh invitation code, as `python -m bot invite` makes it."""
+    """A fresh invitation code, as `python -m bot invite` makes it (by default, for the role
+    the organization takes)."""
     with transaction(sanad.engine) as session:
         organization = session.exec(select(Organization).where(Organization.key == org)).one()
+        role = role or role_for(organization)
         return new_invite(session, organization, role, sanad.dispatcher.clock(), valid_for).code
 
 

@@ -56,6 +56,7 @@ async def test_the_worker_process_sends_alone(sanad: Sanad, clock: Clock) -> Non
     bot = Bot("123456:TEST-TOKEN", request=api.request(), get_updates_request=api.request())
     metrics = Metrics(sanad.engine)
     served = metrics.serve(0)  # as METRICS_PORT makes `python -m bot worker` do
+    assert served.server_address[0] == "127.0.0.1", "metrics are never public by default"
     running = asyncio.create_task(run_worker(sanad, stop, bot=bot, metrics=metrics))
     try:
         reminder = await api.wait_for(lambda m: m.chat_id == 602, timeout=15)

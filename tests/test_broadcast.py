@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 from sqlmodel import col, select
 
@@ -280,7 +281,9 @@ async def test_500_people_through_429_403_502_and_a_restart(sanad: Sanad, clock:
         assert set(received) == reachable
         twice = {c for c, n in received.items() if n > 1}
         assert twice <= resent and all(received[c] == 2 for c in twice)
-        assert len(resent) <= 8  # the claimed batch of the stopped sender went out again ...
+        # The claimed batch of the stopped sender went out again, and so did the messages whose
+        # answer was a 502 (Telegram may have taken them): each may have arrived twice ...
+        assert len(resent) <= 8 + 5 + 1
         assert len(twice) <= 8  # ... and only what was in flight (its concurrency) arrived twice
         assert unreachable == blocked
         assert (figures.delivered, figures.blocked, figures.failed, figures.waiting) == (
@@ -293,7 +296,7 @@ async def test_500_people_through_429_403_502_and_a_restart(sanad: Sanad, clock:
         assert "Of 500 people" in report
         assert "delivered: 489" in report and "blocked the bot: 10" in report
         assert "failed: 1" in report and "cancelled: 0" in report
-        assert f"Sent again after a restart: {figures.resent}" in report
+        assert f"Sent again after a lost answer or a restart: {figures.resent}" in report
         print(
             f"\n500-person broadcast: re-sent after the restart {figures.resent}, "
             f"received twice {len(twice)}, flood waits answered {api.rejected_429}"
@@ -316,3 +319,36 @@ async def test_a_photo_goes_with_its_caption(sanad: Sanad, clock: Clock) -> None
         await send_all(sanad, telegram, clock)
         sent = telegram.api.last_to(FIRST_CHAT)
         assert (sent.method, sent.file_id) == ("sendPhoto", "poster-1")
+
+
+async def test_a_photo_reference_naming_a_server_file_is_never_read_from_disk(
+    sanad: Sanad, clock: Clock, tmp_path: Path
+) -> None:
+    """A file reference that happens to be a path on the server (the database, .env) goes to
+    the platform as a reference: the file's bytes never leave the server."""
+    secret = tmp_path / ".env"
+    secret.write_text("TELEGRAM_BOT_TOKEN=123:secret\n")
+    async with Telegram(sanad) as telegram:
+        admin = await join(telegram, "arab_network", "admin", 832)
+        add_people(sanad, "bh_rural_girls", 1)
+        await admin.says("/broadcast")
+        await admin.sends_photo(str(secret))
+        await admin.taps("Same text for every language")
+        await admin.taps("Everyone")
+        await admin.taps("Confirm and send")
+        await send_all(sanad, telegram, clock)
+        assert all(m.method != "sendPhoto" for m in telegram.api.sent)  # nothing uploaded
+        with transaction(sanad.engine) as session:
+            rows = session.exec(select(OutboxMessage)).all()
+        assert rows and all(r.media == {"photo": f"file-id:{secret}"} for r in rows)
+        assert {r.status for r in rows} == {"failed"}  # refused as a reference, not retried
+
+
+def test_only_a_file_the_console_kept_is_a_local_photo() -> None:
+    assert broadcasts.photo_path(broadcasts.photo_reference("/etc/passwd", None)) == (
+        "file-id:/etc/passwd"
+    )
+    kept = broadcasts.photo_reference(None, "/srv/data/media/ab12.jpg")
+    assert broadcasts.photo_path(kept) == "/srv/data/media/ab12.jpg"
+    # a stored value without its kind (older rows) is a reference, never a path
+    assert broadcasts.photo_path("/etc/passwd") == "file-id:/etc/passwd"

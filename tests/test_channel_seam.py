@@ -198,8 +198,9 @@ async def test_a_document_kept_in_the_outbox_is_sent_as_a_document(
         assert (sent.method, sent.text, sent.file_bytes) == (
             "sendDocument",
             "Your export",
-            export.read_bytes(),
+            b"PK\x03\x04 spreadsheet",
         )
+        assert not export.exists(), "a sent export is not kept on the server"
 
 
 # --- migration 0006 ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from monitoring.chart import (
     Series,
     display_text,
     drawn_text,
+    format_number,
     trend_chart,
     trend_figure,
 )
@@ -260,3 +261,46 @@ def test_values_must_match_the_periods(tmp_path: Path) -> None:
         trend_chart(
             "t", ["a", "b", "c"], [Series("Paper", [1, 2])], language="en", path=tmp_path / "x.png"
         )
+
+
+def test_all_zero_values_give_an_axis_from_zero_not_a_band_around_it() -> None:
+    fig = trend_figure("t", ["a", "b"], [Series("Paper", [0.0, 0.0])], language="en")
+    fig.canvas.draw()
+    assert fig.axes[0].get_ylim() == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("values", [[3.0, 250.0, 40.0], [0.5, 0.25, None]])
+def test_the_value_axis_starts_at_zero(values: list[float | None]) -> None:
+    fig = trend_figure("t", ["a", "b", "c"], [Series("Paper", values)], language="en")
+    fig.canvas.draw()
+    assert fig.axes[0].get_ylim()[0] == 0.0
+
+
+def test_whole_numbers_get_whole_ticks() -> None:
+    fig = trend_figure("t", ["a", "b"], [Series("Women", [1.0, 2.0])], language="en")
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_text()]
+    assert ticks and all("." not in t for t in ticks)
+
+
+def test_arabic_indic_digits_on_the_axis_and_the_bars() -> None:
+    fig = trend_figure(
+        "ورق",
+        ["أ", "ب"],
+        [Series("ورق", [1200.0, 12.5])],
+        language="ar",
+        y_label="كغ",
+        digits="arab",
+    )
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    ticks = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert "٠" in ticks and not any(c in "0123456789" for t in ticks for c in t)
+    bar_labels = [t.get_text() for t in ax.texts]
+    assert "١٬٢٠٠" in bar_labels and "١٢٫٥" in bar_labels
+
+
+def test_format_number_in_both_digit_shapes() -> None:
+    assert format_number(1234.5) == "1,234.5"
+    assert format_number(40.0) == "40"
+    assert format_number(1234.5, "arab") == "١٬٢٣٤٫٥"

@@ -192,9 +192,10 @@ def test_one_row_per_report_oldest_first_with_fixed_columns_then_every_field(
     recycling = table(session, "recycling", "en")
 
     headers = [column.header for column in recycling.columns]
-    assert headers[:8] == [
+    assert headers[:9] == [
         "Reference",
         "Group",
+        "Currency",  # the form has money fields
         "Association",
         "Person",
         "Period",
@@ -202,7 +203,7 @@ def test_one_row_per_report_oldest_first_with_fixed_columns_then_every_field(
         "Submitted at",
         "Updated at",
     ]
-    assert headers[8:] == [header_label(spec, "en") for spec in FORMS["recycling"].fields]
+    assert headers[9:] == [header_label(spec, "en") for spec in FORMS["recycling"].fields]
     assert [row[0] for row in recycling.rows] == ["REC-3", "REC-2", "REC-1"]
     assert recycling.title == "Recycling output"
 
@@ -300,9 +301,10 @@ def test_csv_round_trip_in_arabic(session: Session, tmp_path: Path) -> None:
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for Arabic
     rows = read_csv(path)
     form = FORMS["recycling"]
-    assert list(rows[0])[:8] == [
+    assert list(rows[0])[:9] == [
         "المرجع",
         "المجموعة",
+        "العملة",
         "الجمعية",
         "الشخص",
         "الفترة",
@@ -316,7 +318,9 @@ def test_csv_round_trip_in_arabic(session: Session, tmp_path: Path) -> None:
     assert fatima["وقت الإرسال"] == "2026-11-30T01:30:00+03:00"
     assert fatima[field(form, "paper_kg")] == "12.5"
     assert fatima[field(form, "plastic_kg")] == "7.25"
-    assert fatima[field(form, "aluminium_kg")] == "3.0"
+    assert fatima[field(form, "aluminium_kg")] == "3"  # a whole number, not 3.0
+    assert fatima["العملة"] == "BHD"
+    assert fatima[field(form, "revenue")] == "15.5"  # in the currency of its own row
     assert fatima[field(form, "women_working")] == "6"
     assert fatima[field(form, "notes")] == "تم البيع للمصنع"
     assert rows[0][field(form, "notes")] == ""
@@ -396,9 +400,10 @@ def test_xlsx_in_french_reads_left_to_right(session: Session, tmp_path: Path) ->
     assert workbook.sheetnames == ["Production de recyclage"]
     sheet = workbook.active
     assert sheet is not None and not sheet.sheet_view.rightToLeft
-    assert [cell.value for cell in sheet[2]][:4] == [
+    assert [cell.value for cell in sheet[2]][:5] == [
         "REC-3",
         "Groupe de développement du Maroc",
+        "MAD",
         "Association Atlas (Marrakech)",
         "Amina (#3)",
     ]
@@ -425,3 +430,17 @@ def test_sheet_titles_are_valid_and_distinct() -> None:
     first, second = sheet_title(long, used), sheet_title(long, used)
     assert len(first) <= 31 and len(second) <= 31 and first != second
     assert second.endswith("(2)")
+
+
+def test_an_export_of_two_groups_keeps_each_amount_beside_its_currency(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "recycling.csv"
+    export(session, FORMS, "recycling", "en", "csv", path)  # Bahrain and Morocco together
+
+    rows = read_csv(path)
+    revenue = field(FORMS["recycling"], "revenue", "en")
+    by_group = {(row["Group"], row["Currency"], row[revenue]) for row in rows}
+    assert ("Morocco development group", "MAD", "30") in by_group
+    assert ("Bahrain development group", "BHD", "15.5") in by_group
+    assert {row["Currency"] for row in rows} == {"BHD", "MAD"}

@@ -132,8 +132,7 @@ async def test_the_webhook_answers_500_when_the_database_could_not_take_the_upda
         assert await hook.post(start) == 200, "Telegram's redelivery is applied"
         assert recorded(sanad) == {start["update_id"]}
         assert len(hook.api.messages_to(404)) == 1
-        metrics = (await hook.client.get("/metrics")).text
-        assert "sanad_errors_total 1.0" in metrics
+        assert "sanad_errors_total 1.0" in await hook.scrape()
 
 
 async def test_a_reply_telegram_refused_waits_in_the_outbox_until_it_is_delivered(

@@ -18,11 +18,13 @@ from telegram import Bot
 from bot.app import Sanad
 from bot.channels.telegram_delivery import telegram_deliver
 from outbox.intents import Intent, reply_for
+from outbox.pace import Pace
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
-from storage import outbox
+from outbox.wakeup import on_enqueue
+from storage import holders, outbox
 from storage.db import alembic_config, make_engine, open_database, transaction
-from storage.models import Organization, OutboxMessage, Person
+from storage.models import Organization, OutboxMessage, Person, SenderHeartbeat
 from storage.types import utcnow
 from tests.conftest import Clock
 from tests.fakes.telegram_bot_api import FakeBotApi
@@ -513,3 +515,119 @@ async def test_two_senders_never_claim_the_same_message(
         assert len(mine) + len(theirs) == 6
         first.commit()
         second.commit()
+
+
+# --- holders, heartbeats, wake-ups and the shared pace ------------------------------------
+
+
+def age_heartbeat(sanad: Sanad, holder: str, seconds: float) -> None:
+    with transaction(sanad.engine) as session:
+        row = session.get(SenderHeartbeat, holder)
+        assert row is not None
+        row.seen_at = utcnow() - timedelta(seconds=seconds)
+        session.add(row)
+
+
+async def test_the_claims_of_a_silent_holder_go_back_in_seconds_not_after_the_timeout(
+    sanad: Sanad, clock: Clock, telegram: tuple[FakeBotApi, Bot]
+) -> None:
+    api, bot = telegram
+    ids = people(sanad, 3)
+    for person in ids:
+        put(sanad, clock, person, f"k{person}")
+    dead = sender(sanad, bot, clock, Sleeper(clock), holder="dead")
+    alive = sender(sanad, bot, clock, Sleeper(clock), holder="alive")
+    dead.beat()
+    alive.beat()
+    with transaction(sanad.engine) as session:  # the first sender claims two, then is killed
+        assert len(outbox.claim(session, clock(), 2, holder="dead")) == 2
+
+    assert alive.release_dead() == 0  # its heartbeat is fresh: it may be at work
+    age_heartbeat(sanad, "dead", holders.SILENT_AFTER.total_seconds() + 1)
+    assert alive.release_dead() == 2  # silent: its claims go back, long before stale_after
+    while await alive.run_once():
+        pass
+    assert counts(sanad)["sent"] == 3
+    assert Counter(m.chat_id for m in api.sent) == {chat_of(p, ids): 1 for p in ids}
+    with transaction(sanad.engine) as session:
+        assert outbox.resent_total(session) == 2  # they may have reached their person twice
+
+
+async def test_an_enqueue_wakes_the_sender_when_it_is_committed(sanad: Sanad, clock: Clock) -> None:
+    [person] = people(sanad, 1)
+    woken: list[str] = []
+    stop = on_enqueue(sanad.engine, lambda: woken.append("woken"))
+    try:
+        with pytest.raises(RuntimeError), transaction(sanad.engine) as session:
+            outbox.enqueue(
+                session,
+                person_id=person,
+                kind="reminder",
+                dedupe_key="a",
+                intent=Intent.plain("a"),
+                now=clock(),
+            )
+            raise RuntimeError("rolled back")
+        assert woken == []
+        put(sanad, clock, person, "b")
+        assert woken == ["woken"]
+        counts(sanad)  # reading wakes nobody
+        assert woken == ["woken"]
+    finally:
+        stop()
+
+
+class PaceClock:
+    """Seconds that pass only when the pace sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_after_a_flood_wait_sending_resumes_at_the_steady_rate() -> None:
+    time = PaceClock()
+    pace = Pace(30, 1.0, time, time.sleep, burst=5)
+    for _ in range(5):
+        await pace.acquire()
+    pace.pause(3)
+    granted = []
+    for _ in range(10):
+        await pace.acquire()
+        granted.append(time.now)
+    assert granted[0] >= 1003  # nothing before the wait is over ...
+    gaps = [later - earlier for earlier, later in zip(granted, granted[1:], strict=False)]
+    assert min(gaps) >= 1 / 30 - 1e-9  # ... and no burst after it
+
+
+async def test_no_second_holds_more_than_the_limit_even_with_a_burst() -> None:
+    time = PaceClock()
+    pace = Pace(30, 1.0, time, time.sleep, burst=10)
+    granted = []
+    for _ in range(100):
+        await pace.acquire()
+        granted.append(time.now)
+    assert max(sum(1 for t in granted if start <= t < start + 1) for start in granted) <= 30
+
+
+async def test_replies_and_outbox_messages_share_the_spacing_of_a_chat() -> None:
+    time = PaceClock()
+    pace = Pace(30, 1.0, time, time.sleep)
+    chat = ("telegram", "5001")
+    pace.done(chat, outbox=True)  # an outbox message reached the chat ...
+    start = time.now
+    await pace.reply_turn(chat)  # ... so a reply waits its second
+    assert time.now - start >= 1.0
+    pace.done(chat, outbox=False)
+    start = time.now
+    await pace.wait_chat(chat)  # and the next outbox message waits after the reply
+    assert time.now - start >= 1.0
+    start = time.now
+    await pace.reply_turn(chat)  # a reply after a reply goes at the person's pace
+    assert time.now == start

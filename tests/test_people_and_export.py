@@ -34,9 +34,9 @@ async def join(
 
 
 def code_in(text: str) -> str:
-    found = re.search(r"Code: ([A-Z0-9]{8})", text)
+    found = re.search(r"Code: ([A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5})", text)
     assert found, text
-    return found.group(1)
+    return found.group(1).replace("-", "")  # as the link carries it
 
 
 async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -> None:
@@ -49,8 +49,9 @@ async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -
         assert "Egypt development group" in admin.buttons
         await admin.taps("Bahrain development group")
         await admin.taps("Bahrain Young Ladies Association")
-        assert admin.buttons[:3] == ["field worker", "coordinator", "network admin"]
-        await admin.taps("coordinator")
+        # The supportive organization takes coordinators: the role follows from it.
+        assert "Who do you invite as coordinator of Bahrain Young Ladies" in admin.last
+        await admin.taps("One invitation")
         details = admin.texts[0]
         assert "Invitation for a coordinator of Bahrain Young Ladies Association." in details
         code = code_in(details)
@@ -70,9 +71,11 @@ async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -
             "Rural Girls Renaissance Association",
             "Sitra Women's Advancement Association",
             "Hamad Women's Association",
+            "Open invitations",
             "Cancel",
         ]
         await coordinator.taps("Sitra Women's Advancement Association")
+        await coordinator.taps("One invitation")
         assert "Invitation for a field worker of Sitra" in coordinator.texts[0]
         worker = await join(
             telegram,
@@ -180,11 +183,12 @@ async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -
         assert not sheet.sheet_view.rightToLeft
         rows = list(sheet.iter_rows(values_only=True))
         headers = [str(h) for h in rows[0]]
-        assert headers[:4] == ["Reference", "Group", "Association", "Person"]
+        assert headers[:5] == ["Reference", "Group", "Currency", "Association", "Person"]
         assert not any(ARABIC.search(h) for h in headers)
         assert len(rows) == 2
         row = dict(zip(headers, rows[1], strict=True))
         assert row["Group"] == "Bahrain development group"
+        assert row["Currency"] == "BHD"
         assert row["Association"] == "Sitra Women's Advancement Association"
         numbers = [value for value in rows[1] if isinstance(value, int | float)]
         assert 100 in numbers and 999 not in numbers
@@ -199,6 +203,8 @@ async def test_invite_people_deactivate_and_export(sanad: Sanad, clock: Clock) -
         table = list(csv.reader(io.StringIO(document.file_bytes.decode("utf-8-sig"))))
         assert table[0][:2] == ["Reference", "Group"] and len(table) == 2
         assert table[1][1] == "Bahrain development group"
+        exports = sanad.settings.data_dir / "exports"
+        assert list(exports.iterdir()) == [], "a sent export is not kept on the server"
 
         # Reactivated, she reports again.
         await coordinator.says("/people")

@@ -3,6 +3,7 @@ real PTB Application behind it, the fake Bot API recording what the bot answers.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import func
+from sqlalchemy import event, func
 from sqlmodel import select
 from starlette.applications import Starlette
 
@@ -24,15 +25,22 @@ from bot import logs
 from bot.app import Sanad
 from bot.backup import BackupError, backup
 from bot.channels.telegram import build_application
-from bot.channels.webhook import SECRET_HEADER, create_app, set_webhook, webhook_secret
+from bot.channels.webhook import (
+    SECRET_HEADER,
+    create_app,
+    server_options,
+    set_webhook,
+    webhook_secret,
+)
 from bot.cli import main
-from bot.metrics import Metrics
+from bot.metrics import Cached, Metrics
 from storage.db import make_engine, transaction
 from storage.models import Organization, Person, ProcessedUpdate, Report
 from tests.fakes.telegram_bot_api import FakeBotApi
 from tests.harness import invite, plain
 
 SECRET = "webhook-SECRET_never-logged"
+SCRAPE_TOKEN = "scrape-TOKEN_never-logged"
 TOKEN = "123456:TEST-TOKEN-never-logged"
 
 
@@ -47,19 +55,29 @@ class Webhook:
         response = await self.client.post("/telegram", json=update, headers=headers)
         return response.status_code
 
+    async def scrape(self) -> str:
+        """GET /metrics as a Prometheus server configured with METRICS_TOKEN does."""
+        headers = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}
+        response = await self.client.get("/metrics", headers=headers)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        return response.text
+
     def texts_to(self, chat_id: int) -> list[str]:
         return [plain(m.text or "") for m in self.api.messages_to(chat_id)]
 
 
-def with_secret(sanad: Sanad) -> Sanad:
-    settings = sanad.settings.model_copy(update={"telegram_webhook_secret": SecretStr(SECRET)})
-    return Sanad(settings, sanad.engine, sanad.dispatcher)
+def with_secret(sanad: Sanad, **settings: Any) -> Sanad:
+    changed = sanad.settings.model_copy(
+        update={"telegram_webhook_secret": SecretStr(SECRET), **settings}
+    )
+    return Sanad(changed, sanad.engine, sanad.dispatcher)
 
 
 @asynccontextmanager
-async def serving(sanad: Sanad) -> AsyncIterator[Webhook]:
-    """The ASGI app with its lifespan running, as uvicorn runs it."""
-    sanad = with_secret(sanad)
+async def serving(sanad: Sanad, **settings: Any) -> AsyncIterator[Webhook]:
+    """The ASGI app with its lifespan running, as uvicorn runs it (METRICS_TOKEN set)."""
+    sanad = with_secret(sanad, metrics_token=SecretStr(SCRAPE_TOKEN), **settings)
     api = FakeBotApi()
     metrics = Metrics(sanad.engine)
     application = build_application(
@@ -147,10 +165,7 @@ async def test_health_and_metrics(sanad: Sanad) -> None:
         health = await hook.client.get("/health")
         assert health.status_code == 200 and health.json() == {"database": "ok"}
         await register(hook, sanad, 405)
-        response = await hook.client.get("/metrics")
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/plain")
-        text = response.text
+        text = await hook.scrape()
         assert "sanad_updates_received_total 2.0" in text
         assert "sanad_replies_sent_total" in text and "sanad_replies_sent_total 0.0" not in text
         assert "sanad_errors_total 0.0" in text
@@ -265,3 +280,149 @@ def test_backup_from_the_command_line(
     assemble(settings).close()
     assert main(["backup", str(tmp_path / "copy.db")]) == 0
     assert (tmp_path / "copy.db").exists()
+
+
+def queries_counted(engine: Any) -> list[str]:
+    """The SQL statements `engine` runs from now on."""
+    statements: list[str] = []
+
+    def count_one(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count_one)
+    return statements
+
+
+async def test_metrics_are_not_on_the_public_port_without_a_token(sanad: Sanad) -> None:
+    public = with_secret(sanad)
+    app = create_app(public, build_application(public, request=FakeBotApi().request()))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sanad"
+    ) as client:
+        assert (await client.get("/metrics")).status_code == 404
+    async with serving(sanad) as hook:
+        for given in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": SCRAPE_TOKEN}):
+            response = await hook.client.get("/metrics", headers=given)
+            assert response.status_code == 401 and b"sanad_" not in response.content
+
+
+async def test_scrapes_and_health_checks_do_not_query_the_database_each_time(
+    sanad: Sanad,
+) -> None:
+    async with serving(sanad) as hook:
+        first = await hook.scrape()
+        assert (await hook.client.get("/health")).json() == {"database": "ok"}
+        statements = queries_counted(sanad.engine)
+        for _ in range(50):
+            assert "sanad_outbox_depth 0.0" in await hook.scrape()
+            assert (await hook.client.get("/health")).status_code == 200
+        assert "sanad_outbox_depth" in first
+        assert statements == [], "50 scrapes and health checks within the cache period"
+    print(f"\n50 scrapes + 50 health checks: {len(statements)} queries")
+
+
+def test_a_cached_value_is_read_again_once_its_time_is_up() -> None:
+    now = [0.0]
+    reads = iter(range(100))
+    depth = Cached(lambda: float(next(reads)), 15.0, clock=lambda: now[0])
+    assert [depth.get() for _ in range(10)] == [0.0] * 10
+    now[0] = 14.9
+    assert depth.get() == 0.0
+    now[0] = 15.0
+    assert depth.get() == 1.0 and depth.reads == 2
+
+
+async def test_a_body_above_the_limit_is_refused_and_changes_nothing(sanad: Sanad) -> None:
+    async with serving(sanad, webhook_max_body_bytes=4096) as hook:
+        user = hook.api.user(406, first_name="Mona")
+        before = count(sanad, ProcessedUpdate)
+        big = user.text("/start " + "x" * 5000)
+        assert await hook.post(big) == 413  # declared by Content-Length
+
+        async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: read up to the limit
+            for _ in range(1024):
+                yield b" " * 1024
+
+        response = await hook.client.post(
+            "/telegram", content=streamed(), headers={SECRET_HEADER: SECRET}
+        )
+        assert response.status_code == 413
+        assert count(sanad, ProcessedUpdate) == before and hook.api.messages_to(406) == []
+        assert await hook.post(user.text("/start")) == 200, "an update below the limit is taken"
+
+
+async def test_a_body_that_never_ends_is_given_up_on(sanad: Sanad) -> None:
+    async with serving(sanad, webhook_read_timeout=0.2) as hook:
+        never = asyncio.Event()
+
+        async def dripping() -> AsyncIterator[bytes]:
+            yield b'{"update_id": 1, '
+            await never.wait()  # the client stops sending and keeps the connection
+
+        response = await hook.client.post(
+            "/telegram", content=dripping(), headers={SECRET_HEADER: SECRET}
+        )
+        assert response.status_code == 408
+        assert count(sanad, ProcessedUpdate) == 0
+
+
+async def test_headers_above_the_bound_are_refused(sanad: Sanad) -> None:
+    async with serving(sanad, webhook_max_header_bytes=4096) as hook:
+        user = hook.api.user(407, first_name="Mona")
+        padded = {SECRET_HEADER: SECRET, "X-Padding": "a" * 5000}
+        response = await hook.client.post("/telegram", json=user.text("/start"), headers=padded)
+        assert response.status_code == 431 and hook.api.messages_to(407) == []
+        assert (
+            await hook.client.get("/health", headers={"X-Padding": "a" * 5000})
+        ).status_code == 431
+        assert await hook.post(user.text("/start")) == 200
+
+
+def test_uvicorn_is_given_bounds_on_headers_idle_time_and_connections(sanad: Sanad) -> None:
+    import uvicorn
+
+    options = server_options(sanad.settings)
+    assert options["h11_max_incomplete_event_size"] == 16 * 1024
+    assert options["timeout_keep_alive"] == 5 and options["limit_concurrency"] == 200
+    config = uvicorn.Config(lambda: None, **options)
+    assert config.h11_max_incomplete_event_size == 16 * 1024
+
+
+def test_uvicorn_refuses_headers_above_the_bound(sanad: Sanad) -> None:
+    """The options as `python -m bot webhook` gives them to uvicorn, on a real socket."""
+    import socket
+    import threading
+
+    import uvicorn
+    from starlette.routing import Route as Path_
+
+    async def ok(request: Any) -> Any:
+        from starlette.responses import PlainTextResponse
+
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Path_("/", ok)])
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, **server_options(sanad.settings)
+    )
+    config.h11_max_incomplete_event_size = 4096  # as WEBHOOK_MAX_HEADER_BYTES=4096
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            thread.join(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+
+        def ask(header_bytes: int) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+                padding = b"X-Padding: " + b"a" * header_bytes + b"\r\n"
+                connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + padding + b"\r\n")
+                return connection.recv(1024)
+
+        assert ask(100).startswith(b"HTTP/1.1 200")
+        # Larger than one read of the socket (256 KiB): h11 refuses it before it is whole.
+        assert ask(300 * 1024).startswith(b"HTTP/1.1 400")  # uvicorn: "Invalid HTTP request"
+    finally:
+        server.should_exit = True
+        thread.join(10)

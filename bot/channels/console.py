@@ -100,9 +100,10 @@ class ConsoleChat:
 
     def keep(self, source: Path) -> Path:
         """Copy a photo into the media folder under a fresh name; Sanad keeps the file."""
-        self.media_dir.mkdir(parents=True, exist_ok=True)
+        self.media_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = self.media_dir.resolve() / f"{uuid.uuid4().hex}{source.suffix.lower()}"
         shutil.copyfile(source, target)
+        target.chmod(0o600)  # a field photo is read by Sanad's owner only
         return target
 
     def show(self, replies: list[Reply], after_command: bool = False) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import ExitStack, asynccontextmanager, suppress
 from contextvars import ContextVar
@@ -22,34 +23,45 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
+from telegram.warnings import PTBUserWarning
 
 from bot.app import Sanad
 from bot.background import Background
 from bot.channels.base import Rejected, RetryAfter, Transient, Unreachable, by_channel
 from bot.channels.telegram_commands import bot_commands
-from bot.channels.telegram_delivery import (
-    CHANNEL,
-    TelegramChannel,
-    telegram_deliver,
-    to_incoming,
-)
+from bot.channels.telegram_delivery import CHANNEL, TelegramChannel, telegram_deliver, to_incoming
 from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
 from handlers.help import commands_for
 from handlers.messages import Incoming, Reply, TryLater
-from locales import LANGUAGES, translator
+from locales import DEFAULT_LANGUAGE, LANGUAGES, supported, translator
+from outbox.pace import Pace
 from outbox.sender import Deliver
 from storage.db import transaction
 from storage.people import remember
 from storage.wal import checkpointing
 
 log = logging.getLogger(__name__)
+JSONDict = dict[str, Any]  # an update as Telegram sends it
 USERNAME_SETTING = "telegram_username"
 SENDER_CONNECTIONS = 16  # above the sender's concurrency, so sends do not queue for a socket
 ALLOWED_UPDATES = ["message", "callback_query"]
 ERROR_LOGGERS = ("handlers", "bot.channels", "outbox")  # their ERROR records count as errors
 POLL_TIMEOUT = 30  # seconds getUpdates waits for an update (long polling)
 RETRY_SECONDS = (1, 2, 4, 8, 15, 30)  # waits after failures, the last one repeated
+OVERALL_PER_SECOND = 30.0  # Telegram: messages a second per bot
+PER_CHAT_SECONDS = 1.0  # Telegram: a message a second per chat
+# Button presses of one chat applied from one fetched batch; more are answered "wait" and
+# dropped (a person pressing faster than the bot answers, or a client flooding old buttons),
+# so that one chat's backlog never holds up everyone else's answers.
+PRESSES_PER_CHAT = 3
+# Chats of one batch answered at the same time: concurrent, yet not a hundred requests at once
+# (on a loaded machine they would time out together and go to the outbox as late copies).
+REPLYING_CHATS = 8
+
+# `poll` fetches with `Bot.do_api_request`: the updates come as JSON, and a flood of one
+# chat's presses is dropped before it costs its parsing (see `bounded`).
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning)
 
 _failures: ContextVar[list[BaseException] | None] = ContextVar("update_failures", default=None)
 
@@ -63,7 +75,8 @@ class _Batch:
         self.dispatcher: Dispatcher | None = None  # set when Sanad applies its first update
         self.updates: list[Update] = []
         self.chats: set[int] = set()
-        self.answers: list[tuple[int, Callable[[], Awaitable[None]]]] = []  # by update id
+        # (update id, chat id, answer), in the order of the updates
+        self.answers: list[tuple[int, int | None, Callable[[], Awaitable[None]]]] = []
 
     def collects(self, dispatcher: Dispatcher) -> bool:
         """Whether the update being handled goes into the batch (the dispatcher's batch is
@@ -81,11 +94,17 @@ class _Batch:
 
 
 _batch: ContextVar[_Batch | None] = ContextVar("update_batch", default=None)
+_dropping: set[asyncio.Task[None]] = set()  # answers to dropped presses under way
 
 
 class NotRecorded(Exception):
     """An update went through the Application but was not stored: Telegram must send it
     again (the webhook answers 500; polling keeps its offset unconfirmed)."""
+
+
+def telegram_pace() -> Pace:
+    """One pace for every message of a process to Telegram, replies and outbox alike."""
+    return Pace(OVERALL_PER_SECOND, PER_CHAT_SECONDS, time.monotonic, asyncio.sleep)
 
 
 def build_application(
@@ -95,6 +114,7 @@ def build_application(
     get_updates_request: BaseRequest | None = None,
     with_background: bool = False,
     metrics: Metrics | None = None,
+    pace: Pace | None = None,
     other_channels: dict[str, Deliver] | None = None,
 ) -> Application:
     """The python-telegram-bot Application for `sanad`; requests can be replaced in tests.
@@ -115,6 +135,7 @@ def build_application(
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(get_updates_request or request)
+    pace = pace or telegram_pace()
     background: list[Background] = []
     tasks: list[asyncio.Task[None]] = []
     checkpoints = ExitStack()
@@ -125,7 +146,7 @@ def build_application(
         if with_background:
             delivers = {CHANNEL: telegram_deliver(application.bot), **(other_channels or {})}
             background.append(
-                Background(sanad, by_channel(delivers), metrics.sent if metrics else None)
+                Background(sanad, by_channel(delivers), metrics.sent if metrics else None, pace)
             )
             await background[0].start()
         checkpoints.enter_context(checkpointing(sanad.engine))  # last: stopping undoes it
@@ -148,7 +169,7 @@ def build_application(
     )
     # One handler for every update: the dispatcher decides what it means, so PTB's handler
     # groups have nothing to order. Updates of one chat are processed in arrival order.
-    application.add_handler(TypeHandler(Update, _handler(sanad, metrics)))
+    application.add_handler(TypeHandler(Update, _handler(sanad, pace, metrics)))
     application.add_error_handler(_remember_failure)
     return application
 
@@ -234,16 +255,26 @@ async def poll(
 
     while not stop.is_set():
         try:
-            updates = await _unless_stopped(
+            fetched = await _unless_stopped(
                 stop,
-                application.bot.get_updates(
-                    offset=offset,
-                    timeout=int(timeout),
-                    allowed_updates=ALLOWED_UPDATES,
+                application.bot.do_api_request(
+                    "getUpdates",
+                    api_kwargs={
+                        "offset": offset,
+                        "timeout": int(timeout),
+                        "allowed_updates": ALLOWED_UPDATES,
+                    },
                     read_timeout=timeout + 10,
                 ),
             )
+            kept, dropped = bounded(fetched)
+            updates = [Update.de_json(data, application.bot) for data in kept]
             await apply_updates(application, updates, stored)
+            if dropped:  # answered on the side: the next batch does not wait for them
+                answering = asyncio.create_task(_drop_presses(application.bot, dropped))
+                _dropping.add(answering)
+                answering.add_done_callback(_dropping.discard)
+                stored(max(int(data["update_id"]) for data in fetched))
             failures = 0
         except (TelegramError, NotRecorded) as error:
             wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
@@ -309,20 +340,86 @@ async def _settle(batch: _Batch, stored: Callable[[int], None]) -> None:
         stored(batch.updates[-1].update_id)
     answers = batch.answers
     batch.clear()
-    for update_id, answer in answers:
+    by_chat: dict[int | None, list[tuple[int, Callable[[], Awaitable[None]]]]] = {}
+    for update_id, chat_id, answer in answers:
+        by_chat.setdefault(chat_id, []).append((update_id, answer))
+    # Chats are answered at once (up to REPLYING_CHATS), each in the order of its updates and
+    # at its own pace.
+    turns = asyncio.Semaphore(REPLYING_CHATS)
+    await asyncio.gather(
+        *(_answer_in_order(chat_answers, turns) for chat_answers in by_chat.values())
+    )
+
+
+async def _answer_in_order(
+    answers: list[tuple[int, Callable[[], Awaitable[None]]]], turns: asyncio.Semaphore
+) -> None:
+    async with turns:
+        for update_id, answer in answers:
+            await _answer_logged(update_id, answer)
+
+
+async def _answer_logged(update_id: int, answer: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await answer()
+    except Exception:  # stored already, so nothing to deliver again; the next ones go on
+        log.exception(
+            "update telegram:%s: answering it failed",
+            update_id,
+            extra={"update_id": f"telegram:{update_id}"},
+        )
+
+
+def answering_drops() -> bool:
+    """Whether answers to dropped presses are still under way."""
+    return bool(_dropping)
+
+
+def bounded(fetched: Sequence[JSONDict]) -> tuple[list[JSONDict], list[JSONDict]]:
+    """The fetched updates to apply, and the button presses to drop: a chat's presses beyond
+    PRESSES_PER_CHAT in one batch. Looked at before parsing: a flood costs its parsing too."""
+    kept: list[JSONDict] = []
+    dropped: list[JSONDict] = []
+    presses: dict[object, int] = {}
+    for data in fetched:
+        query = data.get("callback_query")
+        if isinstance(query, dict):
+            who = (query.get("from") or {}).get("id")
+            presses[who] = presses.get(who, 0) + 1
+            if presses[who] > PRESSES_PER_CHAT:
+                dropped.append(data)
+                continue
+        kept.append(data)
+    return kept, dropped
+
+
+async def _drop_presses(bot: Bot, dropped: list[JSONDict]) -> None:
+    """Answer dropped presses with a short "wait" (the first of each chat); they change
+    nothing. One answer per chat and batch is enough for the person to see it: answering
+    every press of a flood would cost as much as the flood (the spinner stops by itself)."""
+    log.info("dropped %d button presses of chats pressing faster than answered", len(dropped))
+    first: dict[object, JSONDict] = {}
+    for data in dropped:
+        query = data["callback_query"]
+        first.setdefault((query.get("from") or {}).get("id"), query)
+
+    async def drop(query: JSONDict) -> None:
+        language = (query.get("from") or {}).get("language_code")
+        tr = translator(supported(language) or DEFAULT_LANGUAGE)
         try:
-            await answer()
-        except Exception:  # stored already, so nothing to deliver again; the next ones go on
-            log.exception(
-                "update telegram:%s: answering it failed",
-                update_id,
-                extra={"update_id": f"telegram:{update_id}"},
+            await bot.answer_callback_query(
+                str(query["id"]),
+                tr.gettext("Too many presses at once: this one was ignored. Wait for my answer."),
             )
+        except TelegramError as error:  # cosmetic: the spinner stops by itself
+            log.debug("could not answer a dropped button press: %s", error)
+
+    await asyncio.gather(*(drop(query) for query in first.values()))
 
 
 async def _unless_stopped(
-    stop: asyncio.Event, fetching: Coroutine[Any, Any, tuple[Update, ...]]
-) -> tuple[Update, ...]:
+    stop: asyncio.Event, fetching: Coroutine[Any, Any, list[JSONDict]]
+) -> list[JSONDict]:
     """The fetched updates, or none if `stop` came first (what was being fetched is not
     confirmed, so Telegram keeps it)."""
     fetch = asyncio.ensure_future(fetching)
@@ -333,8 +430,8 @@ async def _unless_stopped(
         fetch.cancel()
         with suppress(asyncio.CancelledError):
             await fetch
-        return ()
-    return fetch.result()
+        return []
+    return list(fetch.result())
 
 
 @asynccontextmanager
@@ -409,7 +506,9 @@ async def run_worker(
     """The scheduler and the sender alone, until `stop` is set."""
     async with bot or make_bot(sanad) as ready:
         delivers = {CHANNEL: telegram_deliver(ready), **(other_channels or {})}
-        work = Background(sanad, by_channel(delivers), metrics.sent if metrics else None)
+        work = Background(
+            sanad, by_channel(delivers), metrics.sent if metrics else None, telegram_pace()
+        )
         with checkpointing(sanad.engine):
             await work.start()
             await stop.wait()
@@ -438,6 +537,7 @@ async def _introduce(sanad: Sanad, application: Application) -> None:
 
 def _handler(
     sanad: Sanad,  # type: ignore[no-untyped-def]
+    pace: Pace,
     metrics: Metrics | None = None,
 ):
     async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -456,26 +556,41 @@ def _handler(
         async def answer() -> None:
             if update.callback_query is not None:
                 await _acknowledge(update)
-            sent = await _send_replies(sanad, context.bot, incoming, replies)
+            sent = await _send_replies(sanad, context.bot, incoming, replies, pace)
             if metrics is not None:
                 metrics.replied(sent, time.perf_counter() - started)
 
-        if batch is not None:
-            batch.answers.append((update.update_id, answer))  # once the batch is committed
+        if batch is not None:  # answered once the batch is committed
+            chat_id = update.effective_chat.id if update.effective_chat else None
+            batch.answers.append((update.update_id, chat_id, answer))
         else:
             await answer()
 
     return handle
 
 
-async def _send_replies(sanad: Sanad, bot: Bot, incoming: Incoming, replies: list[Reply]) -> int:
-    """Send the replies of a committed update; what Telegram does not take waits in the
-    outbox for the sender and its retries (the update itself is recorded: a redelivery would
-    be ignored, so failing it would lose the replies). Returns how many were sent now."""
+async def _send_replies(
+    sanad: Sanad, bot: Bot, incoming: Incoming, replies: list[Reply], pace: Pace | None = None
+) -> int:
+    """Send the replies of a committed update at the process's `pace` (shared with the
+    outbox); what Telegram does not take waits in the outbox for the sender and its retries
+    (the update itself is recorded: a redelivery would be ignored, so failing it would lose
+    the replies). Returns how many were sent now."""
     channel = TelegramChannel(bot)
+    chat = (CHANNEL, incoming.chat_id)
     for number, reply in enumerate(replies):
         try:
-            await channel.send_reply(incoming.chat_id, reply)
+            if pace is not None:
+                await pace.reply_turn(chat)
+            try:
+                await channel.send_reply(incoming.chat_id, reply)
+            except RetryAfter as flood:  # the whole bot waits; the outbox sends it after
+                if pace is not None:
+                    pace.pause(flood.seconds)
+                raise
+            finally:
+                if pace is not None:
+                    pace.done(chat, outbox=False)
         except Unreachable:
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
             sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway

@@ -24,6 +24,7 @@ Use the Application's bot (its connection pool allows the sender's concurrency; 
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ from outbox.sender import Deliver
 from storage.models import OutboxMessage
 
 CHANNEL = "telegram"
+#: What Telegram's file ids are made of (URL-safe base64): never a path, which PTB would upload.
+TELEGRAM_FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
 GONE = ("chat not found", "user not found")
 LIMITS = Limits(text=4096, caption=1024, measure=utf16_units)
 BUTTON_LABEL_LIMIT = 60
@@ -151,8 +154,14 @@ async def _call(bot: Bot, chat_id: int, message: TelegramMessage) -> None:
                 filename=message.document.name,
                 reply_markup=message.markup,
             )
+        # A document is a chat export made for this message: once Telegram has it, the server
+        # keeps no copy of the reports in it (an unsent one waits in the outbox for a retry).
+        message.document.unlink(missing_ok=True)
         return
     if isinstance(message.photo, str):  # a photo Telegram already has: its file id
+        # PTB uploads a string that names a local file: a reference must look like Telegram's.
+        if not TELEGRAM_FILE_ID.fullmatch(message.photo):
+            raise Rejected("the photo is not a Telegram file id")
         await bot.send_photo(chat_id, message.photo, caption=caption, reply_markup=message.markup)
         return
     if message.photo is not None:

@@ -5,23 +5,35 @@ polling, whose dispatcher commits the update id and its effect in one transactio
 database could not take it, 500, so that Telegram delivers it again; the dedupe by update id
 makes a redelivery harmless. Replies Telegram refuses after the commit wait in the outbox.
 A request without the right X-Telegram-Bot-Api-Secret-Token gets 403 and changes nothing.
-GET /health tells whether the database answers; GET /metrics is Prometheus text.
+A body above WEBHOOK_MAX_BODY_BYTES gets 413 (Telegram's updates are a few KiB), one not read
+within WEBHOOK_READ_TIMEOUT seconds 408; uvicorn bounds headers and idle connections
+(`server_options`).
+
+GET /health tells whether the database answered its last check (checked at most once per
+HEALTH_CACHE_SECONDS, whoever asks how often). Metrics are served on their own port
+(METRICS_PORT, bound to 127.0.0.1: see bot.metrics); GET /metrics exists here only when
+METRICS_TOKEN is set, and answers only a request with `Authorization: Bearer <token>`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from telegram import Bot, Update
 from telegram.ext import Application
 
@@ -39,7 +51,8 @@ from bot.channels.telegram import (
 from bot.channels.whatsapp import CHANNEL as WHATSAPP
 from bot.channels.whatsapp.service import WhatsApp
 from bot.channels.whatsapp.webhook import PATH as WHATSAPP_PATH
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.metrics import CONTENT_TYPE, Cached, Metrics
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 PATH = "/telegram"
@@ -76,15 +89,27 @@ def create_app(
     # The next message of a chat may reach another web process: it must see at once that
     # this one's replies went out (else it would ask the person where to go on).
     sanad.dispatcher.replied_delay = 0.0
-    metrics = metrics or Metrics(sanad.engine)
+    settings = sanad.settings
+    metrics = metrics or Metrics(sanad.engine, settings.metrics_cache_seconds)
+    database = Cached(lambda: float(_database_answers(sanad)), settings.health_cache_seconds)
 
     async def telegram(request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, secret):
             return Response(status_code=403)
         try:
+            async with asyncio.timeout(settings.webhook_read_timeout):
+                body = await read_body(request, settings.webhook_max_body_bytes)
+        except BodyTooLarge:
+            log.warning("webhook: a body above %d bytes", settings.webhook_max_body_bytes)
+            metrics.errors.inc()
+            return Response(status_code=413)
+        except TimeoutError:
+            log.warning("webhook: a body not read within %ss", settings.webhook_read_timeout)
+            return Response(status_code=408)
+        try:
             assert application is not None
-            update = Update.de_json(await request.json(), application.bot)
+            update = Update.de_json(json.loads(body), application.bot)
         except Exception:
             log.warning("webhook: a body that is not an update")
             metrics.errors.inc()
@@ -98,11 +123,19 @@ def create_app(
         return Response(status_code=200)
 
     async def health(request: Request) -> Response:
-        if await run_in_threadpool(_database_answers, sanad):
+        answers = database.fresh()  # most calls: no query, no thread
+        if answers is None:
+            answers = await run_in_threadpool(database.get)
+        if answers == 1.0:
             return JSONResponse({"database": "ok"})
         return JSONResponse({"database": "unreachable"}, status_code=503)
 
+    token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else b""
+
     async def scrape(request: Request) -> Response:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, b"Bearer " + token):
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     @asynccontextmanager
@@ -133,14 +166,69 @@ def create_app(
             for logger in counted:
                 logger.removeHandler(metrics.error_log)
 
-    routes = [Route("/health", health), Route("/metrics", scrape)]
+    routes = [Route("/health", health)]
     if application is not None:
         routes.append(Route(PATH, telegram, methods=["POST"]))
     if whatsapp is not None:
         routes += whatsapp.webhook.routes()
-    app = Starlette(routes=routes, lifespan=lifespan)
+    if token:
+        routes.append(Route("/metrics", scrape))
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(HeaderLimit, limit=settings.webhook_max_header_bytes)],
+    )
     app.state.metrics = metrics
     return app
+
+
+class HeaderLimit:
+    """431 for a request whose headers add up to more than `limit` bytes. uvicorn's h11 bound
+    (`server_options`) only holds for headers still arriving: ones that come in one read
+    (up to 256 KiB) reach the app whole, and are refused here."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > self.limit:
+                await Response(status_code=431)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    """The request's body is larger than the webhook takes."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (BodyTooLarge) as soon as it passes `limit` bytes: a declared
+    Content-Length above it is refused before reading anything."""
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's bounds on what a client may send: header size, idle keep-alive time, and how
+    many connections at once. The header bound is h11's (httptools, which uvicorn prefers
+    when it is installed, does not take it): h11 it is."""
+    return {
+        "http": "h11",
+        "h11_max_incomplete_event_size": settings.webhook_max_header_bytes,
+        "timeout_keep_alive": settings.webhook_keep_alive_seconds,
+        "limit_concurrency": settings.webhook_max_connections,
+    }
 
 
 def _database_answers(sanad: Sanad) -> bool:
@@ -160,8 +248,9 @@ async def set_webhook(sanad: Sanad, url: str, bot: Bot | None = None) -> None:
         await ready.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
 
 
-def serve(app: Starlette, host: str, port: int) -> None:
-    """Serve the webhook app under uvicorn until interrupted (logging stays ours)."""
+def serve(app: Starlette, host: str, port: int, settings: Settings) -> None:
+    """Serve the webhook app under uvicorn until interrupted (logging stays ours), within
+    the bounds of `server_options`."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    uvicorn.run(app, host=host, port=port, log_config=None, **server_options(settings))

@@ -20,10 +20,11 @@ from typing import Any
 from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.words import as_command, normalize, start_words
 from handlers.messages import Incoming, Location
-from storage.people import CODE_ALPHABET, CODE_LENGTH
+from storage.invites import CODE_ALPHABET, CODE_LENGTH, clean_code
 
 JSON = dict[str, Any]
-CODE = re.compile(f"[{CODE_ALPHABET}]{{{CODE_LENGTH}}}")
+CODE = re.compile(f"[{CODE_ALPHABET}]{{8}}|[{CODE_ALPHABET}]{{{CODE_LENGTH}}}")  # older, current
+TYPED_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]*")
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def typed(text: str) -> str:
     if normalize(first) in start_words():
         return f"/start {rest.strip()}".rstrip()
     if _looks_like_code(stripped):
-        return f"/start {stripped.upper()}"
+        return f"/start {clean_code(stripped)}"
     command = as_command(stripped)
     return f"/{command}" if command else text
 
@@ -149,6 +150,6 @@ def typed(text: str) -> str:
 def _looks_like_code(text: str) -> bool:
     """An invitation code sent alone. Lower-case codes count when they hold a digit (a word
     such as "payments" is made of code letters, but holds none)."""
-    if not CODE.fullmatch(text.upper()):
+    if not TYPED_CODE.fullmatch(text) or not CODE.fullmatch(clean_code(text)):
         return False
     return text.isupper() or any(c.isdigit() for c in text)

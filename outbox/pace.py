@@ -1,0 +1,133 @@
+"""One pace for every message a process sends on a platform: outbox messages and direct replies.
+
+Telegram takes about 30 messages a second per bot and 1 a second per chat; a 429 asks the whole
+bot to wait. `Pace` keeps both limits for everything it is told about:
+
+* overall, a token bucket of `per_second` with a burst of `burst` (2 by default: evenly
+  spaced, and a timer that wakes late is made up for), and a window of the last `per_second`
+  grants, so that no one-second window ever holds more than `per_second` messages, whatever
+  the bucket allowed;
+* per chat, the next outbox message goes `per_chat_seconds` after the platform *answered* the
+  previous message to that chat, reply or outbox message;
+* a direct reply does not queue for a token (a person waits for it): it waits out a pause and
+  the spacing after an outbox message to its chat, then takes its token at once, even on
+  credit, so the outbox messages that follow leave room for it. Replies to one chat are not
+  spaced from each other: they come at the pace of the person's own messages.
+* after a flood wait (`pause`) the bucket starts empty at the end of the pause: sending
+  resumes at the steady rate, not with a burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+
+SAFETY = 0.001  # seconds added to waits the platform counts to the second
+RESOLUTION = 1e-6  # datetimes count microseconds: a shorter wait is no wait
+WINDOW = 1.0  # seconds: "per second" is counted over any window this long
+FORGET_CHATS_ABOVE = 1000  # chats remembered before the ones already free are dropped
+
+Sleep = Callable[[float], Awaitable[object]]
+
+
+class Pace:
+    """The overall token bucket, spacing per chat, and the bot-wide pause after a flood wait."""
+
+    def __init__(
+        self,
+        per_second: float,
+        per_chat_seconds: float,
+        clock: Callable[[], float],
+        sleep: Sleep,
+        burst: float = 2.0,
+    ) -> None:
+        self.rate = per_second
+        self.burst = max(1.0, burst)
+        self.per_chat_seconds = per_chat_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.burst
+        self._stamp = clock()
+        self._paused_until = -math.inf
+        self._granted: deque[float] = deque(maxlen=max(1, math.floor(per_second)))
+        self._chat_free: dict[Hashable, float] = {}  # next outbox message may go then
+        self._reply_free: dict[Hashable, float] = {}  # next reply may go then (after outbox)
+        self._lock = asyncio.Lock()
+
+    # --- outbox messages ------------------------------------------------------------------
+
+    async def wait_chat(self, chat: Hashable) -> None:
+        """Wait until `chat` may get its next outbox message."""
+        while (wait := self._chat_free.get(chat, -math.inf) - self._clock()) > RESOLUTION:
+            await self._sleep(wait)
+
+    async def acquire(self) -> None:
+        """Wait for a token and take it; grants go one at a time, in order of arrival."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                wait = max(self._paused_until - now, self._window_wait(now), self._refill(now))
+                if wait <= RESOLUTION:
+                    self._grant(now)
+                    return
+                await self._sleep(wait)
+
+    # --- direct replies -------------------------------------------------------------------
+
+    async def reply_turn(self, chat: Hashable) -> None:
+        """Wait until a direct reply to `chat` may go, and count it."""
+        while True:
+            now = self._clock()
+            wait = max(self._paused_until - now, self._reply_free.get(chat, -math.inf) - now)
+            if wait <= RESOLUTION:
+                self._refill(now)
+                self._grant(now)
+                return
+            await self._sleep(wait)
+
+    # --- what the platform said -----------------------------------------------------------
+
+    def done(self, chat: Hashable, outbox: bool = True) -> None:
+        """The platform answered a message to `chat`: space the next one from now."""
+        now = self._clock()
+        if len(self._chat_free) > FORGET_CHATS_ABOVE:
+            self._chat_free = {c: t for c, t in self._chat_free.items() if t > now}
+            self._reply_free = {c: t for c, t in self._reply_free.items() if t > now}
+        free = now + self.per_chat_seconds + SAFETY
+        self._chat_free[chat] = free
+        if outbox:
+            self._reply_free[chat] = free
+        else:
+            self._reply_free.pop(chat, None)
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for `seconds` (a flood wait applies to the whole bot); afterwards the
+        bucket starts empty."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds + SAFETY)
+        self._tokens = min(self._tokens, 0.0)
+        self._stamp = self._paused_until
+
+    async def wait_pause(self) -> None:
+        while (wait := self._paused_until - self._clock()) > RESOLUTION:
+            await self._sleep(wait)
+
+    # --- the bucket and the window --------------------------------------------------------
+
+    def _refill(self, now: float) -> float:
+        """Add the tokens earned since the last look; seconds until one token is there."""
+        if now > self._stamp:
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+
+    def _window_wait(self, now: float) -> float:
+        """Seconds until one more grant keeps every window within `per_second` grants."""
+        if len(self._granted) < (self._granted.maxlen or 1):
+            return 0.0
+        return self._granted[0] + WINDOW - now
+
+    def _grant(self, now: float) -> None:
+        self._tokens -= 1
+        self._granted.append(now)
