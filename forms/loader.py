@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from forms import yaml_file
 from forms.schema import FormSpec
@@ -46,7 +47,7 @@ def _near(text: str, error: yaml.YAMLError) -> str:
     return ""
 
 
-def _describe(path: Path, data: object, problem: dict) -> str:  # type: ignore[type-arg]
+def _describe(path: Path, data: object, problem: ErrorDetails) -> str:
     place = list(problem["loc"])
     where = ".".join(str(p) for p in place) or "form"
     if len(place) >= 2 and place[0] == "fields" and isinstance(place[1], int):

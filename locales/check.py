@@ -96,7 +96,7 @@ def check_message(message: Message, num_plurals: int, *, required: bool) -> list
         problems.append(f"has {len(forms)} plural forms, the header says {num_plurals}")
     if required and not all(forms):
         problems.append("is not translated" + (" in every plural form" if any(forms) else ""))
-    sources = list(message.id) if message.pluralizable else [message.id]
+    sources = [message.id] if isinstance(message.id, str) else list(message.id)
     source_fields = set().union(*(placeholders(s) for s in sources if not field_problems(s)))
     if message.pluralizable:
         # A plural form may spell the number out ("تقرير واحد", "تقريران"): {n} is optional.

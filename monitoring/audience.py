@@ -20,7 +20,7 @@ def workers_of(session: Session, organization_ids: Sequence[int]) -> list[Person
                 Person.role == "worker",
                 Person.active,
             )
-            .order_by(Person.id)
+            .order_by(col(Person.id))
         ).all()
     )
 
@@ -31,7 +31,7 @@ def coordinators_of(session: Session, group: Group) -> list[Person]:
             select(Person)
             .join(Organization)
             .where(Organization.group_id == group.id, Person.role == "coordinator", Person.active)
-            .order_by(Person.id)
+            .order_by(col(Person.id))
         ).all()
     )
 
@@ -39,7 +39,7 @@ def coordinators_of(session: Session, group: Group) -> list[Person]:
 def admins(session: Session) -> list[Person]:
     return list(
         session.exec(
-            select(Person).where(Person.role == "admin", Person.active).order_by(Person.id)
+            select(Person).where(Person.role == "admin", Person.active).order_by(col(Person.id))
         ).all()
     )
 

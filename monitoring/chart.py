@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import arabic_reshaper
 from bidi.algorithm import get_display  # not bidi.get_display: see display_text
@@ -271,7 +272,7 @@ def _row_by_row(
 
 def _style_x_axis(ax: Axes, labels: list[str], rtl: bool) -> None:
     crowded = len(labels) > MAX_BAR_PERIODS or max((len(s) for s in labels), default=0) > 12
-    slant = (  # slanted, the end of each label (its left end in RTL) at its tick
+    slant: dict[str, Any] = (  # slanted, the end of each label (its left end in RTL) at its tick
         {"rotation": -30 if rtl else 30, "ha": "left" if rtl else "right"} if crowded else {}
     )
     ax.set_xticks(

@@ -15,7 +15,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, func
+from sqlalchemy import bindparam, func
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, col, select
 
 from forms.periods import Period, period_containing
@@ -107,9 +108,11 @@ def _first_submissions(
     """Each organization's first submission of a report for `period` (UTC)."""
     first: dict[int, datetime] = {}
     if form.period != "none":
-        rows = session.exec(
-            _of_period(form.id), params={"group_id": group.id, "period": period.key}
-        ).all()
+        rows = (
+            session.connection()
+            .execute(_of_period(form.id), {"group_id": group.id, "period": period.key})
+            .all()
+        )
         for organization_id, submitted in rows:
             if organization_id not in first or submitted < first[organization_id]:
                 first[organization_id] = submitted
@@ -119,10 +122,14 @@ def _first_submissions(
     # visit date is enough, and without a date the first since the period began.
     dated = next((f.name for f in form.fields if f.type == "date"), None)
     zone = ZoneInfo(group.timezone)
-    rows = session.exec(
-        _since(form.id, dated),
-        params={"group_id": group.id, "since": local_midnight(period.start, group.timezone)},
-    ).all()
+    rows = (
+        session.connection()
+        .execute(
+            _since(form.id, dated),
+            {"group_id": group.id, "since": local_midnight(period.start, group.timezone)},
+        )
+        .all()
+    )
     for organization_id, submitted, *visited in rows:
         when = (
             date.fromisoformat(visited[0])
@@ -140,7 +147,7 @@ def _first_submissions(
 
 
 @lru_cache(maxsize=64)
-def _of_period(form_id: str) -> Select[Any]:
+def _of_period(form_id: str) -> Executable:
     # No GROUP BY here: SQLite (without ANALYZE) would then walk the unique index of all
     # the form's reports, for its organization order.
     return select(Report.organization_id, Report.submitted_at).where(
@@ -151,15 +158,15 @@ def _of_period(form_id: str) -> Select[Any]:
 
 
 @lru_cache(maxsize=64)
-def _since(form_id: str, dated: str | None) -> Select[Any]:
-    query = (
+def _since(form_id: str, dated: str | None) -> Executable:
+    query: Any = (
         select(Report.organization_id, func.min(Report.submitted_at))
         .where(
             Report.group_id == bindparam("group_id"),
             Report.form_id == form_id,
             Report.submitted_at >= bindparam("since"),
         )
-        .group_by(Report.organization_id)
+        .group_by(col(Report.organization_id))
     )
     if dated:
         day = Report.answers[dated].as_string().label("day")

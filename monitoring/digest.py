@@ -13,7 +13,9 @@ from functools import lru_cache
 from statistics import median
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, case, func
+from sqlalchemy import and_, bindparam, case, func
+from sqlalchemy import select as core_select
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, col, select
 
 from forms.display import header_label, period_label
@@ -117,10 +119,14 @@ def _history(
     fields = numeric_fields(form)
     names = tuple(f.name for f in fields)
     if form.period != "none":
-        rows = session.exec(
-            _by_period(form.id, names),
-            params={"group_id": group.id, "keys": [p.key for p in periods]},
-        ).all()
+        rows = (
+            session.connection()
+            .execute(
+                _by_period(form.id, names),
+                {"group_id": group.id, "keys": [p.key for p in periods]},
+            )
+            .all()
+        )
         by_key = {row[-1]: row[:-1] for row in rows}
     else:
         by_key = _dated_totals(session, group, form, periods, names)
@@ -138,17 +144,17 @@ def _history(
 
 
 @lru_cache(maxsize=64)
-def _by_period(form_id: str, fields: tuple[str, ...]) -> Select[Any]:
+def _by_period(form_id: str, fields: tuple[str, ...]) -> Executable:
     """Count and sums of `fields` of a group's reports, per period."""
     sums = [func.coalesce(func.sum(Report.answers[f].as_float()), 0.0) for f in fields]
     return (
-        select(func.count(col(Report.id)), *sums, Report.period)
+        core_select(func.count(col(Report.id)), *sums, col(Report.period))
         .where(
-            Report.group_id == bindparam("group_id"),
-            Report.form_id == form_id,
+            col(Report.group_id) == bindparam("group_id"),
+            col(Report.form_id) == form_id,
             col(Report.period).in_(bindparam("keys", expanding=True)),
         )
-        .group_by(Report.period)
+        .group_by(col(Report.period))
     )
 
 
@@ -167,12 +173,14 @@ def _dated_totals(
         params[f"until{i}"] = local_midnight(p.end + timedelta(days=1), group.timezone)
         params[f"first{i}"], params[f"last{i}"] = p.start.isoformat(), p.end.isoformat()
     params["since"], params["until"] = params["since0"], params[f"until{len(periods) - 1}"]
-    rows = session.exec(_by_date(form.id, fields, dated, len(periods)), params=params).all()
+    rows = (
+        session.connection().execute(_by_date(form.id, fields, dated, len(periods)), params).all()
+    )
     return {periods[row[0]].key: tuple(row[1:]) for row in rows}
 
 
 @lru_cache(maxsize=64)
-def _by_date(form_id: str, fields: tuple[str, ...], dated: str | None, periods: int) -> Select[Any]:
+def _by_date(form_id: str, fields: tuple[str, ...], dated: str | None, periods: int) -> Executable:
     """One statement for all the periods: the rows submitted since the first began, each JSON
     value read once (MATERIALIZED: SQLite would read it again for each mention in the
     buckets), then summed by the period whose conditions they meet."""
@@ -227,7 +235,7 @@ def _outliers(session: Session, group: Group, form: FormSpec, period: Period) ->
     ).all()
     by_org: dict[int, dict[str, dict[str, float]]] = {}
     for organization_id, key, answers in rows:
-        by_org.setdefault(organization_id, {})[key or ""] = answers
+        by_org.setdefault(organization_id, {})[key or ""] = dict(answers)
     found = []
     for organization_id, periods in sorted(by_org.items()):
         current = periods.get(period.key)
@@ -386,7 +394,9 @@ def money_totals(
     if not fields or form.period == "none":
         return {}
     names = tuple(f.name for f in fields)
-    row = session.exec(
-        _by_period(form.id, names), params={"group_id": group.id, "keys": [period.key]}
-    ).first()
+    row = (
+        session.connection()
+        .execute(_by_period(form.id, names), {"group_id": group.id, "keys": [period.key]})
+        .first()
+    )
     return {name: float(row[i + 1]) for i, name in enumerate(names)} if row else {}

@@ -101,6 +101,7 @@ def _insert_new_statement(dialect: str, table: Table, key: tuple[str, ...]) -> H
     """Built once per table: the values come as parameters, so SQLAlchemy's statement cache
     key is computed once too (building and keying the statement cost more than running it).
     Hot: the dispatcher records every incoming update with it."""
+    statement: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
     elif dialect == "sqlite":

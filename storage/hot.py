@@ -62,10 +62,10 @@ class HotStatement:
         rows = self._run(runner, compiled, params)
         if not rows:
             return None
-        row = list(rows[0])
+        values = list(rows[0])
         for index, process in compiled.results:
-            row[index] = process(row[index])
-        return tuple(row)
+            values[index] = process(values[index])
+        return tuple(values)
 
     def run(self, runner: Session | Connection, params: Mapping[str, Any]) -> None:
         """Execute, for a statement whose rows (if any) are not wanted."""
@@ -87,7 +87,7 @@ class HotStatement:
         cursor = connection.connection.cursor()
         try:
             cursor.execute(compiled.sql, values)
-            return cursor.fetchall() if compiled.returns else []
+            return list(cursor.fetchall()) if compiled.returns else []
         except dialect.loaded_dbapi.Error as error:
             raise DBAPIError.instance(
                 compiled.sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect

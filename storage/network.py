@@ -154,7 +154,7 @@ def apply_network(session: Session, spec: NetworkSpec) -> dict[str, int]:
 
 def _upsert_group(session: Session, spec: GroupSpec, counts: dict[str, int]) -> Group:
     week_start = spec.week_start or WEEK_START_BY_COUNTRY.get(spec.country, "monday")
-    values = {
+    values: dict[str, Any] = {
         "names": spec.names.model_dump(),
         "country": spec.country,
         "timezone": spec.timezone,
@@ -183,7 +183,7 @@ def _upsert_org(
     session: Session, group: Group, spec: OrganizationSpec, kind: str, counts: dict[str, int]
 ) -> None:
     assert group.id is not None
-    values = {
+    values: dict[str, Any] = {
         "group_id": group.id,
         "kind": kind,
         "names": spec.names.model_dump(),

@@ -227,13 +227,13 @@ def _ready(candidate: type[OutboxMessage]) -> Any:
     waits_for_earlier = (
         select(earlier.id)
         .where(
-            earlier.person_id == candidate.person_id,
-            earlier.id < candidate.id,
-            earlier.status.in_(WAITING),
-        )  # type: ignore[attr-defined]
+            col(earlier.person_id) == candidate.person_id,
+            col(earlier.id) < candidate.id,
+            col(earlier.status).in_(WAITING),
+        )
         .exists()
     )
-    return and_(candidate.status == "pending", ~waits_for_earlier)
+    return and_(col(candidate.status) == "pending", ~waits_for_earlier)
 
 
 def _update(*, only_if_sending: bool = True, count_attempt: bool = True, **values: Any) -> Any:
@@ -305,9 +305,9 @@ def recover(session: Session, now: datetime, older_than: timedelta) -> int:
     statement = (
         update(OutboxMessage)
         .where(
-            OutboxMessage.status == "sending",  # type: ignore[arg-type]
-            OutboxMessage.claimed_at <= now - older_than,
-        )  # type: ignore[operator]
+            col(OutboxMessage.status) == "sending",
+            col(OutboxMessage.claimed_at) <= now - older_than,
+        )
         .values(status="pending", claimed_at=None, claimed_by=None, resent=OutboxMessage.resent + 1)
     )
     return session.execute(statement).rowcount  # type: ignore[attr-defined]
@@ -323,10 +323,10 @@ def release_dead_claims(
     Each counts in `resent`: it is sent again and may already have reached its person.
     """
     alive = select(SenderHeartbeat.holder).where(SenderHeartbeat.seen_at >= alive_since)
-    claimed_by = OutboxMessage.claimed_by
+    claimed_by = col(OutboxMessage.claimed_by)
     dead = or_(
-        and_(claimed_by.is_not(None), claimed_by.not_in(alive)),  # type: ignore[union-attr]
-        and_(claimed_by.is_(None), OutboxMessage.claimed_at <= now - unowned_older_than),  # type: ignore[union-attr,operator]
+        and_(claimed_by.is_not(None), claimed_by.not_in(alive)),
+        and_(claimed_by.is_(None), col(OutboxMessage.claimed_at) <= now - unowned_older_than),
     )
     statement = (
         update(OutboxMessage)

@@ -4,6 +4,7 @@ Invitations are in storage.invites."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -184,7 +185,7 @@ def _member(row: Row[Any] | None) -> MemberRows | None:
     return None if row is None else member_at(row, 0)
 
 
-def member_at(row: Row[Any], start: int) -> MemberRows | None:
+def member_at(row: Sequence[Any], start: int) -> MemberRows | None:
     """The MEMBER_COLUMNS of `row` from position `start` on; None where they are empty (an
     outer join that found no person)."""
     if row[start] is None:  # the person's id
