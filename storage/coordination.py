@@ -22,7 +22,8 @@ from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "sanad_outbox"
+# The channel migration 0007's trigger notifies; literal SQL (a name of ours, never a value).
+LISTEN = "LISTEN sanad_outbox"
 CHECK_SECONDS = 2.0  # how often the lease is tried for, or the connection checked
 RETRY_SECONDS = 2.0  # after the connection failed
 LEASE = "sanad-scheduler"
@@ -67,7 +68,7 @@ class Coordination:
             schema = (
                 await (await connection.execute("SELECT current_schema()")).fetchone() or [""]
             )[0]
-            await connection.execute(f"LISTEN {CHANNEL}")
+            await connection.execute(LISTEN)
             self.on_notified()  # what was enqueued while nobody listened
             while not stop.is_set():
                 if self.want_lease and not self.holds_lease:

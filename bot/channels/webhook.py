@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import text
@@ -38,6 +38,8 @@ from telegram import Bot, Update
 from telegram.ext import Application
 
 from bot.app import Sanad
+from bot.background import Background
+from bot.channels.base import by_channel
 from bot.channels.telegram import (
     ALLOWED_UPDATES,
     ERROR_LOGGERS,
@@ -46,6 +48,9 @@ from bot.channels.telegram import (
     make_bot,
     running,
 )
+from bot.channels.whatsapp import CHANNEL as WHATSAPP
+from bot.channels.whatsapp.service import WhatsApp
+from bot.channels.whatsapp.webhook import PATH as WHATSAPP_PATH
 from bot.metrics import CONTENT_TYPE, Cached, Metrics
 from bot.settings import Settings
 
@@ -71,12 +76,16 @@ def webhook_secret(sanad: Sanad) -> str:
 
 def create_app(
     sanad: Sanad,
-    application: Application,
+    application: Application | None,
     metrics: Metrics | None = None,
+    whatsapp: WhatsApp | None = None,
+    with_background: bool = False,
 ) -> Starlette:
-    """The ASGI app. Its lifespan initializes and starts `application` (and its post_init:
-    the command list, and the scheduler and sender if it was built with them)."""
-    secret = webhook_secret(sanad).encode()
+    """The ASGI app: POST /telegram when `application` is given (its lifespan initializes and
+    starts it, and its post_init: the command list, and the scheduler and sender if it was built
+    with them), GET/POST /whatsapp when `whatsapp` is. Without Telegram, `with_background` runs
+    the scheduler and the sender here, at WhatsApp's rate."""
+    secret = webhook_secret(sanad).encode() if application is not None else b""
     # The next message of a chat may reach another web process: it must see at once that
     # this one's replies went out (else it would ask the person where to go on).
     sanad.dispatcher.replied_delay = 0.0
@@ -99,12 +108,14 @@ def create_app(
             log.warning("webhook: a body not read within %ss", settings.webhook_read_timeout)
             return Response(status_code=408)
         try:
+            assert application is not None
             update = Update.de_json(json.loads(body), application.bot)
         except Exception:
             log.warning("webhook: a body that is not an update")
             metrics.errors.inc()
             return Response(status_code=400)
         try:
+            assert application is not None
             await apply_update(application, update)
         except NotRecorded:
             metrics.errors.inc()
@@ -133,14 +144,33 @@ def create_app(
         for logger in counted:
             logger.addHandler(metrics.error_log)
         try:
-            async with running(application):
-                log.info("webhook ready on %s", PATH)
+            async with AsyncExitStack() as stack:
+                if application is not None:
+                    await stack.enter_async_context(running(application))
+                    log.info("webhook ready on %s", PATH)
+                if whatsapp is not None:
+                    stack.push_async_callback(whatsapp.close)
+                    if application is None and with_background:
+                        work = Background(
+                            sanad,
+                            by_channel({WHATSAPP: whatsapp.deliver}),
+                            metrics.sent,
+                            per_second=whatsapp.messages_per_second,
+                            burst=whatsapp.burst,
+                        )
+                        await work.start()
+                        stack.push_async_callback(work.stop)
+                    log.info("webhook ready on %s", WHATSAPP_PATH)
                 yield
         finally:
             for logger in counted:
                 logger.removeHandler(metrics.error_log)
 
-    routes = [Route(PATH, telegram, methods=["POST"]), Route("/health", health)]
+    routes = [Route("/health", health)]
+    if application is not None:
+        routes.append(Route(PATH, telegram, methods=["POST"]))
+    if whatsapp is not None:
+        routes += whatsapp.webhook.routes()
     if token:
         routes.append(Route("/metrics", scrape))
     app = Starlette(
