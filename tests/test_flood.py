@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import bot.channels.telegram as telegram_channel
+import bot.channels.telegram_flood as telegram_flood
 from bot.app import Sanad
-from bot.channels.telegram import PRESSES_PER_CHAT, build_application, polling
+from bot.channels.telegram import build_application, polling
+from bot.channels.telegram_flood import PRESSES_PER_CHAT
 from tests.fakes.telegram_bot_api import FakeBotApi
 from tests.harness import invite, plain
 
@@ -54,7 +55,7 @@ async def test_a_chat_flooding_old_buttons_is_bounded_and_others_are_answered(
     app = build_application(sanad, request=api.request(), get_updates_request=api.request())
     async with polling(app, timeout=1):
         await api.wait_for(lambda m: len(api.messages_to(511)) > calm_before, 20)  # answered
-        await until(lambda: not api.pending_updates and not telegram_channel.answering_drops())
+        await until(lambda: not api.pending_updates and not telegram_flood.answering_drops())
 
     waits = [a for a in api.callback_answers if "Too many presses" in str(a.get("text", ""))]
     applied = len(api.callback_answers) - len(waits)
