@@ -45,6 +45,8 @@ class Background:
         deliver: Deliver,
         on_sent: Callable[[float, float], None] | None = None,
         pace: Pace | None = None,
+        per_second: float = 30.0,
+        burst: float = 2.0,
     ) -> None:
         self.monitor = Monitor(
             sanad.engine,
@@ -55,6 +57,8 @@ class Background:
         self.sender = Sender(
             sanad.engine,
             deliver,
+            per_second=per_second,
+            burst=burst,
             clock=sanad.dispatcher.clock,
             on_sent=on_sent,
             stale_after=timedelta(seconds=sanad.settings.outbox_claim_timeout),

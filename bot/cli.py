@@ -57,21 +57,46 @@ To try Sanad without Telegram, use the console instead:
 """
 
 
+NO_POLLING = """\
+`python -m bot run` polls Telegram, and TELEGRAM_BOT_TOKEN is not set. WhatsApp has no
+polling: Meta posts each event to Sanad, so run `python -m bot webhook` (see docs/whatsapp.md).
+"""
+
+NO_CHANNEL = """\
+Neither Telegram nor WhatsApp is configured, so Sanad has no one to talk to.
+
+Telegram: set TELEGRAM_BOT_TOKEN (and TELEGRAM_WEBHOOK_SECRET for webhook mode).
+WhatsApp: set WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET and
+WHATSAPP_VERIFY_TOKEN (see docs/whatsapp.md). Both may be set: one process serves both.
+
+To try Sanad without either, use the console:
+
+    python -m bot demo
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = Settings()
     make_private(settings.data_dir)
     level = logging.INFO if args.action in (_run, _worker, _webhook) else logging.WARNING
-    secrets = [settings.telegram_bot_token, settings.telegram_webhook_secret]
+    secrets = [
+        settings.telegram_bot_token,
+        settings.telegram_webhook_secret,
+        settings.whatsapp_token,
+        settings.whatsapp_app_secret,
+        settings.whatsapp_verify_token,
+    ]
     logs.configure(
         [s.get_secret_value() for s in secrets if s], level, log_format=settings.log_format
     )
-    if (
-        args.action in (_run, _worker, _webhook, _set_webhook)
-        and settings.telegram_bot_token is None
-    ):
-        print(NO_TOKEN, file=sys.stderr)
+    whatsapp = settings.whatsapp_token is not None
+    if args.action in (_run, _set_webhook) and settings.telegram_bot_token is None:
+        print(NO_POLLING if whatsapp and args.action is _run else NO_TOKEN, file=sys.stderr)
+        return 1
+    if args.action in (_worker, _webhook) and settings.telegram_bot_token is None and not whatsapp:
+        print(NO_CHANNEL, file=sys.stderr)
         return 1
     try:
         return int(args.action(args, settings) or 0)
@@ -98,8 +123,9 @@ def _parser() -> argparse.ArgumentParser:
 
     webhook = commands.add_parser(
         "webhook",
-        help="serve Telegram updates over HTTP (POST /telegram, GET /health; metrics on "
-        "METRICS_PORT), with the scheduler and the sender unless --without-worker",
+        help="serve Telegram updates and WhatsApp events over HTTP (POST /telegram, GET/POST "
+        "/whatsapp, each when configured; GET /health), with the scheduler and the sender "
+        "unless --without-worker",
     )
     webhook.add_argument("--host", default="0.0.0.0")
     webhook.add_argument(
@@ -177,7 +203,19 @@ def _parser() -> argparse.ArgumentParser:
     invite.add_argument(
         "-o", "--output", type=Path, default=None, help="with --from-file: where to write"
     )
+    invite.add_argument(
+        "--channel",
+        choices=["telegram", "whatsapp"],
+        default="telegram",
+        help="with --org: the link to print, t.me (default) or wa.me",
+    )
     invite.set_defaults(action=_invite)
+
+    templates = commands.add_parser(
+        "whatsapp-templates",
+        help="print the WhatsApp message templates the bot uses, as JSON to submit to Meta",
+    )
+    templates.set_defaults(action=_whatsapp_templates)
 
     export = commands.add_parser("export", help="write reports to CSV or XLSX")
     export.add_argument("form", help="form id (checkin, beneficiaries, recycling) or all")
@@ -229,16 +267,24 @@ def _metrics(sanad: Sanad, count_errors: bool = True) -> Metrics:
 def _webhook(args: argparse.Namespace, settings: Settings) -> int:
     from bot.channels.telegram import build_application
     from bot.channels.webhook import create_app, serve, webhook_secret
+    from bot.channels.whatsapp.service import assemble_whatsapp
 
     sanad = assemble(settings)
     try:
-        webhook_secret(sanad)
+        whatsapp = assemble_whatsapp(sanad) if settings.whatsapp_token is not None else None
+        if settings.telegram_bot_token is not None:
+            webhook_secret(sanad)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     metrics = _metrics(sanad, count_errors=False)  # the app's lifespan counts them
-    application = build_application(sanad, with_background=not args.without_worker, metrics=metrics)
-    app = create_app(sanad, application, metrics)
+    application = None
+    if settings.telegram_bot_token is not None:
+        others = {"whatsapp": whatsapp.deliver} if whatsapp is not None else None
+        application = build_application(
+            sanad, with_background=not args.without_worker, metrics=metrics, other_channels=others
+        )
+    app = create_app(sanad, application, metrics, whatsapp, with_background=not args.without_worker)
     serve(app, args.host, args.port, settings)
     return 0
 
@@ -280,7 +326,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import signal
 
+    from bot.background import Background
+    from bot.channels.base import by_channel
     from bot.channels.telegram import run_worker
+    from bot.channels.whatsapp.service import assemble_whatsapp
 
     async def work() -> None:
         stop = asyncio.Event()
@@ -288,7 +337,27 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         sanad = assemble(settings)
-        await run_worker(sanad, stop, metrics=_metrics(sanad))
+        whatsapp = assemble_whatsapp(sanad) if settings.whatsapp_token is not None else None
+        try:
+            if settings.telegram_bot_token is not None:
+                others = {"whatsapp": whatsapp.deliver} if whatsapp is not None else None
+                await run_worker(sanad, stop, metrics=_metrics(sanad), other_channels=others)
+                return
+            assert whatsapp is not None
+            metrics = _metrics(sanad)
+            background = Background(
+                sanad,
+                by_channel({"whatsapp": whatsapp.deliver}),
+                metrics.sent,
+                per_second=whatsapp.messages_per_second,
+                burst=whatsapp.burst,
+            )
+            await background.start()
+            await stop.wait()
+            await background.stop()
+        finally:
+            if whatsapp is not None:
+                await whatsapp.close()
 
     asyncio.run(work())
     return 0
@@ -371,7 +440,16 @@ def _invite_one(sanad: Sanad, args: argparse.Namespace, valid_for: timedelta) ->
         invite = new_invite(session, organization, role, utcnow(), valid_for, name=args.name)
         username = _username(sanad, session)
     print(f"code: {shown(invite.code)}")
-    if username:
+    if args.channel == "whatsapp":
+        if sanad.settings.whatsapp_number:
+            number = "".join(c for c in sanad.settings.whatsapp_number if c.isdigit())
+            print(f"link: https://wa.me/{number}?text=start%20{invite.code}")
+        else:
+            print(
+                "link: unknown until WHATSAPP_NUMBER is set; meanwhile send "
+                f"start {invite.code} to the bot on WhatsApp"
+            )
+    elif username:
         print(f"link: https://t.me/{username}?start={invite.code}")
     else:
         print(
@@ -459,6 +537,15 @@ def _invite_from_file(sanad: Sanad, source: Path, output: Path | None, valid_for
         print("Telegram links are empty until TELEGRAM_BOT_USERNAME is set or the bot has run once")
     if not links.whatsapp_number and any(p.channel == "whatsapp" for p in people):
         print("WhatsApp links are empty until WHATSAPP_NUMBER is set")
+    return 0
+
+
+def _whatsapp_templates(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from bot.channels.whatsapp.templates import submissions
+
+    print(json.dumps(submissions(), ensure_ascii=False, indent=2))
     return 0
 
 

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TELEGRAM_API = "https://api.telegram.org/bot"
 TELEGRAM_FILE_API = "https://api.telegram.org/file/bot"
+WHATSAPP_GRAPH_API = "https://graph.facebook.com/v26.0"  # Meta's current Graph API version
 
 
 class Settings(BaseSettings):
@@ -22,6 +23,13 @@ class Settings(BaseSettings):
     telegram_base_url: str | None = None
     telegram_base_file_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None  # required by `python -m bot webhook`
+    whatsapp_token: SecretStr | None = None  # a permanent (system user) access token
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_app_secret: SecretStr | None = None  # signs webhook deliveries
+    whatsapp_verify_token: SecretStr | None = None  # answers Meta's webhook verification
+    whatsapp_number: str | None = None  # the business number, digits only, for wa.me links
+    whatsapp_base_url: str = WHATSAPP_GRAPH_API
+    whatsapp_messages_per_second: float = 80.0  # the number's throughput (higher tiers: more)
     log_format: Literal["text", "json"] = "text"
     # Metrics: on their own port, bound to metrics_host; on the webhook port only with a token.
     metrics_port: int | None = None  # `run`, `worker` and `webhook` serve /metrics here
@@ -63,6 +71,16 @@ class Settings(BaseSettings):
         marker = "/bot{token}" if "/bot{token}" in api else "/bot"
         head, _, tail = api.rpartition(marker)
         return f"{head}/file{marker}{tail}"
+
+    @property
+    def whatsapp_configured(self) -> bool:
+        """Whether every setting the WhatsApp channel needs is there."""
+        return None not in (
+            self.whatsapp_token,
+            self.whatsapp_phone_number_id,
+            self.whatsapp_app_secret,
+            self.whatsapp_verify_token,
+        )
 
     @property
     def charts_dir(self) -> Path:

@@ -250,6 +250,10 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _time(nullable=True)
     error: str | None = None
     broadcast_id: int | None = Field(default=None, index=True)
+    # The platform's id of the message that carried this row (WhatsApp's wamid), so that its
+    # status reports find it; and the last of them: sent, delivered, read or failed.
+    platform_message_id: str | None = Field(default=None, index=True)
+    delivery: str | None = None
 
 
 class SenderHeartbeat(SQLModel, table=True):

@@ -27,7 +27,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.app import Sanad
 from bot.background import Background
-from bot.channels.base import Rejected, RetryAfter, Transient, Unreachable
+from bot.channels.base import Rejected, RetryAfter, Transient, Unreachable, by_channel
 from bot.channels.telegram_commands import bot_commands
 from bot.channels.telegram_delivery import CHANNEL, TelegramChannel, telegram_deliver, to_incoming
 from bot.channels.telegram_flood import answer_aside, bounded
@@ -37,6 +37,7 @@ from handlers.help import commands_for
 from handlers.messages import Incoming, Reply, TryLater
 from locales import LANGUAGES, translator
 from outbox.pace import Pace
+from outbox.sender import Deliver
 from storage.db import transaction
 from storage.people import remember
 from storage.wal import checkpointing
@@ -110,6 +111,7 @@ def build_application(
     with_background: bool = False,
     metrics: Metrics | None = None,
     pace: Pace | None = None,
+    other_channels: dict[str, Deliver] | None = None,
 ) -> Application:
     """The python-telegram-bot Application for `sanad`; requests can be replaced in tests.
 
@@ -138,13 +140,9 @@ def build_application(
         await _introduce(sanad, application)
         tasks.append(asyncio.create_task(_write_delivered_regularly(sanad)))
         if with_background:
+            delivers = {CHANNEL: telegram_deliver(application.bot), **(other_channels or {})}
             background.append(
-                Background(
-                    sanad,
-                    telegram_deliver(application.bot),
-                    metrics.sent if metrics else None,
-                    pace,
-                )
+                Background(sanad, by_channel(delivers), metrics.sent if metrics else None, pace)
             )
             await background[0].start()
         checkpoints.enter_context(checkpointing(sanad.engine))  # last: stopping undoes it
@@ -446,12 +444,17 @@ def make_bot(sanad: Sanad) -> Bot:
 
 
 async def run_worker(
-    sanad: Sanad, stop: asyncio.Event, bot: Bot | None = None, metrics: Metrics | None = None
+    sanad: Sanad,
+    stop: asyncio.Event,
+    bot: Bot | None = None,
+    metrics: Metrics | None = None,
+    other_channels: dict[str, Deliver] | None = None,
 ) -> None:
     """The scheduler and the sender alone, until `stop` is set."""
     async with bot or make_bot(sanad) as ready:
+        delivers = {CHANNEL: telegram_deliver(ready), **(other_channels or {})}
         work = Background(
-            sanad, telegram_deliver(ready), metrics.sent if metrics else None, telegram_pace()
+            sanad, by_channel(delivers), metrics.sent if metrics else None, telegram_pace()
         )
         with checkpointing(sanad.engine):
             await work.start()

@@ -26,7 +26,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import text
@@ -41,6 +41,8 @@ from telegram import Bot, Update
 from telegram.ext import Application
 
 from bot.app import Sanad
+from bot.background import Background
+from bot.channels.base import by_channel
 from bot.channels.telegram import (
     ALLOWED_UPDATES,
     ERROR_LOGGERS,
@@ -50,6 +52,9 @@ from bot.channels.telegram import (
     running,
 )
 from bot.channels.telegram_flood import Backlog, answer_aside
+from bot.channels.whatsapp import CHANNEL as WHATSAPP
+from bot.channels.whatsapp.service import WhatsApp
+from bot.channels.whatsapp.webhook import PATH as WHATSAPP_PATH
 from bot.metrics import CONTENT_TYPE, Cached, Metrics
 from bot.settings import Settings
 
@@ -75,12 +80,16 @@ def webhook_secret(sanad: Sanad) -> str:
 
 def create_app(
     sanad: Sanad,
-    application: Application,
+    application: Application | None,
     metrics: Metrics | None = None,
+    whatsapp: WhatsApp | None = None,
+    with_background: bool = False,
 ) -> Starlette:
-    """The ASGI app. Its lifespan initializes and starts `application` (and its post_init:
-    the command list, and the scheduler and sender if it was built with them)."""
-    secret = webhook_secret(sanad).encode()
+    """The ASGI app: POST /telegram when `application` is given (its lifespan initializes and
+    starts it, and its post_init: the command list, and the scheduler and sender if it was built
+    with them), GET/POST /whatsapp when `whatsapp` is. Without Telegram, `with_background` runs
+    the scheduler and the sender here, at WhatsApp's rate."""
+    secret = webhook_secret(sanad).encode() if application is not None else b""
     # The next message of a chat may reach another web process: it must see at once that
     # this one's replies went out (else it would ask the person where to go on).
     sanad.dispatcher.replied_delay = 0.0
@@ -111,6 +120,7 @@ def create_app(
             log.warning("webhook: a body that is not an update")
             metrics.errors.inc()
             return Response(status_code=400)
+        assert application is not None
         if not backlog.admit(data):  # a press of a chat already busy: it changes nothing
             answer_aside(application.bot, [data], backlog)
             return Response(status_code=200)
@@ -120,6 +130,7 @@ def create_app(
             backlog.done(data)
 
     async def apply(data: dict[str, Any]) -> Response:
+        assert application is not None
         try:
             update = Update.de_json(data, application.bot)
         except Exception:
@@ -155,14 +166,33 @@ def create_app(
         for logger in counted:
             logger.addHandler(metrics.error_log)
         try:
-            async with running(application):
-                log.info("webhook ready on %s", PATH)
+            async with AsyncExitStack() as stack:
+                if application is not None:
+                    await stack.enter_async_context(running(application))
+                    log.info("webhook ready on %s", PATH)
+                if whatsapp is not None:
+                    stack.push_async_callback(whatsapp.close)
+                    if application is None and with_background:
+                        work = Background(
+                            sanad,
+                            by_channel({WHATSAPP: whatsapp.deliver}),
+                            metrics.sent,
+                            per_second=whatsapp.messages_per_second,
+                            burst=whatsapp.burst,
+                        )
+                        await work.start()
+                        stack.push_async_callback(work.stop)
+                    log.info("webhook ready on %s", WHATSAPP_PATH)
                 yield
         finally:
             for logger in counted:
                 logger.removeHandler(metrics.error_log)
 
-    routes = [Route(PATH, telegram, methods=["POST"]), Route("/health", health)]
+    routes = [Route("/health", health)]
+    if application is not None:
+        routes.append(Route(PATH, telegram, methods=["POST"]))
+    if whatsapp is not None:
+        routes += whatsapp.webhook.routes()
     if token:
         routes.append(Route("/metrics", scrape))
     app = Starlette(

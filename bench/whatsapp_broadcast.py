@@ -1,0 +1,164 @@
+"""A broadcast to N people on WhatsApp through the outbox, within the number's throughput.
+
+    python -m bench.whatsapp_broadcast [--messages 10000] [--scale 1] [--database URL]
+
+N people whose 24-hour window is open get one announcement each, through the Sender, the
+WhatsApp `Deliver` and the Graph API client over HTTP to the fake Cloud API, which enforces
+80 messages a second (130429 beyond) and the pair rate, and answers every request.
+
+Time may be scaled (outbox.scaled_time): the fake's limits and the sender share one clock
+running `--scale` times faster than the wall; figures are in WhatsApp seconds. Real work is
+scaled too: at x2 a machine must send 160 messages per wall second.
+
+Targets: elapsed within 1.1 x the theoretical minimum (N / 80 s), no throughput error, every
+message once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from pydantic import SecretStr
+from sqlalchemy import insert
+from sqlmodel import select
+
+from bot.channels.whatsapp.client import CloudClient
+from bot.channels.whatsapp.deliver import SENDING_BURST, sending_rate, whatsapp_deliver
+from outbox.intents import Intent
+from outbox.scaled_time import ScaledTime
+from outbox.sender import Sender
+from storage import outbox
+from storage.db import open_database, transaction
+from storage.deliveries import seen_inbound
+from storage.models import Group, Organization, Person
+from tests.fakes.whatsapp_cloud import FakeCloudApi, serving_cloud
+
+RATE = 80.0
+FIRST = 97337000000
+
+
+def prepare(url: str, messages: int, time_: ScaledTime) -> None:
+    engine = open_database(url)
+    with transaction(engine) as session:
+        group = Group(
+            key="bench",
+            names={"en": "Bench"},
+            country="BH",
+            timezone="Asia/Bahrain",
+            language="en",
+            currency="BHD",
+        )
+        session.add(group)
+        session.flush()
+        assert group.id is not None
+        organization = Organization(
+            key="bench_partner", group_id=group.id, kind="partner", names={"en": "Bench"}
+        )
+        session.add(organization)
+        session.flush()
+        now = time_.now()
+        session.execute(
+            insert(Person),
+            [
+                {
+                    "channel": "whatsapp",
+                    "address": str(FIRST + n),
+                    "role": "worker",
+                    "language": "en",
+                    "organization_id": organization.id,
+                    "display_name": f"Worker {n}",
+                    "active": True,
+                    "reachable": True,
+                    "created_at": now,
+                }
+                for n in range(messages)
+            ],
+        )
+        for n in range(messages):
+            seen_inbound(session, "whatsapp", str(FIRST + n), now)
+        ids = [p for p in session.exec(select(Person.id).order_by(Person.id)).all() if p]
+    with transaction(engine) as session:
+        for number, person_id in enumerate(ids):
+            outbox.enqueue(
+                session,
+                person_id=person_id,
+                kind="broadcast",
+                dedupe_key=f"broadcast:1:{person_id}",
+                broadcast_id=1,
+                intent=Intent.plain(
+                    f"Announcement {number}: the final conference is on 14 June.",
+                    [("Thanks", "ack:1")],
+                ),
+                now=time_.now(),
+            )
+    engine.dispose()
+
+
+async def run(messages: int, scale: float, url: str, concurrency: int) -> None:
+    time_ = ScaledTime(scale)
+    prepare(url, messages, time_)
+    engine = open_database(url)
+    api = FakeCloudApi(clock=time_.timestamp, messages_per_second=RATE)
+    api.statuses = False
+    for n in range(messages):  # they wrote just now, as far as WhatsApp knows too
+        api.last_inbound[str(FIRST + n)] = time_.timestamp()
+    async with serving_cloud(api) as base:
+        client = CloudClient(base, api.phone_number_id, SecretStr(api.token))
+        sender = Sender(
+            engine,
+            whatsapp_deliver(client, engine, time_.now),
+            per_second=sending_rate(RATE),
+            burst=SENDING_BURST,
+            per_chat_seconds=1.0,
+            concurrency=concurrency,
+            clock=time_.now,
+            sleep=time_.sleep,
+        )
+        start, wall = time_.elapsed(), time.perf_counter()
+        finished = 0
+        while finished < messages:
+            done = await sender.run_once()
+            finished += done
+            if not done:
+                await time_.sleep(0.05)
+        elapsed, real = time_.elapsed() - start, time.perf_counter() - wall
+        await client.aclose()
+    with transaction(engine) as session:
+        counts = outbox.counts_by_status(session, broadcast_id=1)
+    engine.dispose()
+    per_person = Counter(m.to for m in api.sent)
+    minimum = messages / RATE
+    repeated = sum(n - 1 for n in per_person.values() if n > 1)
+    ok = (
+        elapsed <= 1.1 * minimum
+        and not api.errors.get(130429)
+        and counts["sent"] == messages
+        and not repeated
+    )
+    print(f"messages delivered   {counts['sent']} of {messages}, {repeated} repeated")
+    print(f"elapsed              {elapsed:.1f} s WhatsApp time ({real:.1f} s wall, x{scale:g})")
+    print(f"theoretical minimum  {minimum:.1f} s ({messages} / {RATE:g})")
+    print(f"ratio                {elapsed / minimum:.3f} (target <= 1.1)")
+    print(f"throughput errors    {api.errors.get(130429, 0)} (target 0); all errors {api.errors}")
+    print(f"verdict              {'PASS' if ok else 'MISS'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--database", default=None, help="a PostgreSQL URL; default SQLite")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        url = args.database or f"sqlite:///{Path(folder) / 'bench.db'}"
+        asyncio.run(run(args.messages, args.scale, url, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

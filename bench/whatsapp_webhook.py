@@ -1,0 +1,264 @@
+"""Signed WhatsApp events vs Telegram updates through one `python -m bot webhook` process.
+
+    python -m bench.whatsapp_webhook [--people 20] [--seconds 20] [--database URL]
+
+One webhook process serves both channels (`POST /telegram`, `POST /whatsapp`), without the
+scheduler and sender. This process plays both platforms: the fake Bot API and the fake Cloud
+API answer the bot's replies over HTTP (their limits raised out of the way: this measures the
+webhook, not the platforms' rates), and the bench posts the events itself: Telegram updates
+with the secret header, WhatsApp notifications signed with the app secret.
+
+The same registered workers (English) on each channel repeat the same two messages, "/menu"
+(a reply with options: an inline keyboard, a WhatsApp list) and "/help" (a long text). A
+request's time is the POST's round trip: both webhooks answer after the event is committed
+and its replies sent. Loads, one channel at a time:
+
+* closed: every worker posts its next message as soon as the previous one was answered;
+* paced: every worker waits 1 s after each answer.
+
+Printed: messages/s, p50 and p95 per channel and load, and the ratios WhatsApp/Telegram.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlmodel import select
+
+from bot.app import assemble
+from bot.settings import Settings
+from storage.db import transaction
+from storage.deliveries import seen_inbound
+from storage.models import Organization, Person
+from storage.network import apply_network, read_network
+from storage.types import utcnow
+from tests.fakes.telegram_bot_api import FakeBotApi
+from tests.fakes.telegram_bot_server import serving
+from tests.fakes.whatsapp_cloud import FakeCloudApi, serving_cloud
+
+ROOT = Path(__file__).resolve().parent.parent
+NETWORK = ROOT / "examples" / "network.yaml"
+TOKEN = "123456:BENCH-never-logged"
+SECRET = "bench-webhook-SECRET"
+WA_TOKEN = "EAAG-bench-never-logged"
+WA_SECRET = "bench-app-secret"
+MESSAGES = ("/menu", "/help")
+FIRST_CHAT = 7000
+FIRST_WA = 97336000000
+
+
+@dataclass
+class Figures:
+    count: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+    def percentile(self, q: int) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] * 1000
+
+
+def prepare(database_url: str, data_dir: Path, people: int) -> None:
+    """The example network and `people` workers on each channel."""
+    settings = Settings(_env_file=None, database_url=database_url, data_dir=data_dir)
+    sanad = assemble(settings)
+    with transaction(sanad.engine) as session:
+        apply_network(session, read_network(NETWORK))
+        organization = session.exec(
+            select(Organization).where(Organization.key == "bh_rural_girls")
+        ).one()
+        assert organization.id is not None
+        for n in range(people):
+            for channel, address in (
+                ("telegram", str(FIRST_CHAT + n)),
+                ("whatsapp", str(FIRST_WA + n)),
+            ):
+                session.add(
+                    Person(
+                        channel=channel,
+                        address=address,
+                        display_name=f"Worker {n}",
+                        role="worker",
+                        language="en",
+                        organization_id=organization.id,
+                    )
+                )
+            seen_inbound(session, "whatsapp", str(FIRST_WA + n), utcnow())
+    sanad.close()
+
+
+Post = Callable[[httpx.AsyncClient, int, str], Awaitable[int]]
+
+
+def telegram_poster(api: FakeBotApi) -> Post:
+    async def post(client: httpx.AsyncClient, n: int, text: str) -> int:
+        update = api.user(FIRST_CHAT + n, f"Worker {n}", language_code="en").text(text)
+        api._pending.clear()  # nobody polls: the bench posts each update itself
+        answer = await client.post(
+            "/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        )
+        return answer.status_code
+
+    return post
+
+
+def whatsapp_poster(api: FakeCloudApi) -> Post:
+    async def post(client: httpx.AsyncClient, n: int, text: str) -> int:
+        api.user(str(FIRST_WA + n), f"Worker {n}").text(text)
+        body = api.queue.pop().body
+        headers = {"X-Hub-Signature-256": api.signature(body), "Content-Type": "application/json"}
+        answer = await client.post("/whatsapp", content=body, headers=headers)
+        return answer.status_code
+
+    return post
+
+
+async def load(root: str, post: Post, people: int, seconds: float, pause: float) -> Figures:
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+    failures = 0
+
+    async def worker(n: int, client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        step = 0
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            status = await post(client, n, MESSAGES[step % 2])
+            latencies.append(time.perf_counter() - started)
+            failures += status != 200
+            step += 1
+            if pause:
+                await asyncio.sleep(pause)
+
+    limits = httpx.Limits(max_connections=people + 4)
+    async with httpx.AsyncClient(base_url=root, timeout=60, limits=limits) as client:
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(n, client) for n in range(people)))
+        elapsed = time.perf_counter() - began
+    if failures:
+        raise RuntimeError(f"{failures} requests were not answered 200")
+    return Figures(len(latencies), elapsed, latencies)
+
+
+@contextlib.asynccontextmanager
+async def webhook_process(env: dict[str, str], port: int, log: Path) -> AsyncIterator[str]:
+    root = f"http://127.0.0.1:{port}"
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "webhook",
+            "--without-worker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            async with httpx.AsyncClient() as client:
+                for _ in range(600):
+                    if process.returncode is not None:
+                        raise RuntimeError(log.read_text()[-2000:])
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get(f"{root}/health")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.1)
+            yield root
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await process.wait()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def main(people: int, seconds: float, database_url: str | None) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        url = database_url or f"sqlite:///{folder}/sanad.db"
+        prepare(url, Path(folder) / "data", people)
+        telegram = FakeBotApi()
+        whatsapp = FakeCloudApi(token=WA_TOKEN, app_secret=WA_SECRET)
+        whatsapp.messages_per_second = 1e9
+        whatsapp.pair_burst = 10**9
+        whatsapp.statuses = False
+        async with serving(telegram) as bot_api, serving_cloud(whatsapp) as graph:
+            env = {
+                k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WHATSAPP_"))
+            }
+            env |= {
+                "PYTHONPATH": str(ROOT),
+                "DATABASE_URL": url,
+                "DATA_DIR": f"{folder}/data",
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_BASE_URL": bot_api,
+                "TELEGRAM_WEBHOOK_SECRET": SECRET,
+                "WHATSAPP_TOKEN": WA_TOKEN,
+                "WHATSAPP_PHONE_NUMBER_ID": whatsapp.phone_number_id,
+                "WHATSAPP_APP_SECRET": WA_SECRET,
+                "WHATSAPP_VERIFY_TOKEN": "bench",
+                "WHATSAPP_BASE_URL": graph,
+                "LOG_FORMAT": "text",
+            }
+            log = Path(folder) / "webhook.log"
+            async with webhook_process(env, free_port(), log) as root:
+                posters = {
+                    "telegram": telegram_poster(telegram),
+                    "whatsapp": whatsapp_poster(whatsapp),
+                }
+                for post in posters.values():  # warm-up
+                    await load(root, post, people, 2.0, 0.0)
+                results: dict[tuple[str, str], Figures] = {}
+                for label, pause in (("closed", 0.0), ("paced 1 s", 1.0)):
+                    for name, post in posters.items():
+                        results[(label, name)] = await load(root, post, people, seconds, pause)
+            errors = sum(" ERROR " in line for line in log.read_text(errors="replace").splitlines())
+        refused = len(whatsapp.refused)
+    database = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    print(f"{people} workers a channel, {seconds:g} s a run, {database}, one webhook process")
+    print(f"{'load':<10} {'channel':<9} {'msg/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
+    for (label, name), figures in results.items():
+        print(
+            f"{label:<10} {name:<9} {figures.rate:8.1f} "
+            f"{figures.percentile(50):8.1f} {figures.percentile(95):8.1f}"
+        )
+    for label in ("closed", "paced 1 s"):
+        tg, wa = results[(label, "telegram")], results[(label, "whatsapp")]
+        print(
+            f"{label}: throughput ratio WhatsApp/Telegram {wa.rate / tg.rate:.2f}, "
+            f"p95 ratio {wa.percentile(95) / tg.percentile(95):.2f}"
+        )
+    print(f"errors logged: {errors}; messages the fake Cloud API refused: {refused}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--database", default=None, help="a PostgreSQL URL; default SQLite")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.people, arguments.seconds, arguments.database))

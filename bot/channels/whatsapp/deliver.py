@@ -1,0 +1,97 @@
+"""Delivering outbox rows on WhatsApp: inside the 24-hour window the row is rendered as a live
+reply would be; outside it (or after WhatsApp refused it for the window) it goes as its utility
+template. WhatsApp's message id is kept on the row, for its status reports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from bot.channels.whatsapp import CHANNEL
+from bot.channels.whatsapp.client import CloudClient, WindowClosed
+from bot.channels.whatsapp.numbered import NumberedChoices
+from bot.channels.whatsapp.render import MAX_ROWS, Outgoing, render
+from bot.channels.whatsapp.templates import template_message
+from bot.channels.whatsapp.window import free_form_allowed
+from handlers.messages import Photo, Reply
+from locales import DEFAULT_LANGUAGE, translator
+from outbox.intents import reply_for
+from outbox.sender import Address, Deliver, Rejected
+from storage.db import transaction
+from storage.deliveries import record_platform_id
+from storage.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+#: The sender keeps a little under the number's throughput, without bursts: requests spaced
+#: evenly here reach Meta a little bunched (network, concurrency), and Meta counts arrivals.
+SENDING_SHARE = 0.95
+SENDING_BURST = 1.0
+
+
+def sending_rate(messages_per_second: float) -> float:
+    """The sender's rate for a number allowed `messages_per_second`."""
+    return messages_per_second * SENDING_SHARE
+
+
+def whatsapp_deliver(
+    client: CloudClient,
+    engine: Engine,
+    clock: Callable[[], datetime],
+    numbered: NumberedChoices | None = None,
+) -> Deliver:
+    numbered = numbered or NumberedChoices(engine)
+
+    async def deliver(address: Address, message: OutboxMessage) -> None:
+        if address.channel != CHANNEL:
+            raise Rejected(f"not a WhatsApp address: {address.channel}")
+        assert message.id is not None
+        language = address.language or message.language or DEFAULT_LANGUAGE
+        reply = reply_for(message, language)
+        template = template_message(message.id, reply, language)
+        if free_form_allowed(address.last_inbound_at, clock(), message.error):
+            outgoing = render(whatsapp_reply(reply), translator(language))
+            try:
+                ident = await _send_all(client, address.address, outgoing)
+            except WindowClosed:
+                ident = await client.send(address.address, template)
+            else:
+                # Only a question with numbered options changes what a typed number means: a
+                # reminder or an announcement leaves the chat's open question as it was.
+                if len(reply.options) > MAX_ROWS and outgoing[-1].numbered:
+                    await asyncio.to_thread(numbered.shown, address.address, outgoing[-1].numbered)
+        else:
+            ident = await client.send(address.address, template)
+        await asyncio.to_thread(_record, engine, message.id, ident)
+
+    return deliver
+
+
+def whatsapp_reply(reply: Reply) -> Reply:
+    """`reply` as WhatsApp can carry it: a photo kept by another platform (a Telegram file id)
+    cannot be fetched from here, so only its text goes."""
+    photo = reply.photo
+    if isinstance(photo, Photo):
+        if photo.path:
+            return replace(reply, photo=Path(photo.path))
+        if not reply.text:
+            raise Rejected("a photo kept by another platform cannot be sent on WhatsApp")
+        return replace(reply, photo=None)
+    return reply
+
+
+async def _send_all(client: CloudClient, to: str, outgoing: list[Outgoing]) -> str:
+    ident = ""
+    for item in outgoing:
+        ident = await client.send(to, item)
+    return ident
+
+
+def _record(engine: Engine, message_id: int, ident: str) -> None:
+    with transaction(engine) as session:
+        record_platform_id(session, message_id, ident)

@@ -1,0 +1,55 @@
+"""The WhatsApp channel assembled from the settings: its client, webhook and outbox delivery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.app import Sanad
+from bot.channels.whatsapp.client import CloudClient
+from bot.channels.whatsapp.deliver import SENDING_BURST, sending_rate, whatsapp_deliver
+from bot.channels.whatsapp.numbered import NumberedChoices
+from bot.channels.whatsapp.webhook import WhatsAppWebhook
+from outbox.sender import Deliver
+
+MISSING = """\
+WhatsApp is not fully configured: {missing} not set.
+See docs/whatsapp.md for the steps in Meta's developer console."""
+
+
+@dataclass(frozen=True)
+class WhatsApp:
+    client: CloudClient
+    webhook: WhatsAppWebhook
+    deliver: Deliver
+    messages_per_second: float  # the sender's rate: a little under the number's throughput
+    burst: float
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def missing_settings(sanad: Sanad) -> list[str]:
+    settings = sanad.settings
+    names = {
+        "WHATSAPP_TOKEN": settings.whatsapp_token,
+        "WHATSAPP_PHONE_NUMBER_ID": settings.whatsapp_phone_number_id,
+        "WHATSAPP_APP_SECRET": settings.whatsapp_app_secret,
+        "WHATSAPP_VERIFY_TOKEN": settings.whatsapp_verify_token,
+    }
+    return [name for name, value in names.items() if not value]
+
+
+def assemble_whatsapp(sanad: Sanad) -> WhatsApp:
+    missing = missing_settings(sanad)
+    if missing:
+        raise ValueError(MISSING.format(missing=", ".join(missing)))
+    settings = sanad.settings
+    assert settings.whatsapp_token is not None and settings.whatsapp_phone_number_id
+    client = CloudClient(
+        settings.whatsapp_base_url, settings.whatsapp_phone_number_id, settings.whatsapp_token
+    )
+    webhook = WhatsAppWebhook(sanad, client)
+    numbered: NumberedChoices = webhook.numbered
+    deliver = whatsapp_deliver(client, sanad.engine, sanad.dispatcher.clock, numbered)
+    rate = sending_rate(settings.whatsapp_messages_per_second)
+    return WhatsApp(client, webhook, deliver, rate, SENDING_BURST)

@@ -1,0 +1,263 @@
+"""GET and POST /whatsapp: Meta's verification, and signed event notifications.
+
+GET: `hub.mode=subscribe` with the right `hub.verify_token` -> 200 and `hub.challenge` as plain
+text; anything else -> 403.
+
+POST: the body must carry `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body with the
+app secret>` (compared in constant time), else 401 and nothing changes. Then each event, in
+the body's order:
+
+* a message -> an `Incoming` applied through the Dispatcher, which records its message id in
+  the transaction that stores its effect (a redelivery changes nothing); an image is fetched
+  first and kept under DATA_DIR (its link expires within minutes); the replies are sent, and
+  any the Cloud API refuses wait in the outbox;
+* a message the bot cannot read (audio, sticker, ...) -> a short translated answer, recorded
+  once the same way, nothing else;
+* "Show" on a template -> that outbox message goes out again, now inside the window;
+* a status report -> the outbox row it is about: delivered/read/failed; failed because the
+  window closed (131047) -> sent again as its template; not on WhatsApp (131026) -> the
+  person is unreachable.
+
+Only then the answer is 200. When the database could not take an event, 500: Meta delivers
+the body again (for days), and what was applied is not applied twice.
+
+The database work runs on the event loop's thread, as the Telegram channel's does: one kept
+connection, SQLite's writes in turn (a thread per request held a pooled connection each and
+exhausted the pool under 20 concurrent deliveries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.app import Sanad
+from bot.channels.whatsapp import CHANNEL
+from bot.channels.whatsapp.client import UNDELIVERABLE, WINDOW, CloudClient
+from bot.channels.whatsapp.numbered import NumberedChoices
+from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events
+from bot.channels.whatsapp.render import render
+from bot.channels.whatsapp.templates import SHOW
+from bot.channels.whatsapp.window import WINDOW_CLOSED
+from handlers.messages import Incoming, Photo, Reply, TryLater
+from locales import DEFAULT_LANGUAGE, translator
+from outbox.sender import Transient
+from storage.applied import record_applied
+from storage.db import transaction
+from storage.deliveries import (
+    advance_delivery,
+    find_by_platform_id,
+    reported_failed,
+    seen_inbound,
+    send_again,
+)
+from storage.models import OutboxMessage
+from storage.people import find_person
+
+log = logging.getLogger(__name__)
+PATH = "/whatsapp"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+
+
+class WhatsAppWebhook:
+    """The WhatsApp side of the webhook process."""
+
+    def __init__(self, sanad: Sanad, client: CloudClient) -> None:
+        settings = sanad.settings
+        assert settings.whatsapp_app_secret is not None
+        assert settings.whatsapp_verify_token is not None
+        self.sanad = sanad
+        self.client = client
+        self.dispatcher = sanad.dispatcher
+        self.engine: Engine = sanad.engine
+        self.media_dir = settings.media_dir / CHANNEL
+        self.numbered = NumberedChoices(sanad.engine)
+        self._secret = settings.whatsapp_app_secret.get_secret_value().encode()
+        self._verify_token = settings.whatsapp_verify_token.get_secret_value().encode()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(PATH, self.verify, methods=["GET"]),
+            Route(PATH, self.receive, methods=["POST"]),
+        ]
+
+    # --- verification and signature ---------------------------------------------------------
+
+    async def verify(self, request: Request) -> Response:
+        query = request.query_params
+        given = query.get("hub.verify_token", "").encode()
+        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(given, self._verify_token):
+            return PlainTextResponse(query.get("hub.challenge", ""))
+        return Response(status_code=403)
+
+    def signed(self, body: bytes, header: str) -> bool:
+        expected = "sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(header.encode(), expected.encode())
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def receive(self, request: Request) -> Response:
+        body = await request.body()
+        if not self.signed(body, request.headers.get(SIGNATURE_HEADER, "")):
+            log.warning("whatsapp webhook: a delivery without a valid signature")
+            return Response(status_code=401)
+        try:
+            found = events(json.loads(body))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("whatsapp webhook: a body that is not a Cloud API notification")
+            return Response(status_code=400)
+        try:
+            for event in found:
+                if isinstance(event, Status):
+                    self.status(event)
+                elif isinstance(event, Unreadable):
+                    await self.unreadable(event)
+                else:
+                    await self.inbound(event)
+        except (TryLater, Transient, OperationalError, InterfaceError) as error:
+            log.warning("whatsapp webhook: not applied now (%s); Meta delivers it again", error)
+            return Response(status_code=500)
+        return Response(status_code=200)
+
+    async def inbound(self, event: Inbound) -> None:
+        incoming = event.incoming  # the Dispatcher records when its sender wrote
+        if (incoming.choice or "").startswith(SHOW):
+            self._seen(incoming.sender, event)
+            self.show(incoming)
+            return
+        if event.media_id is not None:
+            path = await self._keep_media(event.media_id)
+            incoming = _with(incoming, photo=Photo(path=str(path)))
+        number = self.numbered.choice(incoming.sender, incoming.text)
+        if number is not None:
+            incoming = _with(incoming, choice=number, text=None)
+        replies = self.dispatcher.handle(incoming)
+        await self.send_replies(incoming, replies)
+
+    async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
+        """Send the replies of an applied message; those refused wait in the outbox."""
+        tr = None
+        for index, reply in enumerate(replies):
+            if tr is None and _needs_words(reply):
+                tr = translator(self._language(incoming.sender))
+            try:
+                outgoing = render(reply, tr or translator(DEFAULT_LANGUAGE))
+                for item in outgoing:
+                    await self.client.send(incoming.chat_id, item)
+                self.numbered.shown(incoming.chat_id, outgoing[-1].numbered)
+            except Exception as error:
+                log.warning(
+                    "whatsapp: a reply was not sent (%s); it waits in the outbox",
+                    error.__class__.__name__,
+                )
+                self.dispatcher.keep_unsent(incoming, replies[index:])
+                return
+        self.dispatcher.delivered(incoming)
+
+    async def unreadable(self, event: Unreadable) -> None:
+        if not self._first_time(event.message_id):
+            return
+        self._seen(event.wa_id, event)
+        tr = translator(self._language(event.wa_id))
+        text = tr.gettext(
+            "I can only read text, buttons, photos and locations. Please send your "
+            "answer as one of those."
+        )
+        try:
+            await self.client.send(event.wa_id, render(Reply(text), tr)[0])
+        except Exception as error:  # a courtesy: the person may simply write again
+            log.info("whatsapp: the unreadable-message answer was not sent (%s)", error)
+
+    def show(self, incoming: Incoming) -> None:
+        """ "Show" on a template: the message it stood for goes out again, now free-form."""
+        choice = incoming.choice or ""
+        with transaction(self.engine) as session:
+            connection = session.connection()
+            if not record_applied(
+                connection, f"{CHANNEL}:{incoming.update_id}", self.dispatcher.clock()
+            ):
+                return
+            person = find_person(session, CHANNEL, incoming.sender)
+            try:
+                message = session.get(OutboxMessage, int(choice[len(SHOW) :]))
+            except ValueError:
+                message = None
+            if person is None or message is None or message.person_id != person.id:
+                log.info("whatsapp: a Show button for no message of this person")
+                return
+            assert message.id is not None
+            send_again(session, message.id, self.dispatcher.clock(), None)
+
+    def status(self, event: Status) -> None:
+        with transaction(self.engine) as session:
+            message = find_by_platform_id(session, event.message_id)
+            if message is None or message.id is None:
+                return  # a direct reply, or a message from before the outbox kept ids
+            if event.status != "failed":
+                advance_delivery(session, message, event.status)
+            elif WINDOW in event.error_codes and not (message.error or "").startswith(
+                WINDOW_CLOSED
+            ):
+                send_again(
+                    session, message.id, self.dispatcher.clock(), f"{WINDOW_CLOSED}: {event.error}"
+                )
+            else:
+                unreachable = UNDELIVERABLE in event.error_codes
+                reported_failed(session, message, event.error or "failed", unreachable=unreachable)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _seen(self, address: str, event: Inbound | Unreadable) -> None:
+        """Record when `address` wrote, for what does not go through the Dispatcher (which
+        records it for everything else): it opens the 24-hour window too."""
+        with transaction(self.engine) as session:
+            seen_inbound(session, CHANNEL, address, event.at)
+
+    def _first_time(self, message_id: str) -> bool:
+        with transaction(self.engine) as session:
+            return record_applied(
+                session.connection(), f"{CHANNEL}:{message_id}", self.dispatcher.clock()
+            )
+
+    def _language(self, address: str) -> str:
+        with transaction(self.engine) as session:
+            person = find_person(session, CHANNEL, address)
+            return (person.language if person else None) or DEFAULT_LANGUAGE
+
+    async def _keep_media(self, media_id: str) -> Path:
+        """Fetch a received image now and keep it under DATA_DIR."""
+        data, mime = await self.client.download(media_id)
+        name = hashlib.sha256(data).hexdigest()[:32] + EXTENSIONS.get(mime.split(";")[0], ".jpg")
+        target = self.media_dir.resolve() / name
+        await run_in_threadpool(_write, target, data)
+        return target
+
+
+def _write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        partial = target.with_suffix(target.suffix + ".part")
+        partial.write_bytes(data)
+        partial.replace(target)
+
+
+def _needs_words(reply: Reply) -> bool:
+    """Whether rendering `reply` adds words of its own (a list's button, a numbered hint)."""
+    return len(reply.options) > 3 or (reply.expect == "location" and bool(reply.options))
+
+
+def _with(incoming: Incoming, **values: object) -> Incoming:
+    from dataclasses import replace
+
+    return replace(incoming, **values)  # type: ignore[arg-type]
