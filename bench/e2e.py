@@ -262,6 +262,23 @@ async def wait_polling(client: httpx.AsyncClient, bots: dict[str, BotProcess]) -
             await asyncio.sleep(0.1)
 
 
+async def settle(probe: RemoteProbe, quiet: float = 5.0, limit: float = 120.0) -> int:
+    """With the scheduler running, what it sends at start (reminders due today to the
+    registered workers) arrives with no update outstanding: wait until nothing has come for
+    `quiet` seconds and count it, so that only what comes later is a stray."""
+    deadline = time.monotonic() + limit
+    seen, since = -1, time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise BenchError(f"Sanad's background still sending after {limit:g} s")
+        if len(probe.stray) != seen:
+            seen, since = len(probe.stray), time.monotonic()
+        await asyncio.sleep(0.2)
+    background = len(probe.stray)
+    probe.stray.clear()
+    return background
+
+
 # --- the loads -------------------------------------------------------------------------------
 
 
@@ -338,6 +355,9 @@ async def loads(
     reader = asyncio.create_task(read_journal(client, {"echo": echo_probe, "sanad": sanad_probe}))
     try:
         await wait_polling(client, {"sanad": running.sanad, "echo": running.echo})
+        if args.with_worker:
+            background = await settle(sanad_probe)
+            print(f"sent by Sanad's scheduler and sender before the loads: {background}")
         echo_cpu, sanad_cpu, spare = Cpu(), Cpu(), Cpu()
         await measured(
             "echo warm-up",
