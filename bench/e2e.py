@@ -22,7 +22,8 @@ association, as `bench.workers.prepare` does) filling the recycling form with th
   complete; R rounds of one report per worker, each round the echo bot then Sanad; the ratio
   Sanad/echo (updates/s) is the median of the rounds' ratios (see `bench.workers`).
 * paced load: as many fresh workers answering one second after each reply, for S seconds,
-  on Sanad; p50/p95 of the reply latency.
+  on the echo bot (the floor this machine allows, for reference), then on Sanad; p50/p95 of
+  the reply latency.
 
 Latency is from the update being queued at the fake to the request that sends the last message
 of its reply arriving there, both stamped in the fake's process. At the end: every confirmed
@@ -337,6 +338,7 @@ async def measured(
 @dataclass
 class E2eFigures:
     rounds: list[Round]
+    echo_paced: Figures
     paced: Figures
     echo_cpu: Cpu
     sanad_cpu: Cpu
@@ -395,6 +397,25 @@ async def loads(
                 first_report=number,
             )
             rounds.append(Round(echo, sanad))
+        echo_paced_workers = make_workers(
+            client,
+            "echo",
+            echo_probe,
+            WARMUP_WORKERS + args.workers,
+            args.workers,
+            think=args.think,
+            deadline=time.perf_counter() + args.paced_seconds,
+        )
+        echo_paced = await measured(
+            "echo paced",
+            echo_probe,
+            echo_paced_workers,
+            echo_report,
+            None,
+            running,
+            spare,
+            stagger=args.think,
+        )
         deadline = time.perf_counter() + args.paced_seconds
         paced_workers = make_workers(
             client,
@@ -425,6 +446,7 @@ async def loads(
     everyone = warm + closed + paced_workers
     return E2eFigures(
         rounds,
+        echo_paced,
         paced,
         echo_cpu,
         sanad_cpu,
@@ -503,9 +525,10 @@ def print_figures(figures: E2eFigures, args: argparse.Namespace, kind: str) -> b
     paced = figures.paced
     print(
         f"\npaced load: {args.workers} workers answering {args.think:g} s after each reply, "
-        f"{args.paced_seconds:g} s, Sanad"
+        f"{args.paced_seconds:g} s, the echo bot (for reference) then Sanad"
     )
     print(head)
+    print(row(figures.echo_paced.name, figures.echo_paced))
     print(row(paced.name, paced))
     p95 = paced.percentile(95)
     p95_ok = p95 <= TARGET_PACED_P95_MS
