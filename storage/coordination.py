@@ -17,7 +17,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
-import psycopg
 from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
@@ -53,6 +52,8 @@ class Coordination:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen, and hold or try for the lease, until `stop` is set; reconnect on failure."""
+        import psycopg  # here: a process on SQLite never needs it (10 MB of memory)
+
         while not stop.is_set():
             try:
                 await self._connected(stop)
@@ -64,6 +65,8 @@ class Coordination:
                 await asyncio.wait_for(stop.wait(), RETRY_SECONDS)
 
     async def _connected(self, stop: asyncio.Event) -> None:
+        import psycopg
+
         async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as connection:
             schema = (
                 await (await connection.execute("SELECT current_schema()")).fetchone() or [""]
