@@ -121,6 +121,8 @@ class Invite(SQLModel, table=True):
     revoked_at: datetime | None = _time(nullable=True)
     name: str | None = None  # the invited person's name, as the inviter gave it
     language: str | None = None  # their language, when the inviter knew it
+    # An existing person's code: redeemed on another channel, it adds that address to them.
+    for_person_id: int | None = Field(default=None, foreign_key="person.id")
 
 
 class InviteFailure(SQLModel, table=True):
