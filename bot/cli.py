@@ -34,7 +34,7 @@ from storage.invites import (
 )
 from storage.models import Organization, Person, PersonAddress
 from storage.network import NetworkError, apply_network, read_network
-from storage.people import addresses_of, recall
+from storage.people import addresses_of
 from storage.types import utcnow
 
 EXAMPLE_NETWORK = Path(__file__).resolve().parent.parent / "examples" / "network.yaml"
@@ -515,12 +515,6 @@ def _where_role_belongs(session: Session, organization: Organization, role: str)
     return f"invite a {role} at {', '.join(keys)}" if keys else f"no organization takes a {role}"
 
 
-def _username(sanad: Sanad, session: Session) -> str:
-    return (
-        sanad.settings.telegram_bot_username or recall(session, "telegram_username") or ""
-    ).lstrip("@")
-
-
 def _list_invites(sanad: Sanad) -> int:
     with transaction(sanad.engine) as session:
         rows = open_invites(session, utcnow())
@@ -567,19 +561,22 @@ def _invite_from_file(sanad: Sanad, source: Path, output: Path | None, valid_for
         table = invite_table.read_table(source)
         with transaction(sanad.engine) as session:
             people = invite_table.check(session, table, source)
-            links = invite_table.Links(
-                _username(sanad, session) or None,
-                os.environ.get("WHATSAPP_NUMBER")
-                or getattr(sanad.settings, "whatsapp_number", None),
+            unlinked = invite_table.invite_all(
+                session,
+                table,
+                people,
+                sanad.dispatcher.services.invite_link,
+                utcnow(),
+                target,
+                valid_for,
             )
-            invite_table.invite_all(session, table, people, links, utcnow(), target, valid_for)
     except invite_table.TableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{len(people)} invitations written to {target}")
-    if not links.telegram_username and any(p.channel == "telegram" for p in people):
+    if "telegram" in unlinked:
         print("Telegram links are empty until TELEGRAM_BOT_USERNAME is set or the bot has run once")
-    if not links.whatsapp_number and any(p.channel == "whatsapp" for p in people):
+    if "whatsapp" in unlinked:
         print("WhatsApp links are empty until WHATSAPP_NUMBER is set")
     return 0
 
