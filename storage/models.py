@@ -176,6 +176,7 @@ class Report(SQLModel, table=True):
     updated_at: datetime = _time()
     review: str | None = None  # None, "checked" or "query" (a coordinator's question)
     review_comment: str | None = None
+    channel: str | None = None  # where it was sent from ("telegram", "whatsapp"); None: before 0012
 
 
 class ReportChange(SQLModel, table=True):
