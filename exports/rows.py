@@ -20,12 +20,11 @@ from sqlmodel import Session, col, select
 from forms.display import period_label, short_label
 from forms.periods import Period, period_from_key
 from forms.schema import FieldSpec, FormSpec
-from locales import FSI, N_, PDI, Translator
+from locales import FSI, PDI, Translator
+from locales.channel_names import CHANNEL_NAMES
 from storage.models import Group, Organization, Person, PersonAddress, Report
 
 KINDS = ("text", "integer", "decimal", "date", "datetime")
-#: How each channel is named in a spreadsheet.
-CHANNEL_NAMES = {"telegram": N_("Telegram"), "whatsapp": N_("WhatsApp"), "console": N_("Console")}
 
 
 @dataclass(frozen=True)

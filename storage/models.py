@@ -257,6 +257,8 @@ class OutboxMessage(SQLModel, table=True):
     # status reports find it; and the last of them: sent, delivered, read or failed.
     platform_message_id: str | None = Field(default=None, index=True)
     delivery: str | None = None
+    # The channel it went to (or was refused on): the recipient's current one when it was sent.
+    channel: str | None = None
 
 
 class SenderHeartbeat(SQLModel, table=True):
