@@ -17,12 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
-import psycopg
 from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "sanad_outbox"
+# The channel migration 0007's trigger notifies; literal SQL (a name of ours, never a value).
+LISTEN = "LISTEN sanad_outbox"
 CHECK_SECONDS = 2.0  # how often the lease is tried for, or the connection checked
 RETRY_SECONDS = 2.0  # after the connection failed
 LEASE = "sanad-scheduler"
@@ -52,6 +52,8 @@ class Coordination:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen, and hold or try for the lease, until `stop` is set; reconnect on failure."""
+        import psycopg  # here: a process on SQLite never needs it (10 MB of memory)
+
         while not stop.is_set():
             try:
                 await self._connected(stop)
@@ -63,11 +65,13 @@ class Coordination:
                 await asyncio.wait_for(stop.wait(), RETRY_SECONDS)
 
     async def _connected(self, stop: asyncio.Event) -> None:
+        import psycopg
+
         async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as connection:
             schema = (
                 await (await connection.execute("SELECT current_schema()")).fetchone() or [""]
             )[0]
-            await connection.execute(f"LISTEN {CHANNEL}")
+            await connection.execute(LISTEN)
             self.on_notified()  # what was enqueued while nobody listened
             while not stop.is_set():
                 if self.want_lease and not self.holds_lease:
