@@ -30,11 +30,12 @@ from bot.background import Background
 from bot.channels.base import Rejected, RetryAfter, Transient, Unreachable, by_channel
 from bot.channels.telegram_commands import bot_commands
 from bot.channels.telegram_delivery import CHANNEL, TelegramChannel, telegram_deliver, to_incoming
+from bot.channels.telegram_flood import answer_aside, bounded
 from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
 from handlers.help import commands_for
 from handlers.messages import Incoming, Reply, TryLater
-from locales import DEFAULT_LANGUAGE, LANGUAGES, supported, translator
+from locales import LANGUAGES, translator
 from outbox.pace import Pace
 from outbox.sender import Deliver
 from storage.db import transaction
@@ -51,16 +52,12 @@ POLL_TIMEOUT = 30  # seconds getUpdates waits for an update (long polling)
 RETRY_SECONDS = (1, 2, 4, 8, 15, 30)  # waits after failures, the last one repeated
 OVERALL_PER_SECOND = 30.0  # Telegram: messages a second per bot
 PER_CHAT_SECONDS = 1.0  # Telegram: a message a second per chat
-# Button presses of one chat applied from one fetched batch; more are answered "wait" and
-# dropped (a person pressing faster than the bot answers, or a client flooding old buttons),
-# so that one chat's backlog never holds up everyone else's answers.
-PRESSES_PER_CHAT = 3
 # Chats of one batch answered at the same time: concurrent, yet not a hundred requests at once
 # (on a loaded machine they would time out together and go to the outbox as late copies).
 REPLYING_CHATS = 8
 
 # `poll` fetches with `Bot.do_api_request`: the updates come as JSON, and a flood of one
-# chat's presses is dropped before it costs its parsing (see `bounded`).
+# chat's presses is dropped before it costs its parsing (see bot.channels.telegram_flood).
 warnings.filterwarnings("ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning)
 
 _failures: ContextVar[list[BaseException] | None] = ContextVar("update_failures", default=None)
@@ -94,7 +91,6 @@ class _Batch:
 
 
 _batch: ContextVar[_Batch | None] = ContextVar("update_batch", default=None)
-_dropping: set[asyncio.Task[None]] = set()  # answers to dropped presses under way
 
 
 class NotRecorded(Exception):
@@ -271,9 +267,7 @@ async def poll(
             updates = [Update.de_json(data, application.bot) for data in kept]
             await apply_updates(application, updates, stored)
             if dropped:  # answered on the side: the next batch does not wait for them
-                answering = asyncio.create_task(_drop_presses(application.bot, dropped))
-                _dropping.add(answering)
-                answering.add_done_callback(_dropping.discard)
+                answer_aside(application.bot, dropped)
                 stored(max(int(data["update_id"]) for data in fetched))
             failures = 0
         except (TelegramError, NotRecorded) as error:
@@ -368,53 +362,6 @@ async def _answer_logged(update_id: int, answer: Callable[[], Awaitable[None]]) 
             update_id,
             extra={"update_id": f"telegram:{update_id}"},
         )
-
-
-def answering_drops() -> bool:
-    """Whether answers to dropped presses are still under way."""
-    return bool(_dropping)
-
-
-def bounded(fetched: Sequence[JSONDict]) -> tuple[list[JSONDict], list[JSONDict]]:
-    """The fetched updates to apply, and the button presses to drop: a chat's presses beyond
-    PRESSES_PER_CHAT in one batch. Looked at before parsing: a flood costs its parsing too."""
-    kept: list[JSONDict] = []
-    dropped: list[JSONDict] = []
-    presses: dict[object, int] = {}
-    for data in fetched:
-        query = data.get("callback_query")
-        if isinstance(query, dict):
-            who = (query.get("from") or {}).get("id")
-            presses[who] = presses.get(who, 0) + 1
-            if presses[who] > PRESSES_PER_CHAT:
-                dropped.append(data)
-                continue
-        kept.append(data)
-    return kept, dropped
-
-
-async def _drop_presses(bot: Bot, dropped: list[JSONDict]) -> None:
-    """Answer dropped presses with a short "wait" (the first of each chat); they change
-    nothing. One answer per chat and batch is enough for the person to see it: answering
-    every press of a flood would cost as much as the flood (the spinner stops by itself)."""
-    log.info("dropped %d button presses of chats pressing faster than answered", len(dropped))
-    first: dict[object, JSONDict] = {}
-    for data in dropped:
-        query = data["callback_query"]
-        first.setdefault((query.get("from") or {}).get("id"), query)
-
-    async def drop(query: JSONDict) -> None:
-        language = (query.get("from") or {}).get("language_code")
-        tr = translator(supported(language) or DEFAULT_LANGUAGE)
-        try:
-            await bot.answer_callback_query(
-                str(query["id"]),
-                tr.gettext("Too many presses at once: this one was ignored. Wait for my answer."),
-            )
-        except TelegramError as error:  # cosmetic: the spinner stops by itself
-            log.debug("could not answer a dropped button press: %s", error)
-
-    await asyncio.gather(*(drop(query) for query in first.values()))
 
 
 async def _unless_stopped(

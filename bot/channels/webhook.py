@@ -5,6 +5,9 @@ polling, whose dispatcher commits the update id and its effect in one transactio
 database could not take it, 500, so that Telegram delivers it again; the dedupe by update id
 makes a redelivery harmless. Replies Telegram refuses after the commit wait in the outbox.
 A request without the right X-Telegram-Bot-Api-Secret-Token gets 403 and changes nothing.
+A button press of a chat that already has PRESSES_PER_CHAT updates being applied in this
+process gets 200 and changes nothing: it is dropped, with a short "wait" to the first of the
+burst (see bot.channels.telegram_flood), so that one chat's flood holds up nobody else.
 A body above WEBHOOK_MAX_BODY_BYTES gets 413 (Telegram's updates are a few KiB), one not read
 within WEBHOOK_READ_TIMEOUT seconds 408; uvicorn bounds headers and idle connections
 (`server_options`).
@@ -48,6 +51,7 @@ from bot.channels.telegram import (
     make_bot,
     running,
 )
+from bot.channels.telegram_flood import Backlog, answer_aside
 from bot.channels.whatsapp import CHANNEL as WHATSAPP
 from bot.channels.whatsapp.service import WhatsApp
 from bot.channels.whatsapp.webhook import PATH as WHATSAPP_PATH
@@ -92,6 +96,7 @@ def create_app(
     settings = sanad.settings
     metrics = metrics or Metrics(sanad.engine, settings.metrics_cache_seconds)
     database = Cached(lambda: float(_database_answers(sanad)), settings.health_cache_seconds)
+    backlog = Backlog()  # each chat's updates being applied right now, in this process
 
     async def telegram(request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
@@ -107,14 +112,31 @@ def create_app(
                 metrics.errors.inc()
             return Response(status_code=refused.status)
         try:
-            assert application is not None
-            update = Update.de_json(json.loads(body), application.bot)
+            data = json.loads(body)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            log.warning("webhook: a body that is not an update")
+            metrics.errors.inc()
+            return Response(status_code=400)
+        assert application is not None
+        if not backlog.admit(data):  # a press of a chat already busy: it changes nothing
+            answer_aside(application.bot, [data], backlog)
+            return Response(status_code=200)
+        try:
+            return await apply(data)
+        finally:
+            backlog.done(data)
+
+    async def apply(data: dict[str, Any]) -> Response:
+        assert application is not None
+        try:
+            update = Update.de_json(data, application.bot)
         except Exception:
             log.warning("webhook: a body that is not an update")
             metrics.errors.inc()
             return Response(status_code=400)
         try:
-            assert application is not None
             await apply_update(application, update)
         except NotRecorded:
             metrics.errors.inc()
