@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from bot.invite_links import invite_links
 from bot.settings import Settings
 from forms.loader import BUILT_IN, load_forms
 from handlers.context import Services
@@ -37,5 +38,10 @@ def assemble(
     """Build Sanad from its settings. A broken form file stops here, naming file and field."""
     forms = load_forms(forms_dir)
     engine = open_database(settings.database_url)
-    services = Services(forms=forms, media_dir=settings.media_dir, charts_dir=settings.charts_dir)
+    services = Services(
+        forms=forms,
+        media_dir=settings.media_dir,
+        charts_dir=settings.charts_dir,
+        invite_link=invite_links(settings),
+    )
     return Sanad(settings, engine, Dispatcher(engine, services, clock))

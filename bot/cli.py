@@ -25,15 +25,16 @@ from storage.invites import (
     InviteRefused,
     RoleMismatch,
     check_role,
+    new_address_invite,
     new_invite,
     open_invites,
     revoke_invite,
     role_for,
     shown,
 )
-from storage.models import Organization, Person
+from storage.models import Organization, Person, PersonAddress
 from storage.network import NetworkError, apply_network, read_network
-from storage.people import recall
+from storage.people import addresses_of
 from storage.types import utcnow
 
 EXAMPLE_NETWORK = Path(__file__).resolve().parent.parent / "examples" / "network.yaml"
@@ -189,6 +190,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a .csv or .xlsx table (name, organization, role, language, channel): one "
         "invitation per row, written back with codes and links",
     )
+    what.add_argument(
+        "--person",
+        metavar="P",
+        help="an existing person (their number or an address): a code that adds --channel "
+        "to them, keeping their reports, role and language",
+    )
     what.add_argument("--list", action="store_true", help="list the open codes")
     what.add_argument("--revoke", metavar="CODE", help="withdraw an open code")
     invite.add_argument(
@@ -207,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
         "--channel",
         choices=["telegram", "whatsapp"],
         default="telegram",
-        help="with --org: the link to print, t.me (default) or wa.me",
+        help="with --org or --person: the link to print, t.me (default) or wa.me",
     )
     invite.set_defaults(action=_invite)
 
@@ -422,6 +429,8 @@ def _invite(args: argparse.Namespace, settings: Settings) -> int:
             return _revoke_invite(sanad, args.revoke)
         if args.from_file:
             return _invite_from_file(sanad, args.from_file, args.output, valid_for)
+        if args.person:
+            return _invite_person(sanad, args, valid_for)
         return _invite_one(sanad, args, valid_for)
     except InviteRefused as error:
         print(f"error: {error}", file=sys.stderr)
@@ -438,27 +447,62 @@ def _invite_one(sanad: Sanad, args: argparse.Namespace, valid_for: timedelta) ->
             where = _where_role_belongs(session, organization, role)
             raise InviteRefused(f"{error}; {where}") from error
         invite = new_invite(session, organization, role, utcnow(), valid_for, name=args.name)
-        username = _username(sanad, session)
-    print(f"code: {shown(invite.code)}")
-    if args.channel == "whatsapp":
-        if sanad.settings.whatsapp_number:
-            number = "".join(c for c in sanad.settings.whatsapp_number if c.isdigit())
-            print(f"link: https://wa.me/{number}?text=start%20{invite.code}")
-        else:
-            print(
-                "link: unknown until WHATSAPP_NUMBER is set; meanwhile send "
-                f"start {invite.code} to the bot on WhatsApp"
-            )
-    elif username:
-        print(f"link: https://t.me/{username}?start={invite.code}")
-    else:
-        print(
-            "link: unknown until TELEGRAM_BOT_USERNAME is set or the bot has run once;"
-            f" meanwhile send /start {invite.code} to the bot"
-        )
+    _print_code_and_link(sanad, args.channel, invite.code)
     assert invite.expires_at is not None
     print(f"expires: {invite.expires_at:%Y-%m-%d %H:%M} UTC")
     return 0
+
+
+def _invite_person(sanad: Sanad, args: argparse.Namespace, valid_for: timedelta) -> int:
+    """A code that adds the channel `args.channel` to an existing person."""
+    with transaction(sanad.engine) as session:
+        person = _person(session, args.person)
+        if any(place.channel == args.channel for place in addresses_of(session, person.id or 0)):
+            raise InviteRefused(f"{person.display_name} is already reached on {args.channel}")
+        invite = new_address_invite(session, person, utcnow(), valid_for)
+    print(f"for: {person.display_name} (person {person.id}), on {args.channel}")
+    _print_code_and_link(sanad, args.channel, invite.code)
+    assert invite.expires_at is not None
+    print(f"expires: {invite.expires_at:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
+def _person(session: Session, given: str) -> Person:
+    """The person `given` names: their number (id), or one of their addresses (a phone
+    number, a Telegram user id)."""
+    if given.isdigit() and int(given) < 2**31:  # a phone number is no person's number
+        person = session.get(Person, int(given))
+        if person is not None:
+            return person
+    found = session.exec(
+        select(Person)
+        .join(PersonAddress, col(PersonAddress.person_id) == Person.id)
+        .where(PersonAddress.address == given.lstrip("+").replace(" ", ""))
+    ).all()
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise InviteRefused(f"{given!r} is the address of several people; give their number")
+    raise InviteRefused(f"no person {given!r}: give their number or one of their addresses")
+
+
+def _print_code_and_link(sanad: Sanad, channel: str, code: str) -> None:
+    """The code, and the link of `channel` (bot.invite_links) or why there is none yet."""
+    print(f"code: {shown(code)}")
+    with transaction(sanad.engine) as session:
+        link = sanad.dispatcher.services.invite_link(session, channel, code)
+    if link:
+        print(f"link: {link}")
+    elif channel == "whatsapp":
+        print(
+            "link: unknown until WHATSAPP_NUMBER is set; meanwhile send "
+            f"start {code} to the bot on WhatsApp"
+        )
+    else:
+        print(
+            "link: unknown until TELEGRAM_BOT_USERNAME is set or the bot has run once;"
+            f" meanwhile send /start {code} to the bot"
+        )
 
 
 def _where_role_belongs(session: Session, organization: Organization, role: str) -> str:
@@ -469,12 +513,6 @@ def _where_role_belongs(session: Session, organization: Organization, role: str)
         query = query.where(Organization.group_id == organization.group_id)
     keys = session.exec(query.order_by(col(Organization.id))).all()
     return f"invite a {role} at {', '.join(keys)}" if keys else f"no organization takes a {role}"
-
-
-def _username(sanad: Sanad, session: Session) -> str:
-    return (
-        sanad.settings.telegram_bot_username or recall(session, "telegram_username") or ""
-    ).lstrip("@")
 
 
 def _list_invites(sanad: Sanad) -> int:
@@ -523,19 +561,22 @@ def _invite_from_file(sanad: Sanad, source: Path, output: Path | None, valid_for
         table = invite_table.read_table(source)
         with transaction(sanad.engine) as session:
             people = invite_table.check(session, table, source)
-            links = invite_table.Links(
-                _username(sanad, session) or None,
-                os.environ.get("WHATSAPP_NUMBER")
-                or getattr(sanad.settings, "whatsapp_number", None),
+            unlinked = invite_table.invite_all(
+                session,
+                table,
+                people,
+                sanad.dispatcher.services.invite_link,
+                utcnow(),
+                target,
+                valid_for,
             )
-            invite_table.invite_all(session, table, people, links, utcnow(), target, valid_for)
     except invite_table.TableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{len(people)} invitations written to {target}")
-    if not links.telegram_username and any(p.channel == "telegram" for p in people):
+    if "telegram" in unlinked:
         print("Telegram links are empty until TELEGRAM_BOT_USERNAME is set or the bot has run once")
-    if not links.whatsapp_number and any(p.channel == "whatsapp" for p in people):
+    if "whatsapp" in unlinked:
         print("WhatsApp links are empty until WHATSAPP_NUMBER is set")
     return 0
 

@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 from sqlmodel import Session, select
 
+from handlers.context import InviteLink
 from storage.invites import (
     DEFAULT_VALIDITY,
     InviteRefused,
@@ -66,21 +66,6 @@ class Person:
     role: str
     language: str | None
     channel: str
-
-
-@dataclass(frozen=True)
-class Links:
-    """How the links are made: the Telegram bot's username, the WhatsApp number."""
-
-    telegram_username: str | None
-    whatsapp_number: str | None
-
-    def link(self, channel: str, code: str) -> str:
-        if channel == "whatsapp":
-            digits = "".join(ch for ch in self.whatsapp_number or "" if ch.isdigit())
-            return f"https://wa.me/{digits}?text={quote('start ' + code)}" if digits else ""
-        username = (self.telegram_username or "").lstrip("@")
-        return f"https://t.me/{username}?start={code}" if username else ""
 
 
 def read_table(path: Path) -> Table:
@@ -200,13 +185,16 @@ def invite_all(
     session: Session,
     table: Table,
     people: list[Person],
-    links: Links,
+    links: InviteLink,
     now: datetime,
     output: Path,
     valid_for: timedelta = DEFAULT_VALIDITY,
-) -> None:
-    """One invitation per person, and the table written back to `output` with them; call in
-    a transaction, so that a file that cannot be written leaves no invitation."""
+) -> set[str]:
+    """One invitation per person, and the table written back to `output` with them, each
+    with its channel's link (bot.invite_links); call in a transaction, so that a file that
+    cannot be written leaves no invitation. Returns the channels whose links are not known
+    yet (their link cells are empty)."""
+    unlinked: set[str] = set()
     header = [*table.header, *(column for column in ADDED if table.column(column) is None)]
     places = {column: header.index(column) if column in header else None for column in ADDED}
     for index, column in enumerate(table.header):
@@ -224,10 +212,13 @@ def invite_all(
             language=person.language,
         )
         assert made.expires_at is not None
+        link = links(session, person.channel, made.code)
+        if not link:
+            unlinked.add(person.channel)
         row = cells + [""] * (len(header) - len(cells))
         for column, value in (
             ("code", shown(made.code)),
-            ("link", links.link(person.channel, made.code)),
+            ("link", link or ""),
             ("expires", made.expires_at.strftime("%Y-%m-%d %H:%M UTC")),
         ):
             place = places[column]
@@ -235,6 +226,7 @@ def invite_all(
             row[place] = value
         rows.append(row)
     write_table(output, header, rows, table.delimiter)
+    return unlinked
 
 
 def write_table(path: Path, header: list[str], rows: list[list[str]], delimiter: str = ",") -> None:

@@ -1,5 +1,8 @@
 """The reports of one form as a table: fixed columns, then every field of the form in order.
 
+The channel column is the channel a report was sent from (Telegram, WhatsApp); for a report
+stored before that was kept, the channels its sender is reached on.
+
 Values keep their type (int, float, date, datetime) so that each writer can format them its
 own way; None is an empty cell. Times are converted to the time zone of the report's group,
 since that is the day and hour the field worker lived.
@@ -18,7 +21,8 @@ from forms.display import period_label, short_label
 from forms.periods import Period, period_from_key
 from forms.schema import FieldSpec, FormSpec
 from locales import FSI, PDI, Translator
-from storage.models import Group, Organization, Person, Report
+from locales.channel_names import CHANNEL_NAMES
+from storage.models import Group, Organization, Person, PersonAddress, Report
 
 KINDS = ("text", "integer", "decimal", "date", "datetime")
 
@@ -75,8 +79,10 @@ def report_table(
     if date_to is not None:
         until = datetime.combine(date_to + timedelta(days=2), time.min, UTC)
         statement = statement.where(col(Report.submitted_at) < until)
+    found = session.exec(statement).all()
+    reached = _channels_of(session, {person.id for _, _, _, person in found if person.id})
     rows: list[list[object]] = []
-    for report, group, organization, person in session.exec(statement).all():
+    for report, group, organization, person in found:
         zone = ZoneInfo(group.timezone)  # ZoneInfo caches its instances
         submitted = report.submitted_at.astimezone(zone)
         if date_from is not None and submitted.date() < date_from:
@@ -90,6 +96,7 @@ def report_table(
             *([group.currency] if has_money else []),
             _name(organization.names, tr.language, organization.key),
             _person(person),
+            _channel(report, reached.get(person.id or 0, []), tr),
         ]
         if has_period:
             row += [report.period, period.start if period else None]
@@ -108,6 +115,7 @@ def _fixed_columns(tr: Translator, has_period: bool, has_money: bool) -> list[Co
         *([Column("currency", tr.gettext("Currency"), "text")] if has_money else []),
         Column("association", tr.gettext("Association"), "text"),
         Column("person", tr.gettext("Person"), "text"),
+        Column("channel", tr.gettext("Channel"), "text"),
     ]
     if has_period:
         columns += [
@@ -188,6 +196,28 @@ def _period(form: FormSpec, report: Report, group: Group) -> Period | None:
 
 def _name(names: dict[str, str], language: str, fallback: str) -> str:
     return names.get(language) or names.get("ar") or next(iter(names.values()), fallback)
+
+
+def _channels_of(session: Session, person_ids: set[int]) -> dict[int, list[str]]:
+    """Person id -> the channels they are reached on, the first registered first."""
+    reached: dict[int, list[str]] = {}
+    if not person_ids:
+        return reached
+    addresses = session.exec(
+        select(PersonAddress.person_id, PersonAddress.channel)
+        .where(col(PersonAddress.person_id).in_(person_ids))
+        .order_by(col(PersonAddress.id))
+    ).all()
+    for person_id, channel in addresses:
+        reached.setdefault(person_id, []).append(channel)
+    return reached
+
+
+def _channel(report: Report, reached: list[str], tr: Translator) -> str:
+    """The channel the report was sent from; for reports stored before that was kept, the
+    channels its sender is reached on."""
+    channels = [report.channel] if report.channel else reached
+    return ", ".join(tr.gettext(CHANNEL_NAMES[c]) if c in CHANNEL_NAMES else c for c in channels)
 
 
 def _person(person: Person) -> str:

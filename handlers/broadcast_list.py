@@ -7,6 +7,8 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from handlers.context import Context
+from monitoring.broadcasts import channel_lines
+from outbox.intents import text_of
 from storage import broadcasts
 from storage.broadcasts import COMMON
 from storage.models import Broadcast
@@ -68,6 +70,7 @@ def _scope(ctx: Context) -> int | None:
 
 
 def _line(ctx: Context, broadcast: Broadcast, figures: broadcasts.Figures) -> str:
+    assert broadcast.id is not None
     text = broadcasts.text_for(broadcast.texts, ctx.language) or broadcast.texts.get(COMMON, "")
     snippet = text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
     zone = ZoneInfo(ctx.group.timezone if ctx.group else "UTC")
@@ -100,4 +103,8 @@ def _line(ctx: Context, broadcast: Broadcast, figures: broadcasts.Figures) -> st
             waiting=figures.waiting,
         )
         + maybe_twice
+        + "".join(
+            "\n" + text_of(line, ctx.tr)
+            for line in channel_lines(broadcasts.figures_by_channel(ctx.session, broadcast.id))
+        )
     )

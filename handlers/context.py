@@ -19,6 +19,13 @@ from locales import Translator
 from storage.people import GroupRow, OrganizationRow, PersonRow
 
 STALE = "\x00stale"
+#: (session, channel, code) -> the link that opens a chat with the bot on that channel with
+#: the invitation code ready to send, or None while it cannot be made (bot.invite_links).
+InviteLink = Callable[[Session, str, str], str | None]
+
+
+def no_invite_link(session: Session, channel: str, code: str) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class Services:
     forms: dict[str, FormSpec]
     media_dir: Path
     charts_dir: Path
+    invite_link: InviteLink = no_invite_link
 
 
 @dataclass(frozen=True)

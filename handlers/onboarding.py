@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.context import Context
 from handlers.permissions import role_name
+from locales import translator
 from storage.invites import InviteProblem, redeem_invite
 from storage.models import Organization
 from storage.people import member_by_id
@@ -40,15 +41,28 @@ def redeem(ctx: Context, code: str) -> None:
         ctx.state["flow"] = "code"
         ctx.say(_problem(ctx, result))
         return
-    assert result.id is not None  # redeem_invite flushed the new person
-    ctx.person, ctx.organization, ctx.group = member_by_id(ctx.session, result.id)
-    organization = ctx.session.get(Organization, result.organization_id)
+    person = result.person
+    assert person.id is not None  # redeem_invite flushed the new person
+    ctx.person, ctx.organization, ctx.group = member_by_id(ctx.session, person.id)
+    if result.added_address:
+        ctx.state["flow"] = None
+        if person.language:
+            ctx.tr = translator(person.language, ctx.group.digits if ctx.group else None)
+        ctx.go_menu(
+            ctx._(
+                "Welcome back, {name}. You can use Sanad here too: your reports, role and "
+                "language are the same as before.",
+                name=person.display_name,
+            )
+        )
+        return
+    organization = ctx.session.get(Organization, person.organization_id)
     assert organization is not None
     ctx.say(
         ctx._(
             "Welcome to Sanad, {name}! You are registered as {role} of {organization}.",
-            name=result.display_name or "",
-            role=role_name(ctx, result.role),
+            name=person.display_name or "",
+            role=role_name(ctx, person.role),
             organization=organization.names.get(ctx.language, organization.key),
         )
     )

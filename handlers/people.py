@@ -29,7 +29,6 @@ from storage.invites import (
     shown,
 )
 from storage.models import Group, Invite, Organization, Person, Report
-from storage.people import recall
 
 PAGE_SIZE = 10
 MAX_NAMES = 20  # names in one message: one invitation each
@@ -176,8 +175,7 @@ def _issue(ctx: Context, organization: Organization, name: str | None) -> None:
     made = new_invite(ctx.session, organization, role, ctx.now, name=name)
     assert made.expires_at is not None
     code = shown(made.code)
-    username = (recall(ctx.session, "telegram_username") or "").lstrip("@")
-    link = f"https://t.me/{username}?start={made.code}" if username else None
+    link = ctx.services.invite_link(ctx.session, ctx.incoming.channel, made.code)
     organization_name = _name(ctx, organization.names, organization.key)
     group = ctx.session.get(Group, organization.group_id)
     zone = group.timezone if group else "UTC"
@@ -218,7 +216,7 @@ def _issue(ctx: Context, organization: Organization, name: str | None) -> None:
         forward = (
             ctx._(
                 "You are invited to report for {organization} with Sanad. Open this "
-                "link and press Start:",
+                "link, then press Start or Send:",
                 organization=organization_name,
             )
             + "\n"

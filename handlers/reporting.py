@@ -545,6 +545,7 @@ def _save(ctx: Context) -> None:
             period=answers.get("period"),
             answers=answers,
             now=ctx.now,
+            channel=ctx.incoming.channel,
         )
         message = ctx._(
             "Saved. Your reference number is {reference}. Thank you!", reference=report.ref

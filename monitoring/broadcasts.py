@@ -1,5 +1,8 @@
 """What the sender of a broadcast hears: progress while it runs, a report when it is done.
 
+The report counts every outcome, then per channel the messages went to: sent, delivered and
+read (from the platform's receipts, where it sends them: WhatsApp) and failed.
+
 Run from the monitoring tick. The report is enqueued once (key `broadcast-report:<id>`) when
 no message of the broadcast waits any more; a progress message at most once per ten minutes
 (key `broadcast-progress:<id>:<slot>`), from ten minutes after the start.
@@ -11,8 +14,9 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from locales.channel_names import channel_name_msgid
 from outbox import intents as say
-from outbox.intents import Intent
+from outbox.intents import Intent, Phrase
 from storage import broadcasts
 from storage.models import Broadcast, OutboxMessage, Person
 from storage.outbox import enqueue
@@ -31,6 +35,44 @@ def report_broadcasts(session: Session, now: datetime) -> int:
         )
     ).all()
     return sum(_follow(session, broadcast, now) for broadcast in found)
+
+
+def channel_lines(found: list[broadcasts.ChannelFigures]) -> list[Phrase]:
+    """What became of the messages on each channel: sent, delivered, read (where the
+    platform reports receipts) and failed; nothing before any message was tried."""
+    if not found:
+        return []
+    lines = [say.gettext("By channel:")]
+    for figures in found:
+        msgid = channel_name_msgid(figures.channel)
+        channel = say.gettext(msgid) if msgid else say.literal(figures.channel)
+        if figures.receipts:
+            lines.append(
+                say.ngettext(
+                    "• {channel}: {n} message; sent: {sent}, delivered: {delivered}, "
+                    "read: {read}, failed: {failed}",
+                    "• {channel}: {n} messages; sent: {sent}, delivered: {delivered}, "
+                    "read: {read}, failed: {failed}",
+                    figures.messages,
+                    channel=channel,
+                    sent=figures.sent,
+                    delivered=figures.delivered,
+                    read=figures.read,
+                    failed=figures.failed,
+                )
+            )
+        else:
+            lines.append(
+                say.ngettext(
+                    "• {channel}: {n} message; sent: {sent}, failed: {failed}",
+                    "• {channel}: {n} messages; sent: {sent}, failed: {failed}",
+                    figures.messages,
+                    channel=channel,
+                    sent=figures.sent,
+                    failed=figures.failed,
+                )
+            )
+    return lines
 
 
 def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
@@ -81,6 +123,7 @@ def _follow(session: Session, broadcast: Broadcast, now: datetime) -> int:
             "Sent again after a lost answer or a restart: {n} (they may have received it twice).",
             n=figures.resent,
         ),
+        *channel_lines(broadcasts.figures_by_channel(session, broadcast.id)),
         digits=digits,
     )
     sent = enqueue(

@@ -305,13 +305,13 @@ class Sender:
                     self.limiter.pause(flood.seconds)
                     continue
                 except Unreachable as error:
-                    return self._record(message, "blocked", error)
+                    return self._record(message, "blocked", error, address.channel)
                 except Rejected as error:
-                    return self._record(message, "failed", error)
+                    return self._record(message, "failed", error, address.channel)
                 except Exception as error:  # Transient, and anything unexpected
                     if not isinstance(error, Transient):
                         log.exception("outbox: unexpected error delivering message %d", message.id)
-                    return self._record(message, "retry", error)
+                    return self._record(message, "retry", error, address.channel)
                 finally:
                     self.limiter.done(chat)
                 if self.on_sent is not None:
@@ -319,13 +319,17 @@ class Sender:
                         time.perf_counter() - started,
                         (self.clock() - message.created_at).total_seconds(),
                     )
-                return self._record(message, "sent")
+                return self._record(message, "sent", channel=address.channel)
             return self._record(message, "released")
 
     def _record(
-        self, message: OutboxMessage, outcome: str, error: BaseException | None = None
+        self,
+        message: OutboxMessage,
+        outcome: str,
+        error: BaseException | None = None,
+        channel: str | None = None,
     ) -> Delivered:
-        """Commit what became of `message`, now."""
+        """Commit what became of `message`, now (on `channel`, the recipient's)."""
         assert message.id is not None
         now = self.clock()
         detail = f"{type(error).__name__}: {error}" if error is not None else None
@@ -334,11 +338,11 @@ class Sender:
             outcome = "failed"
         with transaction(self.engine) as session:
             if outcome == "sent":
-                store.mark_sent(session, message.id, now)
+                store.mark_sent(session, message.id, now, channel)
             elif outcome == "blocked":
-                store.mark_blocked(session, message.id, message.person_id, detail or "")
+                store.mark_blocked(session, message.id, message.person_id, detail or "", channel)
             elif outcome == "failed":
-                store.mark_failed(session, message.id, detail or "")
+                store.mark_failed(session, message.id, detail or "", channel)
             elif outcome == "retry":
                 at = now + timedelta(seconds=self.backoff(attempts))
                 # The platform may have taken it before the answer was lost: a repeat, maybe.

@@ -74,6 +74,22 @@ class Figures:
         return self.delivered + self.blocked + self.failed + self.cancelled + self.waiting
 
 
+@dataclass(frozen=True)
+class ChannelFigures:
+    """What became of a broadcast's messages on one channel: `messages` went to it; `sent`
+    the platform took, of which `delivered` reached the phone and `read` were read (as far
+    as the platform reports receipts: `receipts`), and `failed` it refused or could not
+    deliver (blocked the bot, not on the platform, errors)."""
+
+    channel: str
+    messages: int
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+    receipts: bool
+
+
 def _matching(audience: Audience) -> Any:
     statement = (
         select(Person, Group.language)
@@ -184,6 +200,46 @@ def figures(session: Session, broadcast_id: int) -> Figures:
         waiting=counts["pending"] + counts["sending"],
         resent=int(resent),
     )
+
+
+def figures_by_channel(session: Session, broadcast_id: int) -> list[ChannelFigures]:
+    """Per channel the broadcast's messages went to (those not tried yet are on none), by
+    name. A message's delivery status comes from the platform's receipts (WhatsApp's status
+    webhooks): delivered counts the read ones too."""
+    rows = session.exec(
+        select(OutboxMessage.channel, OutboxMessage.status, OutboxMessage.delivery, func.count())
+        .where(OutboxMessage.broadcast_id == broadcast_id, col(OutboxMessage.channel).is_not(None))
+        .group_by(
+            col(OutboxMessage.channel), col(OutboxMessage.status), col(OutboxMessage.delivery)
+        )
+    ).all()
+    counts: dict[str, dict[str, int]] = {}
+    for channel, status, delivery, number in rows:
+        assert channel is not None
+        tally = counts.setdefault(channel, dict.fromkeys(_TALLIES, 0))
+        tally["messages"] += number
+        if status == "sent":
+            tally["sent"] += number
+            tally["delivered"] += number if delivery in ("delivered", "read") else 0
+            tally["read"] += number if delivery == "read" else 0
+        elif status in ("failed", "blocked"):
+            tally["failed"] += number
+        tally["receipts"] += number if delivery is not None else 0
+    return [
+        ChannelFigures(
+            channel,
+            tally["messages"],
+            tally["sent"],
+            tally["delivered"],
+            tally["read"],
+            tally["failed"],
+            receipts=tally["receipts"] > 0,
+        )
+        for channel, tally in sorted(counts.items())
+    ]
+
+
+_TALLIES = ("messages", "sent", "delivered", "read", "failed", "receipts")
 
 
 def cancel(session: Session, broadcast: Broadcast, now: datetime) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from storage.models import ROLES, Invite, InviteFailure, Organization, Person
+from storage.people import add_address
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,34 @@ def new_invite(
     return invite
 
 
+def new_address_invite(
+    session: Session, person: Person, now: datetime, valid_for: timedelta = DEFAULT_VALIDITY
+) -> Invite:
+    """A fresh single-use code that, redeemed from another channel, adds that address to
+    `person`: their reports, role, organization and language stay theirs."""
+    check_validity(valid_for)
+    assert person.id is not None
+    invite = new_invite(
+        session,
+        _organization_of(session, person),
+        person.role,
+        now,
+        valid_for,
+        name=person.display_name,
+        language=person.language,
+    )
+    invite.for_person_id = person.id
+    session.add(invite)
+    session.flush()
+    return invite
+
+
+def _organization_of(session: Session, person: Person) -> Organization:
+    organization = session.get(Organization, person.organization_id)
+    assert organization is not None
+    return organization
+
+
 def shown(code: str) -> str:
     """A code as people read it: "ABCDE-FGHJK-MNPQR" (older 8-character codes as they are)."""
     if len(code) != CODE_LENGTH:
@@ -156,11 +185,20 @@ class InviteProblem:
     wait: timedelta = timedelta(0)  # with "too_many" and "busy": until attempts are taken
 
 
+@dataclass(frozen=True)
+class Redeemed:
+    person: Person
+    #: True when the code was an existing person's (new_address_invite): the chat's address
+    #: was added to them, and nobody was created.
+    added_address: bool = False
+
+
 def redeem_invite(
     session: Session, code: str, now: datetime, channel: str, address: str, display_name: str
-) -> Person | InviteProblem:
+) -> Redeemed | InviteProblem:
     """Register whoever holds `code`, once; an unknown, used, expired or revoked code registers
-    nobody and counts as a failed attempt of the chat."""
+    nobody and counts as a failed attempt of the chat. An existing person's code adds the
+    chat's address to that person, who is reached there from now on."""
     chat = f"{channel}:{address}"
     throttled = _throttled(session, chat, now)
     if throttled is not None:
@@ -173,6 +211,8 @@ def redeem_invite(
         _record_failure(session, chat, channel, problem.reason, now)
         return problem
     assert invite is not None
+    if invite.for_person_id is not None:
+        return _add_address(session, invite, now, channel, address)
     person = Person(
         channel=channel,
         address=address,
@@ -187,7 +227,24 @@ def redeem_invite(
     invite.used_at = now
     invite.used_by = person.id
     session.add(invite)
-    return person
+    return Redeemed(person)
+
+
+def _add_address(
+    session: Session, invite: Invite, now: datetime, channel: str, address: str
+) -> Redeemed | InviteProblem:
+    person = session.get(Person, invite.for_person_id)
+    assert person is not None and person.id is not None
+    if not add_address(session, person.id, channel, address):
+        return InviteProblem("used")  # someone registered this chat in the meantime
+    person.channel, person.address = channel, address  # where they write from now
+    session.add(person)
+    invite.used_at = now
+    invite.used_by = person.id
+    session.add(invite)
+    session.flush()
+    log.info("person %s can now be reached on %s too", person.id, channel)
+    return Redeemed(person, added_address=True)
 
 
 def _problem(invite: Invite | None, now: datetime) -> InviteProblem | None:

@@ -121,6 +121,8 @@ class Invite(SQLModel, table=True):
     revoked_at: datetime | None = _time(nullable=True)
     name: str | None = None  # the invited person's name, as the inviter gave it
     language: str | None = None  # their language, when the inviter knew it
+    # An existing person's code: redeemed on another channel, it adds that address to them.
+    for_person_id: int | None = Field(default=None, foreign_key="person.id")
 
 
 class InviteFailure(SQLModel, table=True):
@@ -174,6 +176,7 @@ class Report(SQLModel, table=True):
     updated_at: datetime = _time()
     review: str | None = None  # None, "checked" or "query" (a coordinator's question)
     review_comment: str | None = None
+    channel: str | None = None  # where it was sent from ("telegram", "whatsapp"); None: before 0012
 
 
 class ReportChange(SQLModel, table=True):
@@ -254,6 +257,8 @@ class OutboxMessage(SQLModel, table=True):
     # status reports find it; and the last of them: sent, delivered, read or failed.
     platform_message_id: str | None = Field(default=None, index=True)
     delivery: str | None = None
+    # The channel it went to (or was refused on): the recipient's current one when it was sent.
+    channel: str | None = None
 
 
 class SenderHeartbeat(SQLModel, table=True):

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, bindparam, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, select
 
 from storage.db import insert_new
@@ -246,7 +247,10 @@ def _update(*, only_if_sending: bool = True, count_attempt: bool = True, **value
     return statement.values(**values)
 
 
-_SENT = _update(only_if_sending=False, status="sent", sent_at=bindparam("now_"), error=None)
+_CHANNEL: BindParameter[str | None] = bindparam("channel_")
+_SENT = _update(
+    only_if_sending=False, status="sent", sent_at=bindparam("now_"), error=None, channel=_CHANNEL
+)
 _RETRY = _update(status="pending", next_attempt_at=bindparam("at_"), error=bindparam("error_"))
 _RETRY_DOUBTFUL = _update(
     status="pending",
@@ -255,8 +259,8 @@ _RETRY_DOUBTFUL = _update(
     resent=_TABLE.c.resent + 1,
 )
 _RELEASE = _update(count_attempt=False, status="pending", next_attempt_at=bindparam("at_"))
-_BLOCKED = _update(status="blocked", error=bindparam("error_"))
-_FAILED = _update(status="failed", error=bindparam("error_"))
+_BLOCKED = _update(status="blocked", error=bindparam("error_"), channel=_CHANNEL)
+_FAILED = _update(status="failed", error=bindparam("error_"), channel=_CHANNEL)
 _CANCELLED = _update(
     count_attempt=False, status="cancelled", error="the conversation moved on: a stale question"
 )
@@ -267,9 +271,10 @@ _UNREACHABLE = (
 )
 
 
-def mark_sent(session: Session, message_id: int, now: datetime) -> None:
-    """The platform accepted the message. Recorded even if the claim was recovered meanwhile."""
-    session.execute(_SENT, {"message_id": message_id, "now_": now})
+def mark_sent(session: Session, message_id: int, now: datetime, channel: str | None = None) -> None:
+    """The platform of `channel` accepted the message. Recorded even if the claim was
+    recovered meanwhile."""
+    session.execute(_SENT, {"message_id": message_id, "now_": now, "channel_": channel})
 
 
 def mark_retry(
@@ -286,15 +291,19 @@ def release(session: Session, message_id: int, at: datetime) -> None:
     session.execute(_RELEASE, {"message_id": message_id, "at_": at})
 
 
-def mark_blocked(session: Session, message_id: int, person_id: int, error: str) -> None:
+def mark_blocked(
+    session: Session, message_id: int, person_id: int, error: str, channel: str | None = None
+) -> None:
     """The person cannot be reached (blocked the bot, left the platform): so is the person."""
-    session.execute(_BLOCKED, {"message_id": message_id, "error_": error[:ERROR_LIMIT]})
+    values = {"message_id": message_id, "error_": error[:ERROR_LIMIT], "channel_": channel}
+    session.execute(_BLOCKED, values)
     session.execute(_UNREACHABLE, {"person_id_": person_id})
 
 
-def mark_failed(session: Session, message_id: int, error: str) -> None:
-    """Given up: refused by the platform, or out of attempts."""
-    session.execute(_FAILED, {"message_id": message_id, "error_": error[:ERROR_LIMIT]})
+def mark_failed(session: Session, message_id: int, error: str, channel: str | None = None) -> None:
+    """Given up: refused by the platform of `channel`, or out of attempts."""
+    values = {"message_id": message_id, "error_": error[:ERROR_LIMIT], "channel_": channel}
+    session.execute(_FAILED, values)
 
 
 def recover(session: Session, now: datetime, older_than: timedelta) -> int:

@@ -73,8 +73,10 @@ def add_report(
     period: str | None,
     answers: dict[str, Any],
     now: datetime,
+    channel: str | None = None,
 ) -> ReportRef:
-    """Store a new report and give it its reference (the form's prefix and its number)."""
+    """Store a new report and give it its reference (the form's prefix and its number);
+    `channel` is the one it was sent from."""
     row = _INSERT.first(
         runner,
         {
@@ -86,6 +88,7 @@ def add_report(
             "answers": answers,
             "submitted_at": now,
             "updated_at": now,
+            "channel": channel,
         },
     )
     assert row is not None

@@ -192,18 +192,19 @@ def test_one_row_per_report_oldest_first_with_fixed_columns_then_every_field(
     recycling = table(session, "recycling", "en")
 
     headers = [column.header for column in recycling.columns]
-    assert headers[:9] == [
+    assert headers[:10] == [
         "Reference",
         "Group",
         "Currency",  # the form has money fields
         "Association",
         "Person",
+        "Channel",
         "Period",
         "Period start",
         "Submitted at",
         "Updated at",
     ]
-    assert headers[9:] == [header_label(spec, "en") for spec in FORMS["recycling"].fields]
+    assert headers[10:] == [header_label(spec, "en") for spec in FORMS["recycling"].fields]
     assert [row[0] for row in recycling.rows] == ["REC-3", "REC-2", "REC-1"]
     assert recycling.title == "Recycling output"
 
@@ -301,12 +302,13 @@ def test_csv_round_trip_in_arabic(session: Session, tmp_path: Path) -> None:
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for Arabic
     rows = read_csv(path)
     form = FORMS["recycling"]
-    assert list(rows[0])[:9] == [
+    assert list(rows[0])[:10] == [
         "المرجع",
         "المجموعة",
         "العملة",
         "الجمعية",
         "الشخص",
+        "القناة",
         "الفترة",
         "بداية الفترة",
         "وقت الإرسال",
@@ -314,6 +316,7 @@ def test_csv_round_trip_in_arabic(session: Session, tmp_path: Path) -> None:
     ]
     fatima = rows[1]
     assert fatima["المرجع"] == "REC-1"
+    assert fatima["القناة"] == "تيليجرام"  # stored without its channel: where she is reached
     assert fatima["بداية الفترة"] == "2026-11-29"
     assert fatima["وقت الإرسال"] == "2026-11-30T01:30:00+03:00"
     assert fatima[field(form, "paper_kg")] == "12.5"

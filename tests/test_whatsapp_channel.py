@@ -4,6 +4,7 @@ webhook, the bot answers through the Graph API, and the fake holds it to WhatsAp
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -146,6 +147,33 @@ async def test_a_delivery_without_the_right_signature_changes_nothing(sanad: San
         assert answer.status_code == 401
         assert wa.api.sent == []
     assert count(sanad, Person) == 0
+
+
+async def test_a_body_above_the_limit_is_refused_and_changes_nothing(sanad: Sanad) -> None:
+    bounded = Sanad(
+        sanad.settings.model_copy(update={"webhook_max_body_bytes": 4096}),
+        sanad.engine,
+        sanad.dispatcher,
+    )
+    code = invite(sanad, "bh_rural_girls")
+    async with WhatsAppChat(bounded) as wa, httpx.AsyncClient(base_url=wa.root) as client:
+        wa.api.user(WORKER).text(f"start {code} " + "x" * 5000)
+        big = wa.api.queue.popleft().body
+        signed = {"X-Hub-Signature-256": wa.api.signature(big)}
+        answer = await client.post("/whatsapp", content=big, headers=signed)
+        assert answer.status_code == 413  # declared by Content-Length
+
+        async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: read up to the limit
+            for _ in range(1024):
+                yield b" " * 1024
+
+        answer = await client.post("/whatsapp", content=streamed(), headers=signed)
+        assert answer.status_code == 413
+        assert wa.api.sent == [] and count(sanad, ProcessedUpdate) == 0
+        worker = wa.person(WORKER, "Maryam")
+        await worker.says(f"start {code}")  # a delivery below the limit is taken
+        assert worker.titles == ["العربية", "English", "Français"]
+    assert count(sanad, Person) == 1
 
 
 async def test_repeated_dropped_and_reordered_deliveries_apply_once(sanad: Sanad) -> None:

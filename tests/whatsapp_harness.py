@@ -9,6 +9,7 @@ async with WhatsAppChat(sanad) as wa:
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any
 
 from pydantic import SecretStr
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 from bot.app import Sanad
 from bot.channels.webhook import create_app
 from bot.channels.whatsapp.service import WhatsApp, assemble_whatsapp
+from bot.invite_links import invite_links
 from bot.metrics import Metrics
 from tests.fakes.telegram_bot_server import serving_asgi
 from tests.fakes.whatsapp_cloud import FakeCloudApi, FakeUser, Sent, serving_cloud
@@ -37,7 +39,10 @@ def with_whatsapp(sanad: Sanad, base_url: str, api: FakeCloudApi) -> Sanad:
             "whatsapp_base_url": base_url,
         }
     )
-    return Sanad(settings, sanad.engine, sanad.dispatcher)
+    # The links of /invite follow the settings, as `assemble` would have built them.
+    dispatcher = sanad.dispatcher
+    dispatcher.services = replace(dispatcher.services, invite_link=invite_links(settings))
+    return Sanad(settings, sanad.engine, dispatcher)
 
 
 class WhatsAppChat:

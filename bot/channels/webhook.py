@@ -20,7 +20,6 @@ METRICS_TOKEN is set, and answers only a request with `Authorization: Bearer <to
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -43,6 +42,7 @@ from telegram.ext import Application
 from bot.app import Sanad
 from bot.background import Background
 from bot.channels.base import by_channel
+from bot.channels.bounded_body import BodyRefused, BodyTooLarge, read_bounded
 from bot.channels.telegram import (
     ALLOWED_UPDATES,
     ERROR_LOGGERS,
@@ -103,15 +103,14 @@ def create_app(
         if not hmac.compare_digest(given, secret):
             return Response(status_code=403)
         try:
-            async with asyncio.timeout(settings.webhook_read_timeout):
-                body = await read_body(request, settings.webhook_max_body_bytes)
-        except BodyTooLarge:
-            log.warning("webhook: a body above %d bytes", settings.webhook_max_body_bytes)
-            metrics.errors.inc()
-            return Response(status_code=413)
-        except TimeoutError:
-            log.warning("webhook: a body not read within %ss", settings.webhook_read_timeout)
-            return Response(status_code=408)
+            body = await read_bounded(
+                request, settings.webhook_max_body_bytes, settings.webhook_read_timeout
+            )
+        except BodyRefused as refused:
+            log.warning("webhook: %s", refused)
+            if isinstance(refused, BodyTooLarge):
+                metrics.errors.inc()
+            return Response(status_code=refused.status)
         try:
             data = json.loads(body)
             if not isinstance(data, dict):
@@ -219,26 +218,6 @@ class HeaderLimit:
                 await Response(status_code=431)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-class BodyTooLarge(Exception):
-    """The request's body is larger than the webhook takes."""
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused (BodyTooLarge) as soon as it passes `limit` bytes: a declared
-    Content-Length above it is refused before reading anything."""
-    declared = request.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

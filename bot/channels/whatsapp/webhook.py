@@ -3,8 +3,10 @@
 GET: `hub.mode=subscribe` with the right `hub.verify_token` -> 200 and `hub.challenge` as plain
 text; anything else -> 403.
 
-POST: the body must carry `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body with the
-app secret>` (compared in constant time), else 401 and nothing changes. Then each event, in
+POST: a body above WEBHOOK_MAX_BODY_BYTES gets 413, one not read within WEBHOOK_READ_TIMEOUT
+seconds 408, as on Telegram's route (bot.channels.bounded_body). The body must carry
+`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body with the app secret>` (compared in
+constant time), else 401 and nothing changes. Then each event, in
 the body's order:
 
 * a message -> an `Incoming` applied through the Dispatcher, which records its message id in
@@ -42,6 +44,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.app import Sanad
+from bot.channels.bounded_body import BodyRefused, read_bounded
 from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import UNDELIVERABLE, WINDOW, CloudClient
 from bot.channels.whatsapp.numbered import NumberedChoices
@@ -85,6 +88,8 @@ class WhatsAppWebhook:
         self.numbered = NumberedChoices(sanad.engine)
         self._secret = settings.whatsapp_app_secret.get_secret_value().encode()
         self._verify_token = settings.whatsapp_verify_token.get_secret_value().encode()
+        self._max_body_bytes = settings.webhook_max_body_bytes
+        self._read_timeout = settings.webhook_read_timeout
 
     def routes(self) -> list[Route]:
         return [
@@ -108,7 +113,11 @@ class WhatsAppWebhook:
     # --- events ---------------------------------------------------------------------------
 
     async def receive(self, request: Request) -> Response:
-        body = await request.body()
+        try:
+            body = await read_bounded(request, self._max_body_bytes, self._read_timeout)
+        except BodyRefused as refused:
+            log.warning("whatsapp webhook: %s", refused)
+            return Response(status_code=refused.status)
         if not self.signed(body, request.headers.get(SIGNATURE_HEADER, "")):
             log.warning("whatsapp webhook: a delivery without a valid signature")
             return Response(status_code=401)
