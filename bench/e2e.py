@@ -69,9 +69,11 @@ from bench.workers import (
     echo_report,
     phase,
     prepare,
+    row,
     sanad_final,
     sanad_report,
     stored_reports,
+    together,
     verdict,
 )
 from bot.app import assemble
@@ -460,25 +462,6 @@ async def loads(
 
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def row(name: str, figures: Figures) -> str:
-    return (
-        f"  {name:<14}{figures.updates:>8}{figures.reports:>9}"
-        f"{figures.updates_per_s:>11.1f}{figures.reports_per_s:>11.2f}"
-        f"{figures.percentile(50):>9.1f}{figures.percentile(95):>9.1f}"
-    )
-
-
-def together(phases: list[Figures]) -> Figures:
-    return Figures(
-        phases[0].name,
-        phases[0].workers,
-        sum(f.updates for f in phases),
-        sum(f.reports for f in phases),
-        sum(f.seconds for f in phases),
-        [latency for f in phases for latency in f.latencies],
-    )
 
 
 def cpu_line(name: str, cpu: Cpu, seconds: float) -> str:

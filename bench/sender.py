@@ -29,18 +29,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert
-from sqlmodel import select
 from telegram import Bot
 
-from bench.common import database
+from bench.common import broadcast_audience, database
 from bot.channels.telegram_delivery import telegram_deliver
-from outbox.intents import Intent
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import outbox
 from storage.db import open_database, transaction
-from storage.models import Group, Organization, Person
 from tests.fakes.telegram_bot_api import FakeBotApi
 
 OVERALL = 30.0  # Telegram: messages a second per bot
@@ -72,61 +68,7 @@ class Figures:
 def prepare(url: str, messages: int, time_: ScaledTime) -> tuple[list[int], float]:
     """`messages` people on Telegram and one broadcast message to each in the outbox.
     Returns the people's ids and the wall seconds the enqueueing took."""
-    engine = open_database(url)
-    with transaction(engine) as session:
-        group = Group(
-            key="bench",
-            names={"en": "Bench"},
-            country="BH",
-            timezone="Asia/Bahrain",
-            language="en",
-            currency="BHD",
-        )
-        session.add(group)
-        session.flush()
-        assert group.id is not None
-        organization = Organization(
-            key="bench_partner", group_id=group.id, kind="partner", names={"en": "Bench"}
-        )
-        session.add(organization)
-        session.flush()
-        now = time_.now()
-        session.execute(
-            insert(Person),
-            [
-                {
-                    "channel": "telegram",
-                    "address": str(FIRST_CHAT + n),
-                    "role": "worker",
-                    "organization_id": organization.id,
-                    "display_name": f"Worker {n}",
-                    "active": True,
-                    "reachable": True,
-                    "created_at": now,
-                }
-                for n in range(messages)
-            ],
-        )
-        ids = [
-            p for p in session.exec(select(Person.id).order_by(Person.id)).all() if p is not None
-        ]
-    start = time.perf_counter()
-    with transaction(engine) as session:
-        for number, person_id in enumerate(ids):
-            outbox.enqueue(
-                session,
-                person_id=person_id,
-                kind="broadcast",
-                dedupe_key=f"broadcast:1:{person_id}",
-                broadcast_id=1,
-                intent=Intent.plain(
-                    f"Announcement {number}: the final conference is on 14 June.",
-                    [("Thanks", "ack:1")],
-                ),
-                now=time_.now(),
-            )
-    engine.dispose()
-    return ids, time.perf_counter() - start
+    return broadcast_audience(url, "telegram", FIRST_CHAT, messages, time_.now())
 
 
 async def run(args: argparse.Namespace, url: str) -> Figures:

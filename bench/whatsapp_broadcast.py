@@ -24,17 +24,14 @@ from collections import Counter
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy import insert
-from sqlmodel import select
 
+from bench.common import broadcast_audience
 from bot.channels.whatsapp.client import CloudClient
 from bot.channels.whatsapp.deliver import SENDING_BURST, sending_rate, whatsapp_deliver
-from outbox.intents import Intent
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import outbox
 from storage.db import open_database, transaction
-from storage.models import Group, Organization, Person, PersonAddress
 from tests.fakes.whatsapp_cloud import FakeCloudApi, serving_cloud
 
 RATE = 80.0
@@ -42,73 +39,8 @@ FIRST = 97337000000
 
 
 def prepare(url: str, messages: int, time_: ScaledTime) -> None:
-    engine = open_database(url)
-    with transaction(engine) as session:
-        group = Group(
-            key="bench",
-            names={"en": "Bench"},
-            country="BH",
-            timezone="Asia/Bahrain",
-            language="en",
-            currency="BHD",
-        )
-        session.add(group)
-        session.flush()
-        assert group.id is not None
-        organization = Organization(
-            key="bench_partner", group_id=group.id, kind="partner", names={"en": "Bench"}
-        )
-        session.add(organization)
-        session.flush()
-        now = time_.now()
-        session.execute(
-            insert(Person),
-            [
-                {
-                    "channel": "whatsapp",
-                    "address": str(FIRST + n),
-                    "role": "worker",
-                    "language": "en",
-                    "organization_id": organization.id,
-                    "display_name": f"Worker {n}",
-                    "active": True,
-                    "reachable": True,
-                    "created_at": now,
-                }
-                for n in range(messages)
-            ],
-        )
-        ids = [p for p in session.exec(select(Person.id).order_by(Person.id)).all() if p]
-        # A Core insert skips the ORM hook that gives a new person their first address: the
-        # addresses (where the window is read) are written here, open since now.
-        session.execute(
-            insert(PersonAddress),
-            [
-                {
-                    "person_id": person_id,
-                    "channel": "whatsapp",
-                    "address": str(FIRST + n),
-                    "last_inbound_at": now,
-                    "reachable": True,
-                }
-                for n, person_id in enumerate(ids)
-            ],
-        )
-    with transaction(engine) as session:
-        for number, person_id in enumerate(ids):
-            outbox.enqueue(
-                session,
-                person_id=person_id,
-                kind="broadcast",
-                dedupe_key=f"broadcast:1:{person_id}",
-                broadcast_id=1,
-                intent=Intent.plain(
-                    f"Announcement {number}: the final conference is on 14 June.",
-                    [("Thanks", "ack:1")],
-                ),
-                now=time_.now(),
-            )
-    engine.dispose()
+    """People whose window is open (they wrote just now), one announcement each."""
+    broadcast_audience(url, "whatsapp", FIRST, messages, time_.now())
 
 
 async def run(messages: int, scale: float, url: str, concurrency: int) -> None:

@@ -573,15 +573,15 @@ def print_figures(figures: BenchFigures, args: argparse.Namespace) -> None:
     print(head)
     for number, round_ in enumerate(figures.rounds, 1):
         for bot in (round_.echo, round_.sanad):
-            print(_row(f"{number}. {bot.name}", bot))
+            print(row(f"{number}. {bot.name}", bot))
         print(f"  {'':<14}ratio {round_.ratio:.2f}")
     print("  all rounds")
     echo, sanad = (
-        _together([r.echo for r in figures.rounds]),
-        _together([r.sanad for r in figures.rounds]),
+        together([r.echo for r in figures.rounds]),
+        together([r.sanad for r in figures.rounds]),
     )
     for bot in (echo, sanad):
-        print(_row(bot.name, bot))
+        print(row(bot.name, bot))
     ratios = sorted(r.ratio for r in figures.rounds)
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     print(
@@ -600,7 +600,7 @@ def print_figures(figures: BenchFigures, args: argparse.Namespace) -> None:
         f"{args.paced_seconds:g} s"
     )
     print(head)
-    print(_row(paced.name, paced))
+    print(row(paced.name, paced))
     p95 = paced.percentile(95)
     print(
         f"  p95 latency: {p95:.1f} ms    target <= {TARGET_PACED_P95_MS:g} ms  "
@@ -610,7 +610,7 @@ def print_figures(figures: BenchFigures, args: argparse.Namespace) -> None:
     print(f"\npeak RSS: {rss:.1f} MiB")
 
 
-def _row(name: str, figures: Figures) -> str:
+def row(name: str, figures: Figures) -> str:
     return (
         f"  {name:<14}{figures.updates:>8}{figures.reports:>9}"
         f"{figures.updates_per_s:>11.1f}{figures.reports_per_s:>11.2f}"
@@ -618,7 +618,7 @@ def _row(name: str, figures: Figures) -> str:
     )
 
 
-def _together(phases: list[Figures]) -> Figures:
+def together(phases: list[Figures]) -> Figures:
     return Figures(
         phases[0].name,
         phases[0].workers,
