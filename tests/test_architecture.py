@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORM_LIBRARIES = ("telegram", "httpx", "starlette", "uvicorn")
 #: Handler modules every handler may use: what they all share.
-SHARED = {"handlers.context", "handlers.messages", "handlers.permissions"}
+SHARED = {"handlers.context", "handlers.messages", "handlers.permissions", "handlers.state"}
 #: The composition of the handlers: the router routes to them, the dispatcher runs the router.
 COMPOSITION = {"handlers.router", "handlers.dispatcher"}
 
