@@ -26,7 +26,7 @@ from handlers.state import ChatState as TypedState
 from locales import DEFAULT_LANGUAGE, supported, translator
 from outbox.intents import intent_of
 from storage.applied import record_applied
-from storage.conversations import mark_replied, read_chat, read_state, save_state
+from storage.conversations import ChatState, mark_replied, read_chat, read_state, save_state
 from storage.db import transaction
 from storage.outbox import enqueue, question_of
 from storage.people import MemberRows, find_person, mark_reachable, wrote_from
@@ -125,14 +125,14 @@ class Dispatcher:
                 return []  # a redelivery, or another process applied it meanwhile
             key = _chat_key(incoming)
             chat, found = read_chat(connection, key, incoming.channel, incoming.sender)
-            context = self._context(connection, incoming, TypedState.load(chat.state), found)
+            context = self._context(connection, incoming, chat, found)
             context.reply_unsure = not chat.replied and self._replied.get(key) != chat.version
             try:
                 route(context)
                 context.flush()  # the person the chat's row refers to may be new
             finally:
                 context.close()
-            _spend_pressed_buttons(incoming, context)
+            _spend_pressed_buttons(incoming, chat, context)
             person_id = context.person.id if context.person else None
             save_state(connection, key, chat, context.state.dump(), context.now, person_id)
             replies = compact(context.replies)
@@ -321,12 +321,9 @@ class Dispatcher:
         return False
 
     def _context(
-        self,
-        connection: Connection,
-        incoming: Incoming,
-        state: TypedState,
-        found: MemberRows | None,
+        self, connection: Connection, incoming: Incoming, chat: ChatState, found: MemberRows | None
     ) -> Context:
+        state = TypedState.load(chat.state)  # validated once; Context.state is the typed copy
         if found is None:
             language = supported(incoming.language_code) or DEFAULT_LANGUAGE
             return Context(
@@ -355,12 +352,12 @@ class Dispatcher:
         )
 
 
-def _spend_pressed_buttons(incoming: Incoming, context: Context) -> None:
+def _spend_pressed_buttons(incoming: Incoming, chat: ChatState, context: Context) -> None:
     """A button works once: after a press was taken, the buttons of its message stop working
     unless the answer offered them again. A double tap, or a press sent again over a slow
     network, then gets "that button no longer works" instead of answering the next question."""
     pressed = (incoming.choice or "").partition(":")[0]
-    nonce = context.state.nonce  # as read: only offering buttons changes it
+    nonce = chat.state.get("nonce")  # as stored before this update
     if nonce and pressed == nonce and not context.offered_buttons:
         context.state.nonce = context.state.asked = None
 
