@@ -2,9 +2,9 @@
 
 The dispatcher validates the stored JSON into a `ChatState` once per update (`load`), the
 handlers change it through attributes, and the dispatcher stores it once (`dump`). A field at
-its default is not stored, so the JSON stays small; the fields that `storage.outbox.waiting_for`
-reads from the stored JSON (flow, asked, the draft's form, path, step and editing) are always
-written.
+its default is not stored, so the JSON stays small. The keys are those the untyped state had:
+`storage.outbox.waiting_for` reads the stored JSON (flow, asked; a draft's form, path, step and
+editing, fields without a default, so always written with the draft).
 
 Rows written before these models (no "v" marker) have the same keys with two differences that
 `load` converts: the form to open after a discarded draft was a top-level "then", and an export
