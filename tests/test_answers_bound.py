@@ -187,3 +187,23 @@ def test_whatsapp_tells_which_message_a_reply_or_a_press_answers() -> None:
     assert all(isinstance(event, Inbound) for event in found)
     answers = [event.incoming.answers for event in found if isinstance(event, Inbound)]
     assert answers == ["wamid.OUT7", "wamid.OUT8", None]
+
+
+async def test_on_whatsapp_an_outbox_copy_of_a_question_is_bound_to_it_too(
+    sanad: Sanad, clock: Clock
+) -> None:
+    async with WhatsAppChat(sanad) as wa:
+        maryam = await registered_on_whatsapp(wa)
+        await maryam.taps("Recycling output")
+        await maryam.taps(maryam.titles[0])  # the week
+        wa.api.fail_next(1, status=500, code=131000)
+        assert await maryam.says("100") == [], "WhatsApp did not take 'Aluminium collected'"
+        sender = Sender(sanad.engine, wa.whatsapp.deliver, clock=clock)
+        assert await sender.run_once() == 1
+        copy = maryam.message_asking("Aluminium collected")
+        await maryam.replies_to(copy, "20")
+        assert "Plastic collected" in maryam.last
+        await maryam.replies_to(copy, "30")
+        assert ALREADY in maryam.everything
+        await maryam.says("30")
+        assert "Quantity sold" in maryam.last
