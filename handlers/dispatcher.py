@@ -235,7 +235,7 @@ class Dispatcher:
         as the platform's message `shown` when the channel knows its id. Written down for many
         chats at once, at most REPLIED_DELAY later: a crash in between costs those chats a
         "continue where you stopped?" question, nothing more, and a reply to that message is
-        then taken as any answer is (until then this process knows it, see `_answers_earlier`).
+        then taken as any answer is (until then this process knows it, see `_bound`).
         """
         key = _chat_key(incoming)
         version = self._saved.pop(key, None)
