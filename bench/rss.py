@@ -2,7 +2,7 @@
 with a million stored reports, once it has sent every coordinator their digests.
 
     python -m bench.rss [--reports 1000000] [--years 10] [--idle-seconds 20] [--database URL]
-                        [--template FILE] [--no-command]
+                        [--template FILE] [--no-command] [--hide PACKAGE ...] [--smaps]
 
 The history is `bench.digests`' (5 groups in their own time zones, 25 associations, ten
 years of weekly recycling, monthly beneficiaries and check-ins), and each group gets two
@@ -28,6 +28,12 @@ Target: peak RSS <= 110 MB (the issue's figure; 110 MiB is printed too, as MiB i
 counts in). A fresh SQLite file is filled unless `--database` is given (a PostgreSQL URL gets
 a private schema, dropped at the end). `--template FILE` keeps a filled SQLite file there
 (filled on the first run, copied for each later one: filling takes a minute or two).
+
+The chart process the bot starts (`monitoring.drawing`) is watched too: its peak RSS is
+printed apart. Packages installed on the machine but not in requirements.lock that the bot
+imports when they are there (cryptography through python-telegram-bot, trio through
+httpcore) are named; `--hide` makes them unimportable in the bot, as in an install from the
+lock. `--smaps` prints the SQLite connections the bot holds and its largest mappings.
 """
 
 from __future__ import annotations
@@ -164,6 +170,48 @@ def coordinators(engine: Engine) -> list[int]:
         ]
 
 
+# --- what a deployment would not have -------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Installed on this machine for other work, not in requirements.lock, and imported by the
+#: bot when present: python-telegram-bot imports cryptography (Telegram Passport) and
+#: httpcore imports trio. About 8 and 4 MiB of the bot's resident set.
+NOT_LOCKED = ("cryptography", "trio")
+
+
+def locked() -> set[str]:
+    """The distributions requirements.lock installs (names normalised)."""
+    names = set()
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            names.add(line.split("==")[0].strip().lower().replace("_", "-"))
+    return names
+
+
+def importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def hiding(names: list[str], tmp: Path) -> dict[str, str]:
+    """Environment for the bot in which `import NAME` fails for each of `names`, as in an
+    install from requirements.lock (a directory of stubs first on PYTHONPATH)."""
+    if not names:
+        return {}
+    lock = locked()
+    for name in names:
+        if name.lower().replace("_", "-") in lock:
+            raise SystemExit(f"--hide {name}: requirements.lock installs it")
+        stub = tmp / "hidden" / name
+        stub.mkdir(parents=True)
+        (stub / "__init__.py").write_text(
+            f"raise ImportError('{name} hidden by bench.rss: not in requirements.lock')\n"
+        )
+    path = [str(tmp / "hidden"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(path)}
+
+
 # --- the bot process -------------------------------------------------------------------------
 
 
@@ -175,6 +223,54 @@ def status_kib(pid: int) -> dict[str, int]:
         if name in ("VmHWM", "VmRSS"):
             found[name] = int(value.split()[0])
     return found
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
+
+
+class Children:
+    """The peak RSS of every process the bot starts (the chart process), sampled often:
+    each is read until it exits, as its VmHWM goes with it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peaks: dict[int, int] = {}
+
+    def sample(self) -> None:
+        for child in descendants(self.pid):
+            try:
+                peak = status_kib(child)["VmHWM"]
+            except (OSError, KeyError):
+                continue
+            self.peaks[child] = max(peak, self.peaks.get(child, 0))
+
+    async def watch(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(0.05)
+
+
+def mappings(pid: int, top: int = 15) -> list[tuple[int, str]]:
+    """The largest parts of the resident set of `pid` (KiB, what is mapped), from smaps."""
+    sizes: dict[str, int] = {}
+    name = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        first = line.split(maxsplit=5)
+        if "-" in first[0] and not first[0].endswith(":"):
+            name = first[5] if len(first) > 5 else "[anonymous]"
+        elif first[0] == "Rss:":
+            sizes[name] = sizes.get(name, 0) + int(first[1])
+    return sorted(((kib, n) for n, kib in sizes.items()), reverse=True)[:top]
 
 
 def mib(kib: int) -> str:
@@ -212,6 +308,7 @@ async def measure(args: argparse.Namespace, url: str, tmp: Path, due: int) -> in
             "DATABASE_URL": url,
             "DATA_DIR": str(tmp / "data"),
             "PYTHONUNBUFFERED": "1",
+            **hiding(args.hide, tmp),
         }
         log_path = tmp / "bot.log"
         with log_path.open("wb") as log:
@@ -219,6 +316,8 @@ async def measure(args: argparse.Namespace, url: str, tmp: Path, due: int) -> in
                 [sys.executable, "-m", "bot", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
             peak = 0
+            children = Children(process.pid)
+            watching = asyncio.create_task(children.watch())
             try:
 
                 def phase(name: str, seconds: float) -> None:
@@ -263,6 +362,12 @@ async def measure(args: argparse.Namespace, url: str, tmp: Path, due: int) -> in
                     f"{'PASS' if ok_rss else 'MISS'}  (<= {TARGET_MB:g} MiB: "
                     f"{'PASS' if peak <= TARGET_MB * 1024 else 'MISS'})"
                 )
+                if children.peaks:
+                    print(
+                        f"chart process   {len(children.peaks)} started, peak "
+                        f"{mib(max(children.peaks.values()))}, alive after the idle phase: "
+                        f"{len(descendants(process.pid))}"
+                    )
                 print(
                     f"idle CPU        {share * 100:.2f}% of one core over {elapsed:.0f} s after "
                     f"the digests   target <= {TARGET_IDLE * 100:g}%  "
@@ -273,6 +378,17 @@ async def measure(args: argparse.Namespace, url: str, tmp: Path, due: int) -> in
                     for line in log_path.read_text(errors="replace").splitlines()
                     if " ERROR " in line or "Traceback" in line
                 ]
+                if args.smaps:
+                    files = [
+                        link.readlink().name
+                        for link in Path(f"/proc/{process.pid}/fd").iterdir()
+                        if link.is_symlink()
+                    ]
+                    opened = sum(name.endswith(".db") for name in files)
+                    print(f"SQLite files open in the bot (connections): {opened}")
+                    print("largest parts of the bot's resident set (smaps):")
+                    for kib, name in mappings(process.pid):
+                        print(f"  {kib / 1024:7.1f} MiB  {name}")
                 print(f"errors logged   {len(errors)}")
                 for line in errors[:5]:
                     print(f"  {line}")
@@ -281,6 +397,7 @@ async def measure(args: argparse.Namespace, url: str, tmp: Path, due: int) -> in
                 print(f"failed: {failed}\n{log_path.read_text(errors='replace')[-3000:]}")
                 return 1
             finally:
+                watching.cancel()
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)
                     process.wait(timeout=30)
@@ -313,6 +430,14 @@ def run(args: argparse.Namespace, url: str, shown: str, tmp: Path) -> int:
         f"2 coordinators a group (load average {os.getloadavg()[0]:.2f} on "
         f"{os.cpu_count()} CPUs)"
     )
+    present = [n for n in NOT_LOCKED if importable(n)]
+    if args.hide:
+        print(f"hidden from the bot (not in requirements.lock): {', '.join(args.hide)}")
+    elif present:
+        print(
+            f"importable here but not in requirements.lock: {', '.join(present)} (the bot "
+            f"imports them; --hide {' '.join(present)} measures it as a lock install would)"
+        )
     return asyncio.run(measure(args, url, tmp, due))
 
 
@@ -328,6 +453,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", help="a database URL (default: a temporary SQLite file)")
     parser.add_argument("--template", type=Path, help="a filled SQLite file kept between runs")
     parser.add_argument("--no-command", action="store_true", help="skip the /digest phase")
+    parser.add_argument(
+        "--hide",
+        nargs="*",
+        default=[],
+        metavar="PACKAGE",
+        help=f"make these unimportable in the bot, as in a requirements.lock install "
+        f"(found here: {' '.join(NOT_LOCKED)})",
+    )
+    parser.add_argument("--smaps", action="store_true", help="print the bot's largest mappings")
     parser.add_argument("--logs", type=Path, help="copy the bot's log there")
     args = parser.parse_args(argv)
     with (

@@ -48,8 +48,9 @@ class ChartError(RuntimeError):
     """The chart process could not draw a chart."""
 
 
-class _Drawer:
-    """The child process, started when needed and ended when idle."""
+class ChartProcess:
+    """The child process, started when needed and ended after `idle_seconds` without a
+    chart. Safe to use from several threads (one chart at a time)."""
 
     def __init__(self, idle_seconds: float = IDLE_SECONDS) -> None:
         self.idle_seconds = idle_seconds
@@ -58,7 +59,39 @@ class _Drawer:
         self._used = 0.0  # time.monotonic() of the last request
         self._timer: threading.Timer | None = None
 
-    def draw(self, request: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def draw_chart(
+        self,
+        title: str,
+        period_labels: list[str],
+        series: Sequence[Series],
+        *,
+        language: str,
+        path: Path,
+        y_label: str = "",
+        digits: str = "latn",
+    ) -> Path:
+        """`monitoring.chart.trend_chart`, drawn in the child; returns `path`."""
+        answer = self._ask(
+            {
+                "title": title,
+                "period_labels": period_labels,
+                "series": [[s.label, s.values] for s in series],
+                "language": language,
+                "path": str(path),
+                "y_label": y_label,
+                "digits": digits,
+            }
+        )
+        if "error" in answer:
+            kind = ValueError if answer.get("type") == "ValueError" else ChartError
+            raise kind(answer["error"])
+        return Path(answer["path"])
+
+    def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
         line = json.dumps(request) + "\n"
         with self._lock:
             for attempt in (1, 2):
@@ -125,35 +158,8 @@ class _Drawer:
             process.wait()
 
 
-_drawer = _Drawer()
-
-
-def draw_chart(
-    title: str,
-    period_labels: list[str],
-    series: Sequence[Series],
-    *,
-    language: str,
-    path: Path,
-    y_label: str = "",
-    digits: str = "latn",
-) -> Path:
-    """`monitoring.chart.trend_chart`, drawn in the chart process; returns `path`."""
-    answer = _drawer.draw(
-        {
-            "title": title,
-            "period_labels": period_labels,
-            "series": [[s.label, s.values] for s in series],
-            "language": language,
-            "path": str(path),
-            "y_label": y_label,
-            "digits": digits,
-        }
-    )
-    if "error" in answer:
-        kind = ValueError if answer.get("type") == "ValueError" else ChartError
-        raise kind(answer["error"])
-    return Path(answer["path"])
+#: The process's chart drawer.
+draw_chart = ChartProcess().draw_chart
 
 
 # --- the child -------------------------------------------------------------------------------
