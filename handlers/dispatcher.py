@@ -22,12 +22,12 @@ from sqlmodel import Session
 from handlers.context import Context, Services
 from handlers.messages import Incoming, Reply, TryLater, compact
 from handlers.router import route
-from handlers.state import ChatState as TypedState
+from handlers.state import ChatState
 from locales import DEFAULT_LANGUAGE, supported, translator
 from outbox.intents import intent_of
 from storage.applied import record_applied
 from storage.asked import Asked, asked_by, record_asked
-from storage.conversations import ChatState, mark_replied, read_chat, read_state, save_state
+from storage.conversations import StoredChat, mark_replied, read_chat, read_state, save_state
 from storage.db import transaction
 from storage.outbox import enqueue, question_of
 from storage.people import MemberRows, find_person, mark_reachable, wrote_from
@@ -361,9 +361,9 @@ class Dispatcher:
         return False
 
     def _context(
-        self, connection: Connection, incoming: Incoming, chat: ChatState, found: MemberRows | None
+        self, connection: Connection, incoming: Incoming, chat: StoredChat, found: MemberRows | None
     ) -> Context:
-        state = TypedState.load(chat.state)  # validated once; Context.state is the typed copy
+        state = ChatState.load(chat.state)  # validated once; Context.state is the typed copy
         if found is None:
             language = supported(incoming.language_code) or DEFAULT_LANGUAGE
             return Context(
@@ -392,7 +392,7 @@ class Dispatcher:
         )
 
 
-def _spend_pressed_buttons(incoming: Incoming, chat: ChatState, context: Context) -> None:
+def _spend_pressed_buttons(incoming: Incoming, chat: StoredChat, context: Context) -> None:
     """A button works once: after a press was taken, the buttons of its message stop working
     unless the answer offered them again. A double tap, or a press sent again over a slow
     network, then gets "that button no longer works" instead of answering the next question."""

@@ -51,8 +51,9 @@ _REPLIED = (
 
 
 @dataclass(frozen=True)
-class ChatState:
-    """A chat's state as stored, how many times it was saved, and whether it has a row yet."""
+class StoredChat:
+    """A chat's row as read: its state as stored (the JSON of handlers.state.ChatState, which
+    storage does not read), how many times it was saved, and whether it has a row yet."""
 
     version: int
     state: dict[str, Any]
@@ -60,37 +61,37 @@ class ChatState:
     replied: bool = True  # the replies of the last version reached the channel
 
 
-def read_state(runner: Session | Connection, chat_key: str) -> ChatState:
+def read_state(runner: Session | Connection, chat_key: str) -> StoredChat:
     """The chat's state, its row locked for the rest of the transaction where the database
     can; an empty state for a chat never seen."""
-    return _chat_state(runner.execute(_READ, {"key": chat_key}).first())
+    return _stored_chat(runner.execute(_READ, {"key": chat_key}).first())
 
 
 def read_chat(
     runner: Session | Connection, chat_key: str, channel: str, address: str
-) -> tuple[ChatState, MemberRows | None]:
+) -> tuple[StoredChat, MemberRows | None]:
     """`read_state` and `find_member(channel, address)` in one query where the chat has a row
     (one round trip less for nearly every message); a chat never seen reads the person alone."""
     row = _READ_WITH_MEMBER_HOT.first(
         runner, {"key": chat_key, "channel": channel, "address": address}
     )
     if row is None:
-        return ChatState(0, {}, False), find_member(runner, channel, address)
-    return _chat_state(row), member_at(row, _MEMBER_START)
+        return StoredChat(0, {}, False), find_member(runner, channel, address)
+    return _stored_chat(row), member_at(row, _MEMBER_START)
 
 
-def _chat_state(row: Sequence[Any] | None) -> ChatState:
+def _stored_chat(row: Sequence[Any] | None) -> StoredChat:
     """The state from the columns of _READ."""
     if row is None:
-        return ChatState(0, {}, False)
+        return StoredChat(0, {}, False)
     version, state, replied_version = row[0], row[1], row[2]
-    return ChatState(version, dict(state), True, replied_version >= version)
+    return StoredChat(version, dict(state), True, replied_version >= version)
 
 
 def save_state(
     runner: Session | Connection,
     chat_key: str,
-    previous: ChatState,
+    previous: StoredChat,
     state: dict[str, Any],
     now: datetime,
     person_id: int | None,

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.app import Sanad
-from storage.conversations import _READ_WITH_MEMBER, ChatState, read_chat, save_state
+from storage.conversations import _READ_WITH_MEMBER, StoredChat, read_chat, save_state
 from storage.db import insert_new
 from storage.hot import HotStatement
 from storage.models import Conversation, Organization, Person, ProcessedUpdate
@@ -49,21 +49,21 @@ def test_the_chat_and_its_writer_read_as_core_reads_them(sanad: Sanad) -> None:
     person = _person(sanad)
     with sanad.engine.begin() as connection:
         assert read_chat(connection, "telegram:4242", "telegram", "4242") == (
-            ChatState(0, {}, False),
+            StoredChat(0, {}, False),
             find_member(connection, "telegram", "4242"),
         )
-        save_state(connection, "telegram:4242", ChatState(0, {}, False), STATE, WHEN, person.id)
+        save_state(connection, "telegram:4242", StoredChat(0, {}, False), STATE, WHEN, person.id)
     with sanad.engine.begin() as connection:
         chat, member = read_chat(connection, "telegram:4242", "telegram", "4242")
         params = {"key": "telegram:4242", "channel": "telegram", "address": "4242"}
         core = tuple(connection.execute(_READ_WITH_MEMBER, params).one())
         assert HotStatement(_READ_WITH_MEMBER).first(connection, params) == core
-        assert chat == ChatState(1, STATE, True, False)
+        assert chat == StoredChat(1, STATE, True, False)
         assert member is not None and member == find_member(connection, "telegram", "4242")
         assert member[0].reachable is False and member[0].display_name == "Nadia"
         save_state(connection, "telegram:4242", chat, {**STATE, "flow": None}, WHEN, person.id)
         assert read_chat(connection, "telegram:7", "telegram", "4242") == (
-            ChatState(0, {}, False),
+            StoredChat(0, {}, False),
             member,
         )  # no row for that chat: the person read alone
         assert read_chat(connection, "telegram:4242", "telegram", "7")[1] is None  # nobody
