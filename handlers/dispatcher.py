@@ -134,24 +134,24 @@ class Dispatcher:
             context = self._context(connection, incoming, chat, found)
             context.reply_unsure = not chat.replied and self._replied.get(key) != chat.version
             bound = self._bound(connection, key, incoming)
-            if bound is not None and bound.answered(chat.state):
+            if bound is not None and bound.answered(context.state.waiting_for()):
                 context.answers_earlier = True
             elif bound is not None:  # a reply to the question open now: they surely saw it
                 context.reply_unsure = False
+            nonce = context.state.nonce  # as stored before this update
             try:
                 route(context)
                 context.flush()  # the person the chat's row refers to may be new
             finally:
                 context.close()
-            _spend_pressed_buttons(incoming, chat, context)
+            _spend_pressed_buttons(incoming, nonce, context)
             person_id = context.person.id if context.person else None
-            stored = context.state.dump()
-            save_state(connection, key, chat, stored, context.now, person_id)
+            save_state(connection, key, chat, context.state.dump(), context.now, person_id)
             replies = compact(context.replies)
         self._saved[key] = chat.version + 1
-        question = question_of(key, chat.version + 1, stored) if replies else None
-        if question is not None:
-            self._asking[key] = Asked.of(question)
+        waiting = context.state.waiting_for() if replies else None
+        if waiting is not None:
+            self._asking[key] = Asked(chat.version + 1, waiting)
         else:
             self._asking.pop(key, None)
         _log_applied(incoming, context)
@@ -291,7 +291,8 @@ class Dispatcher:
         self._asking.pop(key, None)  # the outbox keeps the question with its copy
         with transaction(self.engine) as session:
             chat = read_state(session, key)
-            question = question_of(key, chat.version, chat.state) if chat.stored else None
+            state = ChatState.load(chat.state)  # a chat without a row: waits for nothing
+            question = question_of(key, chat.version, state.waiting_for(), state.flow)
             if version is not None and chat.version != version:
                 log.info(
                     "update %s: %d unsent replies dropped, the conversation moved on",
@@ -392,12 +393,12 @@ class Dispatcher:
         )
 
 
-def _spend_pressed_buttons(incoming: Incoming, chat: StoredChat, context: Context) -> None:
-    """A button works once: after a press was taken, the buttons of its message stop working
-    unless the answer offered them again. A double tap, or a press sent again over a slow
-    network, then gets "that button no longer works" instead of answering the next question."""
+def _spend_pressed_buttons(incoming: Incoming, nonce: str | None, context: Context) -> None:
+    """A button works once: after a press was taken, the buttons of its message (`nonce`, the
+    token the chat had before this update) stop working unless the answer offered them again.
+    A double tap, or a press sent again over a slow network, then gets "that button no longer
+    works" instead of answering the next question."""
     pressed = (incoming.choice or "").partition(":")[0]
-    nonce = chat.state.get("nonce")  # as stored before this update
     if nonce and pressed == nonce and not context.offered_buttons:
         context.state.nonce = context.state.asked = None
 

@@ -2,9 +2,11 @@
 
 The dispatcher validates the stored JSON into a `ChatState` once per update (`load`), the
 handlers change it through attributes, and the dispatcher stores it once (`dump`). A field at
-its default is not stored, so the JSON stays small. The keys are those the untyped state had:
-`storage.outbox.waiting_for` reads the stored JSON (flow, asked; a draft's form, path, step and
-editing, fields without a default, so always written with the draft).
+its default is not stored, so the JSON stays small. The keys are those the untyped state had.
+
+`ChatState.waiting_for` names the question a chat waits an answer to; that name is kept with
+the messages that ask it (storage.asked, an outbox row's `question`) and compared with the
+chat's later state, so it is the string the untyped state gave for the same question.
 
 Rows written before these models (no "v" marker) have the same keys with two differences that
 `load` converts: the form to open after a discarded draft was a top-level "then", and an export
@@ -227,6 +229,26 @@ class ChatState(_Model):
         data = self.model_dump(mode="json", exclude_defaults=True)
         data["v"] = SCHEMA
         return data
+
+    def waiting_for(self) -> str | None:
+        """Which question the chat waits an answer to, as a comparable string; None when it
+        waits for none. A report being filled in (or offered to resume) waits for the field
+        after the answered ones (form, answered fields, step, whether an answer is being
+        changed); another flow for the question whose buttons it offered (`asked`).
+
+        The strings are those the untyped state gave (`f"{flow}|{asked}"` with None as "None"),
+        so questions stored before this model still compare equal."""
+        draft = self.draft
+        if draft is not None and self.flow in (Flow.FORM, Flow.RESUME):
+            return f"{draft.form}|{'/'.join(draft.path)}|{draft.step.value}|{draft.editing}"
+        if self.flow is not None:
+            return f"{self.flow.value}|{self.asked}"
+        return None
+
+
+def waiting_for(stored: dict[str, Any]) -> str | None:
+    """`ChatState.waiting_for` of a state as stored (by any version)."""
+    return ChatState.load(stored).waiting_for()
 
 
 def _upgrade(stored: dict[str, Any]) -> dict[str, Any]:

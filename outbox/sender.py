@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from handlers.state import waiting_for
 from outbox.pace import Pace, Sleep
 from storage import holders
 from storage import outbox as store
@@ -283,7 +284,7 @@ class Sender:
             messages = store.claim(session, self.clock(), limit or self.batch, self.holder)
             if not messages:
                 return []
-            messages = store.drop_stale_questions(session, messages)
+            messages = store.drop_stale_questions(session, messages, waiting_for)
             people = store.recipients(session, {m.person_id for m in messages})
         addresses = {
             pid: Address(r.channel, r.address, r.language, r.last_inbound_at)

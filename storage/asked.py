@@ -2,11 +2,12 @@
 
 When the bot sends the replies of an update while the chat waits for an answer, the platform's
 id of the last message sent (the question, with its buttons) is kept with the question the chat
-then asked: the conversation's version and what it waited for (`storage.outbox.waiting_for`).
-Outbox copies of a question are kept the same way when they are sent. A person who replies to
-one of those messages (Telegram's reply, WhatsApp's quoted message) names it: if the chat no
-longer waits for that question, the answer is refused instead of landing on the question open
-now (handlers.dispatcher).
+then asked: the conversation's version and what it waited for (a string that
+handlers.state.ChatState.waiting_for gives and storage only compares). Outbox copies of a
+question are kept the same way when they are sent. A person who replies to one of those
+messages (Telegram's reply, WhatsApp's quoted message) names it: if the chat no longer waits
+for that question, the answer is refused instead of landing on the question open now
+(handlers.dispatcher).
 
 Only messages that ask something are kept, one row each, and forgotten after REMEMBERED_FOR,
 as the record of applied updates is (storage.applied): an answer to an older message is taken
@@ -27,7 +28,6 @@ from sqlmodel import Session
 
 from storage.applied import FORGET_BATCH, REMEMBERED_FOR
 from storage.models import AskedQuestion
-from storage.outbox import waiting_for
 
 _TABLE: Table = AskedQuestion.__table__  # type: ignore[attr-defined]
 _FIND = select(_TABLE.c.version, _TABLE.c.step).where(
@@ -47,10 +47,10 @@ class Asked:
         """From the identity `storage.outbox.question_of` gives (an outbox row's `question`)."""
         return cls(int(question["version"]), str(question["step"]))
 
-    def answered(self, state: Mapping[str, Any]) -> bool:
-        """Whether a chat with `state` has moved past this question (it waits for another
-        one, or for none)."""
-        return waiting_for(dict(state)) != self.step
+    def answered(self, waiting: str | None) -> bool:
+        """Whether a chat that waits for `waiting` (what it waits for now, as `step` names a
+        question) has moved past this question: it waits for another one, or for none."""
+        return waiting != self.step
 
 
 def record_asked(

@@ -202,8 +202,8 @@ class ProcessedUpdate(SQLModel, table=True):
 class AskedQuestion(SQLModel, table=True):
     """A bot message sent while its chat waited for an answer: the platform's id of that
     message, and the question it asked (the conversation's version and what it waited for, as
-    storage.outbox.waiting_for says). A reply to it, or a press on it, is checked against the
-    question open now (storage.asked)."""
+    handlers.state.ChatState.waiting_for names it). A reply to it, or a press on it, is
+    checked against the question open now (storage.asked)."""
 
     __tablename__ = "asked_question"
 

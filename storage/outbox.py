@@ -25,7 +25,7 @@ again: it may already have reached the person if it was in flight at the instant
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -140,36 +140,27 @@ def recipients(session: Session, person_ids: set[int]) -> dict[int, Recipient]:
     }
 
 
-def waiting_for(state: dict[str, Any]) -> str | None:
-    """Which question a conversation waits an answer to, as a comparable string; None when
-    it waits for none. A report being filled in waits for the field after the answered ones
-    (form, answered fields, step); another flow for the question whose buttons it offered."""
-    draft = state.get("draft")
-    if isinstance(draft, dict) and state.get("flow") in ("form", "resume"):
-        path = draft.get("path") or []
-        return f"{draft.get('form')}|{'/'.join(map(str, path))}|{draft.get('step')}|" + str(
-            bool(draft.get("editing"))
-        )
-    if state.get("flow"):
-        return f"{state.get('flow')}|{state.get('asked')}"
-    return None
-
-
-def question_of(chat_key: str, version: int, state: dict[str, Any]) -> dict[str, Any] | None:
-    """The identity of the question a chat at `version` with `state` asks, if it asks one."""
-    waiting = waiting_for(state)
-    if waiting is None:
+def question_of(
+    chat_key: str, version: int, step: str | None, flow: str | None
+) -> dict[str, Any] | None:
+    """The identity of the question a chat at `version` asks, kept with an outbox copy of it:
+    `step` names the question the chat waits an answer to (handlers.state.ChatState.waiting_for;
+    None: it asks none), `flow` is the chat's flow, kept for whoever reads the row."""
+    if step is None:
         return None
-    return {"chat": chat_key, "version": version, "flow": state.get("flow"), "step": waiting}
+    return {"chat": chat_key, "version": version, "flow": flow, "step": step}
 
 
 def drop_stale_questions(
-    session: Session, messages: Sequence[OutboxMessage]
+    session: Session,
+    messages: Sequence[OutboxMessage],
+    waiting_for: Callable[[dict[str, Any]], str | None],
 ) -> list[OutboxMessage]:
     """`messages` without the kept questions the conversation no longer waits for (answered
     meanwhile, or left); those are marked "cancelled": an answer to such a late copy would
     land on the next question. A question still awaited (the person only wrote "hello?"
-    meanwhile) goes out."""
+    meanwhile) goes out. `waiting_for` names the question a stored state waits for (the
+    `step` of `question_of`): storage does not read the state."""
     asking = [m for m in messages if m.question]
     if not asking:
         return list(messages)
