@@ -562,7 +562,7 @@ def _show_review(ctx: Context, report: Report) -> None:
 
 def _ask_comment(ctx: Context, report: Report) -> None:
     if ctx.state.review is None:
-        raise KeyError("review")  # as the untyped state did: asked only within a review
+        raise RuntimeError("no review: asked only within one")
     ctx.state.review.step = ReviewStep.COMMENT
     submitter = ctx.session.get(Person, report.person_id)
     ctx.say(
@@ -791,7 +791,7 @@ def _form(ctx: Context, report: Report) -> FormSpec:
 def _correction(ctx: Context) -> Correction:
     """The correction under way (the router only comes here with one)."""
     if ctx.state.correct is None:
-        raise KeyError("correct")  # as the untyped state did
+        raise RuntimeError("no correction under way")
     return ctx.state.correct
 
 

@@ -568,7 +568,7 @@ def _save(ctx: Context) -> None:
 def _draft(ctx: Context) -> Draft:
     draft = ctx.state.draft
     if draft is None:
-        raise KeyError("draft")  # as the untyped state did: the router only comes with one
+        raise RuntimeError("no draft: the router only comes here with one")
     return draft
 
 

@@ -147,7 +147,7 @@ class Conversation(SQLModel, table=True):
     # Below `version` after a crash between the commit and the sending: the person may not
     # have seen the last question, so a typed answer is not taken for its answer.
     replied_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    state: dict[str, Any] = _json()
+    state: dict[str, Any] = _json()  # handlers.state.ChatState as JSON (storage reads none)
     updated_at: datetime = _time()
 
 
