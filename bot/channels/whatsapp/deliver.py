@@ -61,10 +61,14 @@ def whatsapp_deliver(
             except WindowClosed:
                 ident = await client.send(address.address, template)
             else:
-                # Only a question with numbered options changes what a typed number means: a
-                # reminder or an announcement leaves the chat's open question as it was.
-                if len(reply.options) > MAX_ROWS and outgoing[-1].numbered:
-                    await asyncio.to_thread(numbered.shown, address.address, outgoing[-1].numbered)
+                # Only a question with numbered options, or one waiting for typed text, changes
+                # what a typed answer means: a reminder or an announcement leaves the chat's
+                # open question as it was.
+                waits_for_text = reply.expect == "text"
+                if (len(reply.options) > MAX_ROWS and outgoing[-1].numbered) or waits_for_text:
+                    await asyncio.to_thread(
+                        numbered.shown, address.address, outgoing[-1].numbered, waits_for_text
+                    )
         else:
             ident = await client.send(address.address, template)
         await asyncio.to_thread(_record, engine, message.id, ident)

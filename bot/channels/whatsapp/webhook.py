@@ -48,7 +48,7 @@ from bot.channels.bounded_body import BodyRefused, read_bounded
 from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import UNDELIVERABLE, WINDOW, CloudClient
 from bot.channels.whatsapp.numbered import NumberedChoices
-from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events
+from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events, typed
 from bot.channels.whatsapp.render import render
 from bot.channels.whatsapp.templates import SHOW
 from bot.channels.whatsapp.window import WINDOW_CLOSED
@@ -148,6 +148,8 @@ class WhatsAppWebhook:
         if event.media_id is not None:
             path = await self._keep_media(event.media_id)
             incoming = _with(incoming, photo=Photo(path=str(path)))
+        if event.typed is not None and self.numbered.waits_for_text(incoming.sender):
+            incoming = _with(incoming, text=typed(event.typed, answer_expected=True))
         number = self.numbered.choice(incoming.sender, incoming.text)
         if number is not None:
             incoming = _with(incoming, choice=number, text=None)
@@ -164,7 +166,7 @@ class WhatsAppWebhook:
                 outgoing = render(reply, tr or translator(DEFAULT_LANGUAGE))
                 for item in outgoing:
                     await self.client.send(incoming.chat_id, item)
-                self.numbered.shown(incoming.chat_id, outgoing[-1].numbered)
+                self.numbered.shown(incoming.chat_id, outgoing[-1].numbered, reply.expect == "text")
             except Exception as error:
                 log.warning(
                     "whatsapp: a reply was not sent (%s); it waits in the outbox",
