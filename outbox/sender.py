@@ -41,6 +41,7 @@ from outbox.pace import Pace, Sleep
 from storage import holders
 from storage import outbox as store
 from storage.db import transaction
+from storage.deliveries import took
 from storage.models import OutboxMessage
 from storage.types import utcnow
 
@@ -82,7 +83,9 @@ class Rejected(Exception):
     """The platform refused this message for good (malformed, missing photo): not retried."""
 
 
-Deliver = Callable[[Address, OutboxMessage], Awaitable[None]]
+#: Sends one outbox row to its recipient; returns the platform's id of the message when the
+#: platform gives one (WhatsApp's wamid, for its status reports), recorded with the "sent".
+Deliver = Callable[[Address, OutboxMessage], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,7 @@ class Sender:
                 await self.limiter.acquire()
                 started = time.perf_counter()
                 try:
-                    await self.deliver(address, message)
+                    platform_id = await self.deliver(address, message)
                 except RetryAfter as flood:
                     self.stats["flood_waits"] += 1
                     log.warning("outbox: flood wait of %g s", flood.seconds)
@@ -319,7 +322,9 @@ class Sender:
                         time.perf_counter() - started,
                         (self.clock() - message.created_at).total_seconds(),
                     )
-                return self._record(message, "sent", channel=address.channel)
+                return self._record(
+                    message, "sent", channel=address.channel, platform_id=platform_id
+                )
             return self._record(message, "released")
 
     def _record(
@@ -328,8 +333,10 @@ class Sender:
         outcome: str,
         error: BaseException | None = None,
         channel: str | None = None,
+        platform_id: str | None = None,
     ) -> Delivered:
-        """Commit what became of `message`, now (on `channel`, the recipient's)."""
+        """Commit what became of `message`, now (on `channel`, the recipient's; sent under
+        `platform_id`, with the status reports that came before it)."""
         assert message.id is not None
         now = self.clock()
         detail = f"{type(error).__name__}: {error}" if error is not None else None
@@ -339,6 +346,8 @@ class Sender:
         with transaction(self.engine) as session:
             if outcome == "sent":
                 store.mark_sent(session, message.id, now, channel)
+                if platform_id:
+                    took(session, message.id, platform_id, now)
             elif outcome == "blocked":
                 store.mark_blocked(session, message.id, message.person_id, detail or "", channel)
             elif outcome == "failed":

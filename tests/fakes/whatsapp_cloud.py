@@ -33,7 +33,9 @@ Webhooks: each inbound message and each status is queued as a webhook delivery, 
 ``X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body with the app secret>``. ``push``
 posts what is queued to ``webhook_url`` and posts again what did not get a 2xx (as Meta does,
 for days); ``repeat_next``, ``drop_next`` (lost on the way: delivered again later) and
-``reorder`` play the network's tricks.
+``reorder`` play the network's tricks. A message's ``biz_opaque_callback_data`` (<= 512) comes
+back in its statuses; ``statuses_before_answer`` posts them before the send request is
+answered, as Meta's webhook sometimes outruns its HTTP answer.
 """
 
 from __future__ import annotations
@@ -226,6 +228,9 @@ class FakeCloudApi:
     webhook_url: str | None = None
     statuses: bool = True  # send sent/delivered status webhooks for accepted messages
     read_receipts: bool = False
+    # Post the status webhooks of an accepted message before answering its send request (Meta's
+    # webhook may reach the bot before the answer does).
+    statuses_before_answer: bool = False
 
     sent: list[Sent] = field(default_factory=list)
     refused: list[tuple[JSON, GraphError]] = field(default_factory=list)
@@ -383,6 +388,8 @@ class FakeCloudApi:
             "timestamp": str(int(self.clock())),
             "recipient_id": message.to,
         }
+        if message.payload.get("biz_opaque_callback_data"):
+            value["biz_opaque_callback_data"] = message.payload["biz_opaque_callback_data"]
         if error is not None:
             value["errors"] = [
                 {
@@ -456,6 +463,8 @@ class FakeCloudApi:
         to = payload.get("to")
         if not isinstance(to, str) or not to.isdigit():
             raise _invalid("to must be a phone number (digits)")
+        if "biz_opaque_callback_data" in payload:
+            _limit(payload["biz_opaque_callback_data"], "biz_opaque_callback_data", 512)
         kind = payload.get("type", "text")
         payload["type"] = kind
         content = payload.get(kind)
@@ -677,9 +686,12 @@ def create_app(api: FakeCloudApi) -> Starlette:
         except ValueError:
             return error(_invalid("the body is not JSON"))
         try:
-            return JSONResponse(api.send(payload))
+            answer = api.send(payload)
         except GraphError as failure:
             return error(failure)
+        if api.statuses_before_answer:
+            await api.push()
+        return JSONResponse(answer)
 
     async def upload(request: Request) -> Response:
         if unauthorized(request):

@@ -65,13 +65,16 @@ class CloudClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def send(self, to: str, outgoing: Outgoing) -> str:
-        """Send one message (uploading its file first); returns WhatsApp's message id."""
+    async def send(self, to: str, outgoing: Outgoing, callback: str | None = None) -> str:
+        """Send one message (uploading its file first); returns WhatsApp's message id.
+        `callback` comes back in the message's status webhooks (biz_opaque_callback_data)."""
         payload = dict(outgoing.payload)
         if outgoing.upload is not None:
             kind = payload["type"]
             payload[kind] = {**payload[kind], "id": await self.upload(outgoing.upload)}
-        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
+        body: JSON = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
+        if callback:
+            body["biz_opaque_callback_data"] = callback
         answer = await self._call("POST", f"/{self.phone_number_id}/messages", json=body | payload)
         return str(answer["messages"][0]["id"])
 

@@ -1,6 +1,8 @@
 """Delivering outbox rows on WhatsApp: inside the 24-hour window the row is rendered as a live
 reply would be; outside it (or after WhatsApp refused it for the window) it goes as its utility
-template. WhatsApp's message id is kept on the row, for its status reports."""
+template. WhatsApp's message id is returned for the sender to record on the row (with its
+"sent"), for its status reports; the last message of a row carries the row's id as callback
+data, so that a report that comes before that write is kept for it (storage.deliveries)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,6 @@ from handlers.messages import Photo, Reply
 from locales import DEFAULT_LANGUAGE, translator
 from outbox.intents import reply_for
 from outbox.sender import Address, Deliver, Rejected
-from storage.db import transaction
-from storage.deliveries import record_platform_id
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 #: evenly here reach Meta a little bunched (network, concurrency), and Meta counts arrivals.
 SENDING_SHARE = 0.95
 SENDING_BURST = 1.0
+OUTBOX_ROW = "outbox:"
 
 
 def sending_rate(messages_per_second: float) -> float:
@@ -47,31 +48,30 @@ def whatsapp_deliver(
 ) -> Deliver:
     numbered = numbered or NumberedChoices(engine)
 
-    async def deliver(address: Address, message: OutboxMessage) -> None:
+    async def deliver(address: Address, message: OutboxMessage) -> str:
         if address.channel != CHANNEL:
             raise Rejected(f"not a WhatsApp address: {address.channel}")
         assert message.id is not None
         language = address.language or message.language or DEFAULT_LANGUAGE
         reply = reply_for(message, language)
         template = template_message(message.id, reply, language)
-        if free_form_allowed(address.last_inbound_at, clock(), message.error):
-            outgoing = render(whatsapp_reply(reply), translator(language))
-            try:
-                ident = await _send_all(client, address.address, outgoing)
-            except WindowClosed:
-                ident = await client.send(address.address, template)
-            else:
-                # Only a question with numbered options, or one waiting for typed text, changes
-                # what a typed answer means: a reminder or an announcement leaves the chat's
-                # open question as it was.
-                waits_for_text = reply.expect == "text"
-                if (len(reply.options) > MAX_ROWS and outgoing[-1].numbered) or waits_for_text:
-                    await asyncio.to_thread(
-                        numbered.shown, address.address, outgoing[-1].numbered, waits_for_text
-                    )
-        else:
-            ident = await client.send(address.address, template)
-        await asyncio.to_thread(_record, engine, message.id, ident)
+        callback = callback_for(message.id)
+        if not free_form_allowed(address.last_inbound_at, clock(), message.error):
+            return await client.send(address.address, template, callback)
+        outgoing = render(whatsapp_reply(reply), translator(language))
+        try:
+            ident = await _send_all(client, address.address, outgoing, callback)
+        except WindowClosed:
+            return await client.send(address.address, template, callback)
+        # Only a question with numbered options, or one waiting for typed text, changes what a
+        # typed answer means: a reminder or an announcement leaves the chat's open question as
+        # it was.
+        waits_for_text = reply.expect == "text"
+        if (len(reply.options) > MAX_ROWS and outgoing[-1].numbered) or waits_for_text:
+            await asyncio.to_thread(
+                numbered.shown, address.address, outgoing[-1].numbered, waits_for_text
+            )
+        return ident
 
     return deliver
 
@@ -89,13 +89,22 @@ def whatsapp_reply(reply: Reply) -> Reply:
     return reply
 
 
-async def _send_all(client: CloudClient, to: str, outgoing: list[Outgoing]) -> str:
+def callback_for(row_id: int) -> str:
+    """The callback data of an outbox row's message (its status webhooks carry it back)."""
+    return f"{OUTBOX_ROW}{row_id}"
+
+
+def outbox_row(callback: str) -> int | None:
+    """The outbox row a status webhook's callback data names, if any."""
+    if not callback.startswith(OUTBOX_ROW) or not callback[len(OUTBOX_ROW) :].isdecimal():
+        return None
+    return int(callback[len(OUTBOX_ROW) :])
+
+
+async def _send_all(client: CloudClient, to: str, outgoing: list[Outgoing], callback: str) -> str:
+    """Send the messages of one reply; the last carries the callback data (its id is the one
+    recorded: the reports of the others have no row to find)."""
     ident = ""
-    for item in outgoing:
-        ident = await client.send(to, item)
+    for number, item in enumerate(outgoing, 1):
+        ident = await client.send(to, item, callback if number == len(outgoing) else None)
     return ident
-
-
-def _record(engine: Engine, message_id: int, ident: str) -> None:
-    with transaction(engine) as session:
-        record_platform_id(session, message_id, ident)

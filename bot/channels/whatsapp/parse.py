@@ -59,6 +59,7 @@ class Status:
     recipient: str
     error_codes: tuple[int, ...] = ()
     error: str = ""
+    callback: str = ""  # the biz_opaque_callback_data the message was sent with
 
 
 Event = Inbound | Unreadable | Status
@@ -138,6 +139,7 @@ def _status(status: JSON) -> Status:
         str(status.get("recipient_id", "")),
         codes,
         detail,
+        str(status.get("biz_opaque_callback_data") or ""),
     )
 
 

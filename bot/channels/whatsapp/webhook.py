@@ -47,6 +47,7 @@ from bot.app import Sanad
 from bot.channels.bounded_body import BodyRefused, read_bounded
 from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import UNDELIVERABLE, WINDOW, CloudClient
+from bot.channels.whatsapp.deliver import outbox_row
 from bot.channels.whatsapp.numbered import NumberedChoices
 from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events, typed
 from bot.channels.whatsapp.render import render
@@ -58,9 +59,11 @@ from outbox.sender import Transient
 from storage.applied import record_applied
 from storage.db import transaction
 from storage.deliveries import (
-    advance_delivery,
+    Report,
+    apply_report,
     find_by_platform_id,
-    reported_failed,
+    keep,
+    lock_row,
     seen_inbound,
     send_again,
 )
@@ -211,21 +214,21 @@ class WhatsAppWebhook:
             send_again(session, message.id, self.dispatcher.clock(), None)
 
     def status(self, event: Status) -> None:
+        """A status report, applied to the outbox row of its message. One that comes before
+        the sender recorded the message's id (Meta's webhook was faster than our write) names
+        its row in the callback data the sender gave: it is kept, and applied when the id is
+        recorded (storage.deliveries.took). Others without a row are direct replies."""
+        report = delivery_report(event)
+        row = outbox_row(event.callback)
+        now = self.dispatcher.clock()
         with transaction(self.engine) as session:
+            if row is not None:
+                lock_row(session, row)  # the sender records the id before, or after this
             message = find_by_platform_id(session, event.message_id)
-            if message is None or message.id is None:
-                return  # a direct reply, or a message from before the outbox kept ids
-            if event.status != "failed":
-                advance_delivery(session, message, event.status)
-            elif WINDOW in event.error_codes and not (message.error or "").startswith(
-                WINDOW_CLOSED
-            ):
-                send_again(
-                    session, message.id, self.dispatcher.clock(), f"{WINDOW_CLOSED}: {event.error}"
-                )
-            else:
-                unreachable = UNDELIVERABLE in event.error_codes
-                reported_failed(session, message, event.error or "failed", unreachable=unreachable)
+            if message is not None and message.id is not None:
+                apply_report(session, message.id, report, now)
+            elif row is not None:
+                keep(session, event.message_id, report, now)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -261,6 +264,17 @@ def _write(target: Path, data: bytes) -> None:
         partial = target.with_suffix(target.suffix + ".part")
         partial.write_bytes(data)
         partial.replace(target)
+
+
+def delivery_report(event: Status) -> Report:
+    """A status in the outbox's neutral terms: failed because the window closed (131047) -> send
+    again as its template; not on WhatsApp (131026) -> the person is unreachable."""
+    if event.status != "failed":
+        return Report(event.status)
+    error = event.error or "failed"
+    if WINDOW in event.error_codes:
+        return Report("failed", error, resend_note=WINDOW_CLOSED)
+    return Report("failed", error, unreachable=UNDELIVERABLE in event.error_codes)
 
 
 def _needs_words(reply: Reply) -> bool:
