@@ -15,10 +15,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from bot.channels.base import KeptFile
 from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import CloudClient, WindowClosed
 from bot.channels.whatsapp.numbered import NumberedChoices
-from bot.channels.whatsapp.render import MAX_ROWS, Outgoing, render
+from bot.channels.whatsapp.render import MAX_ROWS, Outgoing, mime_type, render
 from bot.channels.whatsapp.templates import template_message
 from bot.channels.whatsapp.window import free_form_allowed
 from handlers.messages import Photo, Reply
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 SENDING_SHARE = 0.95
 SENDING_BURST = 1.0
 OUTBOX_ROW = "outbox:"
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
+IMAGE_BYTES = 5 * 1024 * 1024
 
 
 def sending_rate(messages_per_second: float) -> float:
@@ -45,7 +48,10 @@ def whatsapp_deliver(
     engine: Engine,
     clock: Callable[[], datetime],
     numbered: NumberedChoices | None = None,
+    kept: KeptFile | None = None,
 ) -> Deliver:
+    """Outbox rows -> WhatsApp; `kept` gives the files another platform keeps (Telegram's
+    photos) as files here, for upload."""
     numbered = numbered or NumberedChoices(engine)
 
     async def deliver(address: Address, message: OutboxMessage) -> str:
@@ -58,7 +64,7 @@ def whatsapp_deliver(
         callback = callback_for(message.id)
         if not free_form_allowed(address.last_inbound_at, clock(), message.error):
             return await client.send(address.address, template, callback)
-        outgoing = render(whatsapp_reply(reply), translator(language))
+        outgoing = render(await whatsapp_reply(reply, kept), translator(language))
         try:
             ident = await _send_all(client, address.address, outgoing, callback)
         except WindowClosed:
@@ -76,17 +82,43 @@ def whatsapp_deliver(
     return deliver
 
 
-def whatsapp_reply(reply: Reply) -> Reply:
-    """`reply` as WhatsApp can carry it: a photo kept by another platform (a Telegram file id)
-    cannot be fetched from here, so only its text goes."""
+async def whatsapp_reply(reply: Reply, kept: KeptFile | None = None) -> Reply:
+    """`reply` as WhatsApp can carry it: its photo a file on this machine, of a type and size
+    WhatsApp takes as an image. A photo another platform keeps (a Telegram file id) is fetched
+    from it (`kept`, once per file); when it cannot be had, or WhatsApp would refuse it, only
+    the text goes (and a photo alone is refused)."""
     photo = reply.photo
     if isinstance(photo, Photo):
-        if photo.path:
-            return replace(reply, photo=Path(photo.path))
+        photo = Path(photo.path) if photo.path else await _fetched(photo.file_id, kept)
+    if photo is None or not sendable_image(photo):
+        if reply.photo is None:
+            return reply
         if not reply.text:
-            raise Rejected("a photo kept by another platform cannot be sent on WhatsApp")
+            raise Rejected("a photo WhatsApp cannot carry, and no text")
+        log.warning("whatsapp: a photo WhatsApp cannot carry; its text goes alone")
         return replace(reply, photo=None)
-    return reply
+    return replace(reply, photo=photo)
+
+
+async def _fetched(file_id: str | None, kept: KeptFile | None) -> Path | None:
+    if not file_id or kept is None:
+        return None
+    try:
+        return await kept(file_id)
+    except Rejected as error:  # Transient goes up: the row is tried again later
+        log.warning("whatsapp: a photo kept by another platform is gone (%s)", error)
+        return None
+
+
+def sendable_image(path: Path) -> bool:
+    """Whether WhatsApp takes the file as an image: JPEG or PNG, at most 5 MB (a file missing
+    is the upload's to report)."""
+    if mime_type(path) not in IMAGE_TYPES:
+        return False
+    try:
+        return path.stat().st_size <= IMAGE_BYTES
+    except OSError:
+        return True
 
 
 def callback_for(row_id: int) -> str:

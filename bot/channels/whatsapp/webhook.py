@@ -44,10 +44,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.app import Sanad
+from bot.channels.base import KeptFile
 from bot.channels.bounded_body import BodyRefused, read_bounded
 from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import UNDELIVERABLE, WINDOW, CloudClient
-from bot.channels.whatsapp.deliver import outbox_row
+from bot.channels.whatsapp.deliver import outbox_row, whatsapp_reply
 from bot.channels.whatsapp.numbered import NumberedChoices
 from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events, typed
 from bot.channels.whatsapp.render import render
@@ -79,12 +80,13 @@ EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 class WhatsAppWebhook:
     """The WhatsApp side of the webhook process."""
 
-    def __init__(self, sanad: Sanad, client: CloudClient) -> None:
+    def __init__(self, sanad: Sanad, client: CloudClient, kept: KeptFile | None = None) -> None:
         settings = sanad.settings
         assert settings.whatsapp_app_secret is not None
         assert settings.whatsapp_verify_token is not None
         self.sanad = sanad
         self.client = client
+        self.kept = kept  # the photos another platform keeps, as files here
         self.dispatcher = sanad.dispatcher
         self.engine: Engine = sanad.engine
         self.media_dir = settings.media_dir / CHANNEL
@@ -166,7 +168,8 @@ class WhatsAppWebhook:
             if tr is None and _needs_words(reply):
                 tr = translator(self._language(incoming.sender))
             try:
-                outgoing = render(reply, tr or translator(DEFAULT_LANGUAGE))
+                carried = await whatsapp_reply(reply, self.kept)
+                outgoing = render(carried, tr or translator(DEFAULT_LANGUAGE))
                 for item in outgoing:
                     await self.client.send(incoming.chat_id, item)
                 self.numbered.shown(incoming.chat_id, outgoing[-1].numbered, reply.expect == "text")
