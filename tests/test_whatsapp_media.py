@@ -159,9 +159,10 @@ async def test_a_photo_broadcast_from_whatsapp_reaches_telegram_by_upload(
         )
         sender = Sender(sanad.engine, deliver, clock=clock, sleep=Sleeper(clock))
         await send_everything(sender, sanad)
-    for chat in (FIRST_CHAT, FIRST_CHAT + 1):
-        sent = bot_api.last_to(chat)
-        assert sent.method == "sendPhoto" and sent.params.get("caption") == (
-            "Clean-up day on Saturday"
-        )
-        assert sent.file_bytes == JPEG  # uploaded: Telegram has no id for a WhatsApp photo
+    first, second = bot_api.last_to(FIRST_CHAT), bot_api.last_to(FIRST_CHAT + 1)
+    for sent in (first, second):
+        assert sent.method == "sendPhoto"
+        assert sent.params.get("caption") == "Clean-up day on Saturday"
+    assert first.file_bytes == JPEG  # uploaded: Telegram has no id for a WhatsApp photo
+    assert second.file_bytes is None  # then sent by the file id Telegram gave it
+    assert second.file_id and bot_api.file_bytes(second.file_id) == JPEG
