@@ -276,6 +276,18 @@ async def test_a_text_question_takes_a_command_word_as_its_answer(
     assert report.answers["notes"] == word
 
 
+async def test_a_broadcast_text_may_be_a_command_word(sanad: Sanad) -> None:
+    async with WhatsAppChat(sanad) as wa:
+        coordinator = wa.person("97333000009", "Huda")
+        await coordinator.says(f"start {invite(sanad, 'bh_young_ladies')}")
+        await coordinator.taps("Français")
+        await coordinator.says("diffuser")  # /broadcast, as a word
+        await coordinator.says("Historique")  # the message: a word that names a command
+        assert "Un texte par langue" in coordinator.titles  # the message was taken
+        await coordinator.says("annuler")  # a choice, not a text question: the word is a command
+        assert "Arrêté. Rien n’a été modifié." in coordinator.everything
+
+
 @pytest.mark.parametrize(
     "kind", ["audio", "video", "sticker", "reaction", "document", "unsupported"]
 )
