@@ -110,27 +110,43 @@ async def test_a_photo_broadcast_from_telegram_reaches_whatsapp_as_one_uploaded_
     assert [path.read_bytes() for path in kept] == [JPEG]
 
 
+async def an_old_photo_goes_as_its_text(sanad: Sanad, clock: Clock, wa: WhatsAppChat) -> None:
+    [phone] = whatsapp_workers(sanad, wa, clock, 1)
+    with transaction(sanad.engine) as session:
+        person = session.exec(select(Person).where(Person.address == phone)).one()
+        outbox.enqueue(
+            session,
+            person_id=person.id or 0,
+            kind="broadcast",
+            dedupe_key="broadcast:old",
+            intent=Intent.plain("Training on Thursday", photo="file-id:AgACold"),
+            now=clock(),
+        )
+    sender = Sender(sanad.engine, wa.whatsapp.deliver, clock=clock, sleep=Sleeper(clock))
+    await send_everything(sender, sanad)
+    [sent] = wa.api.to(phone)
+    assert (sent.type, sent.text) == ("text", "Training on Thursday")
+    assert wa.api.uploads == []
+
+
 async def test_a_photo_kept_by_telegram_without_telegram_here_goes_as_its_text(
     sanad: Sanad, clock: Clock
 ) -> None:
     """A WhatsApp-only installation cannot fetch a Telegram file id: the text goes alone."""
     no_telegram = sanad.settings.model_copy(update={"telegram_bot_token": None})
     async with WhatsAppChat(Sanad(no_telegram, sanad.engine, sanad.dispatcher)) as wa:
-        [phone] = whatsapp_workers(sanad, wa, clock, 1)
-        with transaction(sanad.engine) as session:
-            person = session.exec(select(Person).where(Person.address == phone)).one()
-            outbox.enqueue(
-                session,
-                person_id=person.id or 0,
-                kind="broadcast",
-                dedupe_key="broadcast:old",
-                intent=Intent.plain("Training on Thursday", photo="file-id:AgACold"),
-                now=clock(),
-            )
-        sender = Sender(sanad.engine, wa.whatsapp.deliver, clock=clock, sleep=Sleeper(clock))
-        await send_everything(sender, sanad)
-        [sent] = wa.api.to(phone)
-        assert (sent.type, sent.text) == ("text", "Training on Thursday")
+        await an_old_photo_goes_as_its_text(sanad, clock, wa)
+
+
+async def test_a_photo_telegram_no_longer_knows_goes_as_its_text(
+    sanad: Sanad, clock: Clock
+) -> None:
+    # The Bot API answers getFile with "invalid file_id".
+    async with (
+        serving(FakeBotApi()) as bot_api_url,
+        WhatsAppChat(with_telegram_at(sanad, bot_api_url)) as wa,
+    ):
+        await an_old_photo_goes_as_its_text(sanad, clock, wa)
 
 
 async def test_a_photo_broadcast_from_whatsapp_reaches_telegram_by_upload(

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from telegram import Bot
@@ -28,23 +29,28 @@ CHANNEL = "telegram"
 class TelegramFiles:
     """The files of one bot, fetched on first use; `local` is a `bot.channels.base.KeptFile`."""
 
-    def __init__(self, bot: Bot, folder: Path) -> None:
-        self.bot = bot
+    def __init__(self, make_bot: Callable[[], Bot], folder: Path) -> None:
+        self.make_bot = make_bot
         self.folder = folder
         self._fetching: dict[str, asyncio.Future[Path]] = {}
-        self._ready = False
+        self._bot: Bot | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> TelegramFiles:
-        """For a process that runs another channel: its own Bot, connected on first use."""
-        assert settings.telegram_bot_token is not None
-        bot = Bot(
-            settings.telegram_bot_token.get_secret_value(),
-            base_url=settings.bot_api_url,
-            base_file_url=settings.bot_file_url,
-            request=HTTPXRequest(connection_pool_size=4),
-        )
-        return cls(bot, settings.media_dir / CHANNEL)
+        """For a process that runs another channel: its own Bot, made and connected on first
+        use (most processes never need it)."""
+        token = settings.telegram_bot_token
+        assert token is not None
+
+        def make_bot() -> Bot:
+            return Bot(
+                token.get_secret_value(),
+                base_url=settings.bot_api_url,
+                base_file_url=settings.bot_file_url,
+                request=HTTPXRequest(connection_pool_size=4),
+            )
+
+        return cls(make_bot, settings.media_dir / CHANNEL)
 
     def path_of(self, file_id: str) -> Path:
         name = hashlib.sha256(file_id.encode()).hexdigest()[:32]
@@ -65,10 +71,11 @@ class TelegramFiles:
     async def _fetch(self, file_id: str, target: Path) -> Path:
         partial = target.with_suffix(f".{os.getpid()}.part")  # processes may fetch at once
         try:
-            if not self._ready:
-                await self.bot.initialize()
-                self._ready = True
-            found = await self.bot.get_file(file_id)
+            if self._bot is None:
+                bot = self.make_bot()
+                await bot.initialize()
+                self._bot = bot
+            found = await self._bot.get_file(file_id)
             target.parent.mkdir(parents=True, exist_ok=True)
             await found.download_to_drive(partial)
         except BadRequest as error:  # an id this bot does not know: it never will
@@ -82,6 +89,6 @@ class TelegramFiles:
         return target
 
     async def aclose(self) -> None:
-        if self._ready:
-            await self.bot.shutdown()
-            self._ready = False
+        if self._bot is not None:
+            await self._bot.shutdown()
+            self._bot = None
