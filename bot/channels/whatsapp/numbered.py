@@ -21,7 +21,8 @@ NOTHING: Shown = ((), False)
 
 
 class NumberedChoices:
-    """What each address was last asked; writes only when it changes."""
+    """What each address was last asked; a message that asks neither is written only when
+    the address was last known to be asked something."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -33,9 +34,10 @@ class NumberedChoices:
 
     def shown(self, address: str, values: tuple[str, ...], typed: bool = False) -> None:
         """`address` was last shown these numbered options (none: a message without), and a
-        question that waits for typed text or not."""
+        question that waits for typed text or not. A question with either is always written
+        (another process may have written something else since)."""
         now = (values, typed)
-        if self._known.get(address) == now:
+        if now == NOTHING and self._known.get(address) == NOTHING:
             return
         if now == NOTHING and address not in self._known and self._stored(address) == NOTHING:
             self._known[address] = NOTHING
