@@ -40,6 +40,7 @@ from sqlalchemy import Engine
 from outbox.pace import Pace, Sleep
 from storage import holders
 from storage import outbox as store
+from storage.asked import Asked, record_asked
 from storage.db import transaction
 from storage.deliveries import took
 from storage.models import OutboxMessage
@@ -83,8 +84,11 @@ class Rejected(Exception):
     """The platform refused this message for good (malformed, missing photo): not retried."""
 
 
-#: Sends one outbox row to its recipient; returns the platform's id of the message when the
-#: platform gives one (WhatsApp's wamid, for its status reports), recorded with the "sent".
+#: Sends one outbox row to its address; returns the platform's id of the (last) message that
+#: carried it, when the platform gives one: recorded with the row's "sent" (with the status
+#: reports that came before it, storage.deliveries), and a row that asks a question is then
+#: kept as the message of that question (storage.asked), so that a reply to it is bound to its
+#: question.
 Deliver = Callable[[Address, OutboxMessage], Awaitable[str | None]]
 
 
@@ -301,7 +305,7 @@ class Sender:
                 await self.limiter.acquire()
                 started = time.perf_counter()
                 try:
-                    platform_id = await self.deliver(address, message)
+                    shown = await self.deliver(address, message)
                 except RetryAfter as flood:
                     self.stats["flood_waits"] += 1
                     log.warning("outbox: flood wait of %g s", flood.seconds)
@@ -322,8 +326,12 @@ class Sender:
                         time.perf_counter() - started,
                         (self.clock() - message.created_at).total_seconds(),
                     )
+                chat_key = f"{address.channel}:{address.address}"
                 return self._record(
-                    message, "sent", channel=address.channel, platform_id=platform_id
+                    message,
+                    "sent",
+                    channel=address.channel,
+                    shown=(chat_key, shown) if shown else None,
                 )
             return self._record(message, "released")
 
@@ -333,10 +341,11 @@ class Sender:
         outcome: str,
         error: BaseException | None = None,
         channel: str | None = None,
-        platform_id: str | None = None,
+        shown: tuple[str, str] | None = None,
     ) -> Delivered:
-        """Commit what became of `message`, now (on `channel`, the recipient's; sent under
-        `platform_id`, with the status reports that came before it)."""
+        """Commit what became of `message`, now (on `channel`, the recipient's); `shown`: the
+        chat and the platform's message id it was sent as (recorded, with the status reports
+        that came before it)."""
         assert message.id is not None
         now = self.clock()
         detail = f"{type(error).__name__}: {error}" if error is not None else None
@@ -346,8 +355,10 @@ class Sender:
         with transaction(self.engine) as session:
             if outcome == "sent":
                 store.mark_sent(session, message.id, now, channel)
-                if platform_id:
-                    took(session, message.id, platform_id, now)
+                if shown is not None:
+                    took(session, message.id, shown[1], now)
+                if message.question and shown is not None:
+                    record_asked(session, {shown: Asked.of(message.question)}, now)
             elif outcome == "blocked":
                 store.mark_blocked(session, message.id, message.person_id, detail or "", channel)
             elif outcome == "failed":
