@@ -1,5 +1,5 @@
 """Webhook mode as Telegram uses it: updates posted over HTTP with the secret header, the
-real PTB Application behind it, the fake Bot API recording what the bot answers."""
+real Telegram channel behind it, the fake Bot API recording what the bot answers."""
 
 from __future__ import annotations
 

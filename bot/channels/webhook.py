@@ -81,8 +81,8 @@ def create_app(
 ) -> Starlette:
     """The ASGI app: POST /telegram when `telegram` is given (its lifespan starts it: the
     command list, and the scheduler and sender if it was built with them), GET/POST /whatsapp
-    when `whatsapp` is. Without Telegram, `with_background` runs
-    the scheduler and the sender here, at WhatsApp's rate."""
+    when `whatsapp` is. Without Telegram, `with_background` runs the scheduler and the sender
+    here, at WhatsApp's rate."""
     secret = webhook_secret(sanad).encode() if telegram is not None else b""
     # The next message of a chat may reach another web process: it must see at once that
     # this one's replies went out (else it would ask the person where to go on).
