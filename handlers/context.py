@@ -79,6 +79,9 @@ class Context:
     reply_unsure: bool = False
     # Whether the replies offer buttons (a press they follow then leaves its buttons working).
     offered_buttons: bool = False
+    # The message replies to a bot message whose question the chat no longer asks (answered,
+    # or left): it is refused, not taken as the answer to the question open now.
+    answers_earlier: bool = False
     navigation: Navigation | None = field(default=None, repr=False)
     _session: Session | None = field(default=None, repr=False)
 

@@ -2,7 +2,8 @@
 
 Order matters: a stale button is refused before anything else looks at it; commands come
 before flows so that /cancel, /back and /help work anywhere; an unregistered person reaches
-only registration and help.
+only registration and help; a reply to the message of a question already answered is refused
+before a flow could take it for the answer to the question open now.
 """
 
 from __future__ import annotations
@@ -147,6 +148,10 @@ def _route(ctx: Context) -> None:
         else:
             onboarding.not_registered(ctx)
         return
+    if ctx.answers_earlier:
+        ctx.say(ctx._("That question was already answered — here is where you are."))
+        _show_where(ctx)
+        return
     handler = FLOWS.get(flow or "")
     if handler is not None:
         handler(ctx)
@@ -192,7 +197,7 @@ NAVIGATION = Navigation(
 
 
 def _show_where(ctx: Context) -> None:
-    """After a refused button, show again what the chat is waiting for."""
+    """After a refused button or answer, show again what the chat is waiting for."""
     flow = ctx.state.get("flow")
     if flow == "form" and ctx.state.get("draft"):
         reporting.show_current_after_refusal(ctx)

@@ -82,6 +82,17 @@ class Person:
     async def says(self, text: str) -> list[str]:
         return await self._do(self.user.text(text))
 
+    async def replies_to(self, message: SentMessage, text: str) -> list[str]:
+        """Reply to the bot's `message` (Telegram's "Reply" on it) with `text`."""
+        return await self._do(self.user.reply(text, message))
+
+    def message_asking(self, text: str) -> SentMessage:
+        """The latest message the bot sent this person that contains `text`."""
+        for message in reversed(self.telegram.api.messages_to(self.user.id)):
+            if text in plain(message.text or ""):
+                return message
+        raise AssertionError(f"no message containing {text!r}")
+
     async def taps(self, label: str) -> list[str]:
         """Press the button labelled `label` (or starting with it) on the last keyboard."""
         message = self.keyboard_message

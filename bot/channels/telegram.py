@@ -534,12 +534,13 @@ async def _send_replies(
     the replies). Returns how many were sent now."""
     channel = TelegramChannel(bot)
     chat = (CHANNEL, incoming.chat_id)
+    shown: str | None = None  # Telegram's id of the last message: the question, if one
     for number, reply in enumerate(replies):
         try:
             if pace is not None:
                 await pace.reply_turn(chat)
             try:
-                await channel.send_reply(incoming.chat_id, reply)
+                shown = await channel.send_reply(incoming.chat_id, reply)
             except RetryAfter as flood:  # the whole bot waits; the outbox sends it after
                 if pace is not None:
                     pace.pause(flood.seconds)
@@ -561,7 +562,7 @@ async def _send_replies(
             # Not marked as delivered: the outbox may bring the question after the person
             # has given up waiting and typed again, and that must not answer the next one.
             return number
-    sanad.dispatcher.delivered(incoming)
+    sanad.dispatcher.delivered(incoming, shown)
     return len(replies)
 
 
