@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection
 from sqlmodel import Session
 
 from forms.schema import Expected, FormSpec
 from handlers.messages import Incoming, Option, Reply
+from handlers.state import ChatState
 from locales import Translator
 from storage.people import GroupRow, OrganizationRow, PersonRow
 
@@ -69,7 +69,7 @@ class Context:
     services: Services
     now: datetime
     tr: Translator
-    state: dict[str, Any]
+    state: ChatState
     person: PersonRow | None = None
     organization: OrganizationRow | None = None
     group: GroupRow | None = None
@@ -170,10 +170,10 @@ class Context:
         """
         shown = [text, *(part for option in options for part in option)]
         question = hashlib.blake2s("\x1f".join(shown).encode(), digest_size=4).hexdigest()
-        if self.state.get("nonce") and self.state.get("asked") == question:
-            return str(self.state["nonce"])
+        if self.state.nonce and self.state.asked == question:
+            return self.state.nonce
         nonce = secrets.token_hex(2)
-        self.state["nonce"], self.state["asked"] = nonce, question
+        self.state.nonce, self.state.asked = nonce, question
         return nonce
 
     @property
@@ -183,7 +183,7 @@ class Context:
         if raw is None:
             return None
         nonce, _, value = raw.partition(":")
-        if not value or nonce != self.state.get("nonce"):
+        if not value or nonce != self.state.nonce:
             return STALE
         return value
 

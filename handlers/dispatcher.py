@@ -22,6 +22,7 @@ from sqlmodel import Session
 from handlers.context import Context, Services
 from handlers.messages import Incoming, Reply, TryLater, compact
 from handlers.router import route
+from handlers.state import ChatState as TypedState
 from locales import DEFAULT_LANGUAGE, supported, translator
 from outbox.intents import intent_of
 from storage.applied import record_applied
@@ -144,10 +145,11 @@ class Dispatcher:
                 context.close()
             _spend_pressed_buttons(incoming, chat, context)
             person_id = context.person.id if context.person else None
-            save_state(connection, key, chat, context.state, context.now, person_id)
+            stored = context.state.dump()
+            save_state(connection, key, chat, stored, context.now, person_id)
             replies = compact(context.replies)
         self._saved[key] = chat.version + 1
-        question = question_of(key, chat.version + 1, context.state) if replies else None
+        question = question_of(key, chat.version + 1, stored) if replies else None
         if question is not None:
             self._asking[key] = Asked.of(question)
         else:
@@ -361,6 +363,7 @@ class Dispatcher:
     def _context(
         self, connection: Connection, incoming: Incoming, chat: ChatState, found: MemberRows | None
     ) -> Context:
+        state = TypedState.load(chat.state)  # validated once; Context.state is the typed copy
         if found is None:
             language = supported(incoming.language_code) or DEFAULT_LANGUAGE
             return Context(
@@ -369,7 +372,7 @@ class Dispatcher:
                 services=self.services,
                 now=self.clock(),
                 tr=translator(language),
-                state=chat.state,
+                state=state,
             )
         person, organization, group = found
         if not person.reachable:  # they wrote to us, so they unblocked the bot
@@ -382,7 +385,7 @@ class Dispatcher:
             services=self.services,
             now=self.clock(),
             tr=translator(language, group.digits),
-            state=chat.state,
+            state=state,
             person=person,
             organization=organization,
             group=group,
@@ -394,10 +397,9 @@ def _spend_pressed_buttons(incoming: Incoming, chat: ChatState, context: Context
     unless the answer offered them again. A double tap, or a press sent again over a slow
     network, then gets "that button no longer works" instead of answering the next question."""
     pressed = (incoming.choice or "").partition(":")[0]
-    nonce = chat.state.get("nonce")
+    nonce = chat.state.get("nonce")  # as stored before this update
     if nonce and pressed == nonce and not context.offered_buttons:
-        context.state.pop("nonce", None)
-        context.state.pop("asked", None)
+        context.state.nonce = context.state.asked = None
 
 
 def _update_key(incoming: Incoming) -> str:
