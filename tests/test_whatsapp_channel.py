@@ -251,7 +251,7 @@ async def test_a_coordinator_types_commands_as_words(
 
 
 @pytest.mark.parametrize(
-    ("language", "word"), [("en", "status"), ("ar", "الحالة"), ("fr", "Annuler")]
+    ("language", "word"), [("en", "status"), ("ar", "الحالة"), ("fr", "Historique")]
 )
 async def test_a_text_question_takes_a_command_word_as_its_answer(
     sanad: Sanad, language: str, word: str
@@ -274,6 +274,30 @@ async def test_a_text_question_takes_a_command_word_as_its_answer(
     with transaction(sanad.engine) as session:
         [report] = session.exec(select(Report)).all()
     assert report.answers["notes"] == word
+
+
+@pytest.mark.parametrize(
+    ("language", "word"), [("en", "cancel"), ("ar", "إلغاء"), ("fr", "Annuler")]
+)
+async def test_cancel_typed_as_a_word_during_a_text_question_cancels(
+    sanad: Sanad, language: str, word: str
+) -> None:
+    form = sanad.dispatcher.services.forms["recycling"]
+    tr = translator(language)
+    async with WhatsAppChat(sanad) as wa:
+        worker = await registered(wa, language=language)
+        await worker.taps(form.title.get(language))
+        for spec in form.fields:
+            if spec.name == "notes":
+                await worker.says(word)  # the way out, not an answer
+                break
+            if spec.label.get(language) in worker.everything:
+                await answer(worker, spec, language, form)
+        assert f"{form.prefix}-1" not in worker.everything
+    with transaction(sanad.engine) as session:
+        assert session.exec(select(Report)).all() == []
+        [conversation] = session.exec(select(Conversation)).all()
+    assert "draft" not in conversation.state  # the report was discarded, nothing stored
 
 
 async def test_a_broadcast_text_may_be_a_command_word(sanad: Sanad) -> None:

@@ -135,6 +135,13 @@ def test_every_command_is_a_word_in_english_arabic_and_french(
     assert typed(command, answer_expected=True) == command  # with its "/", always a command
 
 
+def test_the_way_out_works_even_while_a_text_answer_is_expected() -> None:
+    for word, command in [("cancel", "/cancel"), ("إلغاء", "/cancel"), ("Retour", "/back")]:
+        assert typed(word, answer_expected=True) == command
+    assert typed("القائمة", answer_expected=True) == "/menu"
+    assert typed("aide", answer_expected=True) == "/help"
+
+
 def test_a_report_reference_may_follow_the_commands_that_take_one() -> None:
     assert typed("correct REC-12") == "/correct REC-12"
     assert typed("تصحيح rec-١٢") == "/correct REC-12"

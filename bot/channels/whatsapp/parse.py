@@ -8,8 +8,9 @@ reaction, document, contacts, unsupported and any type not known come out as `Un
 
 Typed text is made the command it means: "/menu", "menu", "قائمة" and "Menu." are /menu,
 "inviter" is /invite, "تصحيح REC-12" is /correct REC-12; "start CODE", "/start CODE" and a bare
-invitation code are /start CODE. While a question waits for typed text, a command word is
-the answer (`Inbound.typed` keeps what was typed, for the webhook to read it so).
+invitation code are /start CODE. While a question waits for typed text, a command word other
+than menu, back, cancel and help is the answer (`Inbound.typed` keeps what was typed, for the
+webhook to read it so).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.channels.whatsapp import CHANNEL
-from bot.channels.whatsapp.words import as_command_line, normalize, start_words
+from bot.channels.whatsapp.words import WAY_OUT, as_command, as_command_line, normalize, start_words
 from handlers.messages import Incoming, Location
 from storage.invites import CODE_ALPHABET, CODE_LENGTH, clean_code
 
@@ -156,13 +157,16 @@ def _status(status: JSON) -> Status:
 
 
 def typed(text: str, answer_expected: bool = False) -> str:
-    """Typed text as the bot reads it: a command word becomes its command, unless a typed
-    answer is expected (then any word may be the answer: "/" makes it a command)."""
+    """Typed text as the bot reads it: a command word becomes its command. While a typed
+    answer is expected only the words that find a way out (menu, back, cancel, help) still
+    do, as nobody answers a question with "cancel"; any other word is the answer there ("/"
+    makes it a command)."""
     stripped = text.strip()
     if stripped.startswith("/"):
         return stripped
     if answer_expected:
-        return text
+        command = as_command(stripped)
+        return f"/{command}" if command in WAY_OUT else text
     first, _, rest = stripped.partition(" ")
     if normalize(first) in start_words():
         return f"/start {rest.strip()}".rstrip()

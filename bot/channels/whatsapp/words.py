@@ -41,6 +41,8 @@ WORDS: dict[str, str] = {
     "people": N_("command word|people"),
     "export": N_("command word|export"),
 }
+#: The commands whose word works even while a question waits for typed text: the way out.
+WAY_OUT = frozenset({"menu", "back", "cancel", "help"})
 #: The commands whose word may be followed by a report's reference ("correct REC-12").
 WITH_REFERENCE = frozenset({"correct", "review", "history"})
 REFERENCE = re.compile(r"([A-Za-z]{1,12})-?([0-9\u0660-\u0669\u06f0-\u06f9]{1,9})")
