@@ -293,6 +293,7 @@ async def test_cancel_typed_as_a_word_during_a_text_question_cancels(
                 break
             if spec.label.get(language) in worker.everything:
                 await answer(worker, spec, language, form)
+        assert tr.gettext("Cancelled. Nothing was saved.") in worker.everything
         assert f"{form.prefix}-1" not in worker.everything
     with transaction(sanad.engine) as session:
         assert session.exec(select(Report)).all() == []
