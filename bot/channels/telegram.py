@@ -14,7 +14,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import ExitStack, asynccontextmanager, suppress
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import (
     Bot,
@@ -31,7 +31,6 @@ from bot.channels.base import Rejected, RetryAfter, Transient, Unreachable, by_c
 from bot.channels.telegram_commands import bot_commands
 from bot.channels.telegram_delivery import CHANNEL, TelegramChannel, telegram_deliver, to_incoming
 from bot.channels.telegram_flood import answer_aside, bounded
-from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
 from handlers.help import commands_for
 from handlers.messages import Incoming, Reply, TryLater
@@ -41,6 +40,9 @@ from outbox.sender import Deliver
 from storage.db import transaction
 from storage.people import remember
 from storage.wal import checkpointing
+
+if TYPE_CHECKING:  # prometheus_client is imported only by a process that counts
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 JSONDict = dict[str, Any]  # an update as Telegram sends it
