@@ -18,8 +18,8 @@ reply that fails waits in the outbox, unless the person is unreachable):
 * 5xx, timeouts, the network (`NetworkError`, `TimedOut`) and other Telegram errors ->
   `Transient`: retried with backoff.
 
-Use the Application's bot (its connection pool allows the sender's concurrency; a bare
-`Bot()` has a pool of one connection).
+Use a bot built with a connection pool (`bot.channels.telegram.build_telegram`, `make_bot`):
+a bare `Bot()` has a pool of one connection, below the sender's concurrency.
 """
 
 from __future__ import annotations
