@@ -42,6 +42,7 @@ from storage import holders
 from storage import outbox as store
 from storage.asked import Asked, record_asked
 from storage.db import transaction
+from storage.deliveries import took
 from storage.models import OutboxMessage
 from storage.types import utcnow
 
@@ -84,8 +85,10 @@ class Rejected(Exception):
 
 
 #: Sends one outbox row to its address; returns the platform's id of the (last) message that
-#: carried it, when the platform gives one: a row that asks a question is then kept as the
-#: message of that question (storage.asked), so that a reply to it is bound to its question.
+#: carried it, when the platform gives one: recorded with the row's "sent" (with the status
+#: reports that came before it, storage.deliveries), and a row that asks a question is then
+#: kept as the message of that question (storage.asked), so that a reply to it is bound to its
+#: question.
 Deliver = Callable[[Address, OutboxMessage], Awaitable[str | None]]
 
 
@@ -341,7 +344,8 @@ class Sender:
         shown: tuple[str, str] | None = None,
     ) -> Delivered:
         """Commit what became of `message`, now (on `channel`, the recipient's); `shown`: the
-        chat and the platform's message id it was sent as."""
+        chat and the platform's message id it was sent as (recorded, with the status reports
+        that came before it)."""
         assert message.id is not None
         now = self.clock()
         detail = f"{type(error).__name__}: {error}" if error is not None else None
@@ -351,6 +355,8 @@ class Sender:
         with transaction(self.engine) as session:
             if outcome == "sent":
                 store.mark_sent(session, message.id, now, channel)
+                if shown is not None:
+                    took(session, message.id, shown[1], now)
                 if message.question and shown is not None:
                     record_asked(session, {shown: Asked.of(message.question)}, now)
             elif outcome == "blocked":
