@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlmodel import Session
 
+from storage.hot import HotStatement
 from storage.models import Conversation
 from storage.people import (
     MEMBER_AT_ADDRESS,
@@ -38,7 +39,9 @@ _READ_WITH_MEMBER = (
     .with_for_update(of=_TABLE)
 )
 _MEMBER_START = len(_READ.selected_columns)
+_READ_WITH_MEMBER_HOT = HotStatement(_READ_WITH_MEMBER)
 _UPDATE = update(_TABLE).where(_TABLE.c.chat_key == bindparam("key"))
+_UPDATE_HOT = HotStatement(_UPDATE)
 _INSERT = insert(_TABLE)
 _REPLIED = (
     update(_TABLE)
@@ -68,9 +71,9 @@ def read_chat(
 ) -> tuple[ChatState, MemberRows | None]:
     """`read_state` and `find_member(channel, address)` in one query where the chat has a row
     (one round trip less for nearly every message); a chat never seen reads the person alone."""
-    row = runner.execute(
-        _READ_WITH_MEMBER, {"key": chat_key, "channel": channel, "address": address}
-    ).first()
+    row = _READ_WITH_MEMBER_HOT.first(
+        runner, {"key": chat_key, "channel": channel, "address": address}
+    )
     if row is None:
         return ChatState(0, {}, False), find_member(runner, channel, address)
     return _chat_state(row), member_at(row, _MEMBER_START)
@@ -101,7 +104,7 @@ def save_state(
         "person_id": person_id,
     }
     if previous.stored:
-        runner.execute(_UPDATE, {"key": chat_key, **values})
+        _UPDATE_HOT.run(runner, {"key": chat_key, **values})
     else:
         runner.execute(_INSERT, {"chat_key": chat_key, **values})
 

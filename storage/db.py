@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Table, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session, create_engine
 
 import migrations
 from storage import wal
+from storage.hot import HotStatement
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -131,11 +131,11 @@ def insert_new(
     """INSERT … ON CONFLICT (key) DO NOTHING; True if the row was new. Race-safe, one trip."""
     dialect = runner.dialect if isinstance(runner, Connection) else runner.get_bind().dialect
     statement = _insert_new_statement(dialect.name, table, tuple(key))
-    return runner.execute(statement, values).first() is not None
+    return statement.first(runner, values) is not None
 
 
 @cache
-def _insert_new_statement(dialect: str, table: Table, key: tuple[str, ...]) -> ReturningInsert[Any]:
+def _insert_new_statement(dialect: str, table: Table, key: tuple[str, ...]) -> HotStatement:
     """Built once per table: the values come as parameters, so SQLAlchemy's statement cache
     key is computed once too (building and keying the statement cost more than running it).
     Hot: the dispatcher records every incoming update with it."""
@@ -146,4 +146,4 @@ def _insert_new_statement(dialect: str, table: Table, key: tuple[str, ...]) -> R
         statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
     else:
         raise NotImplementedError(f"no conflict-free insert on {dialect}")
-    return statement.returning(*(table.c[k] for k in key))
+    return HotStatement(statement.returning(*(table.c[k] for k in key)))

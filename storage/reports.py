@@ -99,8 +99,13 @@ def replace_answers(
     person_id: int,
     now: datetime,
     reason: str,
+    *,
+    owner: int | None = None,
 ) -> ReportRef | None:
-    """`change_report` by the report's id, in Core; None if there is no such report."""
+    """Give report `report_id` new answers, keeping every old value in the audit trail as
+    changed by `person_id`, who then holds the report, unless an `owner` is given (a correction
+    leaves the report its owner's). None if there is no such report. A session's copy of the
+    report is out of date afterwards (expire it)."""
     row = runner.execute(_ANSWERS, {"report_id": report_id}).first()
     if row is None:
         return None
@@ -124,42 +129,11 @@ def replace_answers(
         {
             "report_id": report_id,
             "new_answers": dict(answers),
-            "new_person_id": person_id,
+            "new_person_id": person_id if owner is None else owner,
             "now": now,
         },
     )
     return ReportRef(report_id, ref)
-
-
-def change_report(
-    session: Session,
-    report: Report,
-    answers: dict[str, Any],
-    person_id: int,
-    now: datetime,
-    reason: str,
-) -> int:
-    """Give `report` new answers, keeping every old value in the audit trail. Returns changes."""
-    assert report.id is not None
-    changed = 0
-    for field, old, new in _changes(report.answers, answers):
-        session.add(
-            ReportChange(
-                report_id=report.id,
-                person_id=person_id,
-                changed_at=now,
-                reason=reason,
-                field=field,
-                old_value=old,
-                new_value=new,
-            )
-        )
-        changed += 1
-    report.answers = dict(answers)
-    report.person_id = person_id
-    report.updated_at = now
-    session.add(report)
-    return changed
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:

@@ -1,4 +1,4 @@
-"""The chat's row with its writer in one query, and the conflict-free insert, on both databases."""
+"""Statements run straight on SQLite's cursor give and store exactly what Core does."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlmodel import Session
 from bot.app import Sanad
 from storage.conversations import _READ_WITH_MEMBER, ChatState, read_chat, save_state
 from storage.db import insert_new
+from storage.hot import HotStatement
 from storage.models import Conversation, Organization, Person, ProcessedUpdate
 from storage.people import find_member
 
@@ -55,7 +56,8 @@ def test_the_chat_and_its_writer_read_as_core_reads_them(sanad: Sanad) -> None:
     with sanad.engine.begin() as connection:
         chat, member = read_chat(connection, "telegram:4242", "telegram", "4242")
         params = {"key": "telegram:4242", "channel": "telegram", "address": "4242"}
-        assert connection.execute(_READ_WITH_MEMBER, params).one()[:3] == (1, STATE, 0)
+        core = tuple(connection.execute(_READ_WITH_MEMBER, params).one())
+        assert HotStatement(_READ_WITH_MEMBER).first(connection, params) == core
         assert chat == ChatState(1, STATE, True, False)
         assert member is not None and member == find_member(connection, "telegram", "4242")
         assert member[0].reachable is False and member[0].display_name == "Nadia"
@@ -71,7 +73,7 @@ def test_the_chat_and_its_writer_read_as_core_reads_them(sanad: Sanad) -> None:
         assert stored.state == {**STATE, "flow": None} and stored.person_id == person.id
 
 
-def test_a_conflict_free_insert_on_a_connection_and_in_a_session(sanad: Sanad) -> None:
+def test_errors_are_sqlalchemys_and_sessions_go_through_core(sanad: Sanad) -> None:
     table = ProcessedUpdate.__table__  # type: ignore[attr-defined]
     values = {"key": "telegram:1", "processed_at": WHEN}
     with sanad.engine.begin() as connection:
@@ -80,8 +82,9 @@ def test_a_conflict_free_insert_on_a_connection_and_in_a_session(sanad: Sanad) -
     with Session(sanad.engine) as session:
         assert insert_new(session, table, {**values, "key": "telegram:2"}, ["key"]) is True
         assert insert_new(session, table, {**values, "key": "telegram:2"}, ["key"]) is False
+    plain = HotStatement(insert(table))
     with pytest.raises(IntegrityError), sanad.engine.begin() as connection:
-        connection.execute(insert(table), values)
+        plain.run(connection, values)
     with Session(sanad.engine) as session:
         assert session.get(ProcessedUpdate, "telegram:1") is not None
         assert session.get(ProcessedUpdate, "telegram:2") is None  # that session never committed
