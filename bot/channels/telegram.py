@@ -75,13 +75,13 @@ class _Batch:
         # (update id, chat id, answer), in the order of the updates
         self.answers: list[tuple[int, int | None, Callable[[], Awaitable[None]]]] = []
 
-    def collects(self, dispatcher: Dispatcher) -> bool:
+    async def collects(self, dispatcher: Dispatcher) -> bool:
         """Whether the update being handled goes into the batch (the dispatcher's batch is
         begun with its first update)."""
         if not self.collecting:
             return False
         if self.dispatcher is None:
-            dispatcher.begin_batch()
+            await dispatcher.run_in_batch(dispatcher.begin_batch)
             self.dispatcher = dispatcher
         return True
 
@@ -318,7 +318,8 @@ async def apply_updates(
         await _settle(batch, stored)
     finally:
         if batch.dispatcher is not None:  # interrupted: nothing of the batch was stored
-            batch.dispatcher.rollback_batch()
+            dispatcher = batch.dispatcher
+            await dispatcher.run_in_batch(dispatcher.rollback_batch)
         _batch.reset(token)
 
 
@@ -327,7 +328,7 @@ async def _settle(batch: _Batch, stored: Callable[[int], None]) -> None:
     if batch.dispatcher is not None:
         dispatcher, batch.dispatcher = batch.dispatcher, None
         try:
-            dispatcher.commit_batch()
+            await dispatcher.run_in_batch(dispatcher.commit_batch)
         except TryLater as error:
             raise NotRecorded(batch.updates[0].update_id) from error
     if batch.updates:
@@ -465,9 +466,7 @@ async def run_worker(
 async def _introduce(sanad: Sanad, application: Application) -> None:
     """Remember the bot's username (for invite links) and publish, per language, the commands
     of someone not registered yet."""
-    username = application.bot.username
-    with transaction(sanad.engine) as session:
-        remember(session, USERNAME_SETTING, username)
+    await asyncio.to_thread(_remember_username, sanad, application.bot.username)
     forms = sanad.dispatcher.services.forms
     for language in LANGUAGES:
         tr = translator(language)
@@ -480,6 +479,11 @@ async def _introduce(sanad: Sanad, application: Application) -> None:
             )
         except TelegramError as error:
             log.warning("could not publish the command list: %s", error)
+
+
+def _remember_username(sanad: Sanad, username: str) -> None:
+    with transaction(sanad.engine) as session:
+        remember(session, USERNAME_SETTING, username)
 
 
 def _handler(
@@ -495,10 +499,15 @@ def _handler(
         if incoming is None:
             return
         batch = _batch.get()
-        if batch is not None and not batch.collects(sanad.dispatcher):
-            batch = None  # its updates are being applied again one by one
-        # TryLater: nothing stored, so raise; ApplyAlone: the batch was rolled back
-        replies = sanad.dispatcher.handle(incoming)
+        dispatcher = sanad.dispatcher
+        # Off the event loop. TryLater: nothing stored, so raise; ApplyAlone: the batch was
+        # rolled back. Polling applies one update at a time, all on the batch's thread.
+        if batch is None:
+            replies = await dispatcher.apply(incoming)
+        else:
+            if not await batch.collects(dispatcher):
+                batch = None  # its updates are being applied again one by one
+            replies = await dispatcher.run_in_batch(dispatcher.handle, incoming)
 
         async def answer() -> None:
             if update.callback_query is not None:
@@ -540,7 +549,7 @@ async def _send_replies(
                     pace.done(chat, outbox=False)
         except Unreachable:
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
-            sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway
+            await sanad.dispatcher.sent(incoming)  # nothing will reach them anyway
             return number
         except (RetryAfter, Transient, Rejected) as error:  # the outbox retries
             log.warning(
@@ -548,11 +557,11 @@ async def _send_replies(
                 incoming.update_id,
                 error.__class__.__name__,
             )
-            sanad.dispatcher.keep_unsent(incoming, replies[number:])
+            await asyncio.to_thread(sanad.dispatcher.keep_unsent, incoming, replies[number:])
             # Not marked as delivered: the outbox may bring the question after the person
             # has given up waiting and typed again, and that must not answer the next one.
             return number
-    sanad.dispatcher.delivered(incoming)
+    await sanad.dispatcher.sent(incoming)
     return len(replies)
 
 
@@ -560,7 +569,7 @@ async def _write_delivered_regularly(sanad: Sanad) -> None:
     """An idle process still writes down, soon, which replies it sent."""
     while True:
         await asyncio.sleep(REPLIED_DELAY)
-        sanad.dispatcher.write_delivered()
+        await asyncio.to_thread(sanad.dispatcher.write_delivered)
 
 
 async def _acknowledge(update: Update) -> None:

@@ -30,6 +30,7 @@ exhausted the pool under 20 concurrent deliveries).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -129,7 +130,7 @@ class WhatsAppWebhook:
         try:
             for event in found:
                 if isinstance(event, Status):
-                    self.status(event)
+                    await asyncio.to_thread(self.status, event)
                 elif isinstance(event, Unreadable):
                     await self.unreadable(event)
                 else:
@@ -142,16 +143,16 @@ class WhatsAppWebhook:
     async def inbound(self, event: Inbound) -> None:
         incoming = event.incoming  # the Dispatcher records when its sender wrote
         if (incoming.choice or "").startswith(SHOW):
-            self._seen(incoming.sender, event)
-            self.show(incoming)
+            await asyncio.to_thread(self._seen, incoming.sender, event)
+            await asyncio.to_thread(self.show, incoming)
             return
         if event.media_id is not None:
             path = await self._keep_media(event.media_id)
             incoming = _with(incoming, photo=Photo(path=str(path)))
-        number = self.numbered.choice(incoming.sender, incoming.text)
+        number = await asyncio.to_thread(self.numbered.choice, incoming.sender, incoming.text)
         if number is not None:
             incoming = _with(incoming, choice=number, text=None)
-        replies = self.dispatcher.handle(incoming)
+        replies = await self.dispatcher.apply(incoming)
         await self.send_replies(incoming, replies)
 
     async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
@@ -159,26 +160,28 @@ class WhatsAppWebhook:
         tr = None
         for index, reply in enumerate(replies):
             if tr is None and _needs_words(reply):
-                tr = translator(self._language(incoming.sender))
+                tr = translator(await asyncio.to_thread(self._language, incoming.sender))
             try:
                 outgoing = render(reply, tr or translator(DEFAULT_LANGUAGE))
                 for item in outgoing:
                     await self.client.send(incoming.chat_id, item)
-                self.numbered.shown(incoming.chat_id, outgoing[-1].numbered)
+                await asyncio.to_thread(
+                    self.numbered.shown, incoming.chat_id, outgoing[-1].numbered
+                )
             except Exception as error:
                 log.warning(
                     "whatsapp: a reply was not sent (%s); it waits in the outbox",
                     error.__class__.__name__,
                 )
-                self.dispatcher.keep_unsent(incoming, replies[index:])
+                await asyncio.to_thread(self.dispatcher.keep_unsent, incoming, replies[index:])
                 return
-        self.dispatcher.delivered(incoming)
+        await self.dispatcher.sent(incoming)
 
     async def unreadable(self, event: Unreadable) -> None:
-        if not self._first_time(event.message_id):
+        if not await asyncio.to_thread(self._first_time, event.message_id):
             return
-        self._seen(event.wa_id, event)
-        tr = translator(self._language(event.wa_id))
+        await asyncio.to_thread(self._seen, event.wa_id, event)
+        tr = translator(await asyncio.to_thread(self._language, event.wa_id))
         text = tr.gettext(
             "I can only read text, buttons, photos and locations. Please send your "
             "answer as one of those."
