@@ -30,9 +30,11 @@ from sqlmodel import Session
 from handlers.context import Context, Services
 from handlers.messages import Incoming, Reply, TryLater, compact
 from handlers.router import route
+from handlers.state import ChatState as TypedState
 from locales import DEFAULT_LANGUAGE, supported, translator
 from outbox.intents import intent_of
 from storage.applied import record_applied
+from storage.asked import Asked, asked_by, record_asked
 from storage.conversations import ChatState, mark_replied, read_chat, read_state, save_state
 from storage.db import transaction
 from storage.outbox import enqueue, question_of
@@ -70,6 +72,11 @@ class Dispatcher:
         self._saved: dict[str, int] = {}
         # ... handed over, not yet written down (one write for many chats, see `delivered`).
         self._replied: dict[str, int] = {}
+        # Chat key -> the question its saved version asks (its replies not yet handed over),
+        # and (chat key, platform message id) -> the question that message asked, not yet
+        # written down (storage.asked; written with the marks of `_replied`).
+        self._asking: dict[str, Asked] = {}
+        self._shown: dict[tuple[str, str], Asked] = {}
         self._replied_since = time.monotonic()
         # How late the marks may be written. Several processes sharing chats (webhook) need
         # them at once: the chat's next message may reach another process within a second.
@@ -102,10 +109,11 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._batch_thread, partial(call, *args, **kwargs))
 
-    async def sent(self, incoming: Incoming) -> None:
-        """`delivered`, for a channel on an event loop: the marks are written off the loop."""
-        if self._note_delivered(incoming):
-            await asyncio.to_thread(self.write_delivered)
+    async def sent(self, incoming: Incoming, shown: str | None = None) -> None:
+        """`delivered`, for a channel on an event loop: the marks are written off the loop,
+        on the batches' thread (see `write_delivered`)."""
+        if self._note_delivered(incoming, shown):
+            await self.run_in_batch(self.write_delivered)
 
     def handle(self, incoming: Incoming) -> list[Reply]:
         batched = self.in_batch
@@ -174,6 +182,11 @@ class Dispatcher:
             chat, found = read_chat(connection, key, incoming.channel, incoming.sender)
             context = self._context(connection, incoming, chat, found)
             context.reply_unsure = not chat.replied and handed != chat.version
+            bound = self._bound(connection, key, incoming)
+            if bound is not None and bound.answered(chat.state):
+                context.answers_earlier = True
+            elif bound is not None:  # a reply to the question open now: they surely saw it
+                context.reply_unsure = False
             try:
                 route(context)
                 context.flush()  # the person the chat's row refers to may be new
@@ -181,9 +194,15 @@ class Dispatcher:
                 context.close()
             _spend_pressed_buttons(incoming, chat, context)
             person_id = context.person.id if context.person else None
-            save_state(connection, key, chat, context.state, context.now, person_id)
+            stored = context.state.dump()
+            save_state(connection, key, chat, stored, context.now, person_id)
             replies = compact(context.replies)
         self._saved[key] = chat.version + 1
+        question = question_of(key, chat.version + 1, stored) if replies else None
+        if question is not None:
+            self._asking[key] = Asked.of(question)
+        else:
+            self._asking.pop(key, None)
         _log_applied(incoming, context)
         return replies
 
@@ -267,42 +286,61 @@ class Dispatcher:
         for connection in kept:
             connection.close()
 
-    def delivered(self, incoming: Incoming) -> None:
+    def delivered(self, incoming: Incoming, shown: str | None = None) -> None:
         """The channel sent the replies of `incoming` (replies kept in the outbox do not
-        count: the person may type again before the outbox brings them). Written down for many
+        count: the person may type again before the outbox brings them), the last of them
+        as the platform's message `shown` when the channel knows its id. Written down for many
         chats at once, at most REPLIED_DELAY later: a crash in between costs those chats a
-        "continue where you stopped?" question, nothing more."""
-        if self._note_delivered(incoming):
+        "continue where you stopped?" question, nothing more, and a reply to that message is
+        then taken as any answer is (until then this process knows it, see `_bound`).
+        """
+        if self._note_delivered(incoming, shown):
             self.write_delivered()
 
-    def _note_delivered(self, incoming: Incoming) -> bool:
-        """Keep the mark of `incoming`; whether the marks are due to be written."""
-        version = self._saved.pop(_chat_key(incoming), None)
-        if version is not None:
-            with self._lock:
-                self._replied[_chat_key(incoming)] = version
+    def _note_delivered(self, incoming: Incoming, shown: str | None = None) -> bool:
+        """Keep the marks of `incoming`; whether the marks are due to be written."""
+        key = _chat_key(incoming)
+        version = self._saved.pop(key, None)
+        question = self._asking.pop(key, None)
+        with self._lock:
+            if version is not None:
+                self._replied[key] = version
+            if question is not None and shown is not None:
+                self._shown[(key, shown)] = question
         return time.monotonic() - self._replied_since >= self.replied_delay
 
     def write_delivered(self) -> None:
-        """Write down the handed-over replies (also called when a channel idles or stops)."""
+        """Write down the handed-over replies (also called when a channel idles or stops).
+
+        On an event loop this runs on the batches' thread (`run_in_batch`): never beside a
+        batch, whose chats' rows it would wait for while holding others the batch wants (on
+        PostgreSQL a deadlock, found after a second). Called there while a batch is open, it
+        leaves the marks for the next call."""
+        if self.in_batch:
+            return
         self._replied_since = time.monotonic()
         with self._lock:
-            replied = dict(self._replied)
-        if not replied:
+            # In the order of the chats, as any other writer of marks takes their rows' locks.
+            replied, shown = dict(sorted(self._replied.items())), dict(self._shown)
+        if not replied and not shown:
             return
         try:
             with transaction(self.engine) as session:
                 mark_replied(session, replied)
-        except Exception as error:  # the marks are a courtesy: losing them is safe
+                record_asked(session, shown, self.clock())
+        except Exception as error:  # tried again with the next ones (a courtesy, meanwhile)
             log.warning(
                 "could not record %d delivered replies (%s)", len(replied), error.__class__.__name__
             )
-        # Kept until written: an update of the chat applied meanwhile (on another thread)
-        # finds its mark here.
+            return
+        # Kept until written: an update of the chat applied meanwhile (on another thread: a
+        # batch may hold a chat's row, or lose a deadlock to this) finds them here.
         with self._lock:
             for key, version in replied.items():
                 if self._replied.get(key) == version:
                     del self._replied[key]
+            for message in shown:
+                self._shown.pop(message, None)
 
     def sorry(self, incoming: Incoming) -> Reply:
         """What a person reads when their message could not be processed."""
@@ -327,6 +365,7 @@ class Dispatcher:
         kept = 0
         key = _chat_key(incoming)
         version = self._saved.get(key)
+        self._asking.pop(key, None)  # the outbox keeps the question with its copy
         with transaction(self.engine) as session:
             chat = read_state(session, key)
             question = question_of(key, chat.version, chat.state) if chat.stored else None
@@ -377,6 +416,19 @@ class Dispatcher:
             log.warning("could not read the language of %s", incoming.sender)
         return supported(incoming.language_code) or DEFAULT_LANGUAGE
 
+    def _bound(self, connection: Connection, key: str, incoming: Incoming) -> Asked | None:
+        """The question of the bot message `incoming` answers, when it names one that asked a
+        question: if the chat no longer asks it, the answer is refused (handlers.router).
+
+        Only typed text, a photo or a place that names the message it answers (a reply to it)
+        is looked up: a command is no answer, and a button press is bound to its question by
+        its token already (handlers.context). A message not kept (not a question, or too old)
+        binds nothing: the answer is taken as any answer is."""
+        if incoming.answers is None or incoming.choice is not None or incoming.command:
+            return None
+        asked = self._shown.get((key, incoming.answers))
+        return asked if asked is not None else asked_by(connection, key, incoming.answers)
+
     def _first_time(self, connection: Connection, incoming: Incoming) -> bool:
         """Record the update as applied; False if it already was (a redelivery)."""
         key = f"{incoming.channel}:{incoming.update_id}"
@@ -388,6 +440,7 @@ class Dispatcher:
     def _context(
         self, connection: Connection, incoming: Incoming, chat: ChatState, found: MemberRows | None
     ) -> Context:
+        state = TypedState.load(chat.state)  # validated once; Context.state is the typed copy
         if found is None:
             language = supported(incoming.language_code) or DEFAULT_LANGUAGE
             return Context(
@@ -396,7 +449,7 @@ class Dispatcher:
                 services=self.services,
                 now=self.clock(),
                 tr=translator(language),
-                state=chat.state,
+                state=state,
             )
         person, organization, group = found
         if not person.reachable:  # they wrote to us, so they unblocked the bot
@@ -409,7 +462,7 @@ class Dispatcher:
             services=self.services,
             now=self.clock(),
             tr=translator(language, group.digits),
-            state=chat.state,
+            state=state,
             person=person,
             organization=organization,
             group=group,
@@ -443,10 +496,9 @@ def _spend_pressed_buttons(incoming: Incoming, chat: ChatState, context: Context
     unless the answer offered them again. A double tap, or a press sent again over a slow
     network, then gets "that button no longer works" instead of answering the next question."""
     pressed = (incoming.choice or "").partition(":")[0]
-    nonce = chat.state.get("nonce")
+    nonce = chat.state.get("nonce")  # as stored before this update
     if nonce and pressed == nonce and not context.offered_buttons:
-        context.state.pop("nonce", None)
-        context.state.pop("asked", None)
+        context.state.nonce = context.state.asked = None
 
 
 def _update_key(incoming: Incoming) -> str:

@@ -40,6 +40,7 @@ from sqlalchemy import Engine
 from outbox.pace import Pace, Sleep
 from storage import holders
 from storage import outbox as store
+from storage.asked import Asked, record_asked
 from storage.db import transaction
 from storage.models import OutboxMessage
 from storage.types import utcnow
@@ -82,7 +83,10 @@ class Rejected(Exception):
     """The platform refused this message for good (malformed, missing photo): not retried."""
 
 
-Deliver = Callable[[Address, OutboxMessage], Awaitable[None]]
+#: Sends one outbox row to its address; returns the platform's id of the (last) message that
+#: carried it, when the platform gives one: a row that asks a question is then kept as the
+#: message of that question (storage.asked), so that a reply to it is bound to its question.
+Deliver = Callable[[Address, OutboxMessage], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -302,20 +306,26 @@ class Sender:
                 await self.limiter.acquire()
                 started = time.perf_counter()
                 try:
-                    await self.deliver(address, message)
+                    shown = await self.deliver(address, message)
                 except RetryAfter as flood:
                     self.stats["flood_waits"] += 1
                     log.warning("outbox: flood wait of %g s", flood.seconds)
                     self.limiter.pause(flood.seconds)
                     continue
                 except Unreachable as error:
-                    return await self._recorded(message, "blocked", error, address.channel)
+                    return await asyncio.to_thread(
+                        self._record, message, "blocked", error, address.channel
+                    )
                 except Rejected as error:
-                    return await self._recorded(message, "failed", error, address.channel)
+                    return await asyncio.to_thread(
+                        self._record, message, "failed", error, address.channel
+                    )
                 except Exception as error:  # Transient, and anything unexpected
                     if not isinstance(error, Transient):
                         log.exception("outbox: unexpected error delivering message %d", message.id)
-                    return await self._recorded(message, "retry", error, address.channel)
+                    return await asyncio.to_thread(
+                        self._record, message, "retry", error, address.channel
+                    )
                 finally:
                     self.limiter.done(chat)
                 if self.on_sent is not None:
@@ -323,18 +333,15 @@ class Sender:
                         time.perf_counter() - started,
                         (self.clock() - message.created_at).total_seconds(),
                     )
-                return await self._recorded(message, "sent", channel=address.channel)
-            return await self._recorded(message, "released")
-
-    async def _recorded(
-        self,
-        message: OutboxMessage,
-        outcome: str,
-        error: BaseException | None = None,
-        channel: str | None = None,
-    ) -> Delivered:
-        """`_record`, off the event loop."""
-        return await asyncio.to_thread(self._record, message, outcome, error, channel)
+                chat_key = f"{address.channel}:{address.address}"
+                return await asyncio.to_thread(
+                    self._record,
+                    message,
+                    "sent",
+                    channel=address.channel,
+                    shown=(chat_key, shown) if shown else None,
+                )
+            return await asyncio.to_thread(self._record, message, "released")
 
     def _record(
         self,
@@ -342,8 +349,10 @@ class Sender:
         outcome: str,
         error: BaseException | None = None,
         channel: str | None = None,
+        shown: tuple[str, str] | None = None,
     ) -> Delivered:
-        """Commit what became of `message`, now (on `channel`, the recipient's)."""
+        """Commit what became of `message`, now (on `channel`, the recipient's); `shown`: the
+        chat and the platform's message id it was sent as."""
         assert message.id is not None
         now = self.clock()
         detail = f"{type(error).__name__}: {error}" if error is not None else None
@@ -353,6 +362,8 @@ class Sender:
         with transaction(self.engine) as session:
             if outcome == "sent":
                 store.mark_sent(session, message.id, now, channel)
+                if message.question and shown is not None:
+                    record_asked(session, {shown: Asked.of(message.question)}, now)
             elif outcome == "blocked":
                 store.mark_blocked(session, message.id, message.person_id, detail or "", channel)
             elif outcome == "failed":

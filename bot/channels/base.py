@@ -76,8 +76,9 @@ class Channel(Protocol):
         options go on the last one."""
         ...
 
-    async def send_reply(self, address: str, reply: Reply) -> None:
-        """Render `reply` and send it to `address`; the platform's errors are raised as
+    async def send_reply(self, address: str, reply: Reply) -> str | None:
+        """Render `reply` and send it to `address`; returns the platform's id of the last
+        message sent (None where the platform has none). The platform's errors are raised as
         RetryAfter, Unreachable, Transient or Rejected."""
         ...
 
@@ -87,11 +88,11 @@ def by_channel(delivers: Mapping[str, Deliver]) -> Deliver:
     goes through the channel of its recipient's current address; a channel this process does
     not run refuses it (Rejected)."""
 
-    async def deliver(address: Address, message: OutboxMessage) -> None:
+    async def deliver(address: Address, message: OutboxMessage) -> str | None:
         channel = delivers.get(address.channel)
         if channel is None:
             raise Rejected(f"no {address.channel} channel in this process")
-        await channel(address, message)
+        return await channel(address, message)
 
     return deliver
 

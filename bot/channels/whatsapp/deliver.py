@@ -47,7 +47,7 @@ def whatsapp_deliver(
 ) -> Deliver:
     numbered = numbered or NumberedChoices(engine)
 
-    async def deliver(address: Address, message: OutboxMessage) -> None:
+    async def deliver(address: Address, message: OutboxMessage) -> str | None:
         if address.channel != CHANNEL:
             raise Rejected(f"not a WhatsApp address: {address.channel}")
         assert message.id is not None
@@ -68,6 +68,7 @@ def whatsapp_deliver(
         else:
             ident = await client.send(address.address, template)
         await asyncio.to_thread(_record, engine, message.id, ident)
+        return ident
 
     return deliver
 

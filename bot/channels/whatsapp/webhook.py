@@ -158,13 +158,14 @@ class WhatsAppWebhook:
     async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
         """Send the replies of an applied message; those refused wait in the outbox."""
         tr = None
+        shown: str | None = None  # WhatsApp's id of the last message: the question, if one
         for index, reply in enumerate(replies):
             if tr is None and _needs_words(reply):
                 tr = translator(await asyncio.to_thread(self._language, incoming.sender))
             try:
                 outgoing = render(reply, tr or translator(DEFAULT_LANGUAGE))
                 for item in outgoing:
-                    await self.client.send(incoming.chat_id, item)
+                    shown = await self.client.send(incoming.chat_id, item)
                 await asyncio.to_thread(
                     self.numbered.shown, incoming.chat_id, outgoing[-1].numbered
                 )
@@ -175,7 +176,7 @@ class WhatsAppWebhook:
                 )
                 await asyncio.to_thread(self.dispatcher.keep_unsent, incoming, replies[index:])
                 return
-        await self.dispatcher.sent(incoming)
+        await self.dispatcher.sent(incoming, shown)
 
     async def unreadable(self, event: Unreadable) -> None:
         if not await asyncio.to_thread(self._first_time, event.message_id):
