@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -147,6 +148,48 @@ async def test_a_registration_through_the_webhook(sanad: Sanad, log_output: io.S
     assert not [line for line in ours if "Layla" in json.dumps(line, ensure_ascii=False)], (
         "Sanad's own lines carry internal ids, never names (PTB's DEBUG lines show texts)"
     )
+
+
+async def test_a_digest_being_built_holds_up_neither_the_loop_nor_other_chats(
+    sanad: Sanad,
+) -> None:
+    """A coordinator's /digest reads the reports and draws a chart, which takes a while on a
+    big database: its update is applied on a thread of the dispatcher, so meanwhile the
+    process answers health checks and, on PostgreSQL (row locks, where SQLite takes one writer
+    at a time), other people's messages. Here the digest's first read of the reports is held
+    until the rest was seen to."""
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM report" in statement and not reached.is_set():
+            reached.set()
+            release.wait(30)  # were it the event loop's thread, nothing would go on meanwhile
+
+    async with serving(sanad) as hook:
+        await register(hook, sanad, 421)
+        worker = hook.api.user(421)
+        coordinator = hook.api.user(422, first_name="Huda", language_code="en")
+        code = invite(sanad, "bh_young_ladies", "coordinator")
+        assert await hook.post(coordinator.command("start", code)) == 200
+        choices = dict((plain(t), d) for t, d in hook.api.buttons(hook.api.last_to(422)))
+        assert await hook.post(coordinator.press(choices["English"], hook.api.last_to(422))) == 200
+        before = len(hook.api.messages_to(422))
+        event.listen(sanad.engine, "before_cursor_execute", hold)
+        try:
+            digest = asyncio.create_task(hook.post(coordinator.command("digest")))
+            assert await asyncio.to_thread(reached.wait, 30)
+            assert (await hook.client.get("/health")).status_code == 200
+            if sanad.engine.dialect.name == "postgresql":
+                answered = len(hook.api.messages_to(421))
+                assert await hook.post(worker.command("help")) == 200
+                assert len(hook.api.messages_to(421)) > answered
+            assert not digest.done() and len(hook.api.messages_to(422)) == before
+            release.set()
+            assert await digest == 200
+        finally:
+            release.set()
+            event.remove(sanad.engine, "before_cursor_execute", hold)
+        assert "digest" in "\n".join(hook.texts_to(422)[before:]).lower()
 
 
 async def test_the_same_update_twice_has_one_effect(sanad: Sanad) -> None:

@@ -188,7 +188,7 @@ class TelegramBot:
         could not take it. Any other failure is a fault of ours that a redelivery would
         repeat: it is logged (the dispatcher has already told the person) and the update
         counts as done."""
-        answer = self._take(update, None)
+        answer = await self._take(update, None)
         if answer is not None:
             await _answer_logged(update.update_id, answer)
 
@@ -200,7 +200,9 @@ class TelegramBot:
         writes and locks its log for each), so the updates share one transaction, committed
         before any of their button presses is answered or their replies are sent: nobody is
         told of anything that was not stored. Between the first update and the commit nothing
-        waits on the network, so no other task of the process can write meanwhile. A chat's
+        waits on the network. The batch's work runs on the dispatcher's batch thread: the
+        process's other tasks go on meanwhile, their database work in threads too (on SQLite
+        a write waits for the batch's commit; on the event loop it would stop the batch). A chat's
         second update in the batch is applied after the first's replies were sent (commit,
         send, go on in a new transaction), as when updates come one by one. When an update
         cannot be applied with the others (a collision with another process's write, a
@@ -219,7 +221,7 @@ class TelegramBot:
                 if chat is not None:
                     batch.chats.add(chat.id)
                 try:
-                    answer = self._take(update, batch)
+                    answer = await self._take(update, batch)
                 except ApplyAlone:  # the dispatcher rolled the batch back
                     batch.open = False
                     for again in batch.updates:
@@ -233,14 +235,16 @@ class TelegramBot:
             await self._settle(batch, stored)
         finally:
             if batch.open:  # interrupted: nothing of the batch was stored
-                self.dispatcher.rollback_batch()
+                await self.dispatcher.run_in_batch(self.dispatcher.rollback_batch)
 
-    def _take(self, update: Update, batch: _Batch | None) -> Answer | None:
+    async def _take(self, update: Update, batch: _Batch | None) -> Answer | None:
         """Apply `update` (in `batch`'s transaction when given, else in its own); what answers
         it once it is stored, or None when there is nothing to answer.
 
         Raises NotRecorded when the database could not take it, ApplyAlone when it could not
-        be applied with the rest of `batch` (rolled back)."""
+        be applied with the rest of `batch` (rolled back). The database work (and whatever a
+        handler draws) runs off the event loop: a batch's on the dispatcher's batch thread, an
+        update alone on one of its threads, a chat at a time."""
         started = time.perf_counter()
         if self.metrics is not None:
             self.metrics.updates.inc()
@@ -254,10 +258,13 @@ class TelegramBot:
             return None
         if batch is not None and not batch.open:
             batch.open = True
-            self.dispatcher.begin_batch()
+            await self.dispatcher.run_in_batch(self.dispatcher.begin_batch)
         try:
             # Faults of ours come back as a "sorry" reply (alone) or ApplyAlone (in a batch).
-            replies = self.dispatcher.handle(incoming)
+            if batch is None:
+                replies = await self.dispatcher.apply(incoming)
+            else:
+                replies = await self.dispatcher.run_in_batch(self.dispatcher.handle, incoming)
         except TryLater as error:  # nothing stored (the batch rolled back)
             if batch is not None:
                 batch.open = False
@@ -282,7 +289,7 @@ class TelegramBot:
         if batch.open:
             batch.open = False
             try:
-                self.dispatcher.commit_batch()
+                await self.dispatcher.run_in_batch(self.dispatcher.commit_batch)
             except TryLater as error:
                 raise NotRecorded(batch.updates[0].update_id) from error
         if batch.updates:
@@ -511,8 +518,7 @@ async def run_worker(
 async def _introduce(sanad: Sanad, bot: Bot) -> None:
     """Remember the bot's username (for invite links) and publish, per language, the commands
     of someone not registered yet."""
-    with transaction(sanad.engine) as session:
-        remember(session, USERNAME_SETTING, bot.username)
+    await asyncio.to_thread(_remember_username, sanad, bot.username)
     forms = sanad.dispatcher.services.forms
     for language in LANGUAGES:
         tr = translator(language)
@@ -525,6 +531,11 @@ async def _introduce(sanad: Sanad, bot: Bot) -> None:
             )
         except TelegramError as error:
             log.warning("could not publish the command list: %s", error)
+
+
+def _remember_username(sanad: Sanad, username: str) -> None:
+    with transaction(sanad.engine) as session:
+        remember(session, USERNAME_SETTING, username)
 
 
 async def _send_replies(
@@ -552,7 +563,7 @@ async def _send_replies(
                     pace.done(chat, outbox=False)
         except Unreachable:
             log.info("update telegram:%s: the person blocked the bot", incoming.update_id)
-            sanad.dispatcher.delivered(incoming)  # nothing will reach them anyway
+            await sanad.dispatcher.sent(incoming)  # nothing will reach them anyway
             return number
         except (RetryAfter, Transient, Rejected) as error:  # the outbox retries
             log.warning(
@@ -560,11 +571,11 @@ async def _send_replies(
                 incoming.update_id,
                 error.__class__.__name__,
             )
-            sanad.dispatcher.keep_unsent(incoming, replies[number:])
+            await asyncio.to_thread(sanad.dispatcher.keep_unsent, incoming, replies[number:])
             # Not marked as delivered: the outbox may bring the question after the person
             # has given up waiting and typed again, and that must not answer the next one.
             return number
-    sanad.dispatcher.delivered(incoming, shown)
+    await sanad.dispatcher.sent(incoming, shown)
     return len(replies)
 
 
@@ -572,7 +583,7 @@ async def _write_delivered_regularly(sanad: Sanad) -> None:
     """An idle process still writes down, soon, which replies it sent."""
     while True:
         await asyncio.sleep(REPLIED_DELAY)
-        sanad.dispatcher.write_delivered()
+        await sanad.dispatcher.run_in_batch(sanad.dispatcher.write_delivered)
 
 
 async def _acknowledge(update: Update) -> None:

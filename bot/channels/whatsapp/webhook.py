@@ -30,6 +30,7 @@ exhausted the pool under 20 concurrent deliveries).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -134,7 +135,7 @@ class WhatsAppWebhook:
         try:
             for event in found:
                 if isinstance(event, Status):
-                    self.status(event)
+                    await asyncio.to_thread(self.status, event)
                 elif isinstance(event, Unreadable):
                     await self.unreadable(event)
                 else:
@@ -147,18 +148,20 @@ class WhatsAppWebhook:
     async def inbound(self, event: Inbound) -> None:
         incoming = event.incoming  # the Dispatcher records when its sender wrote
         if (incoming.choice or "").startswith(SHOW):
-            self._seen(incoming.sender, event)
-            self.show(incoming)
+            await asyncio.to_thread(self._seen, incoming.sender, event)
+            await asyncio.to_thread(self.show, incoming)
             return
         if event.media_id is not None:
             path = await self._keep_media(event.media_id)
             incoming = _with(incoming, photo=Photo(path=str(path)))
-        if event.typed is not None and self.numbered.waits_for_text(incoming.sender):
+        if event.typed is not None and await asyncio.to_thread(
+            self.numbered.waits_for_text, incoming.sender
+        ):
             incoming = _with(incoming, text=typed(event.typed, answer_expected=True))
-        number = self.numbered.choice(incoming.sender, incoming.text)
+        number = await asyncio.to_thread(self.numbered.choice, incoming.sender, incoming.text)
         if number is not None:
             incoming = _with(incoming, choice=number, text=None)
-        replies = self.dispatcher.handle(incoming)
+        replies = await self.dispatcher.apply(incoming)
         await self.send_replies(incoming, replies)
 
     async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
@@ -167,27 +170,32 @@ class WhatsAppWebhook:
         shown: str | None = None  # WhatsApp's id of the last message: the question, if one
         for index, reply in enumerate(replies):
             if tr is None and _needs_words(reply):
-                tr = translator(self._language(incoming.sender))
+                tr = translator(await asyncio.to_thread(self._language, incoming.sender))
             try:
                 carried = await whatsapp_reply(reply, self.kept)
                 outgoing = render(carried, tr or translator(DEFAULT_LANGUAGE))
                 for item in outgoing:
                     shown = await self.client.send(incoming.chat_id, item)
-                self.numbered.shown(incoming.chat_id, outgoing[-1].numbered, reply.expect == "text")
+                await asyncio.to_thread(
+                    self.numbered.shown,
+                    incoming.chat_id,
+                    outgoing[-1].numbered,
+                    reply.expect == "text",
+                )
             except Exception as error:
                 log.warning(
                     "whatsapp: a reply was not sent (%s); it waits in the outbox",
                     error.__class__.__name__,
                 )
-                self.dispatcher.keep_unsent(incoming, replies[index:])
+                await asyncio.to_thread(self.dispatcher.keep_unsent, incoming, replies[index:])
                 return
-        self.dispatcher.delivered(incoming, shown)
+        await self.dispatcher.sent(incoming, shown)
 
     async def unreadable(self, event: Unreadable) -> None:
-        if not self._first_time(event.message_id):
+        if not await asyncio.to_thread(self._first_time, event.message_id):
             return
-        self._seen(event.wa_id, event)
-        tr = translator(self._language(event.wa_id))
+        await asyncio.to_thread(self._seen, event.wa_id, event)
+        tr = translator(await asyncio.to_thread(self._language, event.wa_id))
         text = tr.gettext(
             "I can only read text, buttons, photos and locations. Please send your "
             "answer as one of those."
