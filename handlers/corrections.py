@@ -32,7 +32,7 @@ from outbox.intents import Intent
 from storage.models import Group, Person, Report, ReportChange
 from storage.outbox import enqueue
 from storage.people import PersonRow, group_of
-from storage.reports import change_report, recent_reports, report_changes
+from storage.reports import recent_reports, replace_answers, report_changes
 from storage.schedule import schedule_from
 
 CORRECTED = "corrected"
@@ -401,9 +401,12 @@ def _confirm_chosen(ctx: Context, report: Report) -> None:
     period = _period(ctx, report, report.period)
     currency = _currency(ctx, report)
     changed = [spec for spec in form.fields if spec.name in pending]
-    change_report(ctx.session, report, answers, ctx.person.id, ctx.now, reason=CORRECTED)
-    report.person_id = owner  # a correction does not make the report the corrector's
-    ctx.session.add(report)
+    assert report.id is not None
+    # A correction does not make the report the corrector's.
+    replace_answers(
+        ctx.connection, report.id, answers, ctx.person.id, ctx.now, CORRECTED, owner=owner
+    )
+    ctx.session.expire(report)
     if report.review == "query" and changed:
         _tell_querier(ctx, report, changed[0])
     _leave(
@@ -572,6 +575,7 @@ def _ask_comment(ctx: Context, report: Report) -> None:
             name=_name(submitter),
         ),
         [(ctx._("Cancel"), "cancel")],
+        expect="text",
     )
 
 

@@ -4,16 +4,24 @@ Several updates may share that transaction (`begin_batch` ... `commit_batch`): a
 receives them in batches (Telegram's long polling) then pays one commit for many, which on
 SQLite costs more than everything else an update does in the database. Their replies must wait
 until the commit, so that nobody is told of anything that was not stored.
+
+The channels that run on an event loop call `apply` and `run_in_batch` (and `sent`): the
+database work and whatever a handler draws (a digest's chart) then run on the dispatcher's
+threads, and the loop goes on sending other chats' replies and reading their messages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
+from functools import partial
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -36,6 +44,12 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 REPLIED_DELAY = 0.5  # seconds: how long "these replies were sent" may wait to be written
 CONFLICT_ATTEMPTS = 3  # tries of an update that collides with another process's write
+# Chats applied at once off the event loop (`apply`); each thread keeps a connection, so with
+# the batch's thread this stays within SQLAlchemy's default pool of 5.
+APPLYING_THREADS = 4
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class ApplyAlone(Exception):
@@ -68,6 +82,38 @@ class Dispatcher:
         # them at once: the chat's next message may reach another process within a second.
         self.replied_delay = REPLIED_DELAY
         self._connections = threading.local()  # see `_connection`, `begin_batch`
+        self._kept: list[Connection] = []  # every thread's kept connection (see `close`)
+        self._lock = threading.Lock()  # `_kept` and `_replied`, used from several threads
+        self._threads: ThreadPoolExecutor | None = None  # see `apply`
+        self._batch_thread: ThreadPoolExecutor | None = None  # see `run_in_batch`
+        self._turns = _Turns()
+
+    # --- from an event loop -----------------------------------------------------------------
+
+    async def apply(self, incoming: Incoming) -> list[Reply]:
+        """`handle` on one of the dispatcher's threads, so that a slow transaction or a chart
+        being drawn holds up neither the event loop nor the other chats; one chat's messages
+        are applied one after another, in the order they came."""
+        async with self._turns.of(_chat_key(incoming)):
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(APPLYING_THREADS, "dispatcher")
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._threads, self.handle, incoming)
+
+    async def run_in_batch(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`call` on the thread of this dispatcher's batches: `begin_batch`, `handle` of the
+        batch's updates, `commit_batch` or `rollback_batch` (a batch's transaction is its
+        thread's). One call at a time, in the order they are made."""
+        if self._batch_thread is None:
+            self._batch_thread = ThreadPoolExecutor(1, "dispatcher-batch")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._batch_thread, partial(call, *args, **kwargs))
+
+    async def sent(self, incoming: Incoming, shown: str | None = None) -> None:
+        """`delivered`, for a channel on an event loop: the marks are written off the loop,
+        on the batches' thread (see `write_delivered`)."""
+        if self._note_delivered(incoming, shown):
+            await self.run_in_batch(self.write_delivered)
 
     def handle(self, incoming: Incoming) -> list[Reply]:
         batched = self.in_batch
@@ -125,14 +171,17 @@ class Dispatcher:
 
     def _apply(self, incoming: Incoming) -> list[Reply]:
         """One attempt: the update and its effect in one transaction."""
+        key = _chat_key(incoming)
+        # Taken before the transaction reads anything: a mark leaves `_replied` only once
+        # written (see `write_delivered`), so the row read below has it if this lacks it.
+        handed = self._replied.get(key)
         # Core statements on a connection; a session only if a handler asks for one.
         with self._transaction() as connection:
             if incoming.update_id is not None and not self._first_time(connection, incoming):
                 return []  # a redelivery, or another process applied it meanwhile
-            key = _chat_key(incoming)
             chat, found = read_chat(connection, key, incoming.channel, incoming.sender)
             context = self._context(connection, incoming, chat, found)
-            context.reply_unsure = not chat.replied and self._replied.get(key) != chat.version
+            context.reply_unsure = not chat.replied and handed != chat.version
             bound = self._bound(connection, key, incoming)
             if bound is not None and bound.answered(context.state.waiting_for()):
                 context.answers_earlier = True
@@ -210,6 +259,8 @@ class Dispatcher:
         connection: Connection | None = getattr(self._connections, "kept", None)
         if connection is None:
             connection = self._connections.kept = self.engine.connect()
+            with self._lock:
+                self._kept.append(connection)
         return connection
 
     @contextmanager
@@ -223,12 +274,16 @@ class Dispatcher:
             yield connection
 
     def close(self) -> None:
-        """Give back this thread's kept connection (a process stopping); an open batch is
-        rolled back."""
-        connection: Connection | None = getattr(self._connections, "kept", None)
-        self._connections.kept = None
-        self._connections.batch = False
-        if connection is not None:
+        """Give back every thread's kept connection (a process stopping); an open batch is
+        rolled back. The dispatcher's threads end; a later update starts them again."""
+        for threads in (self._threads, self._batch_thread):
+            if threads is not None:
+                threads.shutdown()
+        self._threads = self._batch_thread = None
+        self._connections = threading.local()
+        with self._lock:
+            kept, self._kept = self._kept, []
+        for connection in kept:
             connection.close()
 
     def delivered(self, incoming: Incoming, shown: str | None = None) -> None:
@@ -239,31 +294,53 @@ class Dispatcher:
         "continue where you stopped?" question, nothing more, and a reply to that message is
         then taken as any answer is (until then this process knows it, see `_bound`).
         """
-        key = _chat_key(incoming)
-        version = self._saved.pop(key, None)
-        if version is not None:
-            self._replied[key] = version
-        question = self._asking.pop(key, None)
-        if question is not None and shown is not None:
-            self._shown[(key, shown)] = question
-        if time.monotonic() - self._replied_since >= self.replied_delay:
+        if self._note_delivered(incoming, shown):
             self.write_delivered()
 
+    def _note_delivered(self, incoming: Incoming, shown: str | None = None) -> bool:
+        """Keep the marks of `incoming`; whether the marks are due to be written."""
+        key = _chat_key(incoming)
+        version = self._saved.pop(key, None)
+        question = self._asking.pop(key, None)
+        with self._lock:
+            if version is not None:
+                self._replied[key] = version
+            if question is not None and shown is not None:
+                self._shown[(key, shown)] = question
+        return time.monotonic() - self._replied_since >= self.replied_delay
+
     def write_delivered(self) -> None:
-        """Write down the handed-over replies (also called when a channel idles or stops)."""
-        self._replied_since = time.monotonic()
-        if not self._replied and not self._shown:
+        """Write down the handed-over replies (also called when a channel idles or stops).
+
+        On an event loop this runs on the batches' thread (`run_in_batch`): never beside a
+        batch, whose chats' rows it would wait for while holding others the batch wants (on
+        PostgreSQL a deadlock, found after a second). Called there while a batch is open, it
+        leaves the marks for the next call."""
+        if self.in_batch:
             return
-        replied, self._replied = self._replied, {}
-        shown, self._shown = self._shown, {}
+        self._replied_since = time.monotonic()
+        with self._lock:
+            # In the order of the chats, as any other writer of marks takes their rows' locks.
+            replied, shown = dict(sorted(self._replied.items())), dict(self._shown)
+        if not replied and not shown:
+            return
         try:
             with transaction(self.engine) as session:
                 mark_replied(session, replied)
                 record_asked(session, shown, self.clock())
-        except Exception as error:  # the marks are a courtesy: losing them is safe
+        except Exception as error:  # tried again with the next ones (a courtesy, meanwhile)
             log.warning(
                 "could not record %d delivered replies (%s)", len(replied), error.__class__.__name__
             )
+            return
+        # Kept until written: an update of the chat applied meanwhile (on another thread: a
+        # batch may hold a chat's row, or lose a deadlock to this) finds them here.
+        with self._lock:
+            for key, version in replied.items():
+                if self._replied.get(key) == version:
+                    del self._replied[key]
+            for message in shown:
+                self._shown.pop(message, None)
 
     def sorry(self, incoming: Incoming) -> Reply:
         """What a person reads when their message could not be processed."""
@@ -391,6 +468,28 @@ class Dispatcher:
             organization=organization,
             group=group,
         )
+
+
+class _Turns:
+    """One chat's messages one at a time, in their order of arrival (asyncio's locks are fair);
+    a chat's lock is forgotten once nobody holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def of(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 def _spend_pressed_buttons(incoming: Incoming, nonce: str | None, context: Context) -> None:

@@ -43,6 +43,7 @@ from storage import holders
 from storage import outbox as store
 from storage.asked import Asked, record_asked
 from storage.db import transaction
+from storage.deliveries import took
 from storage.models import OutboxMessage
 from storage.types import utcnow
 
@@ -85,8 +86,10 @@ class Rejected(Exception):
 
 
 #: Sends one outbox row to its address; returns the platform's id of the (last) message that
-#: carried it, when the platform gives one: a row that asks a question is then kept as the
-#: message of that question (storage.asked), so that a reply to it is bound to its question.
+#: carried it, when the platform gives one: recorded with the row's "sent" (with the status
+#: reports that came before it, storage.deliveries), and a row that asks a question is then
+#: kept as the message of that question (storage.asked), so that a reply to it is bound to its
+#: question.
 Deliver = Callable[[Address, OutboxMessage], Awaitable[str | None]]
 
 
@@ -174,11 +177,13 @@ class Sender:
         of holders gone silent (`release_dead`), regularly.
         """
         shared = self.engine.dialect.name != "sqlite"
+        # The database work runs off the event loop: on SQLite a transaction of the channel's
+        # (a batch of updates, on the dispatcher's thread) may hold the write lock meanwhile.
         if shared:
-            self.beat()
-            self.release_dead()
+            await asyncio.to_thread(self.beat)
+            await asyncio.to_thread(self.release_dead)
         else:
-            self.recover(timedelta(0))
+            await asyncio.to_thread(self.recover, timedelta(0))
         beating = asyncio.create_task(self._beat_forever(stop)) if shared else None
         in_flight: set[asyncio.Task[Delivered]] = set()
         try:
@@ -190,7 +195,9 @@ class Sender:
                 if len(in_flight) < self.concurrency:
                     try:
                         await self.limiter.wait_pause()
-                        batch = self._claim(self.concurrency - len(in_flight))
+                        batch = await asyncio.to_thread(
+                            self._claim, self.concurrency - len(in_flight)
+                        )
                     except Exception:
                         log.exception("outbox: a claim failed; trying again shortly")
                         batch = []
@@ -210,7 +217,7 @@ class Sender:
             if beating is not None:
                 beating.cancel()
                 await asyncio.gather(beating, return_exceptions=True)
-                self._forget()
+                await asyncio.to_thread(self._forget)
 
     def wake(self) -> None:
         """Something was enqueued: end the idle wait now."""
@@ -269,7 +276,7 @@ class Sender:
 
     async def _run_batch(self) -> list[Delivered]:
         await self.limiter.wait_pause()
-        batch = self._claim()
+        batch = await asyncio.to_thread(self._claim)
         if not batch:
             return []
         slots = asyncio.Semaphore(self.concurrency)
@@ -310,13 +317,19 @@ class Sender:
                     self.limiter.pause(flood.seconds)
                     continue
                 except Unreachable as error:
-                    return self._record(message, "blocked", error, address.channel)
+                    return await asyncio.to_thread(
+                        self._record, message, "blocked", error, address.channel
+                    )
                 except Rejected as error:
-                    return self._record(message, "failed", error, address.channel)
+                    return await asyncio.to_thread(
+                        self._record, message, "failed", error, address.channel
+                    )
                 except Exception as error:  # Transient, and anything unexpected
                     if not isinstance(error, Transient):
                         log.exception("outbox: unexpected error delivering message %d", message.id)
-                    return self._record(message, "retry", error, address.channel)
+                    return await asyncio.to_thread(
+                        self._record, message, "retry", error, address.channel
+                    )
                 finally:
                     self.limiter.done(chat)
                 if self.on_sent is not None:
@@ -325,13 +338,14 @@ class Sender:
                         (self.clock() - message.created_at).total_seconds(),
                     )
                 chat_key = f"{address.channel}:{address.address}"
-                return self._record(
+                return await asyncio.to_thread(
+                    self._record,
                     message,
                     "sent",
                     channel=address.channel,
                     shown=(chat_key, shown) if shown else None,
                 )
-            return self._record(message, "released")
+            return await asyncio.to_thread(self._record, message, "released")
 
     def _record(
         self,
@@ -342,7 +356,8 @@ class Sender:
         shown: tuple[str, str] | None = None,
     ) -> Delivered:
         """Commit what became of `message`, now (on `channel`, the recipient's); `shown`: the
-        chat and the platform's message id it was sent as."""
+        chat and the platform's message id it was sent as (recorded, with the status reports
+        that came before it)."""
         assert message.id is not None
         now = self.clock()
         detail = f"{type(error).__name__}: {error}" if error is not None else None
@@ -352,6 +367,8 @@ class Sender:
         with transaction(self.engine) as session:
             if outcome == "sent":
                 store.mark_sent(session, message.id, now, channel)
+                if shown is not None:
+                    took(session, message.id, shown[1], now)
                 if message.question and shown is not None:
                     record_asked(session, {shown: Asked.of(message.question)}, now)
             elif outcome == "blocked":
@@ -371,6 +388,10 @@ class Sender:
             log.info("outbox: message %d %s: %s", message.id, outcome, detail)
         return Delivered(message.id, message.person_id, status, detail)
 
+    def _next_due(self) -> datetime | None:
+        with transaction(self.engine) as session:
+            return store.next_due(session)
+
     def backoff(self, attempts: int) -> float:
         """Seconds before the next try after `attempts` tries: 1, 2, 4 ... `max_backoff`."""
         return min(self.max_backoff, 2.0 ** (attempts - 1))
@@ -381,8 +402,7 @@ class Sender:
         """Wait until the next message is due (at most `idle_seconds`), a wake-up, a message
         in flight is done, or stop."""
         if not self._wake.is_set():
-            with transaction(self.engine) as session:
-                due = store.next_due(session)
+            due = await asyncio.to_thread(self._next_due)
             wait = self.idle_seconds
             if due is not None:
                 wait = min(wait, (due - self.clock()).total_seconds())

@@ -11,7 +11,6 @@ from sqlalchemy import Connection, Table, bindparam, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.hot import HotStatement
 from storage.models import Report, ReportChange
 
 
@@ -27,21 +26,17 @@ class ReportRef:
 # at the confirmation, and stores a report at the end; through the ORM (a session, objects
 # loaded and flushed) that cost several times what the database does.
 _REPORT: Table = Report.__table__  # type: ignore[attr-defined]
-_PERIOD_REPORT = HotStatement(
-    sa_select(_REPORT.c.id, _REPORT.c.ref).where(
-        _REPORT.c.form_id == bindparam("form_id"),
-        _REPORT.c.organization_id == bindparam("organization_id"),
-        _REPORT.c.period == bindparam("period"),
-    )
+_PERIOD_REPORT = sa_select(_REPORT.c.id, _REPORT.c.ref).where(
+    _REPORT.c.form_id == bindparam("form_id"),
+    _REPORT.c.organization_id == bindparam("organization_id"),
+    _REPORT.c.period == bindparam("period"),
 )
-_INSERT = HotStatement(insert(_REPORT).returning(_REPORT.c.id))
-_SET_REF = HotStatement(
+_INSERT = insert(_REPORT).returning(_REPORT.c.id)
+_SET_REF = (
     update(_REPORT).where(_REPORT.c.id == bindparam("report_id")).values(ref=bindparam("new_ref"))
 )
-_ANSWERS = HotStatement(
-    sa_select(_REPORT.c.answers, _REPORT.c.ref).where(_REPORT.c.id == bindparam("report_id"))
-)
-_REPLACE = HotStatement(
+_ANSWERS = sa_select(_REPORT.c.answers, _REPORT.c.ref).where(_REPORT.c.id == bindparam("report_id"))
+_REPLACE = (
     update(_REPORT)
     .where(_REPORT.c.id == bindparam("report_id"))
     .values(
@@ -56,9 +51,10 @@ _INSERT_CHANGE = insert(ReportChange.__table__)  # type: ignore[attr-defined]
 def period_report(
     runner: Session | Connection, form_id: str, organization_id: int, period: str
 ) -> ReportRef | None:
-    row = _PERIOD_REPORT.first(
-        runner, {"form_id": form_id, "organization_id": organization_id, "period": period}
-    )
+    row = runner.execute(
+        _PERIOD_REPORT,
+        {"form_id": form_id, "organization_id": organization_id, "period": period},
+    ).first()
     return ReportRef(*row) if row else None
 
 
@@ -77,8 +73,8 @@ def add_report(
 ) -> ReportRef:
     """Store a new report and give it its reference (the form's prefix and its number);
     `channel` is the one it was sent from."""
-    row = _INSERT.first(
-        runner,
+    report_id = runner.execute(
+        _INSERT,
         {
             "form_id": form_id,
             "group_id": group_id,
@@ -90,11 +86,9 @@ def add_report(
             "updated_at": now,
             "channel": channel,
         },
-    )
-    assert row is not None
-    report_id = row[0]
+    ).scalar_one()
     ref = f"{prefix}-{report_id}"
-    _SET_REF.run(runner, {"report_id": report_id, "new_ref": ref})
+    runner.execute(_SET_REF, {"report_id": report_id, "new_ref": ref})
     return ReportRef(report_id, ref)
 
 
@@ -105,9 +99,14 @@ def replace_answers(
     person_id: int,
     now: datetime,
     reason: str,
+    *,
+    owner: int | None = None,
 ) -> ReportRef | None:
-    """`change_report` by the report's id, in Core; None if there is no such report."""
-    row = _ANSWERS.first(runner, {"report_id": report_id})
+    """Give report `report_id` new answers, keeping every old value in the audit trail as
+    changed by `person_id`, who then holds the report, unless an `owner` is given (a correction
+    leaves the report its owner's). None if there is no such report. A session's copy of the
+    report is out of date afterwards (expire it)."""
+    row = runner.execute(_ANSWERS, {"report_id": report_id}).first()
     if row is None:
         return None
     old_answers, ref = row
@@ -125,47 +124,16 @@ def replace_answers(
     ]
     if changes:
         runner.execute(_INSERT_CHANGE, changes)
-    _REPLACE.run(
-        runner,
+    runner.execute(
+        _REPLACE,
         {
             "report_id": report_id,
             "new_answers": dict(answers),
-            "new_person_id": person_id,
+            "new_person_id": person_id if owner is None else owner,
             "now": now,
         },
     )
     return ReportRef(report_id, ref)
-
-
-def change_report(
-    session: Session,
-    report: Report,
-    answers: dict[str, Any],
-    person_id: int,
-    now: datetime,
-    reason: str,
-) -> int:
-    """Give `report` new answers, keeping every old value in the audit trail. Returns changes."""
-    assert report.id is not None
-    changed = 0
-    for field, old, new in _changes(report.answers, answers):
-        session.add(
-            ReportChange(
-                report_id=report.id,
-                person_id=person_id,
-                changed_at=now,
-                reason=reason,
-                field=field,
-                old_value=old,
-                new_value=new,
-            )
-        )
-        changed += 1
-    report.answers = dict(answers)
-    report.person_id = person_id
-    report.updated_at = now
-    session.add(report)
-    return changed
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:

@@ -9,11 +9,14 @@ import httpx
 from telegram import Bot
 
 from bot.app import Sanad
-from bot.channels.telegram import build_application, polling, run_worker
+from bot.channels.telegram import build_telegram, polling, run_worker
 from bot.metrics import Metrics
+from storage.db import transaction
+from storage.outbox import depth
 from tests.conftest import Clock
 from tests.fakes.telegram_bot_api import FakeBotApi
 from tests.harness import Telegram, invite, plain, registered
+from tests.test_flood import until
 from tests.test_nothing_lost import recorded
 
 # Sunday 6 December 2026, 10:00 in Bahrain: the day before the week's recycling is due.
@@ -29,7 +32,7 @@ async def test_the_bot_process_reminds_and_the_button_opens_the_form(
         await worker.taps("English")
     clock.running(REMINDER_TIME)
     api = telegram.api  # the same Telegram: update ids go on from where they were
-    app = build_application(
+    app = build_telegram(
         sanad, request=api.request(), get_updates_request=api.request(), with_background=True
     )
     async with polling(app, timeout=1):
@@ -61,6 +64,8 @@ async def test_the_worker_process_sends_alone(sanad: Sanad, clock: Clock) -> Non
     try:
         reminder = await api.wait_for(lambda m: m.chat_id == 602, timeout=15)
         assert "إنتاج إعادة التدوير" in plain(reminder.text or "")
+        # The sender records the outcome off the event loop, just after the platform took it.
+        await until(lambda: _waiting(sanad) == 0)
         async with httpx.AsyncClient() as client:
             scraped = (await client.get(f"http://127.0.0.1:{served.server_port}/metrics")).text
         assert "sanad_send_seconds_count 1.0" in scraped
@@ -83,7 +88,7 @@ async def test_update_ids_telegram_can_no_longer_send_again_are_forgotten(
         # The harness applied them without polling: Telegram itself keeps none past a day.
         await telegram.app.bot.delete_webhook(drop_pending_updates=True)
     assert len(recorded(sanad)) == 3
-    app = build_application(
+    app = build_telegram(
         sanad,
         request=telegram.api.request(),
         get_updates_request=telegram.api.request(),
@@ -99,3 +104,8 @@ async def test_update_ids_telegram_can_no_longer_send_again_are_forgotten(
         assert await again.person(604, "Fatima", language="en")._do(recent) == [], (
             "a redelivery of the recent update is still recognised"
         )
+
+
+def _waiting(sanad: Sanad) -> int:
+    with transaction(sanad.engine) as session:
+        return depth(session)

@@ -1,5 +1,5 @@
 """Webhook mode as Telegram uses it: updates posted over HTTP with the secret header, the
-real PTB Application behind it, the fake Bot API recording what the bot answers."""
+real Telegram channel behind it, the fake Bot API recording what the bot answers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from starlette.applications import Starlette
 from bot import logs
 from bot.app import Sanad
 from bot.backup import BackupError, backup
-from bot.channels.telegram import build_application
+from bot.channels.telegram import build_telegram
 from bot.channels.webhook import (
     SECRET_HEADER,
     create_app,
@@ -80,7 +81,7 @@ async def serving(sanad: Sanad, **settings: Any) -> AsyncIterator[Webhook]:
     sanad = with_secret(sanad, metrics_token=SecretStr(SCRAPE_TOKEN), **settings)
     api = FakeBotApi()
     metrics = Metrics(sanad.engine)
-    application = build_application(
+    application = build_telegram(
         sanad, request=api.request(), get_updates_request=api.request(), metrics=metrics
     )
     app = create_app(sanad, application, metrics)
@@ -149,6 +150,48 @@ async def test_a_registration_through_the_webhook(sanad: Sanad, log_output: io.S
     )
 
 
+async def test_a_digest_being_built_holds_up_neither_the_loop_nor_other_chats(
+    sanad: Sanad,
+) -> None:
+    """A coordinator's /digest reads the reports and draws a chart, which takes a while on a
+    big database: its update is applied on a thread of the dispatcher, so meanwhile the
+    process answers health checks and, on PostgreSQL (row locks, where SQLite takes one writer
+    at a time), other people's messages. Here the digest's first read of the reports is held
+    until the rest was seen to."""
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM report" in statement and not reached.is_set():
+            reached.set()
+            release.wait(30)  # were it the event loop's thread, nothing would go on meanwhile
+
+    async with serving(sanad) as hook:
+        await register(hook, sanad, 421)
+        worker = hook.api.user(421)
+        coordinator = hook.api.user(422, first_name="Huda", language_code="en")
+        code = invite(sanad, "bh_young_ladies", "coordinator")
+        assert await hook.post(coordinator.command("start", code)) == 200
+        choices = dict((plain(t), d) for t, d in hook.api.buttons(hook.api.last_to(422)))
+        assert await hook.post(coordinator.press(choices["English"], hook.api.last_to(422))) == 200
+        before = len(hook.api.messages_to(422))
+        event.listen(sanad.engine, "before_cursor_execute", hold)
+        try:
+            digest = asyncio.create_task(hook.post(coordinator.command("digest")))
+            assert await asyncio.to_thread(reached.wait, 30)
+            assert (await hook.client.get("/health")).status_code == 200
+            if sanad.engine.dialect.name == "postgresql":
+                answered = len(hook.api.messages_to(421))
+                assert await hook.post(worker.command("help")) == 200
+                assert len(hook.api.messages_to(421)) > answered
+            assert not digest.done() and len(hook.api.messages_to(422)) == before
+            release.set()
+            assert await digest == 200
+        finally:
+            release.set()
+            event.remove(sanad.engine, "before_cursor_execute", hold)
+        assert "digest" in "\n".join(hook.texts_to(422)[before:]).lower()
+
+
 async def test_the_same_update_twice_has_one_effect(sanad: Sanad) -> None:
     async with serving(sanad) as hook:
         await register(hook, sanad, 403)
@@ -177,7 +220,7 @@ async def test_health_and_metrics(sanad: Sanad) -> None:
 async def test_health_says_when_the_database_is_gone(sanad: Sanad) -> None:
     gone = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     broken = with_secret(Sanad(sanad.settings, gone, sanad.dispatcher))
-    app = create_app(broken, build_application(broken, request=FakeBotApi().request()))
+    app = create_app(broken, build_telegram(broken, request=FakeBotApi().request()))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://sanad"
     ) as client:
@@ -192,12 +235,12 @@ def test_webhook_mode_needs_a_secret(sanad: Sanad) -> None:
     with pytest.raises(ValueError):
         webhook_secret(Sanad(bad, sanad.engine, sanad.dispatcher))
     with pytest.raises(ValueError):
-        create_app(sanad, build_application(sanad, request=FakeBotApi().request()))
+        create_app(sanad, build_telegram(sanad, request=FakeBotApi().request()))
 
 
 async def test_set_webhook_registers_url_and_secret(sanad: Sanad) -> None:
     api = FakeBotApi()
-    bot = build_application(sanad, request=api.request()).bot
+    bot = build_telegram(sanad, request=api.request()).bot
     await set_webhook(with_secret(sanad), "https://sanad.example.org/telegram", bot)
     assert api.webhook_url == "https://sanad.example.org/telegram"
     [params] = [params for method, params in api.calls if method == "setWebhook"]
@@ -295,7 +338,7 @@ def queries_counted(engine: Any) -> list[str]:
 
 async def test_metrics_are_not_on_the_public_port_without_a_token(sanad: Sanad) -> None:
     public = with_secret(sanad)
-    app = create_app(public, build_application(public, request=FakeBotApi().request()))
+    app = create_app(public, build_telegram(public, request=FakeBotApi().request()))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://sanad"
     ) as client:

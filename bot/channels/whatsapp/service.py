@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.app import Sanad
+from bot.channels.telegram_files import TelegramFiles
 from bot.channels.whatsapp.client import CloudClient
 from bot.channels.whatsapp.deliver import SENDING_BURST, sending_rate, whatsapp_deliver
 from bot.channels.whatsapp.numbered import NumberedChoices
@@ -23,9 +24,12 @@ class WhatsApp:
     deliver: Deliver
     messages_per_second: float  # the sender's rate: a little under the number's throughput
     burst: float
+    telegram_files: TelegramFiles | None = None  # Telegram's photos, for WhatsApp recipients
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self.telegram_files is not None:
+            await self.telegram_files.aclose()
 
 
 def missing_settings(sanad: Sanad) -> list[str]:
@@ -48,8 +52,12 @@ def assemble_whatsapp(sanad: Sanad) -> WhatsApp:
     client = CloudClient(
         settings.whatsapp_base_url, settings.whatsapp_phone_number_id, settings.whatsapp_token
     )
-    webhook = WhatsAppWebhook(sanad, client)
+    # A photo Telegram keeps (a broadcast's picture sent there) reaches WhatsApp as a file:
+    # fetched from Telegram once, when it is first sent here.
+    files = TelegramFiles.of(settings) if settings.telegram_bot_token is not None else None
+    kept = files.local if files is not None else None
+    webhook = WhatsAppWebhook(sanad, client, kept)
     numbered: NumberedChoices = webhook.numbered
-    deliver = whatsapp_deliver(client, sanad.engine, sanad.dispatcher.clock, numbered)
+    deliver = whatsapp_deliver(client, sanad.engine, sanad.dispatcher.clock, numbered, kept)
     rate = sending_rate(settings.whatsapp_messages_per_second)
-    return WhatsApp(client, webhook, deliver, rate, SENDING_BURST)
+    return WhatsApp(client, webhook, deliver, rate, SENDING_BURST, files)
