@@ -112,6 +112,7 @@ def build_application(
     metrics: Metrics | None = None,
     pace: Pace | None = None,
     other_channels: dict[str, Deliver] | None = None,
+    other_paces: dict[str, Pace] | None = None,
 ) -> Application:
     """The python-telegram-bot Application for `sanad`; requests can be replaced in tests.
 
@@ -141,8 +142,9 @@ def build_application(
         tasks.append(asyncio.create_task(_write_delivered_regularly(sanad)))
         if with_background:
             delivers = {CHANNEL: telegram_deliver(application.bot), **(other_channels or {})}
+            paces = {CHANNEL: pace, **(other_paces or {})}  # one per channel: its own limits
             background.append(
-                Background(sanad, by_channel(delivers), metrics.sent if metrics else None, pace)
+                Background(sanad, by_channel(delivers), metrics.sent if metrics else None, paces)
             )
             await background[0].start()
         checkpoints.enter_context(checkpointing(sanad.engine))  # last: stopping undoes it
@@ -449,13 +451,13 @@ async def run_worker(
     bot: Bot | None = None,
     metrics: Metrics | None = None,
     other_channels: dict[str, Deliver] | None = None,
+    other_paces: dict[str, Pace] | None = None,
 ) -> None:
     """The scheduler and the sender alone, until `stop` is set."""
     async with bot or make_bot(sanad) as ready:
         delivers = {CHANNEL: telegram_deliver(ready), **(other_channels or {})}
-        work = Background(
-            sanad, by_channel(delivers), metrics.sent if metrics else None, telegram_pace()
-        )
+        paces = {CHANNEL: telegram_pace(), **(other_paces or {})}
+        work = Background(sanad, by_channel(delivers), metrics.sent if metrics else None, paces)
         with checkpointing(sanad.engine):
             await work.start()
             await stop.wait()

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from bot.app import Sanad
 from bot.channels.whatsapp.client import CloudClient
-from bot.channels.whatsapp.deliver import SENDING_BURST, sending_rate, whatsapp_deliver
+from bot.channels.whatsapp.deliver import whatsapp_deliver, whatsapp_pace
 from bot.channels.whatsapp.numbered import NumberedChoices
 from bot.channels.whatsapp.webhook import WhatsAppWebhook
+from outbox.pace import Pace
 from outbox.sender import Deliver
 
 MISSING = """\
@@ -21,8 +22,7 @@ class WhatsApp:
     client: CloudClient
     webhook: WhatsAppWebhook
     deliver: Deliver
-    messages_per_second: float  # the sender's rate: a little under the number's throughput
-    burst: float
+    pace: Pace  # the number's: its throughput, the pair rate; replies and outbox alike
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -48,8 +48,8 @@ def assemble_whatsapp(sanad: Sanad) -> WhatsApp:
     client = CloudClient(
         settings.whatsapp_base_url, settings.whatsapp_phone_number_id, settings.whatsapp_token
     )
-    webhook = WhatsAppWebhook(sanad, client)
+    pace = whatsapp_pace(settings.whatsapp_messages_per_second)
+    webhook = WhatsAppWebhook(sanad, client, pace)
     numbered: NumberedChoices = webhook.numbered
     deliver = whatsapp_deliver(client, sanad.engine, sanad.dispatcher.clock, numbered)
-    rate = sending_rate(settings.whatsapp_messages_per_second)
-    return WhatsApp(client, webhook, deliver, rate, SENDING_BURST)
+    return WhatsApp(client, webhook, deliver, pace)

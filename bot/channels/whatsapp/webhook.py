@@ -49,12 +49,13 @@ from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import UNDELIVERABLE, WINDOW, CloudClient
 from bot.channels.whatsapp.numbered import NumberedChoices
 from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events
-from bot.channels.whatsapp.render import render
+from bot.channels.whatsapp.render import Outgoing, render
 from bot.channels.whatsapp.templates import SHOW
 from bot.channels.whatsapp.window import WINDOW_CLOSED
 from handlers.messages import Incoming, Photo, Reply, TryLater
 from locales import DEFAULT_LANGUAGE, translator
-from outbox.sender import Transient
+from outbox.pace import Pace
+from outbox.sender import RetryAfter, Transient
 from storage.applied import record_applied
 from storage.db import transaction
 from storage.deliveries import (
@@ -76,12 +77,13 @@ EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 class WhatsAppWebhook:
     """The WhatsApp side of the webhook process."""
 
-    def __init__(self, sanad: Sanad, client: CloudClient) -> None:
+    def __init__(self, sanad: Sanad, client: CloudClient, pace: Pace | None = None) -> None:
         settings = sanad.settings
         assert settings.whatsapp_app_secret is not None
         assert settings.whatsapp_verify_token is not None
         self.sanad = sanad
         self.client = client
+        self.pace = pace  # the number's, shared with the outbox sender
         self.dispatcher = sanad.dispatcher
         self.engine: Engine = sanad.engine
         self.media_dir = settings.media_dir / CHANNEL
@@ -154,6 +156,22 @@ class WhatsAppWebhook:
         replies = self.dispatcher.handle(incoming)
         await self.send_replies(incoming, replies)
 
+    async def _send_paced(self, to: str, outgoing: list[Outgoing]) -> None:
+        """Send a reply's messages at the number's pace (shared with the outbox sender)."""
+        chat = (CHANNEL, to)
+        if self.pace is not None:
+            await self.pace.reply_turn(chat)
+        try:
+            for item in outgoing:
+                await self.client.send(to, item)
+        except RetryAfter as flood:  # the number's throughput: the outbox sends it after
+            if self.pace is not None:
+                self.pace.pause(flood.seconds)
+            raise
+        finally:
+            if self.pace is not None:
+                self.pace.done(chat, outbox=False)
+
     async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
         """Send the replies of an applied message; those refused wait in the outbox."""
         tr = None
@@ -162,8 +180,7 @@ class WhatsAppWebhook:
                 tr = translator(self._language(incoming.sender))
             try:
                 outgoing = render(reply, tr or translator(DEFAULT_LANGUAGE))
-                for item in outgoing:
-                    await self.client.send(incoming.chat_id, item)
+                await self._send_paced(incoming.chat_id, outgoing)
                 self.numbered.shown(incoming.chat_id, outgoing[-1].numbered)
             except Exception as error:
                 log.warning(
