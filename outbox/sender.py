@@ -84,7 +84,9 @@ class Rejected(Exception):
     """The platform refused this message for good (malformed, missing photo): not retried."""
 
 
-Deliver = Callable[[Address, OutboxMessage], Awaitable[None]]
+#: Sends one row; returns the platform's id of what it sent when the platform reports on it
+#: later (WhatsApp's status webhooks), recorded with the row's "sent".
+Deliver = Callable[[Address, OutboxMessage], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,7 @@ class Sender:
                     await pace.acquire()
                     granted = True
                     started = time.perf_counter()
-                    await self.deliver(address, message)
+                    platform_id = await self.deliver(address, message)
             except RetryAfter as flood:
                 self.stats["flood_waits"] += 1
                 log.warning("outbox: %s flood wait of %g s", address.channel, flood.seconds)
@@ -341,7 +343,7 @@ class Sender:
                     time.perf_counter() - started,
                     (self.clock() - message.created_at).total_seconds(),
                 )
-            return self._record(message, "sent", channel=address.channel)
+            return self._record(message, "sent", channel=address.channel, platform_id=platform_id)
         return self._record(message, "released")
 
     def _record(
@@ -351,6 +353,7 @@ class Sender:
         error: BaseException | None = None,
         channel: str | None = None,
         at: timedelta = timedelta(0),
+        platform_id: str | None = None,
     ) -> Delivered:
         """Commit what became of `message`, now (on `channel`, the recipient's); a released
         message is due again `at` from now."""
@@ -362,7 +365,7 @@ class Sender:
             outcome = "failed"
         with transaction(self.engine) as session:
             if outcome == "sent":
-                store.mark_sent(session, message.id, now, channel)
+                store.mark_sent(session, message.id, now, channel, platform_id)
             elif outcome == "blocked":
                 store.mark_blocked(session, message.id, message.person_id, detail or "", channel)
             elif outcome == "failed":

@@ -33,15 +33,6 @@ def seen_inbound(runner: Connection | Session, channel: str, address: str, at: d
     runner.execute(_TOUCH, {"c": channel, "a": address, "at": at})
 
 
-def record_platform_id(session: Session, message_id: int, platform_id: str) -> None:
-    """The platform took outbox row `message_id` under `platform_id`."""
-    session.execute(
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id == message_id)
-        .values(platform_message_id=platform_id, delivery=None)
-    )
-
-
 def find_by_platform_id(session: Session, platform_id: str) -> OutboxMessage | None:
     statement = select(OutboxMessage).where(OutboxMessage.platform_message_id == platform_id)
     return session.exec(statement).first()

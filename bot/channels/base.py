@@ -87,11 +87,11 @@ def by_channel(delivers: Mapping[str, Deliver]) -> Deliver:
     goes through the channel of its recipient's current address; a channel this process does
     not run refuses it (Rejected)."""
 
-    async def deliver(address: Address, message: OutboxMessage) -> None:
+    async def deliver(address: Address, message: OutboxMessage) -> str | None:
         channel = delivers.get(address.channel)
         if channel is None:
             raise Rejected(f"no {address.channel} channel in this process")
-        await channel(address, message)
+        return await channel(address, message)
 
     return deliver
 

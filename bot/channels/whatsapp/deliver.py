@@ -1,6 +1,6 @@
 """Delivering outbox rows on WhatsApp: inside the 24-hour window the row is rendered as a live
 reply would be; outside it (or after WhatsApp refused it for the window) it goes as its utility
-template. WhatsApp's message id is kept on the row, for its status reports."""
+template. WhatsApp's message id is returned, for the sender to keep on the row (status reports)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ from locales import DEFAULT_LANGUAGE, translator
 from outbox.intents import reply_for
 from outbox.pace import Pace
 from outbox.sender import Address, Deliver, Rejected
-from storage.db import transaction
-from storage.deliveries import record_platform_id
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -51,7 +49,7 @@ def whatsapp_deliver(
 ) -> Deliver:
     numbered = numbered or NumberedChoices(engine)
 
-    async def deliver(address: Address, message: OutboxMessage) -> None:
+    async def deliver(address: Address, message: OutboxMessage) -> str:
         if address.channel != CHANNEL:
             raise Rejected(f"not a WhatsApp address: {address.channel}")
         assert message.id is not None
@@ -71,7 +69,7 @@ def whatsapp_deliver(
                     await asyncio.to_thread(numbered.shown, address.address, outgoing[-1].numbered)
         else:
             ident = await client.send(address.address, template)
-        await asyncio.to_thread(_record, engine, message.id, ident)
+        return ident  # the sender records it with the row's "sent", for the status reports
 
     return deliver
 
@@ -94,8 +92,3 @@ async def _send_all(client: CloudClient, to: str, outgoing: list[Outgoing]) -> s
     for item in outgoing:
         ident = await client.send(to, item)
     return ident
-
-
-def _record(engine: Engine, message_id: int, ident: str) -> None:
-    with transaction(engine) as session:
-        record_platform_id(session, message_id, ident)
