@@ -19,8 +19,10 @@ slow the other:
   previous message to that chat, reply or outbox message, and one at a time;
 * a direct reply does not queue for a token (a person waits for it): it waits out a pause and
   the spacing after an outbox message to its chat, then takes its token at once, even on
-  credit, so the outbox messages that follow leave room for it. Replies to one chat are not
-  spaced from each other: they come at the pace of the person's own messages;
+  credit, so the outbox messages that follow leave room for it. The messages answering one
+  message of a person go at once up to `per_chat_burst` (Telegram lets short bursts over its
+  one a second through; WhatsApp's pair rate takes bursts), the rest spaced as outbox
+  messages; the answers to a person's next messages come at the pace of those messages;
 * after a flood wait (`pause`) the bucket starts empty at the end of the pause: sending
   resumes at the steady rate, not with a burst.
 
@@ -53,10 +55,12 @@ class Pace:
         clock: Callable[[], float],
         sleep: Sleep,
         burst: float = 2.0,
+        per_chat_burst: int = 1,
     ) -> None:
         self.rate = per_second
         self.burst = max(1.0, burst)
         self.per_chat_seconds = per_chat_seconds
+        self.per_chat_burst = max(1, per_chat_burst)
         self._clock = clock
         self._sleep = sleep
         self._tokens = self.burst
@@ -102,11 +106,16 @@ class Pace:
 
     # --- direct replies -------------------------------------------------------------------
 
-    async def reply_turn(self, chat: Hashable) -> None:
-        """Wait until a direct reply to `chat` may go, and count it."""
+    async def reply_turn(self, chat: Hashable, sent_before: int = 0) -> None:
+        """Wait until a direct reply to `chat` may go, and count it. `sent_before`: messages
+        already sent to `chat` in answer to the same message of the person; beyond the
+        chat's burst they are spaced as outbox messages are."""
         while True:
             now = self._clock()
-            wait = max(self._paused_until - now, self._reply_free.get(chat, -math.inf) - now)
+            free = self._reply_free.get(chat, -math.inf)
+            if sent_before >= self.per_chat_burst:
+                free = max(free, self._chat_free.get(chat, -math.inf))
+            wait = max(self._paused_until - now, free - now)
             if wait <= RESOLUTION:
                 self._refill(now)
                 self._grant()

@@ -52,6 +52,7 @@ POLL_TIMEOUT = 30  # seconds getUpdates waits for an update (long polling)
 RETRY_SECONDS = (1, 2, 4, 8, 15, 30)  # waits after failures, the last one repeated
 OVERALL_PER_SECOND = 30.0  # Telegram: messages a second per bot
 PER_CHAT_SECONDS = 1.0  # Telegram: a message a second per chat
+PER_CHAT_BURST = 3  # ... "short bursts that go over this limit" pass: an answer's few messages
 # Chats of one batch answered at the same time: concurrent, yet not a hundred requests at once
 # (on a loaded machine they would time out together and go to the outbox as late copies).
 REPLYING_CHATS = 8
@@ -100,7 +101,13 @@ class NotRecorded(Exception):
 
 def telegram_pace() -> Pace:
     """One pace for every message of a process to Telegram, replies and outbox alike."""
-    return Pace(OVERALL_PER_SECOND, PER_CHAT_SECONDS, time.monotonic, asyncio.sleep)
+    return Pace(
+        OVERALL_PER_SECOND,
+        PER_CHAT_SECONDS,
+        time.monotonic,
+        asyncio.sleep,
+        per_chat_burst=PER_CHAT_BURST,
+    )
 
 
 def build_application(
@@ -527,10 +534,13 @@ async def _send_replies(
     the replies). Returns how many were sent now."""
     channel = TelegramChannel(bot)
     chat = (CHANNEL, incoming.chat_id)
+    sent_before = 0  # messages of this answer already sent (past the burst they are spaced)
     for number, reply in enumerate(replies):
         try:
             if pace is not None:
-                await pace.reply_turn(chat)
+                await pace.reply_turn(chat, sent_before)
+            if number + 1 < len(replies):  # (only counted when another reply follows)
+                sent_before += len(channel.render(reply))
             try:
                 await channel.send_reply(incoming.chat_id, reply)
             except RetryAfter as flood:  # the whole bot waits; the outbox sends it after

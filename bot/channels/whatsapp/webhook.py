@@ -156,11 +156,12 @@ class WhatsAppWebhook:
         replies = self.dispatcher.handle(incoming)
         await self.send_replies(incoming, replies)
 
-    async def _send_paced(self, to: str, outgoing: list[Outgoing]) -> None:
-        """Send a reply's messages at the number's pace (shared with the outbox sender)."""
+    async def _send_paced(self, to: str, outgoing: list[Outgoing], sent_before: int) -> None:
+        """Send a reply's messages at the number's pace (shared with the outbox sender);
+        `sent_before`: messages of the same answer sent already."""
         chat = (CHANNEL, to)
         if self.pace is not None:
-            await self.pace.reply_turn(chat)
+            await self.pace.reply_turn(chat, sent_before)
         try:
             for item in outgoing:
                 await self.client.send(to, item)
@@ -175,12 +176,14 @@ class WhatsAppWebhook:
     async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
         """Send the replies of an applied message; those refused wait in the outbox."""
         tr = None
+        sent_before = 0
         for index, reply in enumerate(replies):
             if tr is None and _needs_words(reply):
                 tr = translator(self._language(incoming.sender))
             try:
                 outgoing = render(reply, tr or translator(DEFAULT_LANGUAGE))
-                await self._send_paced(incoming.chat_id, outgoing)
+                await self._send_paced(incoming.chat_id, outgoing, sent_before)
+                sent_before += len(outgoing)
                 self.numbered.shown(incoming.chat_id, outgoing[-1].numbered)
             except Exception as error:
                 log.warning(
