@@ -2,7 +2,7 @@
 
     python -m bench.flood [--people 20] [--presses 2000] [--seconds 10] [--webhook]
 
-`python -m bot run`'s polling loop (the real Application, in this process) against the fake
+`python -m bot run`'s polling loop (bot.channels.telegram, in this process) against the fake
 Bot API; with `--webhook`, `python -m bot webhook`'s app instead, under uvicorn in this
 process, the updates posted to it as Telegram does (`pushing_webhooks`: up to 40 at once, one
 at a time per chat). `--people` registered people each ask for /help, wait for the answer,
@@ -28,7 +28,7 @@ from sqlmodel import select
 
 from bench.common import partner_network
 from bot.app import Sanad, assemble
-from bot.channels.telegram import build_application, polling
+from bot.channels.telegram import build_telegram, polling
 from bot.channels.webhook import PATH, create_app
 from bot.settings import Settings
 from storage.db import transaction
@@ -89,7 +89,7 @@ async def flood(api: FakeBotApi, chat: int, presses: int) -> None:
 @asynccontextmanager
 async def receiving(sanad: Sanad, api: FakeBotApi, webhook: bool) -> AsyncIterator[None]:
     """The bot taking the api's queued updates: by long polling, or posted to its webhook."""
-    app = build_application(sanad, request=api.request(), get_updates_request=api.request())
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     if not webhook:
         async with polling(app, timeout=1):
             yield

@@ -1,12 +1,12 @@
-"""Field workers filling the recycling form, through the real python-telegram-bot Application.
+"""Field workers filling the recycling form, through Sanad's Telegram channel in this process.
 
     python -m bench.workers [--workers N] [--reports K] [--rounds R] [--database URL]
                             [--profile]
 
-Both bots run as in production: an Application polling the fake Bot API's getUpdates with
-`bot.channels.telegram.polling` (each batch applied before its offset is confirmed), one update
-at a time. The baseline is the cheapest useful bot: one
-TypeHandler that answers every update with one message. Two loads:
+Both bots run as in production. Sanad polls the fake Bot API's getUpdates with
+`bot.channels.telegram.polling` (each batch applied before its offset is confirmed). The
+baseline is the cheapest useful bot: a python-telegram-bot Application with one TypeHandler
+that answers every update with one message, polling with PTB's own Updater. Two loads:
 
 * closed: every worker sends its next answer as soon as the reply to its previous one is
   complete; N workers, K reports each per round (weeks alternate from report to report, so
@@ -19,8 +19,8 @@ TypeHandler that answers every update with one message. Two loads:
 Latency is from the update being queued at the fake Bot API to the request that sends the last
 message of its reply. Workers are registered (Person rows) before anything is measured.
 
-Bot, fake Bot API and workers share one event loop, and the fake answers without real I/O, so
-the Application works through its queue of updates without yielding: under the closed load a
+Bots, fake Bot API and workers share one event loop, and the fake answers without real I/O, so
+a bot works through its batch of updates without yielding: under the closed load a
 worker can only queue its next update once the bot has drained the queue. The load then comes
 in rounds of N updates and the closed-load latency is mostly an update's place in its round
 (about N x the time per update at worst). Throughput is unaffected (the bot is never idle
@@ -54,7 +54,7 @@ from telegram.ext import Application, ContextTypes, TypeHandler
 
 from bench.common import database, partner_network
 from bot.app import Sanad, assemble
-from bot.channels.telegram import build_application, polling
+from bot.channels.telegram import TelegramBot, build_telegram, polling
 from bot.settings import Settings
 from storage.db import transaction
 from storage.models import Organization, Person, Report
@@ -65,6 +65,7 @@ from tests.fakes.telegram_bot_api import (
     FakeBotApi,
     FakeUser,
     JSONDict,
+    running_polling,
 )
 
 TARGET_RATIO = 0.5
@@ -455,10 +456,10 @@ async def closed_and_paced(sanad: Sanad, args: argparse.Namespace) -> BenchFigur
     """Both bots polling at once; the closed load alternates between them, round by round."""
     echo, echo_fake = echo_application()
     sanad_fake = FakeBotApi()
-    application: Application = build_application(  # type: ignore[type-arg]
+    telegram: TelegramBot = build_telegram(
         sanad, request=sanad_fake.request(), get_updates_request=sanad_fake.request()
     )
-    async with polling(echo, timeout=1), polling(application, timeout=1):
+    async with running_polling(echo, timeout=1), polling(telegram, timeout=1):
         echo_probe, sanad_probe = Probe(echo_fake, echo_final), Probe(sanad_fake, sanad_final)
         await phase(
             "echo warm-up",

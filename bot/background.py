@@ -28,6 +28,7 @@ from outbox.pace import Pace
 from outbox.sender import Deliver, Sender
 from outbox.wakeup import on_enqueue, threadsafe_waker
 from storage.applied import forget_applied
+from storage.asked import forget_asked
 from storage.coordination import Coordination
 
 log = logging.getLogger(__name__)
@@ -123,10 +124,14 @@ class Background:
             self.sender.wake()
 
     async def forget_old_updates(self) -> None:
-        """Drop the record of updates Telegram can no longer send again (storage.applied)."""
+        """Drop the record of updates Telegram can no longer send again (storage.applied), and
+        what messages of the same age asked (storage.asked)."""
         forgotten = await asyncio.to_thread(forget_applied, self.engine, self.clock())
         if forgotten:
             log.info("forgot %d applied update ids", forgotten)
+        asked = await asyncio.to_thread(forget_asked, self.engine, self.clock())
+        if asked:
+            log.info("forgot the questions of %d old messages", asked)
 
     async def stop(self) -> None:
         self._stop.set()

@@ -272,7 +272,7 @@ def _metrics(sanad: Sanad, count_errors: bool = True) -> Metrics:
 
 
 def _webhook(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.channels.telegram import build_application
+    from bot.channels.telegram import build_telegram
     from bot.channels.webhook import create_app, serve, webhook_secret
     from bot.channels.whatsapp.service import assemble_whatsapp
 
@@ -285,18 +285,18 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     metrics = _metrics(sanad, count_errors=False)  # the app's lifespan counts them
-    application = None
+    telegram = None
     if settings.telegram_bot_token is not None:
         others = {"whatsapp": whatsapp.deliver} if whatsapp is not None else None
         paces = {"whatsapp": whatsapp.pace} if whatsapp is not None else None
-        application = build_application(
+        telegram = build_telegram(
             sanad,
             with_background=not args.without_worker,
             metrics=metrics,
             other_channels=others,
             other_paces=paces,
         )
-    app = create_app(sanad, application, metrics, whatsapp, with_background=not args.without_worker)
+    app = create_app(sanad, telegram, metrics, whatsapp, with_background=not args.without_worker)
     serve(app, args.host, args.port, settings)
     return 0
 

@@ -9,11 +9,12 @@ pressed: a value outside the person's reach does nothing but say so.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from sqlmodel import col, select
 
 from handlers.context import Context
+from handlers.state import BroadcastDraft, BroadcastStep, Flow, Pick
 from locales import N_
 from storage import broadcasts
 from storage.broadcasts import COMMON, Audience
@@ -21,54 +22,43 @@ from storage.models import ROLES, Group, Organization
 from storage.network import NETWORK_GROUP
 from storage.outbox import CAPTION_LIMIT, TEXT_LIMIT
 
-FLOW = "broadcast"
 LANGUAGES = {"ar": "العربية", "en": "English", "fr": "Français"}
 ROLE_NAMES = {"worker": N_("workers"), "coordinator": N_("coordinators"), "admin": N_("admins")}
 
 
 def start(ctx: Context) -> None:
-    ctx.state["flow"] = FLOW
-    ctx.state[FLOW] = {
-        "step": "message",
-        "texts": {},
-        "photo": None,
-        "audience": _initial(ctx).as_json(),
-    }
+    ctx.state.flow = Flow.BROADCAST
+    ctx.state.broadcast = BroadcastDraft(step=BroadcastStep.MESSAGE, audience=_initial(ctx))
     _ask_message(ctx)
 
 
 def answer(ctx: Context) -> None:
-    draft: dict[str, Any] | None = ctx.state.get(FLOW)
+    draft = ctx.state.broadcast
     if draft is None:
-        ctx.state["flow"] = None
+        ctx.state.flow = None
         ctx.go_menu()
         return
     if ctx.choice == "cancel":
         _drop(ctx)
         return
-    {
-        "message": _message,
-        "languages": _languages,
-        "text": _text,
-        "audience": _audience,
-        "pick": _pick,
-        "preview": _preview_chosen,
-    }[draft["step"]](ctx, draft)
+    STEPS[draft.step](ctx, draft)
 
 
 def show_current(ctx: Context) -> None:
     """Ask again what the conversation waits for (after a refused button)."""
-    draft: dict[str, Any] = ctx.state[FLOW]
-    step = draft["step"]
-    if step == "message":
+    draft = ctx.state.broadcast
+    if draft is None:
+        raise KeyError("broadcast")  # the router comes here only with a draft
+    step = draft.step
+    if step == BroadcastStep.MESSAGE:
         _ask_message(ctx)
-    elif step == "languages":
+    elif step == BroadcastStep.LANGUAGES:
         _languages(ctx, draft)
-    elif step == "text":
+    elif step == BroadcastStep.TEXT:
         _ask_text(ctx, draft)
-    elif step == "pick":
+    elif step == BroadcastStep.PICK:
         _offer(ctx, draft)
-    elif step == "preview":
+    elif step == BroadcastStep.PREVIEW:
         _preview(ctx, draft)
     else:
         _show_audience(ctx, draft)
@@ -82,7 +72,7 @@ def _ask_message(ctx: Context, intro: str | None = None) -> None:
     ctx.say(f"{intro}\n{question}" if intro else question, [(ctx._("Cancel"), "cancel")])
 
 
-def _message(ctx: Context, draft: dict[str, Any]) -> None:
+def _message(ctx: Context, draft: BroadcastDraft) -> None:
     photo = ctx.incoming.photo
     text = (ctx.incoming.text or "").strip()
     if photo is None and not text:
@@ -94,11 +84,11 @@ def _message(ctx: Context, draft: dict[str, Any]) -> None:
             ctx, ctx._("That is too long: at most {limit} characters, please.", limit=limit)
         )
         return
-    draft["texts"] = {COMMON: text}
+    draft.texts = {COMMON: text}
     # Never a path from chat text: the platform's reference of what was sent, or the file the
     # console channel copied into its media folder.
-    draft["photo"] = broadcasts.photo_reference(photo.file_id, photo.path) if photo else None
-    draft["step"] = "languages"
+    draft.photo = broadcasts.photo_reference(photo.file_id, photo.path) if photo else None
+    draft.step = BroadcastStep.LANGUAGES
     ctx.say(
         ctx._("Should everyone read this text, or do you want to add a text per language?"),
         [
@@ -109,11 +99,11 @@ def _message(ctx: Context, draft: dict[str, Any]) -> None:
     )
 
 
-def _languages(ctx: Context, draft: dict[str, Any]) -> None:
+def _languages(ctx: Context, draft: BroadcastDraft) -> None:
     if ctx.choice == "same":
         _show_audience(ctx, draft)
     elif ctx.choice == "per":
-        draft["step"], draft["language"] = "text", next(iter(LANGUAGES))
+        draft.step, draft.language = BroadcastStep.TEXT, next(iter(LANGUAGES))
         _ask_text(ctx, draft)
     else:
         ctx.say(
@@ -126,28 +116,29 @@ def _languages(ctx: Context, draft: dict[str, Any]) -> None:
         )
 
 
-def _ask_text(ctx: Context, draft: dict[str, Any]) -> None:
+def _ask_text(ctx: Context, draft: BroadcastDraft) -> None:
     ctx.say(
         ctx._(
-            "The text for the people who read {language}:", language=LANGUAGES[draft["language"]]
+            "The text for the people who read {language}:",
+            language=LANGUAGES[draft.language or ""],
         ),
         [(ctx._("Use the common text"), "common"), (ctx._("Cancel"), "cancel")],
     )
 
 
-def _text(ctx: Context, draft: dict[str, Any]) -> None:
+def _text(ctx: Context, draft: BroadcastDraft) -> None:
     text = (ctx.incoming.text or "").strip()
-    limit = CAPTION_LIMIT if draft["photo"] else TEXT_LIMIT
+    limit = CAPTION_LIMIT if draft.photo else TEXT_LIMIT
     if ctx.choice != "common":
         if not text or len(text) > limit:
             ctx.say(ctx._("Please send a text of at most {limit} characters.", limit=limit))
             _ask_text(ctx, draft)
             return
-        draft["texts"][draft["language"]] = text
+        draft.texts[draft.language or ""] = text
     languages = list(LANGUAGES)
-    following = languages.index(draft["language"]) + 1
+    following = languages.index(draft.language or "") + 1
     if following < len(languages):
-        draft["language"] = languages[following]
+        draft.language = languages[following]
         _ask_text(ctx, draft)
     else:
         _show_audience(ctx, draft)
@@ -166,9 +157,9 @@ def _is_admin(ctx: Context) -> bool:
     return ctx.person is not None and ctx.person.role == "admin"
 
 
-def _show_audience(ctx: Context, draft: dict[str, Any], intro: str | None = None) -> None:
-    draft["step"] = "audience"
-    audience = Audience.from_json(draft["audience"])
+def _show_audience(ctx: Context, draft: BroadcastDraft, intro: str | None = None) -> None:
+    draft.step = BroadcastStep.AUDIENCE
+    audience = draft.audience
     count = broadcasts.count_recipients(ctx.session, audience)
     lines = [intro] if intro else []
     lines.append(
@@ -185,27 +176,27 @@ def _show_audience(ctx: Context, draft: dict[str, Any], intro: str | None = None
     ctx.say("\n".join(lines), options, columns=2)
 
 
-def _audience(ctx: Context, draft: dict[str, Any]) -> None:
+def _audience(ctx: Context, draft: BroadcastDraft) -> None:
     choice = ctx.choice or ""
     if choice == "everyone" and _is_admin(ctx):
-        draft["audience"] = Audience().as_json()
+        draft.audience = Audience()
         _preview(ctx, draft)
     elif choice == "preview":
         _preview(ctx, draft)
     elif choice in ("pick:group", "pick:organization", "pick:role"):
-        draft["step"], draft["pick"] = "pick", choice[5:]
+        draft.step, draft.pick = BroadcastStep.PICK, Pick(choice[5:])
         _offer(ctx, draft)
     else:
         _show_audience(ctx, draft, ctx._("Please choose one of the options."))
 
 
-def _offer(ctx: Context, draft: dict[str, Any]) -> None:
-    audience = Audience.from_json(draft["audience"])
-    kind = draft["pick"]
-    if kind == "group":
+def _offer(ctx: Context, draft: BroadcastDraft) -> None:
+    audience = draft.audience
+    kind = draft.pick
+    if kind == Pick.GROUP:
         options = [(g.names.get(ctx.language, g.key), f"group:{g.id}") for g in _groups(ctx)]
         question = ctx._("Which group?")
-    elif kind == "organization":
+    elif kind == Pick.ORGANIZATION:
         options = [
             (o.names.get(ctx.language, o.key), f"organization:{o.id}")
             for o in _organizations(ctx, audience.groups)
@@ -217,15 +208,15 @@ def _offer(ctx: Context, draft: dict[str, Any]) -> None:
     ctx.say(question, options + [(ctx._("Cancel"), "cancel")])
 
 
-def _pick(ctx: Context, draft: dict[str, Any]) -> None:
+def _pick(ctx: Context, draft: BroadcastDraft) -> None:
     kind, _, value = (ctx.choice or "").partition(":")
-    audience = Audience.from_json(draft["audience"])
+    audience = draft.audience
     allowed = {
         "group": lambda: [str(g.id) for g in _groups(ctx)],
         "organization": lambda: [str(o.id) for o in _organizations(ctx, [])],
         "role": lambda: list(ROLES),
     }
-    if kind != draft.get("pick") or value not in allowed[kind]():
+    if kind != draft.pick or value not in allowed[kind]():
         _show_audience(ctx, draft, ctx._("That choice is not open to you."))
         return
     if kind == "group":
@@ -234,7 +225,6 @@ def _pick(ctx: Context, draft: dict[str, Any]) -> None:
         audience.organizations = sorted({*audience.organizations, int(value)})
     else:
         audience.roles = sorted({*audience.roles, value})
-    draft["audience"] = audience.as_json()
     _show_audience(ctx, draft)
 
 
@@ -290,15 +280,15 @@ def describe(ctx: Context, audience: Audience) -> str:
 # --- preview and confirmation -----------------------------------------------------------------
 
 
-def _preview(ctx: Context, draft: dict[str, Any]) -> None:
-    audience = Audience.from_json(draft["audience"])
+def _preview(ctx: Context, draft: BroadcastDraft) -> None:
+    audience = draft.audience
     count = broadcasts.count_recipients(ctx.session, audience)
     if not count:
-        draft["audience"] = _initial(ctx).as_json()
+        draft.audience = _initial(ctx)
         _show_audience(ctx, draft, ctx._("Nobody matches this audience. Please choose again."))
         return
-    draft["step"] = "preview"
-    texts: dict[str, str] = draft["texts"]
+    draft.step = BroadcastStep.PREVIEW
+    texts = draft.texts
     lines = [
         ctx.tr.ngettext(
             "This message will go to {n} person ({audience}):",
@@ -307,7 +297,7 @@ def _preview(ctx: Context, draft: dict[str, Any]) -> None:
             audience=describe(ctx, audience),
         )
     ]
-    if draft["photo"]:
+    if draft.photo:
         lines.append(ctx._("(with a photo)"))
     lines += ["", texts[COMMON]] if texts.get(COMMON) else []
     for language, name in LANGUAGES.items():
@@ -316,7 +306,7 @@ def _preview(ctx: Context, draft: dict[str, Any]) -> None:
     ctx.say("\n".join(lines), [(ctx._("Confirm and send"), "confirm"), (ctx._("Cancel"), "cancel")])
 
 
-def _preview_chosen(ctx: Context, draft: dict[str, Any]) -> None:
+def _preview_chosen(ctx: Context, draft: BroadcastDraft) -> None:
     if ctx.choice != "confirm":
         _preview(ctx, draft)
         return
@@ -324,13 +314,13 @@ def _preview_chosen(ctx: Context, draft: dict[str, Any]) -> None:
     broadcast = broadcasts.create(
         ctx.session,
         created_by=ctx.person.id,
-        texts=draft["texts"],
-        photo=draft["photo"],
-        audience=Audience.from_json(draft["audience"]),
+        texts=draft.texts,
+        photo=draft.photo,
+        audience=draft.audience,
         now=ctx.now,
     )
-    ctx.state.pop(FLOW, None)
-    ctx.state["flow"] = None
+    ctx.state.broadcast = None
+    ctx.state.flow = None
     ctx.say(
         ctx.tr.ngettext(
             "Broadcast #{id} is on its way to {n} person. You will get a report when it is done; "
@@ -344,6 +334,16 @@ def _preview_chosen(ctx: Context, draft: dict[str, Any]) -> None:
 
 
 def _drop(ctx: Context) -> None:
-    ctx.state.pop(FLOW, None)
-    ctx.state["flow"] = None
+    ctx.state.broadcast = None
+    ctx.state.flow = None
     ctx.go_menu(ctx._("The broadcast was cancelled. Nothing was sent."))
+
+
+STEPS: dict[BroadcastStep, Callable[[Context, BroadcastDraft], None]] = {
+    BroadcastStep.MESSAGE: _message,
+    BroadcastStep.LANGUAGES: _languages,
+    BroadcastStep.TEXT: _text,
+    BroadcastStep.AUDIENCE: _audience,
+    BroadcastStep.PICK: _pick,
+    BroadcastStep.PREVIEW: _preview_chosen,
+}

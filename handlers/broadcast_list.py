@@ -7,13 +7,13 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from handlers.context import Context
+from handlers.state import Flow
 from monitoring.broadcasts import channel_lines
 from outbox.intents import text_of
 from storage import broadcasts
 from storage.broadcasts import COMMON
 from storage.models import Broadcast
 
-FLOW = "broadcasts"
 SNIPPET = 40
 
 
@@ -22,7 +22,7 @@ def show(ctx: Context, intro: str | None = None) -> None:
     found = broadcasts.recent(ctx.session, _scope(ctx))
     lines = [intro] if intro else []
     if not found:
-        ctx.state["flow"] = None
+        ctx.state.flow = None
         lines.append(ctx._("No broadcast yet. Send /broadcast to make one."))
         ctx.say("\n".join(lines))
         return
@@ -34,7 +34,7 @@ def show(ctx: Context, intro: str | None = None) -> None:
         lines += ["", _line(ctx, broadcast, figures)]
         if broadcast.status == "sending" and figures.waiting:
             options.append((ctx._("Cancel #{id}", id=broadcast.id), f"cancel:{broadcast.id}"))
-    ctx.state["flow"] = FLOW if options else None
+    ctx.state.flow = Flow.BROADCASTS if options else None
     ctx.say("\n".join(lines), options or None)
 
 
@@ -46,7 +46,7 @@ def chosen(ctx: Context) -> None:
         or broadcast is None
         or not broadcasts.in_scope(ctx.session, broadcast, _scope(ctx))
     ):
-        ctx.state["flow"] = None
+        ctx.state.flow = None
         ctx.go_menu(ctx._("That choice is not open to you."))
         return
     if broadcast.status != "sending":

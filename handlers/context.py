@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection
 from sqlmodel import Session
 
 from forms.schema import Expected, FormSpec
 from handlers.messages import Incoming, Option, Reply
+from handlers.state import ChatState
 from locales import Translator
 from storage.people import GroupRow, OrganizationRow, PersonRow
 
@@ -69,7 +69,7 @@ class Context:
     services: Services
     now: datetime
     tr: Translator
-    state: dict[str, Any]
+    state: ChatState
     person: PersonRow | None = None
     organization: OrganizationRow | None = None
     group: GroupRow | None = None
@@ -79,6 +79,9 @@ class Context:
     reply_unsure: bool = False
     # Whether the replies offer buttons (a press they follow then leaves its buttons working).
     offered_buttons: bool = False
+    # The message replies to a bot message whose question the chat no longer asks (answered,
+    # or left): it is refused, not taken as the answer to the question open now.
+    answers_earlier: bool = False
     navigation: Navigation | None = field(default=None, repr=False)
     _session: Session | None = field(default=None, repr=False)
 
@@ -167,10 +170,10 @@ class Context:
         """
         shown = [text, *(part for option in options for part in option)]
         question = hashlib.blake2s("\x1f".join(shown).encode(), digest_size=4).hexdigest()
-        if self.state.get("nonce") and self.state.get("asked") == question:
-            return str(self.state["nonce"])
+        if self.state.nonce and self.state.asked == question:
+            return self.state.nonce
         nonce = secrets.token_hex(2)
-        self.state["nonce"], self.state["asked"] = nonce, question
+        self.state.nonce, self.state.asked = nonce, question
         return nonce
 
     @property
@@ -180,7 +183,7 @@ class Context:
         if raw is None:
             return None
         nonce, _, value = raw.partition(":")
-        if not value or nonce != self.state.get("nonce"):
+        if not value or nonce != self.state.nonce:
             return STALE
         return value
 

@@ -5,7 +5,7 @@ coordinator's query is open); a coordinator corrects any report of their group a
 "checked" or queries it with a comment that the worker receives through the outbox, with a
 button to correct it. /history REF shows every change and review mark.
 
-State: `flow` is "correct" or "review"; `correct` / `review` hold the report id and the step.
+State: `flow` is CORRECT or REVIEW; `correct` / `review` hold the report id and the step.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from forms.summary import answer_line, show_answer, summary_lines
 from forms.text import clean_text
 from forms.validate import report_problems, visible_fields
 from handlers.context import Context
+from handlers.state import Correction, CorrectionStep, Flow, Review, ReviewStep
 from outbox import intents as say
 from outbox.intents import Intent
 from storage.models import Group, Person, Report, ReportChange
@@ -91,9 +92,8 @@ def _find(ctx: Context, reference: str) -> Report | None:
     return report
 
 
-def _report(ctx: Context, key: str) -> Report | None:
-    data = ctx.state.get(key) or {}
-    report = ctx.session.get(Report, data.get("report")) if data.get("report") else None
+def _report(ctx: Context, data: Correction | Review | None) -> Report | None:
+    report = ctx.session.get(Report, data.report) if data is not None and data.report else None
     if report is None or not may_see(ctx, report):
         return None
     return report
@@ -114,8 +114,8 @@ def correct(ctx: Context) -> None:
 
 def offer_after_list(ctx: Context, text: str) -> None:
     """The list of /myreports with a button to correct one of them."""
-    ctx.state["flow"] = "correct"
-    ctx.state["correct"] = {"step": "start"}
+    ctx.state.flow = Flow.CORRECT
+    ctx.state.correct = Correction(step=CorrectionStep.START)
     ctx.say(text, [(ctx._("Correct a report"), "correct"), (ctx._("Menu"), "menu")])
 
 
@@ -124,8 +124,8 @@ def choose_report(ctx: Context) -> None:
     if not reports:
         _leave(ctx, ctx._("There is no report you can correct now."))
         return
-    ctx.state["flow"] = "correct"
-    ctx.state["correct"] = {"step": "report"}
+    ctx.state.flow = Flow.CORRECT
+    ctx.state.correct = Correction(step=CorrectionStep.REPORT)
     ctx.say(
         ctx._("Which report do you want to correct?"),
         [(_report_label(ctx, r), str(r.id)) for r in reports] + [(ctx._("Cancel"), "cancel")],
@@ -141,34 +141,34 @@ def _correctable(ctx: Context) -> Sequence[Report]:
 
 def correct_step(ctx: Context) -> None:
     """The FLOWS entry of a correction: wherever it stands, take what the person sent."""
-    data = ctx.state.get("correct") or {}
-    step = data.get("step")
+    data = ctx.state.correct
+    step = data.step if data is not None else None
     choice = ctx.choice
-    if choice == "cancel" or (step == "start" and choice == "menu"):
-        _leave(ctx, ctx._("Nothing was changed.") if step != "start" else None)
+    if choice == "cancel" or (step == CorrectionStep.START and choice == "menu"):
+        _leave(ctx, ctx._("Nothing was changed.") if step != CorrectionStep.START else None)
         return
-    if step == "start":
+    if step == CorrectionStep.START:
         if choice == "correct":
             choose_report(ctx)
         else:
             _leave(ctx)
         return
-    if step == "report":
+    if step == CorrectionStep.REPORT:
         chosen = ctx.session.get(Report, _an_id(choice)) if _an_id(choice) else None
         if chosen is None or not may_see(ctx, chosen):
             choose_report(ctx)
         else:
             _open(ctx, chosen)
         return
-    report = _report(ctx, "correct")
+    report = _report(ctx, data)
     if report is None:
         _leave(ctx, ctx._("That report is no longer available."))
         return
-    if step == "field":
+    if step == CorrectionStep.FIELD:
         _field_chosen(ctx, report)
-    elif step == "which":
+    elif step == CorrectionStep.WHICH:
         _which_chosen(ctx, report)
-    elif step == "confirm":
+    elif step == CorrectionStep.CONFIRM:
         _confirm_chosen(ctx, report)
     else:
         _value_given(ctx, report)
@@ -179,8 +179,8 @@ def _open(ctx: Context, report: Report) -> None:
     if problem is not None:
         _leave(ctx, problem)
         return
-    ctx.state["flow"] = "correct"
-    ctx.state["correct"] = {"report": report.id, "step": "field"}
+    ctx.state.flow = Flow.CORRECT
+    ctx.state.correct = Correction(step=CorrectionStep.FIELD, report=report.id)
     _ask_field(ctx, report)
 
 
@@ -203,7 +203,7 @@ def _ask_field(ctx: Context, report: Report, problem: str | None = None) -> None
             title=form.title.get(ctx.language),
         )
     )
-    ctx.state["correct"]["step"] = "field"
+    _correction(ctx).step = CorrectionStep.FIELD
     ctx.say("\n".join(lines), options + [(ctx._("Cancel"), "cancel")])
 
 
@@ -239,12 +239,13 @@ def _field_chosen(ctx: Context, report: Report) -> None:
             else ctx._("“{question}” cannot be corrected here.", question=label),
         )
     else:
-        ctx.state["correct"].update(step="value", field=spec.name)
+        data = _correction(ctx)
+        data.step, data.field = CorrectionStep.VALUE, spec.name
         _ask_value(ctx, report, spec)
 
 
 def _ask_value(ctx: Context, report: Report, spec: FieldSpec, problem: str | None = None) -> None:
-    ctx.state["correct"]["step"] = "value"
+    _correction(ctx).step = CorrectionStep.VALUE
     currency = _currency(ctx, report)
     current = show_value(
         spec, report.answers.get(spec.name), ctx.tr, _period(ctx, report, report.period), currency
@@ -290,16 +291,16 @@ def _value_given(ctx: Context, report: Report) -> None:
     if isinstance(result, Accepted):
         _ask_confirm(ctx, report, spec, result.value, result.typed)
     elif isinstance(result, Which):
-        ctx.state["correct"].update(
-            step="which", candidates=[str(c) for c in result.candidates], unit=result.unit
-        )
+        data = _correction(ctx)
+        data.step = CorrectionStep.WHICH
+        data.candidates, data.unit = [str(c) for c in result.candidates], result.unit
         _ask_which(ctx)
     else:
         _ask_value(ctx, report, spec, result.message)
 
 
 def _ask_which(ctx: Context) -> None:
-    first, second = (Decimal(c) for c in ctx.state["correct"]["candidates"])
+    first, second = (Decimal(c) for c in _correction(ctx).candidates or ())
     ctx.say(
         ctx._("Did you mean {first} or {second}?", first=first, second=second),
         [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")],
@@ -307,21 +308,22 @@ def _ask_which(ctx: Context) -> None:
 
 
 def _which_chosen(ctx: Context, report: Report) -> None:
-    data = ctx.state["correct"]
+    data = _correction(ctx)
     spec = _field(ctx, report)
     choice = ctx.choice
     if spec is None:
         _ask_field(ctx, report)
         return
-    if choice not in ("0", "1"):
+    if choice not in ("0", "1") or not data.candidates:
         if ctx.incoming.text and ctx.incoming.choice is None:  # a new number: a new answer
-            data["step"] = "value"
+            data.step = CorrectionStep.VALUE
             _value_given(ctx, report)
         else:
             _ask_which(ctx)
         return
-    value = Decimal(data.pop("candidates")[int(choice)])
-    result = accept_number(spec, value, data.pop("unit", None), ctx.tr, _currency(ctx, report))
+    value = Decimal(data.candidates[int(choice)])
+    unit, data.candidates, data.unit = data.unit, None, None
+    result = accept_number(spec, value, unit, ctx.tr, _currency(ctx, report))
     if isinstance(result, Rejected):
         _ask_value(ctx, report, spec, result.message)
     elif isinstance(result, Accepted):
@@ -332,25 +334,24 @@ def _ask_confirm(
     ctx: Context, report: Report, spec: FieldSpec, value: Any, typed: str | None = None
 ) -> None:
     """Keep `value` as a pending correction of `spec`, then show every pending one."""
-    data = ctx.state["correct"]
-    data.setdefault("pending", {})[spec.name] = value
-    typed_values: dict[str, str] = data.setdefault("typed", {})
+    data = _correction(ctx)
+    data.pending[spec.name] = value
     if typed:
-        typed_values[spec.name] = typed
+        data.typed[spec.name] = typed
     else:
-        typed_values.pop(spec.name, None)
+        data.typed.pop(spec.name, None)
     _show_pending(ctx, report)
 
 
 def _show_pending(ctx: Context, report: Report) -> None:
     """The corrections not saved yet, old → new, and what the whole report would break: a
     hard rule is fixed by correcting another answer before saving, a soft one is shown."""
-    data = ctx.state["correct"]
-    data["step"] = "confirm"
+    data = _correction(ctx)
+    data.step = CorrectionStep.CONFIRM
     form = _form(ctx, report)
     period = _period(ctx, report, report.period)
     currency = _currency(ctx, report)
-    pending: dict[str, Any] = data.get("pending", {})
+    pending = data.pending
     lines = [
         ctx._(
             "Correct {reference}, {question}\nfrom: {old}\nto: {new}?",
@@ -363,7 +364,7 @@ def _show_pending(ctx: Context, report: Report) -> None:
                 ctx.tr,
                 period,
                 currency,
-                data.get("typed", {}).get(spec.name),
+                data.typed.get(spec.name),
             ),
         )
         for spec in form.fields
@@ -379,8 +380,7 @@ def _show_pending(ctx: Context, report: Report) -> None:
 
 
 def _confirm_chosen(ctx: Context, report: Report) -> None:
-    data = ctx.state["correct"]
-    pending: dict[str, Any] = data.get("pending", {})
+    pending = _correction(ctx).pending
     if ctx.choice == "more":
         _ask_field(ctx, report)
         return
@@ -423,7 +423,8 @@ def _confirm_chosen(ctx: Context, report: Report) -> None:
 def _corrected(ctx: Context, report: Report) -> dict[str, Any]:
     """The report's answers with the pending corrections."""
     answers = dict(report.answers)
-    answers.update((ctx.state.get("correct") or {}).get("pending", {}))
+    if ctx.state.correct is not None:
+        answers.update(ctx.state.correct.pending)
     return answers
 
 
@@ -434,28 +435,27 @@ def _currency(ctx: Context, report: Report) -> str | None:
 
 def show_where(ctx: Context) -> None:
     """After a refused button, show again what the correction or review waits for."""
-    flow = ctx.state.get("flow")
-    data = ctx.state.get(flow or "") or {}
-    step = data.get("step")
-    report = _report(ctx, flow or "") if data.get("report") else None
-    if flow == "correct" and report is not None:
+    flow = ctx.state.flow
+    correction, reviewing = ctx.state.correct, ctx.state.review
+    if flow == Flow.CORRECT and correction is not None and (report := _report(ctx, correction)):
         spec = _field(ctx, report)
-        if step == "which":
+        step = correction.step
+        if step == CorrectionStep.WHICH:
             _ask_which(ctx)
-        elif step == "confirm" and data.get("pending"):
+        elif step == CorrectionStep.CONFIRM and correction.pending:
             _show_pending(ctx, report)
-        elif step in ("value", "confirm") and spec is not None:
+        elif step in (CorrectionStep.VALUE, CorrectionStep.CONFIRM) and spec is not None:
             _ask_value(ctx, report, spec)
         else:
             _ask_field(ctx, report)
-    elif flow == "correct":
+    elif flow == Flow.CORRECT:
         choose_report(ctx)
-    elif flow == "review" and report is not None:
-        if step == "comment":
+    elif flow == Flow.REVIEW and reviewing is not None and (report := _report(ctx, reviewing)):
+        if reviewing.step == ReviewStep.COMMENT:
             _ask_comment(ctx, report)
         else:
             _show_review(ctx, report)
-    elif flow == "review":
+    elif flow == Flow.REVIEW:
         review(ctx)
     else:
         _leave(ctx)
@@ -475,8 +475,8 @@ def review(ctx: Context) -> None:
     if not reports:
         _leave(ctx, ctx._("Your group has no report yet."))
         return
-    ctx.state["flow"] = "review"
-    ctx.state["review"] = {"step": "report"}
+    ctx.state.flow = Flow.REVIEW
+    ctx.state.review = Review(step=ReviewStep.REPORT)
     ctx.say(
         ctx._("Which report do you want to review?"),
         [(_report_label(ctx, r, with_review=True), str(r.id)) for r in reports]
@@ -485,24 +485,24 @@ def review(ctx: Context) -> None:
 
 
 def review_step(ctx: Context) -> None:
-    data = ctx.state.get("review") or {}
-    step = data.get("step")
+    data = ctx.state.review
+    step = data.step if data is not None else None
     choice = ctx.choice
     if choice == "cancel":
         _leave(ctx, ctx._("Nothing was changed."))
         return
-    if step == "report":
+    if step == ReviewStep.REPORT:
         chosen = ctx.session.get(Report, _an_id(choice)) if _an_id(choice) else None
         if chosen is None or not may_see(ctx, chosen):
             review(ctx)
         else:
             _show_review(ctx, chosen)
         return
-    report = _report(ctx, "review")
+    report = _report(ctx, data)
     if report is None:
         _leave(ctx, ctx._("That report is no longer available."))
         return
-    if step == "comment":
+    if step == ReviewStep.COMMENT:
         comment = clean_text(ctx.incoming.text or "")
         if ctx.incoming.choice is not None or not comment or comment.startswith("/"):
             _ask_comment(ctx, report)
@@ -516,8 +516,8 @@ def review_step(ctx: Context) -> None:
     elif choice == "correct":
         _open(ctx, report)
     elif choice == "history":
-        ctx.state["flow"] = None
-        ctx.state.pop("review", None)
+        ctx.state.flow = None
+        ctx.state.review = None
         ctx.say(history_text(ctx, report))
     else:
         _show_review(ctx, report)
@@ -545,8 +545,8 @@ def _show_review(ctx: Context, report: Report) -> None:
         _currency(ctx, report),
     )
     lines.append(_review_line(ctx, report.review, report.review_comment))
-    ctx.state["flow"] = "review"
-    ctx.state["review"] = {"report": report.id, "step": "action"}
+    ctx.state.flow = Flow.REVIEW
+    ctx.state.review = Review(step=ReviewStep.ACTION, report=report.id)
     ctx.say(
         "\n".join(lines),
         [
@@ -561,7 +561,9 @@ def _show_review(ctx: Context, report: Report) -> None:
 
 
 def _ask_comment(ctx: Context, report: Report) -> None:
-    ctx.state["review"]["step"] = "comment"
+    if ctx.state.review is None:
+        raise KeyError("review")  # as the untyped state did: asked only within a review
+    ctx.state.review.step = ReviewStep.COMMENT
     submitter = ctx.session.get(Person, report.person_id)
     ctx.say(
         ctx._(
@@ -745,9 +747,9 @@ def _review_line(ctx: Context, review: str | None, comment: str | None) -> str:
 
 
 def _leave(ctx: Context, message: str | None = None) -> None:
-    ctx.state["flow"] = None
-    ctx.state.pop("correct", None)
-    ctx.state.pop("review", None)
+    ctx.state.flow = None
+    ctx.state.correct = None
+    ctx.state.review = None
     ctx.go_menu(message)
 
 
@@ -786,8 +788,15 @@ def _form(ctx: Context, report: Report) -> FormSpec:
     return ctx.services.forms[report.form_id]
 
 
+def _correction(ctx: Context) -> Correction:
+    """The correction under way (the router only comes here with one)."""
+    if ctx.state.correct is None:
+        raise KeyError("correct")  # as the untyped state did
+    return ctx.state.correct
+
+
 def _field(ctx: Context, report: Report) -> FieldSpec | None:
-    name = ctx.state.get("correct", {}).get("field")
+    name = ctx.state.correct.field if ctx.state.correct is not None else None
     return next((f for f in _form(ctx, report).fields if f.name == name), None)
 
 

@@ -22,9 +22,11 @@ from sqlmodel import Session
 from handlers.context import Context, Services
 from handlers.messages import Incoming, Reply, TryLater, compact
 from handlers.router import route
+from handlers.state import ChatState as TypedState
 from locales import DEFAULT_LANGUAGE, supported, translator
 from outbox.intents import intent_of
 from storage.applied import record_applied
+from storage.asked import Asked, asked_by, record_asked
 from storage.conversations import ChatState, mark_replied, read_chat, read_state, save_state
 from storage.db import transaction
 from storage.outbox import enqueue, question_of
@@ -56,6 +58,11 @@ class Dispatcher:
         self._saved: dict[str, int] = {}
         # ... handed over, not yet written down (one write for many chats, see `delivered`).
         self._replied: dict[str, int] = {}
+        # Chat key -> the question its saved version asks (its replies not yet handed over),
+        # and (chat key, platform message id) -> the question that message asked, not yet
+        # written down (storage.asked; written with the marks of `_replied`).
+        self._asking: dict[str, Asked] = {}
+        self._shown: dict[tuple[str, str], Asked] = {}
         self._replied_since = time.monotonic()
         # How late the marks may be written. Several processes sharing chats (webhook) need
         # them at once: the chat's next message may reach another process within a second.
@@ -126,6 +133,11 @@ class Dispatcher:
             chat, found = read_chat(connection, key, incoming.channel, incoming.sender)
             context = self._context(connection, incoming, chat, found)
             context.reply_unsure = not chat.replied and self._replied.get(key) != chat.version
+            bound = self._bound(connection, key, incoming)
+            if bound is not None and bound.answered(chat.state):
+                context.answers_earlier = True
+            elif bound is not None:  # a reply to the question open now: they surely saw it
+                context.reply_unsure = False
             try:
                 route(context)
                 context.flush()  # the person the chat's row refers to may be new
@@ -133,9 +145,15 @@ class Dispatcher:
                 context.close()
             _spend_pressed_buttons(incoming, chat, context)
             person_id = context.person.id if context.person else None
-            save_state(connection, key, chat, context.state, context.now, person_id)
+            stored = context.state.dump()
+            save_state(connection, key, chat, stored, context.now, person_id)
             replies = compact(context.replies)
         self._saved[key] = chat.version + 1
+        question = question_of(key, chat.version + 1, stored) if replies else None
+        if question is not None:
+            self._asking[key] = Asked.of(question)
+        else:
+            self._asking.pop(key, None)
         _log_applied(incoming, context)
         return replies
 
@@ -213,26 +231,35 @@ class Dispatcher:
         if connection is not None:
             connection.close()
 
-    def delivered(self, incoming: Incoming) -> None:
+    def delivered(self, incoming: Incoming, shown: str | None = None) -> None:
         """The channel sent the replies of `incoming` (replies kept in the outbox do not
-        count: the person may type again before the outbox brings them). Written down for many
+        count: the person may type again before the outbox brings them), the last of them
+        as the platform's message `shown` when the channel knows its id. Written down for many
         chats at once, at most REPLIED_DELAY later: a crash in between costs those chats a
-        "continue where you stopped?" question, nothing more."""
-        version = self._saved.pop(_chat_key(incoming), None)
+        "continue where you stopped?" question, nothing more, and a reply to that message is
+        then taken as any answer is (until then this process knows it, see `_bound`).
+        """
+        key = _chat_key(incoming)
+        version = self._saved.pop(key, None)
         if version is not None:
-            self._replied[_chat_key(incoming)] = version
+            self._replied[key] = version
+        question = self._asking.pop(key, None)
+        if question is not None and shown is not None:
+            self._shown[(key, shown)] = question
         if time.monotonic() - self._replied_since >= self.replied_delay:
             self.write_delivered()
 
     def write_delivered(self) -> None:
         """Write down the handed-over replies (also called when a channel idles or stops)."""
         self._replied_since = time.monotonic()
-        if not self._replied:
+        if not self._replied and not self._shown:
             return
         replied, self._replied = self._replied, {}
+        shown, self._shown = self._shown, {}
         try:
             with transaction(self.engine) as session:
                 mark_replied(session, replied)
+                record_asked(session, shown, self.clock())
         except Exception as error:  # the marks are a courtesy: losing them is safe
             log.warning(
                 "could not record %d delivered replies (%s)", len(replied), error.__class__.__name__
@@ -261,6 +288,7 @@ class Dispatcher:
         kept = 0
         key = _chat_key(incoming)
         version = self._saved.get(key)
+        self._asking.pop(key, None)  # the outbox keeps the question with its copy
         with transaction(self.engine) as session:
             chat = read_state(session, key)
             question = question_of(key, chat.version, chat.state) if chat.stored else None
@@ -311,6 +339,19 @@ class Dispatcher:
             log.warning("could not read the language of %s", incoming.sender)
         return supported(incoming.language_code) or DEFAULT_LANGUAGE
 
+    def _bound(self, connection: Connection, key: str, incoming: Incoming) -> Asked | None:
+        """The question of the bot message `incoming` answers, when it names one that asked a
+        question: if the chat no longer asks it, the answer is refused (handlers.router).
+
+        Only typed text, a photo or a place that names the message it answers (a reply to it)
+        is looked up: a command is no answer, and a button press is bound to its question by
+        its token already (handlers.context). A message not kept (not a question, or too old)
+        binds nothing: the answer is taken as any answer is."""
+        if incoming.answers is None or incoming.choice is not None or incoming.command:
+            return None
+        asked = self._shown.get((key, incoming.answers))
+        return asked if asked is not None else asked_by(connection, key, incoming.answers)
+
     def _first_time(self, connection: Connection, incoming: Incoming) -> bool:
         """Record the update as applied; False if it already was (a redelivery)."""
         key = f"{incoming.channel}:{incoming.update_id}"
@@ -322,6 +363,7 @@ class Dispatcher:
     def _context(
         self, connection: Connection, incoming: Incoming, chat: ChatState, found: MemberRows | None
     ) -> Context:
+        state = TypedState.load(chat.state)  # validated once; Context.state is the typed copy
         if found is None:
             language = supported(incoming.language_code) or DEFAULT_LANGUAGE
             return Context(
@@ -330,7 +372,7 @@ class Dispatcher:
                 services=self.services,
                 now=self.clock(),
                 tr=translator(language),
-                state=chat.state,
+                state=state,
             )
         person, organization, group = found
         if not person.reachable:  # they wrote to us, so they unblocked the bot
@@ -343,7 +385,7 @@ class Dispatcher:
             services=self.services,
             now=self.clock(),
             tr=translator(language, group.digits),
-            state=chat.state,
+            state=state,
             person=person,
             organization=organization,
             group=group,
@@ -355,10 +397,9 @@ def _spend_pressed_buttons(incoming: Incoming, chat: ChatState, context: Context
     unless the answer offered them again. A double tap, or a press sent again over a slow
     network, then gets "that button no longer works" instead of answering the next question."""
     pressed = (incoming.choice or "").partition(":")[0]
-    nonce = chat.state.get("nonce")
+    nonce = chat.state.get("nonce")  # as stored before this update
     if nonce and pressed == nonce and not context.offered_buttons:
-        context.state.pop("nonce", None)
-        context.state.pop("asked", None)
+        context.state.nonce = context.state.asked = None
 
 
 def _update_key(incoming: Incoming) -> str:

@@ -17,6 +17,7 @@ from sqlmodel import col, select
 
 from exports import export as write_export
 from handlers.context import Context
+from handlers.state import ExportChoice, ExportStep, Flow
 from storage.models import Group
 from storage.network import NETWORK_GROUP
 
@@ -28,9 +29,9 @@ PERIODS = ("this_month", "last_month", "last_3_months", "everything")
 
 def start(ctx: Context) -> None:
     assert ctx.person is not None and ctx.group is not None
-    ctx.state["flow"] = "export"
+    ctx.state.flow = Flow.EXPORT
     if ctx.person.role == "admin":
-        ctx.state["export"] = {}
+        ctx.state.export = ExportChoice(step=ExportStep.GROUP)
         groups = ctx.session.exec(
             select(Group)
             .where(col(Group.active).is_(True), Group.key != NETWORK_GROUP)
@@ -43,21 +44,26 @@ def start(ctx: Context) -> None:
             + [(ctx._("Cancel"), "cancel:")],
         )
         return
-    ctx.state["export"] = {"group": ctx.group.id}
+    ctx.state.export = ExportChoice(step=ExportStep.FORM, group=ctx.group.id)
     _ask_form(ctx)
 
 
 def chosen(ctx: Context) -> None:
     assert ctx.person is not None
     kind, _, value = (ctx.choice or "").partition(":")
-    chosen = ctx.state.get("export")
+    chosen = ctx.state.export
     if chosen is None or kind == "cancel":
         _finish(ctx, ctx._("Nothing was exported."))
     elif kind == "g" and ctx.person.role == "admin" and (value == ALL or _group(ctx, value)):
-        chosen["group"] = None if value == ALL else int(value)
+        chosen.group = None if value == ALL else int(value)
+        chosen.step = ExportStep.FORM
         _ask_form(ctx)
-    elif kind == "f" and "group" in chosen and (value == ALL or value in ctx.services.forms):
-        chosen["form"] = value
+    elif (
+        kind == "f"
+        and chosen.step != ExportStep.GROUP
+        and (value == ALL or value in ctx.services.forms)
+    ):
+        chosen.form, chosen.step = value, ExportStep.PERIOD
         ctx.say(
             ctx._("Which period?"),
             [
@@ -68,17 +74,17 @@ def chosen(ctx: Context) -> None:
                 (ctx._("Cancel"), "cancel:"),
             ],
         )
-    elif kind == "p" and "form" in chosen and value in PERIODS:
-        chosen["period"] = value
+    elif kind == "p" and chosen.form is not None and value in PERIODS:
+        chosen.period, chosen.step = value, ExportStep.FORMAT
         formats = [("XLSX (Excel)", "x:xlsx")]
-        if chosen["form"] != ALL:
+        if chosen.form != ALL:
             formats.append(("CSV", "x:csv"))
         ctx.say(ctx._("Which file format?"), formats + [(ctx._("Cancel"), "cancel:")])
     elif (
         kind == "x"
-        and "period" in chosen
+        and chosen.period is not None
         and value in ("xlsx", "csv")
-        and not (value == "csv" and chosen["form"] == ALL)
+        and not (value == "csv" and chosen.form == ALL)
     ):
         _send(ctx, chosen, value)
     else:
@@ -93,9 +99,9 @@ def _ask_form(ctx: Context) -> None:
     )
 
 
-def _send(ctx: Context, chosen: dict[str, object], fmt: str) -> None:
+def _send(ctx: Context, chosen: ExportChoice, fmt: str) -> None:
     assert ctx.person is not None and ctx.group is not None
-    group_id = chosen["group"]
+    group_id = chosen.group
     if ctx.person.role != "admin":
         group_id = ctx.group.id  # a coordinator's export never leaves their group
     group = _group(ctx, str(group_id)) if group_id is not None else None
@@ -104,8 +110,8 @@ def _send(ctx: Context, chosen: dict[str, object], fmt: str) -> None:
         return
     zone = group.timezone if group is not None else NETWORK_ZONE
     today = ctx.now.astimezone(ZoneInfo(zone)).date()
-    date_from, date_to = period_dates(str(chosen["period"]), today)
-    form_id = None if chosen["form"] == ALL else str(chosen["form"])
+    date_from, date_to = period_dates(str(chosen.period), today)
+    form_id = None if chosen.form == ALL else str(chosen.form)
     folder = ctx.services.charts_dir.parent / "exports"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     _forget_stale_exports(folder)
@@ -171,7 +177,7 @@ def _group(ctx: Context, value: str) -> Group | None:
 
 
 def _finish(ctx: Context, text: str | None) -> None:
-    ctx.state["flow"] = None
-    ctx.state.pop("export", None)
+    ctx.state.flow = None
+    ctx.state.export = None
     if text:
         ctx.go_menu(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers.context import Context
+from handlers.state import Flow
 from locales import LANGUAGE_NAMES, LANGUAGES, supported, translator
 from storage.people import set_language
 
@@ -15,7 +16,7 @@ def ask(ctx: Context) -> None:
         or LANGUAGES[0]
     )
     ordered = [suggested] + [lang for lang in LANGUAGES if lang != suggested]
-    ctx.state["flow"] = "language"
+    ctx.state.flow = Flow.LANGUAGE
     ctx.say(ctx._("Choose your language."), [(LANGUAGE_NAMES[lang], lang) for lang in ordered])
 
 
@@ -26,6 +27,6 @@ def chosen(ctx: Context) -> None:
         return
     ctx.person = set_language(ctx.connection, ctx.person, choice)
     ctx.tr = translator(choice, ctx.group.digits if ctx.group else None)
-    ctx.state["flow"] = None
+    ctx.state.flow = None
     ctx.say(ctx._("From now on I will write to you in English."))
     ctx.go_home()

@@ -14,6 +14,7 @@ from forms.display import period_label
 from forms.schema import FormSpec
 from handlers.context import Context
 from handlers.permissions import may, may_fill
+from handlers.state import Flow
 from locales import N_
 from monitoring.completeness import Completeness, completeness, period_of
 from monitoring.reminders import names_of
@@ -94,7 +95,7 @@ def show(ctx: Context, intro: str | None = None) -> None:
         lines[:0] = _group_at_a_glance(ctx)
     elif ctx.person.role == "admin":
         lines[:0] = _network_at_a_glance(ctx)
-    ctx.state["flow"] = "menu"
+    ctx.state.flow = Flow.MENU
     ctx.say("\n\n".join(lines), _options(ctx))
 
 

@@ -30,7 +30,8 @@ class Incoming:
     deduplicate" (the console has no redelivery). `message_id` is the platform's stable id of
     the person's message (None where the platform has none), and `answers` the id of the bot's
     message it answers, when the platform tells: a Telegram reply to a message, or the message
-    whose button was pressed.
+    whose button was pressed; on WhatsApp the quoted or pressed message (`context.id`). A
+    typed answer to a message whose question is answered is refused (storage.asked).
     """
 
     channel: str

@@ -11,6 +11,7 @@ from forms.display import period_label
 from forms.periods import period_containing
 from forms.schema import FormSpec
 from handlers.context import Context
+from handlers.state import Flow
 from monitoring.completeness import Completeness, completeness, period_of
 from monitoring.digest import build_digest, digest_text, in_digest
 from monitoring.due import due_phrase
@@ -110,7 +111,7 @@ def remind_late(ctx: Context) -> None:
         for organization in state.missing:
             missing.setdefault(organization.names.get(lang, organization.key), []).append(report)
     separator = "، " if lang == "ar" else ", "
-    ctx.state["flow"] = "remind"
+    ctx.state.flow = Flow.REMIND
     ctx.say(
         "\n".join(
             [
@@ -130,7 +131,7 @@ def remind_late(ctx: Context) -> None:
 
 
 def remind_chosen(ctx: Context) -> None:
-    ctx.state["flow"] = None
+    ctx.state.flow = None
     if ctx.choice != "send":
         ctx.go_menu(ctx._("No reminder was sent."))
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.context import Context
 from handlers.permissions import role_name
+from handlers.state import Flow
 from locales import translator
 from storage.invites import InviteProblem, redeem_invite
 from storage.models import Organization
@@ -28,7 +29,7 @@ def start(ctx: Context) -> None:
     if code:
         redeem(ctx, code)
         return
-    ctx.state["flow"] = "code"
+    ctx.state.flow = Flow.CODE
     ctx.say(ctx._("Welcome to Sanad. Please send the invitation code your coordinator gave you."))
 
 
@@ -38,14 +39,14 @@ def redeem(ctx: Context, code: str) -> None:
         ctx.session, code, ctx.now, incoming.channel, incoming.sender, incoming.sender_name
     )
     if isinstance(result, InviteProblem):
-        ctx.state["flow"] = "code"
+        ctx.state.flow = Flow.CODE
         ctx.say(_problem(ctx, result))
         return
     person = result.person
     assert person.id is not None  # redeem_invite flushed the new person
     ctx.person, ctx.organization, ctx.group = member_by_id(ctx.session, person.id)
     if result.added_address:
-        ctx.state["flow"] = None
+        ctx.state.flow = None
         if person.language:
             ctx.tr = translator(person.language, ctx.group.digits if ctx.group else None)
         ctx.go_menu(

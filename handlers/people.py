@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from handlers.context import Context
 from handlers.permissions import role_name
+from handlers.state import Flow, Invitation, PeopleBrowsing
 from locales import LANGUAGE_NAMES
 from storage.invites import (
     DEFAULT_VALIDITY,
@@ -43,8 +44,8 @@ def invite(ctx: Context) -> None:
     """Admins choose a group first; a coordinator goes straight to their associations. Both
     may see the open codes they can withdraw."""
     assert ctx.person is not None and ctx.group is not None
-    ctx.state["flow"] = "invite"
-    ctx.state["invite"] = {}
+    ctx.state.flow = Flow.INVITE
+    ctx.state.invite = Invitation()
     if ctx.person.role == "admin":
         _ask_group(
             ctx,
@@ -61,13 +62,13 @@ def invite_chosen(ctx: Context) -> None:
     assert ctx.person is not None
     choice = ctx.choice or ""
     kind, _, value = choice.partition(":")
-    chosen = ctx.state.get("invite") or {}
+    chosen = ctx.state.invite or Invitation()
     if kind == "cancel":
         _done(ctx, ctx._("No invitation was made."))
     elif kind == "g" and ctx.person.role == "admin" and (group := _group(ctx, value)):
         _ask_organization(ctx, group.id)
     elif kind == "o" and (organization := _invitable(ctx, value)) is not None:
-        ctx.state["invite"] = {"organization": organization.id}
+        ctx.state.invite = Invitation(organization=organization.id)
         _ask_names(ctx, organization)
     elif kind == "open":
         _show_open(ctx)
@@ -80,8 +81,8 @@ def invite_chosen(ctx: Context) -> None:
             ),
         )
     elif (
-        "organization" in chosen
-        and (organization := _invitable(ctx, str(chosen["organization"]))) is not None
+        chosen.organization is not None
+        and (organization := _invitable(ctx, str(chosen.organization))) is not None
         and (kind == "one" or (not choice and ctx.incoming.text))
     ):
         _invite_named(ctx, organization, None if kind == "one" else ctx.incoming.text or "")
@@ -243,8 +244,8 @@ def _reachable_invites(ctx: Context) -> list[tuple[Invite, Organization]]:
 
 
 def _show_open(ctx: Context, intro: str | None = None) -> None:
-    ctx.state["flow"] = "invite"
-    ctx.state["invite"] = {}
+    ctx.state.flow = Flow.INVITE
+    ctx.state.invite = Invitation()
     reachable = _reachable_invites(ctx)
     lines = [intro] if intro else []
     if not reachable:
@@ -302,12 +303,12 @@ class Member:
 def people(ctx: Context) -> None:
     """A coordinator sees their group; an admin chooses the group first."""
     assert ctx.person is not None and ctx.group is not None
-    ctx.state["flow"] = "people"
+    ctx.state.flow = Flow.PEOPLE
     if ctx.person.role == "admin":
-        ctx.state["people"] = {}
+        ctx.state.people = PeopleBrowsing()
         _ask_group(ctx, ctx._("The people of which group?"), with_network=True)
         return
-    ctx.state["people"] = {"group": ctx.group.id, "page": 0}
+    ctx.state.people = PeopleBrowsing(group=ctx.group.id)
     _show_page(ctx)
 
 
@@ -315,12 +316,12 @@ def people_chosen(ctx: Context) -> None:
     assert ctx.person is not None
     choice = ctx.choice or ""
     kind, _, value = choice.partition(":")
-    chosen = ctx.state.get("people") or {}
+    chosen = ctx.state.people or PeopleBrowsing()
     if kind == "g" and ctx.person.role == "admin" and (group := _group(ctx, value)):
-        ctx.state["people"] = {"group": group.id, "page": 0}
+        ctx.state.people = PeopleBrowsing(group=group.id)
         _show_page(ctx)
-    elif kind == "page" and "group" in chosen and value.isdigit():
-        chosen["page"] = int(value)
+    elif kind == "page" and chosen.group is not None and value.isdigit():
+        chosen.page = int(value)
         _show_page(ctx)
     elif kind == "p" and (member := _manageable(ctx, value)) is not None:
         _show_person(ctx, member)
@@ -354,7 +355,7 @@ def people_chosen(ctx: Context) -> None:
             else ctx._("{name} is active again and can report.", name=name)
         )
         _show_page(ctx)
-    elif kind == "list" and "group" in chosen:
+    elif kind == "list" and chosen.group is not None:
         _show_page(ctx)
     elif kind == "close":
         _done(ctx, None)
@@ -381,8 +382,10 @@ def members(ctx: Context, group: Group) -> list[Member]:
 
 
 def _show_page(ctx: Context) -> None:
-    chosen = ctx.state["people"]
-    group = ctx.session.get(Group, chosen["group"])
+    chosen = ctx.state.people
+    if chosen is None:
+        raise KeyError("people")  # shown only within /people
+    group = ctx.session.get(Group, chosen.group)
     assert group is not None
     everyone = members(ctx, group)
     group_name = _name(ctx, group.names, group.key)
@@ -390,8 +393,8 @@ def _show_page(ctx: Context) -> None:
         _done(ctx, ctx._("Nobody is registered in {group} yet.", group=group_name))
         return
     pages = (len(everyone) + PAGE_SIZE - 1) // PAGE_SIZE
-    page = min(int(chosen.get("page", 0)), pages - 1)
-    chosen["page"] = page
+    page = min(chosen.page, pages - 1)
+    chosen.page = page
     shown = everyone[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
     lines = [
         ctx.tr.ngettext(
@@ -444,7 +447,7 @@ def _describe(ctx: Context, member: Member, zone: str) -> str:
 
 
 def _show_person(ctx: Context, person: Person) -> None:
-    group_id = ctx.state["people"].get("group")
+    group_id = ctx.state.people.group if ctx.state.people is not None else None
     group = ctx.session.get(Group, group_id) if group_id else None
     member = (
         next((m for m in members(ctx, group) if m.person.id == person.id), None) if group else None
@@ -469,7 +472,7 @@ def _manageable(ctx: Context, value: str) -> Person | None:
     if person is None or not _may_manage(ctx, person):
         return None
     organization = ctx.session.get(Organization, person.organization_id)
-    group_id = (ctx.state.get("people") or {}).get("group")
+    group_id = ctx.state.people.group if ctx.state.people is not None else None
     if organization is None or organization.group_id != group_id:
         return None
     return person
@@ -519,9 +522,9 @@ def _group(ctx: Context, value: str) -> Group | None:
 
 
 def _done(ctx: Context, text: str | None) -> None:
-    ctx.state["flow"] = None
-    ctx.state.pop("invite", None)
-    ctx.state.pop("people", None)
+    ctx.state.flow = None
+    ctx.state.invite = None
+    ctx.state.people = None
     if text:
         ctx.go_menu(text)
 

@@ -6,7 +6,7 @@ minutes or days later, or after a restart, on any process.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from forms.summary import show_answer, summary_lines
 from forms.validate import report_problems, visible_fields
 from handlers.context import Context
 from handlers.permissions import may_fill
+from handlers.state import Draft, DraftStep, Flow, PhotoRef, Resume
 from storage.reports import ReportRef, add_report, period_report, replace_answers
 
 RESUME_AFTER = timedelta(minutes=30)
@@ -30,18 +31,13 @@ def start(ctx: Context, form_id: str) -> None:
     if not may_fill(ctx.person, ctx.organization, form):
         ctx.say(ctx._("This form is not for your role or organization."))
         return
-    if ctx.state.get("draft"):
+    if ctx.state.draft:
         offer_resume(ctx, then=form_id)
         return
-    ctx.state["draft"] = {
-        "form": form_id,
-        "answers": {},
-        "path": [],
-        "step": "ask",
-        "editing": False,
-        "touched": ctx.now.isoformat(),
-    }
-    ctx.state["flow"] = "form"
+    ctx.state.draft = Draft(
+        form=form_id, answers={}, path=[], step=DraftStep.ASK, editing=False, touched=ctx.now
+    )
+    ctx.state.flow = Flow.FORM
     ctx.say(
         ctx._(
             "{title}. Send /back to go back to the previous question, or /cancel to stop.",
@@ -52,17 +48,17 @@ def start(ctx: Context, form_id: str) -> None:
 
 
 def offer_resume(ctx: Context, then: str | None = None) -> None:
-    draft = ctx.state["draft"]
-    form = ctx.services.forms[draft["form"]]
-    ctx.state["flow"] = "resume"
-    ctx.state["then"] = then
+    draft = _draft(ctx)
+    form = ctx.services.forms[draft.form]
+    ctx.state.flow = Flow.RESUME
+    ctx.state.resume = Resume(then=then)
     ctx.say(
         ctx.tr.ngettext(
             "You have an unfinished report, {title}, with {n} answer. Continue where you stopped, "
             "or discard it?",
             "You have an unfinished report, {title}, with {n} answers. Continue where you stopped, "
             "or discard it?",
-            len(draft["answers"]),
+            len(draft.answers),
             title=form.title.get(ctx.language),
         ),
         [(ctx._("Continue"), "continue"), (ctx._("Discard"), "discard")],
@@ -71,40 +67,40 @@ def offer_resume(ctx: Context, then: str | None = None) -> None:
 
 def resume_chosen(ctx: Context) -> None:
     choice = ctx.choice
+    then = ctx.state.resume.then if ctx.state.resume else None
     if choice == "continue":
-        ctx.state["flow"] = "form"
-        ctx.state.pop("then", None)
-        _draft(ctx)["touched"] = ctx.now.isoformat()
+        ctx.state.flow = Flow.FORM
+        ctx.state.resume = None
+        _draft(ctx).touched = ctx.now
         show_current(ctx)
     elif choice == "discard":
-        ctx.state.pop("draft", None)
-        ctx.state["flow"] = None
-        then = ctx.state.pop("then", None)
+        ctx.state.draft = None
+        ctx.state.flow = None
+        ctx.state.resume = None
         ctx.say(ctx._("Discarded. Nothing was saved."))
         if then:
             start(ctx, then)
         else:
             ctx.go_menu()
     else:
-        offer_resume(ctx, then=ctx.state.get("then"))
+        offer_resume(ctx, then=then)
 
 
 def answer(ctx: Context) -> None:
     """Take what the person sent as the answer to wherever the draft stands."""
     draft = _draft(ctx)
-    touched = datetime.fromisoformat(draft["touched"])
-    draft["touched"] = ctx.now.isoformat()
+    touched, draft.touched = draft.touched, ctx.now
     if (ctx.now - touched > RESUME_AFTER or ctx.reply_unsure) and ctx.incoming.choice is None:
         offer_resume(ctx)  # a typed answer may not be for the question now open
         return
-    step = draft["step"]
-    if step == "summary":
+    step = draft.step
+    if step == DraftStep.SUMMARY:
         _summary_chosen(ctx)
-    elif step == "change":
+    elif step == DraftStep.CHANGE:
         _change_chosen(ctx)
-    elif step == "which":
+    elif step == DraftStep.WHICH:
         _which_chosen(ctx)
-    elif step == "replace":
+    elif step == DraftStep.REPLACE:
         _replace_chosen(ctx)
     else:
         _answer_field(ctx)
@@ -112,10 +108,10 @@ def answer(ctx: Context) -> None:
 
 def show_current(ctx: Context) -> None:
     """Show again whatever the draft is waiting for."""
-    step = _draft(ctx)["step"]
-    if step in ("summary", "change"):
+    step = _draft(ctx).step
+    if step in (DraftStep.SUMMARY, DraftStep.CHANGE):
         summary(ctx)
-    elif step == "replace":
+    elif step == DraftStep.REPLACE:
         _ask_replace(ctx)
     else:
         ask(ctx)
@@ -131,7 +127,7 @@ def show_current_after_refusal(ctx: Context) -> None:
     buttons, and a press is taken once."""
     spec = _current_field(ctx)
     typed = spec is not None and answered_by_typing(spec)
-    if _draft(ctx)["step"] != "ask" or not typed:
+    if _draft(ctx).step != DraftStep.ASK or not typed:
         show_current(ctx)
     elif ctx.reply_unsure:
         offer_resume(ctx)  # the question comes after "Continue", when it surely is the last
@@ -140,40 +136,41 @@ def show_current_after_refusal(ctx: Context) -> None:
 
 
 def cancel(ctx: Context) -> None:
-    if ctx.state.pop("draft", None) is None:
+    if ctx.state.draft is None:
         ctx.say(ctx._("There is nothing to cancel."))
     else:
         ctx.say(ctx._("Cancelled. Nothing was saved."))
-    ctx.state["flow"] = None
+    ctx.state.draft = None
+    ctx.state.flow = None
     ctx.go_menu()
 
 
 def back(ctx: Context) -> None:
     draft = _draft(ctx)
-    step = draft["step"]
-    if step in ("which", "replace") or (step == "ask" and draft.get("photos")):
-        draft.pop("photos", None)
-        draft.pop("candidates", None)
+    step = draft.step
+    if step in (DraftStep.WHICH, DraftStep.REPLACE) or (step == DraftStep.ASK and draft.photos):
+        draft.photos = None
+        draft.candidates = None
         ask(ctx)
         return
-    if draft["editing"] and step == "ask":
+    if draft.editing and step == DraftStep.ASK:
         _restore_before(draft)
         summary(ctx)
         return
-    if not draft["path"]:
+    if not draft.path:
         ctx.say(ctx._("This is the first question."))
         ask(ctx)
         return
-    previous = draft["path"].pop()
-    draft["answers"].pop(previous, None)
-    draft["editing"] = False
+    previous = draft.path.pop()
+    draft.answers.pop(previous, None)
+    draft.editing = False
     ask(ctx)
 
 
 def skip(ctx: Context) -> None:
     draft = _draft(ctx)
     spec = _current_field(ctx)
-    if draft["step"] != "ask" or spec is None or spec.required:
+    if draft.step != DraftStep.ASK or spec is None or spec.required:
         ctx.say(ctx._("This question cannot be skipped."))
         show_current(ctx)
         return
@@ -189,9 +186,9 @@ def ask(ctx: Context, problem: str | None = None) -> None:
     if spec is None:
         summary(ctx)
         return
-    draft["step"] = "ask"
+    draft.step = DraftStep.ASK
     form = _form(ctx)
-    visible = _visible(form, draft["answers"])
+    visible = _visible(form, draft.answers)
     position = next((i for i, f in enumerate(visible, 1) if f.name == spec.name), 1)
     lines = [problem] if problem else []
     lines.append(
@@ -207,22 +204,22 @@ def ask(ctx: Context, problem: str | None = None) -> None:
     how = how_to_answer(spec, ctx.tr, _currency(ctx))
     if how:
         lines.append(how)
-    if draft["editing"] and spec.name in draft.get("before", {}):
+    if draft.editing and draft.before and spec.name in draft.before:
         lines.append(
             ctx._(
                 "Current answer: {answer}",
                 answer=show_answer(
                     spec,
-                    draft["before"][spec.name],
+                    draft.before[spec.name],
                     ctx.tr,
                     _period(ctx),
                     _currency(ctx),
-                    draft.get("before_typed"),
+                    draft.before_typed,
                 ),
             )
         )
     options = _options(ctx, spec)
-    if not spec.required and not draft.get("photos"):
+    if not spec.required and not draft.photos:
         options.append((ctx._("Skip"), "skip"))
     expect = expected_input(spec.type)
     ctx.say("\n".join(lines), options, expect=expect, columns=2 if len(options) > 3 else 1)
@@ -231,14 +228,14 @@ def ask(ctx: Context, problem: str | None = None) -> None:
 def _options(ctx: Context, spec: FieldSpec) -> list[tuple[str, str]]:
     kind = spec.type
     if kind == "multichoice":
-        chosen = _draft(ctx).get("selected", [])
+        chosen = _draft(ctx).selected or []
         return [
             (("✓ " if c.value in chosen else "") + c.label.get(ctx.language), c.value)
             for c in spec.choices or []
         ] + [(ctx._("Done"), "done")]
     if kind == "period":
         return [(period_label(p, ctx.tr), p.key) for p in _period_choices(ctx)]
-    if kind == "photo" and _draft(ctx).get("photos"):
+    if kind == "photo" and _draft(ctx).photos:
         return [(ctx._("Done"), "done")]
     return fixed_buttons(spec, ctx.tr)
 
@@ -283,9 +280,9 @@ def _answer_field(ctx: Context) -> None:
     if isinstance(result, Accepted):
         _accept(ctx, spec, result.value, result.typed)
     elif isinstance(result, Which):
-        draft["step"] = "which"
-        draft["candidates"] = [str(c) for c in result.candidates]
-        draft["unit"] = result.unit
+        draft.step = DraftStep.WHICH
+        draft.candidates = [str(c) for c in result.candidates]
+        draft.unit = result.unit
         _ask_which(ctx)
     else:
         ask(ctx, result.message)
@@ -293,12 +290,14 @@ def _answer_field(ctx: Context) -> None:
 
 def _answer_photo(ctx: Context, spec: FieldSpec, choice: str | None) -> None:
     draft = _draft(ctx)
-    photos: list[dict[str, str]] = draft.setdefault("photos", [])
+    photos = draft.photos = draft.photos or []
     photo = ctx.incoming.photo
     if photo is not None:
-        photos.append({"file_id": photo.file_id} if photo.file_id else {"path": photo.path or ""})
+        photos.append(
+            PhotoRef(file_id=photo.file_id) if photo.file_id else PhotoRef(path=photo.path or "")
+        )
         if len(photos) >= spec.max_count:
-            _accept(ctx, spec, draft.pop("photos"))
+            _accept_photos(ctx, spec, draft)
             return
         ctx.say(
             ctx.tr.ngettext(
@@ -311,14 +310,22 @@ def _answer_photo(ctx: Context, spec: FieldSpec, choice: str | None) -> None:
         )
         return
     if choice == "done" and photos:
-        _accept(ctx, spec, draft.pop("photos"))
+        _accept_photos(ctx, spec, draft)
         return
+    if not photos:
+        draft.photos = None
     ask(ctx, ctx._("Please send a photo."))
+
+
+def _accept_photos(ctx: Context, spec: FieldSpec, draft: Draft) -> None:
+    """The photos received become the answer, as the platform's references."""
+    photos, draft.photos = draft.photos or [], None
+    _accept(ctx, spec, [photo.model_dump(exclude_none=True) for photo in photos])
 
 
 def _answer_multichoice(ctx: Context, spec: FieldSpec, choice: str | None) -> None:
     draft = _draft(ctx)
-    selected: list[str] = draft.setdefault("selected", [])
+    selected = draft.selected = draft.selected or []
     values = [c.value for c in spec.choices or []]
     if choice in values:
         if choice in selected:
@@ -328,14 +335,14 @@ def _answer_multichoice(ctx: Context, spec: FieldSpec, choice: str | None) -> No
         ask(ctx)
     elif choice == "done" and (selected or not spec.required):
         ordered = [v for v in values if v in selected]
-        draft.pop("selected", None)
+        draft.selected = None
         _accept(ctx, spec, ordered or None)
     else:
         ask(ctx, ctx._("Choose one or more options, then press Done."))
 
 
 def _ask_which(ctx: Context) -> None:
-    first, second = (Decimal(c) for c in _draft(ctx)["candidates"])
+    first, second = (Decimal(c) for c in _draft(ctx).candidates or ())
     ctx.say(
         ctx._("Did you mean {first} or {second}?", first=first, second=second),
         [(ctx.tr.number(first), "0"), (ctx.tr.number(second), "1")],
@@ -347,16 +354,17 @@ def _which_chosen(ctx: Context) -> None:
     draft = _draft(ctx)
     spec = _current_field(ctx)
     choice = ctx.choice
-    if spec is None or choice not in ("0", "1"):
+    if spec is None or choice not in ("0", "1") or not draft.candidates:
         # A newly typed number is a new answer to the same question.
         if spec is not None and ctx.incoming.text and ctx.incoming.choice is None:
-            draft["step"] = "ask"
+            draft.step = DraftStep.ASK
             _answer_field(ctx)
         else:
             _ask_which(ctx)
         return
-    value = Decimal(draft.pop("candidates")[int(choice)])
-    result = accept_number(spec, value, draft.pop("unit", None), ctx.tr, _currency(ctx))
+    value = Decimal(draft.candidates[int(choice)])
+    unit, draft.candidates, draft.unit = draft.unit, None, None
+    result = accept_number(spec, value, unit, ctx.tr, _currency(ctx))
     if isinstance(result, Rejected):
         ask(ctx, result.message)
     elif isinstance(result, Accepted):
@@ -365,17 +373,16 @@ def _which_chosen(ctx: Context) -> None:
 
 def _accept(ctx: Context, spec: FieldSpec, value: Any, typed: str | None = None) -> None:
     draft = _draft(ctx)
-    draft["answers"][spec.name] = value
-    typed_answers: dict[str, str] = draft.setdefault("typed", {})
+    draft.answers[spec.name] = value
     if typed:
-        typed_answers[spec.name] = typed
+        draft.typed[spec.name] = typed
     else:
-        typed_answers.pop(spec.name, None)
-    draft.pop("before", None)  # the changed answer is given: /back no longer restores it
-    draft.pop("before_typed", None)
-    if spec.name in draft["path"]:
-        draft["path"].remove(spec.name)
-    draft["path"].append(spec.name)
+        draft.typed.pop(spec.name, None)
+    draft.before = None  # the changed answer is given: /back no longer restores it
+    draft.before_typed = None
+    if spec.name in draft.path:
+        draft.path.remove(spec.name)
+    draft.path.append(spec.name)
     _prune(ctx)
     if spec.type == "period" and _existing(ctx) is not None:
         _ask_replace(ctx)
@@ -395,11 +402,11 @@ def _next(ctx: Context) -> None:
 
 def _existing(ctx: Context) -> ReportRef | None:
     form = _form(ctx)
-    period = _draft(ctx)["answers"].get("period")
+    period = _draft(ctx).answers.get("period")
     if form.period == "none" or period is None or ctx.organization is None:
         return None
     report = period_report(ctx.connection, form.id, ctx.organization.id, period)
-    if report is None or report.id == _draft(ctx).get("replaces"):
+    if report is None or report.id == _draft(ctx).replaces:
         return None
     return report
 
@@ -410,7 +417,7 @@ def _ask_replace(ctx: Context) -> None:
     if report is None:
         _next(ctx)
         return
-    draft["step"] = "replace"
+    draft.step = DraftStep.REPLACE
     ctx.say(
         ctx._(
             "A report for {period} already exists ({reference}). Replace it with this one?",
@@ -426,15 +433,16 @@ def _replace_chosen(ctx: Context) -> None:
     choice = ctx.choice
     if choice == "yes":
         report = _existing(ctx)
-        draft["replaces"] = report.id if report else None
-        draft["step"] = "ask"
-        if draft.pop("confirming", False):
+        draft.replaces = report.id if report else None
+        draft.step = DraftStep.ASK
+        confirming, draft.confirming = draft.confirming, False
+        if confirming:
             _save(ctx)
         else:
             _next(ctx)
     elif choice == "no":
-        ctx.state.pop("draft", None)
-        ctx.state["flow"] = None
+        ctx.state.draft = None
+        ctx.state.flow = None
         ctx.say(ctx._("The old report stays as it was; these new answers were not saved."))
         ctx.go_menu()
     else:
@@ -447,16 +455,14 @@ def _replace_chosen(ctx: Context) -> None:
 def summary(ctx: Context) -> None:
     """The answers, what is wrong with them, and Confirm only when nothing blocks saving."""
     draft = _draft(ctx)
-    draft["step"] = "summary"
-    draft["editing"] = False
-    draft.pop("before", None)
-    draft.pop("before_typed", None)
+    draft.step = DraftStep.SUMMARY
+    draft.editing = False
+    draft.before = None
+    draft.before_typed = None
     form = _form(ctx)
     lines = [ctx._("Please check your report: {title}", title=form.title.get(ctx.language))]
-    lines += summary_lines(
-        form, draft["answers"], ctx.tr, _period(ctx), _currency(ctx), draft.get("typed")
-    )
-    problems = report_problems(form, draft["answers"])
+    lines += summary_lines(form, draft.answers, ctx.tr, _period(ctx), _currency(ctx), draft.typed)
+    problems = report_problems(form, draft.answers)
     messages = problems.messages(ctx.tr)
     if messages:
         lines.append("")
@@ -472,18 +478,18 @@ def _summary_chosen(ctx: Context) -> None:
     choice = ctx.choice
     draft = _draft(ctx)
     if choice == "confirm":
-        if report_problems(_form(ctx), draft["answers"]).blocking:
+        if report_problems(_form(ctx), draft.answers).blocking:
             summary(ctx)  # says what is missing or wrong; nothing is saved
             return
         if _existing(ctx) is not None:
-            draft["confirming"] = True
+            draft.confirming = True
             _ask_replace(ctx)
             return
         _save(ctx)
     elif choice == "change":
-        draft["step"] = "change"
+        draft.step = DraftStep.CHANGE
         form = _form(ctx)
-        fields = _visible(form, draft["answers"])
+        fields = _visible(form, draft.answers)
         ctx.say(
             ctx._("Which answer do you want to change?"),
             [
@@ -502,28 +508,28 @@ def _change_chosen(ctx: Context) -> None:
     draft = _draft(ctx)
     choice = ctx.choice
     form = _form(ctx)
-    names = {f.name for f in _visible(form, draft["answers"])}
-    if choice not in names:
+    names = {f.name for f in _visible(form, draft.answers)}
+    if choice is None or choice not in names:
         summary(ctx)
         return
-    draft["before"] = {choice: draft["answers"].pop(choice)} if choice in draft["answers"] else {}
-    draft["before_typed"] = draft.setdefault("typed", {}).pop(choice, None)
-    draft["editing"] = True
-    draft["step"] = "ask"
+    draft.before = {choice: draft.answers.pop(choice)} if choice in draft.answers else {}
+    draft.before_typed = draft.typed.pop(choice, None)
+    draft.editing = True
+    draft.step = DraftStep.ASK
     ask(ctx)
 
 
 def _save(ctx: Context) -> None:
     draft = _draft(ctx)
     form = _form(ctx)
-    if report_problems(form, draft["answers"]).blocking:
+    if report_problems(form, draft.answers).blocking:
         summary(ctx)
         return
     person, organization = ctx.person, ctx.organization
     assert person is not None and person.id is not None
     assert organization is not None and organization.id is not None
-    answers = dict(draft["answers"])
-    replaces = draft.get("replaces")
+    answers = dict(draft.answers)
+    replaces = draft.replaces
     report = (
         replace_answers(ctx.connection, replaces, answers, person.id, ctx.now, reason="replaced")
         if replaces
@@ -550,8 +556,8 @@ def _save(ctx: Context) -> None:
         message = ctx._(
             "Saved. Your reference number is {reference}. Thank you!", reference=report.ref
         )
-    ctx.state.pop("draft", None)
-    ctx.state["flow"] = None
+    ctx.state.draft = None
+    ctx.state.flow = None
     ctx.say(message)
     ctx.go_menu()
 
@@ -559,46 +565,48 @@ def _save(ctx: Context) -> None:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _draft(ctx: Context) -> dict[str, Any]:
-    draft: dict[str, Any] = ctx.state["draft"]
+def _draft(ctx: Context) -> Draft:
+    draft = ctx.state.draft
+    if draft is None:
+        raise KeyError("draft")  # as the untyped state did: the router only comes with one
     return draft
 
 
 def _form(ctx: Context) -> FormSpec:
-    return ctx.services.forms[_draft(ctx)["form"]]
+    return ctx.services.forms[_draft(ctx).form]
 
 
 _visible = visible_fields
 
 
-def _restore_before(draft: dict[str, Any]) -> None:
+def _restore_before(draft: Draft) -> None:
     """Put back the answer that was being changed: /back while changing keeps the old one."""
-    before: dict[str, Any] = draft.pop("before", {})
-    draft["answers"].update(before)
-    typed = draft.pop("before_typed", None)
+    before, draft.before = draft.before or {}, None
+    draft.answers.update(before)
+    typed, draft.before_typed = draft.before_typed, None
     for name in before:
         if typed:
-            draft.setdefault("typed", {})[name] = typed
-    draft.pop("selected", None)
-    draft.pop("photos", None)
-    draft["editing"] = False
+            draft.typed[name] = typed
+    draft.selected = None
+    draft.photos = None
+    draft.editing = False
 
 
 def _current_field(ctx: Context) -> FieldSpec | None:
     """The first visible field without an answer: the question the draft waits for."""
-    answers = _draft(ctx)["answers"]
+    answers = _draft(ctx).answers
     return next((f for f in _visible(_form(ctx), answers) if f.name not in answers), None)
 
 
 def _prune(ctx: Context) -> None:
     """Forget answers to questions that an earlier answer has made irrelevant."""
     draft = _draft(ctx)
-    visible = {f.name for f in _visible(_form(ctx), draft["answers"])}
-    for name in list(draft["answers"]):
+    visible = {f.name for f in _visible(_form(ctx), draft.answers)}
+    for name in list(draft.answers):
         if name not in visible:
-            draft["answers"].pop(name)
-            if name in draft["path"]:
-                draft["path"].remove(name)
+            draft.answers.pop(name)
+            if name in draft.path:
+                draft.path.remove(name)
 
 
 def _today(ctx: Context) -> Any:
@@ -615,7 +623,7 @@ def _period_choices(ctx: Context) -> list[Period]:
 
 def _period(ctx: Context) -> Period | None:
     form = _form(ctx)
-    key = _draft(ctx)["answers"].get("period")
+    key = _draft(ctx).answers.get("period")
     if form.period == "none" or key is None or ctx.group is None:
         return None
     return period_from_key(form.period, key, ctx.group.week_start)

@@ -2,7 +2,8 @@
 
 Order matters: a stale button is refused before anything else looks at it; commands come
 before flows so that /cancel, /back and /help work anywhere; an unregistered person reaches
-only registration and help.
+only registration and help; a reply to the message of a question already answered is refused
+before a flow could take it for the answer to the question open now.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from handlers import (
 )
 from handlers.context import STALE, Context, Navigation
 from handlers.permissions import UNREGISTERED, may, role_of
+from handlers.state import Flow
 
 Handler = Callable[[Context], None]
 GO = "go:"
@@ -33,13 +35,13 @@ GO = "go:"
 
 def _in_form(action: Handler, otherwise: Handler) -> Handler:
     def run(ctx: Context) -> None:
-        (action if ctx.state.get("draft") and ctx.state.get("flow") == "form" else otherwise)(ctx)
+        (action if ctx.state.draft and ctx.state.flow == Flow.FORM else otherwise)(ctx)
 
     return run
 
 
 def _open_menu(ctx: Context) -> None:
-    if ctx.state.get("draft"):
+    if ctx.state.draft:
         reporting.offer_resume(ctx)
     else:
         menu.show(ctx)
@@ -78,28 +80,28 @@ COMMANDS: dict[str, Handler] = {
     "export": export.start,
 }
 
-FLOWS: dict[str, Handler] = {
-    "code": lambda ctx: onboarding.redeem(ctx, ctx.incoming.text or ""),
-    "language": language.chosen,
-    "menu": menu.chosen,
-    "form": reporting.answer,
-    "resume": reporting.resume_chosen,
-    "remind": monitoring.remind_chosen,
-    "broadcast": broadcast.answer,
-    "broadcasts": broadcast_list.chosen,
-    "correct": corrections.correct_step,
-    "review": corrections.review_step,
-    "invite": people.invite_chosen,
-    "people": people.people_chosen,
-    "export": export.chosen,
+FLOWS: dict[Flow, Handler] = {
+    Flow.CODE: lambda ctx: onboarding.redeem(ctx, ctx.incoming.text or ""),
+    Flow.LANGUAGE: language.chosen,
+    Flow.MENU: menu.chosen,
+    Flow.FORM: reporting.answer,
+    Flow.RESUME: reporting.resume_chosen,
+    Flow.REMIND: monitoring.remind_chosen,
+    Flow.BROADCAST: broadcast.answer,
+    Flow.BROADCASTS: broadcast_list.chosen,
+    Flow.CORRECT: corrections.correct_step,
+    Flow.REVIEW: corrections.review_step,
+    Flow.INVITE: people.invite_chosen,
+    Flow.PEOPLE: people.people_chosen,
+    Flow.EXPORT: export.chosen,
 }
 
 
 def _cancel(ctx: Context) -> None:
     """/cancel stops whatever the chat is in: a form (its draft is discarded) or another flow."""
-    flow = ctx.state.get("flow")
-    if flow in FLOWS and flow not in ("form", "resume", "menu"):
-        ctx.state["flow"] = None
+    flow = ctx.state.flow
+    if flow in FLOWS and flow not in (Flow.FORM, Flow.RESUME, Flow.MENU):
+        ctx.state.flow = None
         ctx.say(ctx._("Stopped. Nothing was changed."))
         menu.show(ctx)
     else:
@@ -121,8 +123,8 @@ def _sync_commands(ctx: Context) -> None:
         return
     commands = help.commands_for(ctx.person, ctx.organization, ctx.services.forms, ctx.tr)
     signature = help.signature(commands)
-    if ctx.state.get("commands") != signature:
-        ctx.state["commands"] = signature
+    if ctx.state.commands != signature:
+        ctx.state.commands = signature
         ctx.replies[-1] = replace(ctx.replies[-1], commands=commands)
 
 
@@ -140,17 +142,21 @@ def _route(ctx: Context) -> None:
     if command is not None:
         _command(ctx, command)
         return
-    flow = ctx.state.get("flow")
+    flow = ctx.state.flow
     if ctx.person is None or not ctx.person.active:
-        if flow == "code" and ctx.incoming.text:
+        if flow == Flow.CODE and ctx.incoming.text:
             onboarding.redeem(ctx, ctx.incoming.text)
         else:
             onboarding.not_registered(ctx)
         return
-    handler = FLOWS.get(flow or "")
+    if ctx.answers_earlier:
+        ctx.say(ctx._("That question was already answered — here is where you are."))
+        _show_where(ctx)
+        return
+    handler = FLOWS.get(flow) if flow is not None else None
     if handler is not None:
         handler(ctx)
-    elif ctx.state.get("draft"):
+    elif ctx.state.draft:
         reporting.offer_resume(ctx)
     else:
         menu.show(ctx, ctx._("I did not understand that. What would you like to do?"))
@@ -192,19 +198,19 @@ NAVIGATION = Navigation(
 
 
 def _show_where(ctx: Context) -> None:
-    """After a refused button, show again what the chat is waiting for."""
-    flow = ctx.state.get("flow")
-    if flow == "form" and ctx.state.get("draft"):
+    """After a refused button or answer, show again what the chat is waiting for."""
+    flow = ctx.state.flow
+    if flow == Flow.FORM and ctx.state.draft:
         reporting.show_current_after_refusal(ctx)
-    elif flow == "resume" and ctx.state.get("draft"):
-        reporting.offer_resume(ctx, then=ctx.state.get("then"))
-    elif flow == "language":
+    elif flow == Flow.RESUME and ctx.state.draft:
+        reporting.offer_resume(ctx, then=ctx.state.resume.then if ctx.state.resume else None)
+    elif flow == Flow.LANGUAGE:
         language.ask(ctx)
-    elif flow == broadcast.FLOW and ctx.state.get(broadcast.FLOW):
+    elif flow == Flow.BROADCAST and ctx.state.broadcast:
         broadcast.show_current(ctx)
-    elif flow == broadcast_list.FLOW:
+    elif flow == Flow.BROADCASTS:
         broadcast_list.show(ctx)
-    elif flow in ("correct", "review"):
+    elif flow in (Flow.CORRECT, Flow.REVIEW):
         corrections.show_where(ctx)
     elif ctx.person is not None and ctx.person.active:
         menu.show(ctx)

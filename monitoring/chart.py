@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from monitoring.drawing import Series
 
 # Matplotlib lays text out with libraqm (shaping + bidi) from 3.11 on.
 NATIVE_SHAPING: bool = hasattr(ft2font, "__libraqm_version__")
@@ -50,14 +51,6 @@ _ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe7
 # isolates interpolated values with FSI...PDI; on a chart they only risk tofu boxes.
 _BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _RLM = "\u200f"
-
-
-@dataclass(frozen=True)
-class Series:
-    """One line or one bar colour: a label and one value per period (None = no report)."""
-
-    label: str
-    values: list[float | None]
 
 
 def is_rtl(language: str) -> bool:

@@ -34,6 +34,7 @@ from monitoring.digest import (
     money_totals,
     numeric_fields,
 )
+from monitoring.drawing import Series, draw_chart
 from monitoring.reminders import WINDOW, send_reminders
 from outbox import intents as say
 from outbox.intents import Intent
@@ -242,8 +243,6 @@ def digest_chart(digest: Digest, tr: Translator, charts_dir: Path) -> Path | Non
     """The digest's chart in `tr`'s language: the last periods of its main form, in one
     unit (the first numeric field's unit, or its currency); None when there is nothing to
     draw (no report in any of those periods): the digest text says so instead."""
-    from monitoring.chart import Series, trend_chart  # matplotlib: loaded when first drawn
-
     part = next((p for p in digest.forms if p.form.period != "none"), None) or digest.forms[0]
     fields = numeric_fields(part.form)
     if not fields or not has_reports(part):
@@ -268,6 +267,6 @@ def digest_chart(digest: Digest, tr: Translator, charts_dir: Path) -> Path | Non
     path = charts_dir / f"{digest.group.key}-{digest.kind}-{digest.period.key}-{lang}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     title = f"{part.form.title.get(lang)} · {digest.group.names.get(lang, digest.group.key)}"
-    return trend_chart(
+    return draw_chart(
         title, labels, series, language=lang, path=path, y_label=y_label, digits=tr.digits
     )

@@ -42,6 +42,7 @@ from sqlalchemy import Engine
 from outbox.pace import Pace, Sleep
 from storage import holders
 from storage import outbox as store
+from storage.asked import Asked, record_asked
 from storage.db import transaction
 from storage.models import OutboxMessage
 from storage.types import utcnow
@@ -84,8 +85,10 @@ class Rejected(Exception):
     """The platform refused this message for good (malformed, missing photo): not retried."""
 
 
-#: Sends one row; returns the platform's id of what it sent when the platform reports on it
-#: later (WhatsApp's status webhooks), recorded with the row's "sent".
+#: Sends one outbox row to its address; returns the platform's id of the (last) message that
+#: carried it, when the platform gives one: it is kept on the row (WhatsApp reports on it in
+#: status webhooks), and a row that asks a question is kept as the message of that question
+#: (storage.asked), so that a reply to it is bound to its question.
 Deliver = Callable[[Address, OutboxMessage], Awaitable[str | None]]
 
 
@@ -343,7 +346,14 @@ class Sender:
                     time.perf_counter() - started,
                     (self.clock() - message.created_at).total_seconds(),
                 )
-            return self._record(message, "sent", channel=address.channel, platform_id=platform_id)
+            chat_key = f"{address.channel}:{address.address}"
+            return self._record(
+                message,
+                "sent",
+                channel=address.channel,
+                platform_id=platform_id,
+                shown=(chat_key, platform_id) if platform_id else None,
+            )
         return self._record(message, "released")
 
     def _record(
@@ -354,9 +364,11 @@ class Sender:
         channel: str | None = None,
         at: timedelta = timedelta(0),
         platform_id: str | None = None,
+        shown: tuple[str, str] | None = None,
     ) -> Delivered:
-        """Commit what became of `message`, now (on `channel`, the recipient's); a released
-        message is due again `at` from now."""
+        """Commit what became of `message`, now (on `channel`, the recipient's): sent under
+        `platform_id`, the platform's id (`shown`: the chat and that id), or released, due
+        again `at` from now."""
         assert message.id is not None
         now = self.clock()
         detail = f"{type(error).__name__}: {error}" if error is not None else None
@@ -366,6 +378,8 @@ class Sender:
         with transaction(self.engine) as session:
             if outcome == "sent":
                 store.mark_sent(session, message.id, now, channel, platform_id)
+                if message.question and shown is not None:
+                    record_asked(session, {shown: Asked.of(message.question)}, now)
             elif outcome == "blocked":
                 store.mark_blocked(session, message.id, message.person_id, detail or "", channel)
             elif outcome == "failed":

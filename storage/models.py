@@ -199,6 +199,21 @@ class ProcessedUpdate(SQLModel, table=True):
     processed_at: datetime = _time()
 
 
+class AskedQuestion(SQLModel, table=True):
+    """A bot message sent while its chat waited for an answer: the platform's id of that
+    message, and the question it asked (the conversation's version and what it waited for, as
+    storage.outbox.waiting_for says). A reply to it, or a press on it, is checked against the
+    question open now (storage.asked)."""
+
+    __tablename__ = "asked_question"
+
+    chat_key: str = Field(primary_key=True)
+    message_id: str = Field(primary_key=True)  # the platform's id of the bot's message
+    version: int
+    step: str
+    asked_at: datetime = _time()
+
+
 class Setting(SQLModel, table=True):
     """Small facts the bot remembers, such as its username."""
 

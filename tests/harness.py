@@ -1,5 +1,5 @@
-"""Talking to Sanad as people do: through the real python-telegram-bot Application and the
-fake Bot API. Tests read like the conversation they check."""
+"""Talking to Sanad as people do: through its Telegram channel (python-telegram-bot's Bot and
+Update parsing) and the fake Bot API. Tests read like the conversation they check."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Any
 
 from sqlmodel import select
 from telegram import Update
-from telegram.ext import Application
 
 from bot.app import Sanad
-from bot.channels.telegram import apply_update, build_application
+from bot.channels.telegram import TelegramBot, build_telegram
 from storage.db import transaction
 from storage.invites import new_invite, role_for
 from storage.models import Organization
@@ -31,39 +30,35 @@ def invite(
 
 
 class Telegram:
-    """The fake Telegram and the real Application of one Sanad."""
+    """The fake Telegram and the real Telegram channel of one Sanad."""
 
     def __init__(self, sanad: Sanad, api: FakeBotApi | None = None) -> None:
         self.sanad = sanad
         self.api = api or FakeBotApi()  # the same api: update ids go on where they were
-        self.app: Application = build_application(
+        self.app: TelegramBot = build_telegram(
             sanad, request=self.api.request(), get_updates_request=self.api.request()
         )
 
     async def __aenter__(self) -> Telegram:
-        await self.app.initialize()
-        await self.app.post_init(self.app)  # type: ignore[misc]
+        await self.app.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.app.post_stop(self.app)  # type: ignore[misc]
-        await self.app.shutdown()
+        await self.app.stop()
 
     def person(self, user_id: int, name: str = "Fatima", language: str | None = "ar") -> Person:
         return Person(self, self.api.user(user_id, first_name=name, language_code=language))
 
     async def deliver(self, update: dict[str, Any]) -> None:
-        await apply_update(self.app, Update.de_json(update, self.app.bot))
+        await self.app.apply_update(Update.de_json(update, self.app.bot))
 
     async def rebuild(self) -> None:
-        """Stop the Application and build a new one on the same database (a restart)."""
-        await self.app.post_stop(self.app)  # type: ignore[misc]
-        await self.app.shutdown()
-        self.app = build_application(
+        """Stop the channel and build a new one on the same database (a restart)."""
+        await self.app.stop()
+        self.app = build_telegram(
             self.sanad, request=self.api.request(), get_updates_request=self.api.request()
         )
-        await self.app.initialize()
-        await self.app.post_init(self.app)  # type: ignore[misc]
+        await self.app.start()
 
 
 class Person:
@@ -86,6 +81,17 @@ class Person:
 
     async def says(self, text: str) -> list[str]:
         return await self._do(self.user.text(text))
+
+    async def replies_to(self, message: SentMessage, text: str) -> list[str]:
+        """Reply to the bot's `message` (Telegram's "Reply" on it) with `text`."""
+        return await self._do(self.user.reply(text, message))
+
+    def message_asking(self, text: str) -> SentMessage:
+        """The latest message the bot sent this person that contains `text`."""
+        for message in reversed(self.telegram.api.messages_to(self.user.id)):
+            if text in plain(message.text or ""):
+                return message
+        raise AssertionError(f"no message containing {text!r}")
 
     async def taps(self, label: str) -> list[str]:
         """Press the button labelled `label` (or starting with it) on the last keyboard."""

@@ -2,7 +2,9 @@
 
 - handlers never import one another: the router owns navigation (handlers reach the menu,
   the language question, another command through the Context); so no cycle among them;
-- only bot/channels/ imports a messaging platform's library or an HTTP server;
+- only bot/channels/ imports a messaging platform's library or an HTTP server, and of
+  python-telegram-bot only the client (`Bot`, `Update`, its requests), not its Application
+  (`telegram.ext`): updates come in through our own polling loop and webhook;
 - nothing the product installs imports the tests, and the tests (the fakes among them) are
   not installed.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORM_LIBRARIES = ("telegram", "httpx", "starlette", "uvicorn")
 #: Handler modules every handler may use: what they all share.
-SHARED = {"handlers.context", "handlers.messages", "handlers.permissions"}
+SHARED = {"handlers.context", "handlers.messages", "handlers.permissions", "handlers.state"}
 #: The composition of the handlers: the router routes to them, the dispatcher runs the router.
 COMPOSITION = {"handlers.router", "handlers.dispatcher"}
 
@@ -125,6 +127,16 @@ def test_only_channels_import_a_platform_library() -> None:
         if not module.startswith("bot.channels.")
         for imported, line in imports
         if imported.split(".")[0] in PLATFORM_LIBRARIES
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_telegram_is_a_client_library_not_a_framework() -> None:
+    found = [
+        f"{module} imports {imported} (line {line})"
+        for module, imports in graph().items()
+        for imported, line in imports
+        if imported == "telegram.ext" or imported.startswith("telegram.ext.")
     ]
     assert not found, "\n".join(found)
 

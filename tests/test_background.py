@@ -9,7 +9,7 @@ import httpx
 from telegram import Bot
 
 from bot.app import Sanad
-from bot.channels.telegram import build_application, polling, run_worker
+from bot.channels.telegram import build_telegram, polling, run_worker
 from bot.metrics import Metrics
 from tests.conftest import Clock
 from tests.fakes.telegram_bot_api import FakeBotApi
@@ -29,7 +29,7 @@ async def test_the_bot_process_reminds_and_the_button_opens_the_form(
         await worker.taps("English")
     clock.running(REMINDER_TIME)
     api = telegram.api  # the same Telegram: update ids go on from where they were
-    app = build_application(
+    app = build_telegram(
         sanad, request=api.request(), get_updates_request=api.request(), with_background=True
     )
     async with polling(app, timeout=1):
@@ -83,7 +83,7 @@ async def test_update_ids_telegram_can_no_longer_send_again_are_forgotten(
         # The harness applied them without polling: Telegram itself keeps none past a day.
         await telegram.app.bot.delete_webhook(drop_pending_updates=True)
     assert len(recorded(sanad)) == 3
-    app = build_application(
+    app = build_telegram(
         sanad,
         request=telegram.api.request(),
         get_updates_request=telegram.api.request(),

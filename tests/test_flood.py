@@ -16,7 +16,7 @@ from telegram.request import BaseRequest, RequestData
 
 import bot.channels.telegram_flood as telegram_flood
 from bot.app import Sanad
-from bot.channels.telegram import build_application, polling
+from bot.channels.telegram import build_telegram, polling
 from bot.channels.telegram_flood import PRESSES_PER_CHAT
 from bot.channels.webhook import SECRET_HEADER, create_app
 from storage.db import transaction
@@ -46,7 +46,7 @@ async def test_a_chat_flooding_old_buttons_is_bounded_and_others_are_answered(
     async def said_to(chat: int, words: str) -> None:
         await api.wait_for(lambda m: m.chat_id == chat and words in plain(m.text or ""), 10)
 
-    app = build_application(sanad, request=api.request(), get_updates_request=api.request())
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     async with polling(app, timeout=1):
         for person in (noisy, calm):
             person.command("start", invite(sanad, "bh_rural_girls"))
@@ -63,7 +63,7 @@ async def test_a_chat_flooding_old_buttons_is_bounded_and_others_are_answered(
     for _ in range(FLOOD // 2):
         noisy.press(english, language_question)
 
-    app = build_application(sanad, request=api.request(), get_updates_request=api.request())
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     async with polling(app, timeout=1):
         await api.wait_for(lambda m: len(api.messages_to(511)) > calm_before, 20)  # answered
         await until(lambda: not api.pending_updates and not telegram_flood.answering_drops())
@@ -150,7 +150,7 @@ async def test_over_the_webhook_a_chat_flooding_old_buttons_holds_up_nobody(sana
         return bool(flood_presses) and params.get("chat_id") == NOISY
 
     request = SlowForOneChat(api, noisy_answers)
-    application = build_application(sanad, request=request, get_updates_request=request)
+    application = build_telegram(sanad, request=request, get_updates_request=request)
     app = create_app(sanad, application)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

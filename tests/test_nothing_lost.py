@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event, func, text
 from sqlmodel import Session, select
 
 from bot.app import Sanad, assemble
-from bot.channels.telegram import USERNAME_SETTING, NotRecorded, build_application, polling
+from bot.channels.telegram import USERNAME_SETTING, NotRecorded, build_telegram, polling
 from bot.channels.telegram_delivery import telegram_deliver
 from bot.metrics import Metrics
 from handlers.dispatcher import Dispatcher
@@ -77,7 +77,7 @@ def recorded(sanad: Sanad) -> set[int]:
 
 async def test_polling_confirms_an_update_only_after_it_is_recorded(sanad: Sanad) -> None:
     api = FakeBotApi()
-    app = build_application(sanad, request=api.request(), get_updates_request=api.request())
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     code = invite(sanad, "bh_rural_girls")
     confirmed_unrecorded: list[int] = []
 
@@ -103,7 +103,7 @@ async def test_polling_confirms_an_update_only_after_it_is_recorded(sanad: Sanad
 
 async def test_polling_fetches_again_what_the_database_could_not_take(sanad: Sanad) -> None:
     api = FakeBotApi()
-    app = build_application(sanad, request=api.request(), get_updates_request=api.request())
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     code = invite(sanad, "bh_rural_girls")
     layla = api.user(312, first_name="Layla", language_code="en")
     with database_fails(sanad.engine, saving_a_chat):

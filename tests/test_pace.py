@@ -15,7 +15,7 @@ from telegram import Bot
 
 from bot.app import Sanad
 from bot.channels.base import by_channel
-from bot.channels.telegram import build_application, polling
+from bot.channels.telegram import build_telegram, polling
 from bot.channels.telegram_delivery import telegram_deliver
 from bot.channels.whatsapp.client import CloudClient
 from bot.channels.whatsapp.deliver import whatsapp_deliver
@@ -85,9 +85,7 @@ async def test_replies_and_outbox_messages_keep_the_chat_limit_and_other_chats_g
     api = FakeBotApi()
     api.limits(per_second_overall=30, per_chat_per_second=1, clock=held)
     pace = Pace(30, 1.0, held, held.sleep, per_chat_burst=1)
-    app = build_application(
-        sanad, request=api.request(), get_updates_request=api.request(), pace=pace
-    )
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request(), pace=pace)
     async with Bot("123456:TEST", request=api.request()) as bot:
         sender = Sender(
             sanad.engine, telegram_deliver(bot), clock=held.datetime, sleep=held.sleep, pace=pace

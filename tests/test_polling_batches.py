@@ -17,7 +17,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import select
 
 from bot.app import Sanad
-from bot.channels.telegram import build_application, polling
+from bot.channels.telegram import build_telegram, polling
 from storage.db import transaction
 from storage.models import Conversation, Person
 from tests.fakes.telegram_bot_api import FakeBotApi
@@ -51,7 +51,7 @@ async def test_three_people_writing_at_once_share_one_commit_and_are_answered_af
     sanad: Sanad,
 ) -> None:
     api = FakeBotApi()
-    app = build_application(sanad, request=api.request(), get_updates_request=api.request())
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     people = [api.user(400 + n, first_name=f"Worker {n}", language_code="en") for n in range(3)]
     starts = {
         person.id: person.command("start", invite(sanad, "bh_rural_girls")) for person in people
@@ -93,7 +93,7 @@ async def test_three_people_writing_at_once_share_one_commit_and_are_answered_af
 
 async def test_two_answers_fetched_together_answer_two_questions_in_turn(sanad: Sanad) -> None:
     api = FakeBotApi()
-    app = build_application(sanad, request=api.request(), get_updates_request=api.request())
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     fatima = api.user(410, first_name="Fatima", language_code="en")
 
     async def reply_containing(words: str) -> str:
@@ -135,7 +135,7 @@ async def test_an_update_that_collides_in_a_batch_costs_the_others_nothing(
 ) -> None:
     caplog.set_level(logging.INFO, logger="handlers.dispatcher")
     api = FakeBotApi()
-    app = build_application(sanad, request=api.request(), get_updates_request=api.request())
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     people = [api.user(420 + n, first_name=f"Worker {n}", language_code="en") for n in range(3)]
     starts = [person.command("start", invite(sanad, "bh_rural_girls")) for person in people]
 
@@ -167,7 +167,7 @@ async def test_an_answer_that_fails_after_the_commit_does_not_stop_the_others(sa
     gone for that moment): her update is stored, the error is logged, and Omar, whose update
     came in the same batch, is answered all the same; so is his next message."""
     api = FakeBotApi()
-    app = build_application(sanad, request=api.request(), get_updates_request=api.request())
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     layla = api.user(430, first_name="Layla", language_code="en")
     omar = api.user(431, first_name="Omar", language_code="en")
     layla.command("start", invite(sanad, "bh_rural_girls"))

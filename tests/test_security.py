@@ -14,7 +14,7 @@ import httpx
 from pydantic import SecretStr
 
 from bot.app import Sanad
-from bot.channels.telegram import build_application
+from bot.channels.telegram import build_telegram
 from bot.channels.webhook import create_app
 from tests.conftest import ROOT
 from tests.fakes.telegram_bot_api import FakeBotApi
@@ -93,7 +93,7 @@ async def test_the_webhook_serves_no_files(sanad: Sanad) -> None:
     (media / "photo.jpg").write_bytes(b"\xff\xd8private")
     settings = sanad.settings.model_copy(update={"telegram_webhook_secret": SecretStr("s3cret")})
     sanad = Sanad(settings, sanad.engine, sanad.dispatcher)
-    app = create_app(sanad, build_application(sanad, request=FakeBotApi().request()))
+    app = create_app(sanad, build_telegram(sanad, request=FakeBotApi().request()))
     assert sorted(route.path for route in app.routes) == ["/health", "/telegram"]
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://sanad"

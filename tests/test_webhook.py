@@ -1,5 +1,5 @@
 """Webhook mode as Telegram uses it: updates posted over HTTP with the secret header, the
-real PTB Application behind it, the fake Bot API recording what the bot answers."""
+real Telegram channel behind it, the fake Bot API recording what the bot answers."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from bot import logs
 from bot.app import Sanad
 from bot.backup import BackupError, backup
-from bot.channels.telegram import build_application
+from bot.channels.telegram import build_telegram
 from bot.channels.webhook import (
     SECRET_HEADER,
     create_app,
@@ -80,7 +80,7 @@ async def serving(sanad: Sanad, **settings: Any) -> AsyncIterator[Webhook]:
     sanad = with_secret(sanad, metrics_token=SecretStr(SCRAPE_TOKEN), **settings)
     api = FakeBotApi()
     metrics = Metrics(sanad.engine)
-    application = build_application(
+    application = build_telegram(
         sanad, request=api.request(), get_updates_request=api.request(), metrics=metrics
     )
     app = create_app(sanad, application, metrics)
@@ -177,7 +177,7 @@ async def test_health_and_metrics(sanad: Sanad) -> None:
 async def test_health_says_when_the_database_is_gone(sanad: Sanad) -> None:
     gone = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     broken = with_secret(Sanad(sanad.settings, gone, sanad.dispatcher))
-    app = create_app(broken, build_application(broken, request=FakeBotApi().request()))
+    app = create_app(broken, build_telegram(broken, request=FakeBotApi().request()))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://sanad"
     ) as client:
@@ -192,12 +192,12 @@ def test_webhook_mode_needs_a_secret(sanad: Sanad) -> None:
     with pytest.raises(ValueError):
         webhook_secret(Sanad(bad, sanad.engine, sanad.dispatcher))
     with pytest.raises(ValueError):
-        create_app(sanad, build_application(sanad, request=FakeBotApi().request()))
+        create_app(sanad, build_telegram(sanad, request=FakeBotApi().request()))
 
 
 async def test_set_webhook_registers_url_and_secret(sanad: Sanad) -> None:
     api = FakeBotApi()
-    bot = build_application(sanad, request=api.request()).bot
+    bot = build_telegram(sanad, request=api.request()).bot
     await set_webhook(with_secret(sanad), "https://sanad.example.org/telegram", bot)
     assert api.webhook_url == "https://sanad.example.org/telegram"
     [params] = [params for method, params in api.calls if method == "setWebhook"]
@@ -295,7 +295,7 @@ def queries_counted(engine: Any) -> list[str]:
 
 async def test_metrics_are_not_on_the_public_port_without_a_token(sanad: Sanad) -> None:
     public = with_secret(sanad)
-    app = create_app(public, build_application(public, request=FakeBotApi().request()))
+    app = create_app(public, build_telegram(public, request=FakeBotApi().request()))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://sanad"
     ) as client:

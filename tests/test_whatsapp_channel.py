@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from sqlmodel import select
 
 from bot.app import Sanad
-from bot.channels.telegram import build_application
+from bot.channels.telegram import build_telegram
 from bot.channels.webhook import SECRET_HEADER, create_app
 from bot.channels.whatsapp.service import assemble_whatsapp
 from bot.metrics import Metrics
@@ -247,7 +247,7 @@ async def test_telegram_and_whatsapp_in_one_webhook_process(sanad: Sanad) -> Non
         both = Sanad(settings, both.engine, both.dispatcher)
         whatsapp = assemble_whatsapp(both)
         metrics = Metrics(both.engine)
-        application = build_application(
+        application = build_telegram(
             both, request=telegram.request(), get_updates_request=telegram.request()
         )
         app = create_app(both, application, metrics, whatsapp)

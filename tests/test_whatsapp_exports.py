@@ -1,5 +1,5 @@
 """Exports name the channel each report was sent from: one worker reports on Telegram (the
-real Application against the fake Bot API), another on WhatsApp (the fake Cloud API posting
+real Telegram channel against the fake Bot API), another on WhatsApp (the fake Cloud API posting
 signed webhooks to Sanad's webhook over HTTP); the CSV and the XLSX say which, in the
 export's language."""
 

@@ -2,7 +2,7 @@
 makes a code that, sent from the other channel, adds that address to the same person. Their
 reports, role and language stay; the link printed is the channel's.
 
-The person registers and reports on Telegram (the real Application against the fake Bot
+The person registers and reports on Telegram (the real Telegram channel against the fake Bot
 API), the code comes from the command line, and they send it on WhatsApp (the fake Cloud API
 posting signed webhooks to Sanad's webhook over HTTP)."""
 

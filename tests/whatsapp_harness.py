@@ -98,6 +98,17 @@ class WhatsAppPerson:
     async def says(self, text: str) -> list[str]:
         return await self._do(self.user.text, text)
 
+    async def replies_to(self, message: Sent, text: str) -> list[str]:
+        """Reply to the bot's `message` (quoting it) with `text`."""
+        return await self._do(self.user.reply, message, text)
+
+    def message_asking(self, text: str) -> Sent:
+        """The latest message the bot sent this person that contains `text`."""
+        for message in reversed(self.api.to(self.user.wa_id)):
+            if text in plain(message.text):
+                return message
+        raise AssertionError(f"no message containing {text!r}")
+
     async def taps(self, label: str) -> list[str]:
         """Press the button or list row showing `label` (its title, or the full label in a
         row's description or shortened in its title)."""

@@ -76,8 +76,9 @@ class Channel(Protocol):
         options go on the last one."""
         ...
 
-    async def send_reply(self, address: str, reply: Reply) -> None:
-        """Render `reply` and send it to `address`; the platform's errors are raised as
+    async def send_reply(self, address: str, reply: Reply) -> str | None:
+        """Render `reply` and send it to `address`; returns the platform's id of the last
+        message sent (None where the platform has none). The platform's errors are raised as
         RetryAfter, Unreachable, Transient or Rejected."""
         ...
 

@@ -74,8 +74,9 @@ class ConsoleChat:
         lines += [f"  [{attached}]" for attached in (reply.photo, reply.document) if attached]
         return ["\n".join(lines) + "\n"]
 
-    async def send_reply(self, address: str, reply: Reply) -> None:
+    async def send_reply(self, address: str, reply: Reply) -> str | None:
         self.show([reply])
+        return None
 
     def incoming(self, line: str) -> Incoming:
         text = line.strip()

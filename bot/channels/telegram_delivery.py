@@ -18,8 +18,8 @@ reply that fails waits in the outbox, unless the person is unreachable):
 * 5xx, timeouts, the network (`NetworkError`, `TimedOut`) and other Telegram errors ->
   `Transient`: retried with backoff.
 
-Use the Application's bot (its connection pool allows the sender's concurrency; a bare
-`Bot()` has a pool of one connection).
+Use a bot built with a connection pool (`bot.channels.telegram.build_telegram`, `make_bot`):
+a bare `Bot()` has a pool of one connection, below the sender's concurrency.
 """
 
 from __future__ import annotations
@@ -91,13 +91,16 @@ class TelegramChannel:
     def render(self, reply: Reply) -> list[TelegramMessage]:
         return render(reply)
 
-    async def send_reply(self, address: str, reply: Reply) -> None:
+    async def send_reply(self, address: str, reply: Reply) -> str | None:
+        """Send `reply`; returns Telegram's id of the last message (the one with its buttons)."""
         chat_id = int(address)
         if reply.commands is not None:  # logged and left if Telegram refuses it
             await set_chat_commands(self.bot, chat_id, reply.commands)
+        shown: str | None = None
         try:
             for message in render(reply):
-                await _call(self.bot, chat_id, message)
+                shown = await _call(self.bot, chat_id, message)
+            return shown
         except TelegramRetryAfter as error:
             raise RetryAfter(retry_after_seconds(error)) from error
         except Forbidden as error:
@@ -139,7 +142,8 @@ def _texts(text: str, markup: InlineKeyboardMarkup | None) -> list[TelegramMessa
     ]
 
 
-async def _call(bot: Bot, chat_id: int, message: TelegramMessage) -> None:
+async def _call(bot: Bot, chat_id: int, message: TelegramMessage) -> str:
+    """Send one message; returns Telegram's id of it."""
     caption = message.text or None
     if message.document is not None:
         try:
@@ -147,7 +151,7 @@ async def _call(bot: Bot, chat_id: int, message: TelegramMessage) -> None:
         except OSError as error:
             raise Rejected(f"document {message.document}: {error.strerror}") from error
         with document:
-            await bot.send_document(
+            sent = await bot.send_document(
                 chat_id,
                 document,
                 caption=caption,
@@ -157,22 +161,26 @@ async def _call(bot: Bot, chat_id: int, message: TelegramMessage) -> None:
         # A document is a chat export made for this message: once Telegram has it, the server
         # keeps no copy of the reports in it (an unsent one waits in the outbox for a retry).
         message.document.unlink(missing_ok=True)
-        return
+        return str(sent.message_id)
     if isinstance(message.photo, str):  # a photo Telegram already has: its file id
         # PTB uploads a string that names a local file: a reference must look like Telegram's.
         if not TELEGRAM_FILE_ID.fullmatch(message.photo):
             raise Rejected("the photo is not a Telegram file id")
-        await bot.send_photo(chat_id, message.photo, caption=caption, reply_markup=message.markup)
-        return
+        sent = await bot.send_photo(
+            chat_id, message.photo, caption=caption, reply_markup=message.markup
+        )
+        return str(sent.message_id)
     if message.photo is not None:
         try:
             photo = message.photo.open("rb")
         except OSError as error:
             raise Rejected(f"photo {message.photo}: {error.strerror}") from error
         with photo:
-            await bot.send_photo(chat_id, photo, caption=caption, reply_markup=message.markup)
-        return
-    await send_text(bot, chat_id, message.text, message.markup)
+            sent = await bot.send_photo(
+                chat_id, photo, caption=caption, reply_markup=message.markup
+            )
+        return str(sent.message_id)
+    return await send_text(bot, chat_id, message.text, message.markup)
 
 
 def telegram_deliver(bot: Bot) -> Deliver:
@@ -180,27 +188,29 @@ def telegram_deliver(bot: Bot) -> Deliver:
     recipient's language when it is sent, then rendered as any reply."""
     channel = TelegramChannel(bot)
 
-    async def deliver(address: Address, message: OutboxMessage) -> None:
+    async def deliver(address: Address, message: OutboxMessage) -> str | None:
         if address.channel != CHANNEL:
             raise Rejected(f"not a Telegram address: {address.channel}")
-        await channel.send_reply(address.address, reply_for(message, address.language))
+        return await channel.send_reply(address.address, reply_for(message, address.language))
 
     return deliver
 
 
 async def send_text(
     bot: Bot, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None
-) -> None:
-    """Send one text message; Telegram's errors are raised as `Bot.send_message` raises them.
+) -> str:
+    """Send one text message; returns Telegram's id of it. Telegram's errors are raised as
+    `Bot.send_message` raises them.
 
     `Bot.send_message` turns Telegram's answer into a `Message` (every entity and button
     rebuilt as objects); nothing here reads it, and building it cost about a fifth of the
     CPU of a reply (cProfile of bench.workers). `do_api_request` makes the same request
     (same defaults, same error mapping) and returns the answer as it came.
     """
-    await bot.do_api_request(
+    sent = await bot.do_api_request(
         "sendMessage", api_kwargs={"chat_id": chat_id, "text": text, "reply_markup": markup}
     )
+    return str(sent["message_id"])
 
 
 def keyboard(options: Sequence[Sequence[str]], columns: int = 1) -> InlineKeyboardMarkup | None:

@@ -1,9 +1,11 @@
 """Webhook mode: Telegram posts each update over HTTP; Starlette serves it under uvicorn.
 
-POST /telegram answers 200 only after the update went through the same PTB Application as
-polling, whose dispatcher commits the update id and its effect in one transaction. When the
-database could not take it, 500, so that Telegram delivers it again; the dedupe by update id
-makes a redelivery harmless. Replies Telegram refuses after the commit wait in the outbox.
+POST /telegram parses the update with python-telegram-bot (`Update.de_json`) and hands it to
+`TelegramBot.apply_update`, as polling hands its batches to `apply_updates`: the dispatcher
+commits the update id and its effect in one transaction, the replies are sent, and only then
+the answer is 200. When the database could not take it (NotRecorded), 500, so that Telegram
+delivers it again; the dedupe by update id makes a redelivery harmless. Replies Telegram
+refuses after the commit wait in the outbox.
 A request without the right X-Telegram-Bot-Api-Secret-Token gets 403 and changes nothing.
 A button press of a chat that already has PRESSES_PER_CHAT updates being applied in this
 process gets 200 and changes nothing: it is dropped, with a short "wait" to the first of the
@@ -37,20 +39,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from telegram import Bot, Update
-from telegram.ext import Application
 
 from bot.app import Sanad
 from bot.background import Background
 from bot.channels.base import by_channel
 from bot.channels.bounded_body import BodyRefused, BodyTooLarge, read_bounded
-from bot.channels.telegram import (
-    ALLOWED_UPDATES,
-    ERROR_LOGGERS,
-    NotRecorded,
-    apply_update,
-    make_bot,
-    running,
-)
+from bot.channels.telegram import ALLOWED_UPDATES, ERROR_LOGGERS, NotRecorded, TelegramBot, make_bot
 from bot.channels.telegram_flood import Backlog, answer_aside
 from bot.channels.whatsapp import CHANNEL as WHATSAPP
 from bot.channels.whatsapp.service import WhatsApp
@@ -80,16 +74,16 @@ def webhook_secret(sanad: Sanad) -> str:
 
 def create_app(
     sanad: Sanad,
-    application: Application | None,
+    telegram: TelegramBot | None,
     metrics: Metrics | None = None,
     whatsapp: WhatsApp | None = None,
     with_background: bool = False,
 ) -> Starlette:
-    """The ASGI app: POST /telegram when `application` is given (its lifespan initializes and
-    starts it, and its post_init: the command list, and the scheduler and sender if it was built
-    with them), GET/POST /whatsapp when `whatsapp` is. Without Telegram, `with_background` runs
-    the scheduler and the sender here, at WhatsApp's rate."""
-    secret = webhook_secret(sanad).encode() if application is not None else b""
+    """The ASGI app: POST /telegram when `telegram` is given (its lifespan starts it: the
+    command list, and the scheduler and sender if it was built with them), GET/POST /whatsapp
+    when `whatsapp` is. Without Telegram, `with_background` runs the scheduler and the sender
+    here, at WhatsApp's rate."""
+    secret = webhook_secret(sanad).encode() if telegram is not None else b""
     # The next message of a chat may reach another web process: it must see at once that
     # this one's replies went out (else it would ask the person where to go on).
     sanad.dispatcher.replied_delay = 0.0
@@ -98,7 +92,7 @@ def create_app(
     database = Cached(lambda: float(_database_answers(sanad)), settings.health_cache_seconds)
     backlog = Backlog()  # each chat's updates being applied right now, in this process
 
-    async def telegram(request: Request) -> Response:
+    async def posted(request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, secret):
             return Response(status_code=403)
@@ -119,9 +113,9 @@ def create_app(
             log.warning("webhook: a body that is not an update")
             metrics.errors.inc()
             return Response(status_code=400)
-        assert application is not None
+        assert telegram is not None
         if not backlog.admit(data):  # a press of a chat already busy: it changes nothing
-            answer_aside(application.bot, [data], backlog)
+            answer_aside(telegram.bot, [data], backlog)
             return Response(status_code=200)
         try:
             return await apply(data)
@@ -129,15 +123,15 @@ def create_app(
             backlog.done(data)
 
     async def apply(data: dict[str, Any]) -> Response:
-        assert application is not None
+        assert telegram is not None
         try:
-            update = Update.de_json(data, application.bot)
+            update = Update.de_json(data, telegram.bot)
         except Exception:
             log.warning("webhook: a body that is not an update")
             metrics.errors.inc()
             return Response(status_code=400)
         try:
-            await apply_update(application, update)
+            await telegram.apply_update(update)
         except NotRecorded:
             metrics.errors.inc()
             return Response(status_code=500)
@@ -166,12 +160,12 @@ def create_app(
             logger.addHandler(metrics.error_log)
         try:
             async with AsyncExitStack() as stack:
-                if application is not None:
-                    await stack.enter_async_context(running(application))
+                if telegram is not None:
+                    await stack.enter_async_context(telegram)
                     log.info("webhook ready on %s", PATH)
                 if whatsapp is not None:
                     stack.push_async_callback(whatsapp.close)
-                    if application is None and with_background:
+                    if telegram is None and with_background:
                         work = Background(
                             sanad,
                             by_channel({WHATSAPP: whatsapp.deliver}),
@@ -187,8 +181,8 @@ def create_app(
                 logger.removeHandler(metrics.error_log)
 
     routes = [Route("/health", health)]
-    if application is not None:
-        routes.append(Route(PATH, telegram, methods=["POST"]))
+    if telegram is not None:
+        routes.append(Route(PATH, posted, methods=["POST"]))
     if whatsapp is not None:
         routes += whatsapp.webhook.routes()
     if token:

@@ -290,6 +290,14 @@ class FakeUser:
         """Send a plain text message."""
         return self._message(text=s)
 
+    def reply(self, s: str, to: SentMessage) -> JSONDict:
+        """Send a plain text message as a reply to the bot's message ``to`` (Telegram's
+        "Reply": the update carries that message as ``reply_to_message``)."""
+        replied = self.api._messages.get((to.chat_id, to.message_id))
+        if replied is None:
+            raise ValueError(f"message {to.message_id} in chat {to.chat_id} is unknown")
+        return self._message(text=s, reply_to_message=copy.deepcopy(replied))
+
     def command(self, name: str, *args: str) -> JSONDict:
         """Send ``/name args`` with a ``bot_command`` entity."""
         cmd = "/" + name.lstrip("/")

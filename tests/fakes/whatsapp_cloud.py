@@ -613,6 +613,12 @@ class FakeUser:
     def text(self, body: str) -> str:
         return self._message("text", {"body": body})
 
+    def reply(self, sent: Sent, body: str) -> str:
+        """Reply to the business message `sent` with text (WhatsApp's swipe-to-reply: the
+        message carries the quoted one's id in its context)."""
+        context = {"from": self.api.display_number, "id": sent.id}
+        return self._message("text", {"body": body}, context=context)
+
     def press(self, sent: Sent, title: str) -> str:
         """Press the button or list row titled `title` of `sent` (or a template's button)."""
         if sent.type == "template":

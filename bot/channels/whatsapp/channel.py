@@ -48,7 +48,9 @@ class WhatsAppChannel:
     def render(self, reply: Reply) -> list[Outgoing]:
         return render(reply, translator(self.language))
 
-    async def send_reply(self, address: str, reply: Reply) -> None:
+    async def send_reply(self, address: str, reply: Reply) -> str | None:
         assert self.client is not None, "a channel made without a client only renders"
+        ident: str | None = None
         for outgoing in self.render(reply):
-            await self.client.send(address, outgoing)
+            ident = await self.client.send(address, outgoing)
+        return ident

@@ -58,7 +58,7 @@ def whatsapp_deliver(
 ) -> Deliver:
     numbered = numbered or NumberedChoices(engine)
 
-    async def deliver(address: Address, message: OutboxMessage) -> str:
+    async def deliver(address: Address, message: OutboxMessage) -> str | None:
         if address.channel != CHANNEL:
             raise Rejected(f"not a WhatsApp address: {address.channel}")
         assert message.id is not None

@@ -92,7 +92,19 @@ def _message(message: JSON, name: str) -> Event:
     ident = str(message["id"])
     kind = message.get("type", "")
     at = _time(message.get("timestamp"))
-    base = Incoming(channel=CHANNEL, chat_id=wa_id, sender=wa_id, update_id=ident, sender_name=name)
+    # The business message this one answers: the one quoted in a reply, or whose button or
+    # list row was pressed.
+    context = message.get("context")
+    answers = str(context["id"]) if isinstance(context, dict) and context.get("id") else None
+    base = Incoming(
+        channel=CHANNEL,
+        chat_id=wa_id,
+        sender=wa_id,
+        update_id=ident,
+        sender_name=name,
+        message_id=ident,
+        answers=answers,
+    )
 
     def inbound(**values: Any) -> Inbound:
         return Inbound(Incoming(**{**base.__dict__, **values}), at)

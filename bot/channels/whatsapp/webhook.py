@@ -156,15 +156,17 @@ class WhatsAppWebhook:
         replies = self.dispatcher.handle(incoming)
         await self.send_replies(incoming, replies)
 
-    async def _send_paced(self, to: str, outgoing: list[Outgoing], sent_before: int) -> None:
+    async def _send_paced(self, to: str, outgoing: list[Outgoing], sent_before: int) -> str:
         """Send a reply's messages at the number's pace (shared with the outbox sender);
-        `sent_before`: messages of the same answer sent already."""
+        `sent_before`: messages of the same answer sent already. Returns WhatsApp's id of the
+        last one."""
         chat = (CHANNEL, to)
         if self.pace is not None:
             await self.pace.reply_turn(chat, sent_before)
+        shown = ""
         try:
             for item in outgoing:
-                await self.client.send(to, item)
+                shown = await self.client.send(to, item)
         except RetryAfter as flood:  # the number's throughput: the outbox sends it after
             if self.pace is not None:
                 self.pace.pause(flood.seconds)
@@ -172,17 +174,19 @@ class WhatsAppWebhook:
         finally:
             if self.pace is not None:
                 self.pace.done(chat, outbox=False)
+        return shown
 
     async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
         """Send the replies of an applied message; those refused wait in the outbox."""
         tr = None
         sent_before = 0
+        shown: str | None = None  # WhatsApp's id of the last message: the question, if one
         for index, reply in enumerate(replies):
             if tr is None and _needs_words(reply):
                 tr = translator(self._language(incoming.sender))
             try:
                 outgoing = render(reply, tr or translator(DEFAULT_LANGUAGE))
-                await self._send_paced(incoming.chat_id, outgoing, sent_before)
+                shown = await self._send_paced(incoming.chat_id, outgoing, sent_before)
                 sent_before += len(outgoing)
                 self.numbered.shown(incoming.chat_id, outgoing[-1].numbered)
             except Exception as error:
@@ -192,7 +196,7 @@ class WhatsAppWebhook:
                 )
                 self.dispatcher.keep_unsent(incoming, replies[index:])
                 return
-        self.dispatcher.delivered(incoming)
+        self.dispatcher.delivered(incoming, shown)
 
     async def unreadable(self, event: Unreadable) -> None:
         if not self._first_time(event.message_id):
