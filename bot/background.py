@@ -30,6 +30,7 @@ from outbox.wakeup import on_enqueue, threadsafe_waker
 from storage.applied import forget_applied
 from storage.asked import forget_asked
 from storage.coordination import Coordination
+from storage.deliveries import forget_reports
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 60
@@ -124,14 +125,18 @@ class Background:
             self.sender.wake()
 
     async def forget_old_updates(self) -> None:
-        """Drop the record of updates Telegram can no longer send again (storage.applied), and
-        what messages of the same age asked (storage.asked)."""
+        """Drop the record of updates Telegram can no longer send again (storage.applied), what
+        messages of the same age asked (storage.asked), and status reports that never found
+        their message (storage.deliveries)."""
         forgotten = await asyncio.to_thread(forget_applied, self.engine, self.clock())
         if forgotten:
             log.info("forgot %d applied update ids", forgotten)
         asked = await asyncio.to_thread(forget_asked, self.engine, self.clock())
         if asked:
             log.info("forgot the questions of %d old messages", asked)
+        reports = await asyncio.to_thread(forget_reports, self.engine, self.clock())
+        if reports:
+            log.info("forgot %d status reports that never found their message", reports)
 
     async def stop(self) -> None:
         self._stop.set()

@@ -9,12 +9,12 @@ import re
 import sys
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
 from bot import logs
 from bot.app import Sanad, assemble
-from bot.metrics import Metrics
 from bot.private_files import make_private
 from bot.settings import Settings
 from forms.loader import FormFileError
@@ -36,6 +36,9 @@ from storage.models import Organization, Person, PersonAddress
 from storage.network import NetworkError, apply_network, read_network
 from storage.people import addresses_of
 from storage.types import utcnow
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 EXAMPLE_NETWORK = Path(__file__).resolve().parent.parent / "examples" / "network.yaml"
 DEMO_DATABASE = "sqlite:///data/demo.db"
@@ -254,13 +257,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.channels.telegram import run_polling
 
     sanad = assemble(settings)
-    run_polling(sanad, with_background=not args.without_worker, metrics=_metrics(sanad))
+    run_polling(sanad, with_background=not args.without_worker, metrics=_served_metrics(sanad))
     return 0
+
+
+def _served_metrics(sanad: Sanad) -> Metrics | None:
+    """The counters of a process without a web server when METRICS_PORT is set; None when
+    it is not, as nothing would read them (and prometheus_client, ~1 MiB, stays unimported)."""
+    return _metrics(sanad) if sanad.settings.metrics_port else None
 
 
 def _metrics(sanad: Sanad, count_errors: bool = True) -> Metrics:
     """The process's counters; served on METRICS_PORT (METRICS_HOST) when it is set."""
     from bot.channels.telegram import ERROR_LOGGERS
+    from bot.metrics import Metrics
 
     settings = sanad.settings
     metrics = Metrics(sanad.engine, settings.metrics_cache_seconds)
@@ -355,7 +365,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
                 others = {"whatsapp": whatsapp.deliver} if whatsapp is not None else None
                 paces = {"whatsapp": whatsapp.pace} if whatsapp is not None else None
                 await run_worker(
-                    sanad, stop, metrics=_metrics(sanad), other_channels=others, other_paces=paces
+                    sanad,
+                    stop,
+                    metrics=_served_metrics(sanad),
+                    other_channels=others,
+                    other_paces=paces,
                 )
                 return
             assert whatsapp is not None

@@ -20,8 +20,9 @@ FieldType = Literal[
     "yesno",
 ]
 PeriodKind = Literal["none", "day", "week", "month"]
-#: What answers a question besides its options: a photo, a place, a typed number.
-Expected = Literal["photo", "location", "number"]
+#: What answers a question besides its options: a photo, a place, a typed number, typed text
+#: (where any word, even one that names a command on WhatsApp, is the answer).
+Expected = Literal["photo", "location", "number", "text"]
 NAME = r"^[a-z][a-z0-9_]{0,30}$"
 
 
@@ -240,7 +241,7 @@ def seen_names(form: FormSpec) -> set[str]:
 
 
 def expected_input(field_type: FieldType) -> Expected | None:
-    """What a question of this type waits for besides its options (None: text or a choice)."""
-    if field_type in ("photo", "location"):
+    """What a question of this type waits for besides its options (None: a choice, a date)."""
+    if field_type in ("photo", "location", "text"):
         return field_type
     return "number" if field_type in ("integer", "decimal") else None

@@ -69,7 +69,8 @@ def show_current(ctx: Context) -> None:
 
 def _ask_message(ctx: Context, intro: str | None = None) -> None:
     question = ctx._("What is the message? Send its text, or a photo with the text as caption.")
-    ctx.say(f"{intro}\n{question}" if intro else question, [(ctx._("Cancel"), "cancel")])
+    cancel = [(ctx._("Cancel"), "cancel")]
+    ctx.say(f"{intro}\n{question}" if intro else question, cancel, expect="text")
 
 
 def _message(ctx: Context, draft: BroadcastDraft) -> None:
@@ -123,6 +124,7 @@ def _ask_text(ctx: Context, draft: BroadcastDraft) -> None:
             language=LANGUAGES[draft.language or ""],
         ),
         [(ctx._("Use the common text"), "common"), (ctx._("Cancel"), "cancel")],
+        expect="text",
     )
 
 

@@ -572,6 +572,7 @@ def _ask_comment(ctx: Context, report: Report) -> None:
             name=_name(submitter),
         ),
         [(ctx._("Cancel"), "cancel")],
+        expect="text",
     )
 
 

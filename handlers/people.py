@@ -121,6 +121,7 @@ def _ask_names(ctx: Context, organization: Organization, intro: str | None = Non
     ctx.say(
         f"{intro}\n{question}" if intro else question,
         [(ctx._("One invitation"), "one:"), (ctx._("Cancel"), "cancel")],
+        expect="text",
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import gettext as _gettext
 import logging
 import string
+import threading
 from collections.abc import Callable
 from datetime import date as _date
 from datetime import datetime as _datetime
@@ -33,6 +34,7 @@ from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel import Locale, localedata, parse_locale
 from babel.dates import format_date, format_datetime
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
@@ -162,6 +164,93 @@ def compile_catalog(catalog: Catalog) -> _gettext.GNUTranslations:
     return _gettext.GNUTranslations(buffer)
 
 
+#: The parts of a locale's CLDR data that Babel's format_date, format_datetime,
+#: format_decimal, format_percent and format_currency read (found by formatting every date
+#: pattern, number, percent and currency the bot writes in each language), with a few small
+#: neighbours they may read too. A locale's whole data is about 1-1.5 MiB once loaded (unit
+#: names, language and territory names, compact formats...): these are a fraction of it.
+FORMAT_DATA: frozenset[str] = frozenset(
+    {
+        "currency_formats",
+        "currency_names",
+        "currency_names_plural",
+        "currency_symbols",
+        "currency_unit_patterns",
+        "date_formats",
+        "datetime_formats",
+        "datetime_skeletons",
+        "day_periods",
+        "days",
+        "decimal_formats",
+        "default_numbering_system",
+        "eras",
+        "meta_zones",
+        "months",
+        "number_symbols",
+        "percent_formats",
+        "plural_form",
+        "quarters",
+        "scientific_formats",
+        "time_formats",
+        "time_zones",
+        "week_data",
+        "zone_formats",
+    }
+)
+_loading = threading.Lock()
+
+
+class _FormatData(dict[str | int | None, object]):
+    """One locale's merged CLDR data cut to :data:`FORMAT_DATA`. A key outside it loads the
+    locale's whole data into this dict (once, logged), so any format still gets Babel's
+    answer; it only costs the memory the cut saves."""
+
+    def __init__(self, identifier: str) -> None:
+        self.identifier = identifier
+        self.whole = False
+        super().__init__(self._load(FORMAT_DATA))
+
+    def _load(self, keys: frozenset[str] | None) -> dict[str | int | None, object]:
+        # Babel keeps every locale it loads (and its parents: en_GB merges root, en and
+        # en_001) in its own cache; the copy taken here is all that stays.
+        with _loading:
+            try:
+                data = localedata.load(self.identifier)
+                return {k: v for k, v in data.items() if keys is None or k in keys}
+            finally:
+                localedata.clear_caches()
+
+    def __missing__(self, key: str | int | None) -> object:
+        if self.whole:
+            raise KeyError(key)
+        log.info(
+            "locale %s: %r is not in FORMAT_DATA; loading its whole data", self.identifier, key
+        )
+        self.update(self._load(None))
+        self.whole = True
+        return self[key]
+
+
+class _FormatLocale(Locale):
+    """A Babel locale whose data is :class:`_FormatData`: what formatting reads."""
+
+    def __init__(self, identifier: str) -> None:
+        language, territory, script, variant = parse_locale(identifier)[:4]
+        super().__init__(language, territory, script, variant)
+        self._format_data = localedata.LocaleDataDict(_FormatData(identifier))
+
+    @property
+    def _data(self) -> localedata.LocaleDataDict:
+        return self._format_data
+
+
+@cache
+def format_locale(identifier: str) -> Locale:
+    """The Babel locale Sanad formats ``identifier`` (e.g. "en_GB") with, holding only the
+    CLDR data formatting reads (see :data:`FORMAT_DATA`)."""
+    return _FormatLocale(identifier)
+
+
 class Translator:
     """Translations and formats of one language; safe to share between users and threads."""
 
@@ -198,13 +287,17 @@ class Translator:
 
     def percent(self, ratio: float) -> str:
         """``0.75`` as "75%" in this language and digits."""
-        text = format_percent(ratio, locale=self._locale, numbering_system=self.digits)
+        text = format_percent(
+            ratio, locale=format_locale(self._locale), numbering_system=self.digits
+        )
         return self.digits_of(text).replace("%", "٪") if self.digits == "arab" else text
 
     def money(self, value: int | float | Decimal, currency: str) -> str:
         """An amount with its currency (ISO code such as "BHD"), as this language writes it."""
         return self.digits_of(
-            format_currency(value, currency, locale=self._locale, numbering_system=self.digits)
+            format_currency(
+                value, currency, locale=format_locale(self._locale), numbering_system=self.digits
+            )
         )
 
     def digits_of(self, text: str) -> str:
@@ -221,7 +314,12 @@ class Translator:
             raise ValueError("datetime must be timezone-aware (UTC in storage)")
         zone = ZoneInfo(tz)
         return self.digits_of(
-            format_datetime(value.astimezone(zone), format=format, tzinfo=zone, locale=self._locale)
+            format_datetime(
+                value.astimezone(zone),
+                format=format,
+                tzinfo=zone,
+                locale=format_locale(self._locale),
+            )
         )
 
     def isolate(self, value: object) -> str:
@@ -299,11 +397,11 @@ def _format_number(value: int | float | Decimal, locale: str, digits: str = "lat
 
     Babel's "arab" numbering system gives the Arabic separators (٬ ٫) but keeps Latin
     digits, so the digits are mapped here."""
-    text = format_decimal(value, locale=locale, numbering_system=digits)
+    text = format_decimal(value, locale=format_locale(locale), numbering_system=digits)
     return text.translate(_ARABIC_INDIC) if digits == "arab" else text
 
 
 @lru_cache(maxsize=4096)
 def _format_date(value: _date, format: str, locale: str) -> str:
     """Babel's date formatting, remembered (it is slow, and the same few dates recur)."""
-    return format_date(value, format=format, locale=locale)
+    return format_date(value, format=format, locale=format_locale(locale))

@@ -87,6 +87,7 @@ class Intent:
     document: str | None = None
     columns: int = 1
     digits: str | None = None  # the digits of the recipient's group: "arab" or "latn"
+    expect: str | None = None  # what answers the question besides its options (Reply.expect)
 
     @classmethod
     def of(cls, *lines: Phrase, **kwargs: Any) -> Intent:
@@ -112,6 +113,8 @@ class Intent:
             message["columns"] = self.columns
         if self.digits is not None:
             message["digits"] = self.digits
+        if self.expect is not None:
+            message["expect"] = self.expect
         return message
 
     def options_json(self) -> list[dict[str, Any]]:
@@ -139,6 +142,7 @@ def intent_of(reply: Reply) -> Intent:
         photo=photo,
         document=str(reply.document) if reply.document is not None else None,
         columns=reply.columns,
+        expect=reply.expect,
     )
 
 
@@ -196,4 +200,5 @@ def reply_for(message: OutboxMessage, language: str | None) -> Reply:
         document=document,
         photo=photo,
         columns=int(message.message.get("columns", 1)),
+        expect=message.message.get("expect"),
     )

@@ -44,6 +44,7 @@ from storage import holders
 from storage import outbox as store
 from storage.asked import Asked, record_asked
 from storage.db import transaction
+from storage.deliveries import took
 from storage.models import OutboxMessage
 from storage.types import utcnow
 
@@ -86,9 +87,10 @@ class Rejected(Exception):
 
 
 #: Sends one outbox row to its address; returns the platform's id of the (last) message that
-#: carried it, when the platform gives one: it is kept on the row (WhatsApp reports on it in
-#: status webhooks), and a row that asks a question is kept as the message of that question
-#: (storage.asked), so that a reply to it is bound to its question.
+#: carried it, when the platform gives one: recorded with the row's "sent" (with the status
+#: reports that came before it, storage.deliveries), and a row that asks a question is then
+#: kept as the message of that question (storage.asked), so that a reply to it is bound to its
+#: question.
 Deliver = Callable[[Address, OutboxMessage], Awaitable[str | None]]
 
 
@@ -351,7 +353,6 @@ class Sender:
                 message,
                 "sent",
                 channel=address.channel,
-                platform_id=platform_id,
                 shown=(chat_key, platform_id) if platform_id else None,
             )
         return self._record(message, "released")
@@ -363,12 +364,11 @@ class Sender:
         error: BaseException | None = None,
         channel: str | None = None,
         at: timedelta = timedelta(0),
-        platform_id: str | None = None,
         shown: tuple[str, str] | None = None,
     ) -> Delivered:
-        """Commit what became of `message`, now (on `channel`, the recipient's): sent under
-        `platform_id`, the platform's id (`shown`: the chat and that id), or released, due
-        again `at` from now."""
+        """Commit what became of `message`, now (on `channel`, the recipient's); `shown`: the
+        chat and the platform's message id it was sent as (recorded, with the status reports
+        that came before it); a released message is due again `at` from now."""
         assert message.id is not None
         now = self.clock()
         detail = f"{type(error).__name__}: {error}" if error is not None else None
@@ -377,7 +377,9 @@ class Sender:
             outcome = "failed"
         with transaction(self.engine) as session:
             if outcome == "sent":
-                store.mark_sent(session, message.id, now, channel, platform_id)
+                store.mark_sent(session, message.id, now, channel)
+                if shown is not None:
+                    took(session, message.id, shown[1], now)
                 if message.question and shown is not None:
                     record_asked(session, {shown: Asked.of(message.question)}, now)
             elif outcome == "blocked":

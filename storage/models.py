@@ -276,6 +276,26 @@ class OutboxMessage(SQLModel, table=True):
     channel: str | None = None
 
 
+class DeliveryReport(SQLModel, table=True):
+    """A platform's status report on a message whose id was not yet written on its outbox row
+    (the platform's webhook came before our write of its answer): applied when it is
+    (storage.deliveries.took), forgotten after a day otherwise.
+
+    Neutral of the platform: the status (sent, delivered, read, failed), the error, and what a
+    failure means: `resend_note` to send the row again another way (noted on the row), or
+    `unreachable` (the person is not on the platform)."""
+
+    __tablename__ = "delivery_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform_message_id: str = Field(index=True)
+    status: str
+    error: str | None = None
+    resend_note: str | None = None
+    unreachable: bool = False
+    received_at: datetime = _time(index=True)
+
+
 class SenderHeartbeat(SQLModel, table=True):
     """A process that claims outbox rows, and when it last said it is alive."""
 

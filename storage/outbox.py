@@ -267,15 +267,6 @@ _CHANNEL: BindParameter[str | None] = bindparam("channel_")
 _SENT = _update(
     only_if_sending=False, status="sent", sent_at=bindparam("now_"), error=None, channel=_CHANNEL
 )
-_SENT_AS = _update(
-    only_if_sending=False,
-    status="sent",
-    sent_at=bindparam("now_"),
-    error=None,
-    channel=_CHANNEL,
-    platform_message_id=bindparam("platform_id_"),
-    delivery=None,
-)
 _RETRY = _update(status="pending", next_attempt_at=bindparam("at_"), error=bindparam("error_"))
 _RETRY_DOUBTFUL = _update(
     status="pending",
@@ -297,20 +288,10 @@ _UNREACHABLE = (
 )
 
 
-def mark_sent(
-    session: Session,
-    message_id: int,
-    now: datetime,
-    channel: str | None = None,
-    platform_id: str | None = None,
-) -> None:
-    """The platform of `channel` accepted the message (under `platform_id`, for its status
-    reports, when it gave one). Recorded even if the claim was recovered meanwhile."""
-    values = {"message_id": message_id, "now_": now, "channel_": channel}
-    if platform_id is None:
-        session.execute(_SENT, values)
-    else:
-        session.execute(_SENT_AS, values | {"platform_id_": platform_id})
+def mark_sent(session: Session, message_id: int, now: datetime, channel: str | None = None) -> None:
+    """The platform of `channel` accepted the message. Recorded even if the claim was
+    recovered meanwhile."""
+    session.execute(_SENT, {"message_id": message_id, "now_": now, "channel_": channel})
 
 
 def mark_retry(

@@ -6,6 +6,7 @@ import builtins
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel import Locale
@@ -16,12 +17,14 @@ from locales import (
     ARABIC_PLURAL_FORMS,
     CHOOSE_LANGUAGE,
     DEFAULT_LANGUAGE,
+    FORMAT_LOCALES,
     FSI,
     LANGUAGES,
     PDI,
     WELCOME,
     Translator,
     compile_catalog,
+    format_locale,
     load_catalog,
     placeholders,
     plural_function,
@@ -266,3 +269,33 @@ def test_translators_used_alternately_never_leak() -> None:
     for t in [ar, fr, ar, en, fr, en, ar] * 3:
         assert (t.gettext(WELCOME), report_count(t, 5)) == expected[t]
     assert "_" not in vars(builtins)  # no gettext.install()
+
+
+@pytest.mark.parametrize("identifier", sorted(set(FORMAT_LOCALES.values())))
+def test_formats_with_the_cut_locale_data_are_babels(identifier: str) -> None:
+    """format_locale keeps only FORMAT_DATA of a locale: every date, time, number, percent
+    and amount the bot writes comes out as with Babel's own locale."""
+    from babel.dates import format_date, format_datetime
+    from babel.numbers import format_currency, format_decimal, format_percent
+
+    cut, whole = format_locale(identifier), Locale.parse(identifier)
+    zone = "Asia/Bahrain"
+    for value in (date(2026, 1, 5), date(2025, 12, 31), date(2024, 2, 29)):
+        for pattern in ("short", "medium", "long", "full", "d MMM", "LLLL y", "d MMM y", "MMM y"):
+            assert format_date(value, pattern, locale=cut) == format_date(value, pattern, whole)
+        moment = datetime(value.year, value.month, value.day, 13, 5, tzinfo=UTC)
+        for pattern in ("short", "medium", "long", "full", "d MMM yyyy HH:mm", "h:mm a"):
+            ours = format_datetime(moment, pattern, tzinfo=ZoneInfo(zone), locale=cut)
+            assert ours == format_datetime(moment, pattern, tzinfo=ZoneInfo(zone), locale=whole)
+    for number in (0, 2, 11, 1234.5, Decimal("-1234567.125")):
+        for digits in ("latn", "arab"):
+            assert format_decimal(number, locale=cut, numbering_system=digits) == format_decimal(
+                number, locale=whole, numbering_system=digits
+            )
+        assert format_percent(0.25, locale=cut) == format_percent(0.25, locale=whole)
+        for currency in ("BHD", "EUR", "MAD"):
+            assert format_currency(number, currency, locale=cut) == format_currency(
+                number, currency, locale=whole
+            )
+    # Data outside FORMAT_DATA (a zone's territory name) is loaded when asked for.
+    assert cut.territories["BH"] == whole.territories["BH"]

@@ -21,6 +21,7 @@ from forms.schema import FieldSpec, FormSpec
 from locales import LANGUAGE_NAMES, LANGUAGES, translator
 from storage.db import transaction
 from storage.models import Conversation, Person, ProcessedUpdate, Report
+from tests.conftest import Clock
 from tests.fakes.telegram_bot_api import FakeBotApi
 from tests.fakes.telegram_bot_server import serving_asgi
 from tests.fakes.whatsapp_cloud import FakeCloudApi, serving_cloud
@@ -217,6 +218,99 @@ async def test_commands_typed_as_words_in_each_language(sanad: Sanad) -> None:
         assert ar.gettext("There is nothing to cancel.") in arabic.everything
         await arabic.says("مساعدة")
         assert "/report" in arabic.everything and "/cancel" in arabic.everything
+
+
+COMMAND_WORDS = {
+    "en": {"invite": "invite", "people": "People", "export": "export", "status": "status",
+           "broadcast": "broadcast", "review": "review", "myreports": "my reports"},
+    "ar": {"invite": "دعوة", "people": "الأشخاص", "export": "تصدير", "status": "الحالة",
+           "broadcast": "تعميم", "review": "مراجعة", "myreports": "تقاريري"},
+    "fr": {"invite": "Inviter", "people": "personnes", "export": "exporter", "status": "état",
+           "broadcast": "diffuser", "review": "revoir", "myreports": "mes rapports"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_coordinator_types_commands_as_words(
+    sanad: Sanad, clock: Clock, language: str
+) -> None:
+    """Each word answers exactly as its command with "/" does."""
+    async with WhatsAppChat(sanad) as wa:
+        coordinator = wa.person("97333000009", "Huda")
+        await coordinator.says(f"start {invite(sanad, 'bh_young_ladies')}")
+        await coordinator.taps(LANGUAGE_NAMES[language])
+        for command, word in COMMAND_WORDS[language].items():
+            clock.advance(seconds=10)  # within WhatsApp's pair rate
+            slashed = await coordinator.says(f"/{command}")
+            await coordinator.says("/cancel")
+            worded = await coordinator.says(word)
+            await coordinator.says("/cancel")
+            assert worded == slashed, (command, word)
+            assert f"/{command}" not in "".join(worded)  # not unknown
+        assert wa.api.refused == []
+
+
+@pytest.mark.parametrize(
+    ("language", "word"), [("en", "status"), ("ar", "الحالة"), ("fr", "Historique")]
+)
+async def test_a_text_question_takes_a_command_word_as_its_answer(
+    sanad: Sanad, language: str, word: str
+) -> None:
+    form = sanad.dispatcher.services.forms["recycling"]
+    tr = translator(language)
+    async with WhatsAppChat(sanad) as wa:
+        worker = await registered(wa, language=language)
+        await worker.taps(form.title.get(language))
+        for spec in form.fields:
+            if spec.name == "notes":
+                await worker.says(word)  # a text question: the word is the answer
+                continue
+            if spec.label.get(language) in worker.everything:
+                await answer(worker, spec, language, form)
+        await worker.says(tr.gettext("Confirm and send"))  # not a text question: a word
+        if f"{form.prefix}-1" not in worker.everything:
+            await worker.taps(tr.gettext("Confirm and send"))
+        assert f"{form.prefix}-1" in worker.everything
+    with transaction(sanad.engine) as session:
+        [report] = session.exec(select(Report)).all()
+    assert report.answers["notes"] == word
+
+
+@pytest.mark.parametrize(
+    ("language", "word"), [("en", "cancel"), ("ar", "إلغاء"), ("fr", "Annuler")]
+)
+async def test_cancel_typed_as_a_word_during_a_text_question_cancels(
+    sanad: Sanad, language: str, word: str
+) -> None:
+    form = sanad.dispatcher.services.forms["recycling"]
+    tr = translator(language)
+    async with WhatsAppChat(sanad) as wa:
+        worker = await registered(wa, language=language)
+        await worker.taps(form.title.get(language))
+        for spec in form.fields:
+            if spec.name == "notes":
+                await worker.says(word)  # the way out, not an answer
+                break
+            if spec.label.get(language) in worker.everything:
+                await answer(worker, spec, language, form)
+        assert tr.gettext("Cancelled. Nothing was saved.") in worker.everything
+        assert f"{form.prefix}-1" not in worker.everything
+    with transaction(sanad.engine) as session:
+        assert session.exec(select(Report)).all() == []
+        [conversation] = session.exec(select(Conversation)).all()
+    assert "draft" not in conversation.state  # the report was discarded, nothing stored
+
+
+async def test_a_broadcast_text_may_be_a_command_word(sanad: Sanad) -> None:
+    async with WhatsAppChat(sanad) as wa:
+        coordinator = wa.person("97333000009", "Huda")
+        await coordinator.says(f"start {invite(sanad, 'bh_young_ladies')}")
+        await coordinator.taps("Français")
+        await coordinator.says("diffuser")  # /broadcast, as a word
+        await coordinator.says("Historique")  # the message: a word that names a command
+        assert "Un texte par langue" in coordinator.titles  # the message was taken
+        await coordinator.says("annuler")  # a choice, not a text question: the word is a command
+        assert "Arrêté. Rien n’a été modifié." in coordinator.everything
 
 
 @pytest.mark.parametrize(

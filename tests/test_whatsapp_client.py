@@ -3,6 +3,7 @@ outbox's neutral terms; and what a typed number stands for after numbered option
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.app import Sanad
-from bot.channels.whatsapp.client import CloudClient, WindowClosed
+from bot.channels.whatsapp.client import CloudClient, MediaRefused, WindowClosed
 from bot.channels.whatsapp.numbered import NumberedChoices
 from bot.channels.whatsapp.render import Outgoing
 from outbox.sender import Rejected, RetryAfter, Transient, Unreachable
@@ -43,6 +44,64 @@ async def test_a_document_is_uploaded_then_sent_by_its_media_id(
     [sent] = api.sent
     assert sent.id == ident
     assert api.media[sent.payload["document"]["id"]][0] == b"PK-xlsx"
+
+
+def photo_message(path: Path, caption: str = "") -> Outgoing:
+    image: dict[str, str] = {"id": "", **({"caption": caption} if caption else {})}
+    return Outgoing({"type": "image", "image": image}, upload=path)
+
+
+async def test_a_photo_is_uploaded_once_and_sent_by_its_media_id_to_everyone(
+    graph: tuple[FakeCloudApi, CloudClient], tmp_path: Path
+) -> None:
+    api, client = graph
+    poster = tmp_path / "poster.jpg"
+    poster.write_bytes(b"\xff\xd8poster")
+    people = [f"2126000001{n:02d}" for n in range(40)]
+    for person in people:
+        api.last_inbound[person] = api.clock()
+    await asyncio.gather(*(client.send(p, photo_message(poster, "Meeting")) for p in people))
+    assert api.uploads == [("image/jpeg", 8)]  # concurrent sends shared one upload
+    assert client.uploads == 1
+    [media_id] = {m.payload["image"]["id"] for m in api.sent}
+    assert api.media[media_id][0] == b"\xff\xd8poster"
+    poster.write_bytes(b"\xff\xd8another poster")  # a changed file is a new upload
+    await client.send(TO, photo_message(poster))
+    assert len(api.uploads) == 2
+
+
+async def test_a_media_id_meta_no_longer_has_is_uploaded_again_once(
+    graph: tuple[FakeCloudApi, CloudClient], tmp_path: Path
+) -> None:
+    api, client = graph
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(b"\x89PNG chart")
+    await client.send(TO, photo_message(chart))
+    api.media.clear()  # Meta dropped it (30 days)
+    await client.send(TO, photo_message(chart))
+    assert [kind for kind, _ in api.uploads] == ["image/png", "image/png"]
+    assert len(api.sent) == 2
+
+
+async def test_the_fake_keeps_metas_media_types_and_sizes(
+    graph: tuple[FakeCloudApi, CloudClient], tmp_path: Path
+) -> None:
+    api, client = graph
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8" + b"0" * (5 * 1024 * 1024))  # a little over 5 MB
+    with pytest.raises(MediaRefused, match="131053"):
+        await client.send(TO, photo_message(big))
+    gif = tmp_path / "moving.gif"
+    gif.write_bytes(b"GIF89a")
+    with pytest.raises(MediaRefused, match="image/gif"):
+        await client.upload(gif)
+    table = tmp_path / "recycling.csv"  # CSV is no type WhatsApp lists: it goes as text
+    table.write_text("ref,paper_kg\nREC-1,12.5\n")
+    csv_id = await client.upload(table)
+    assert api.media[csv_id][1] == "text/plain"
+    with pytest.raises(MediaRefused, match="not an image"):  # an image message names an image
+        await client.send(TO, Outgoing({"type": "image", "image": {"id": csv_id}}))
+    assert api.uploads == [("text/plain", 24)]
 
 
 async def test_received_media_is_fetched_with_the_token(

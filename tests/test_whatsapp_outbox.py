@@ -15,8 +15,8 @@ from outbox.intents import Intent
 from outbox.sender import Sender
 from storage import outbox
 from storage.db import transaction
-from storage.deliveries import seen_inbound
-from storage.models import Organization, OutboxMessage, Person
+from storage.deliveries import forget_reports, seen_inbound
+from storage.models import DeliveryReport, Organization, OutboxMessage, Person
 from tests.conftest import Clock
 from tests.harness import plain
 from tests.test_whatsapp_channel import WORKER, registered
@@ -157,6 +157,72 @@ async def test_a_message_whatsapp_refuses_for_the_window_goes_again_as_its_templ
         await wa.api.push()
         [row] = rows(sanad)
         assert (row.status, row.delivery) == ("sent", "delivered")
+
+
+def kept_reports(sanad: Sanad) -> list[DeliveryReport]:
+    with transaction(sanad.engine) as session:
+        found = list(session.exec(select(DeliveryReport)).all())
+        session.expunge_all()
+        return found
+
+
+async def test_statuses_that_come_before_the_send_answer_are_kept_then_applied(
+    sanad: Sanad, clock: Clock
+) -> None:
+    async with WhatsAppChat(sanad) as wa:
+        await registered(wa)
+        wa.api.read_receipts = True
+        wa.api.statuses_before_answer = True  # Meta's webhook outruns its HTTP answer
+        enqueue(sanad, clock, WORKER, "reminder", REMINDER)
+        send = sender(wa, clock)
+        assert await send.run_once() == 1
+        reminder = wa.api.to(WORKER)[-1]
+        assert reminder.payload["biz_opaque_callback_data"].startswith("outbox:")
+        values = [b["entry"][0]["changes"][0]["value"] for b in wa.api.delivered]
+        taken = [v for v in values if v.get("statuses", [{}])[0].get("id") == reminder.id]
+        assert len(taken) == 3  # sent, delivered, read: all taken (2xx) before the answer
+        [row] = rows(sanad)
+        assert (row.status, row.delivery, row.platform_message_id) == ("sent", "read", reminder.id)
+        assert kept_reports(sanad) == []  # applied, not left waiting
+
+
+async def test_a_window_failure_that_comes_before_the_send_answer_still_sends_the_template(
+    sanad: Sanad, clock: Clock
+) -> None:
+    async with WhatsAppChat(sanad) as wa:
+        for template in submissions():
+            wa.api.approve(template)
+        await registered(wa)
+        wa.api.last_inbound[WORKER] -= 30 * 3600  # WhatsApp's view differs from ours
+        wa.api.statuses_before_answer = True
+        enqueue(sanad, clock, WORKER, "escalation", "Late: Sitra Women's Advancement")
+        send = sender(wa, clock)
+        await send.run_once()
+        assert wa.api.to(WORKER)[-1].type == "text"  # failed, 131047, before its answer came
+        [row] = rows(sanad)
+        assert row.status == "pending" and row.error and row.error.startswith("window closed")
+        assert row.platform_message_id is None  # the failed message's reports are done
+        await send.run_once()
+        assert wa.api.to(WORKER)[-1].payload["template"]["name"] == "sanad_message"
+        [row] = rows(sanad)
+        assert (row.status, row.delivery) == ("sent", "delivered")
+        assert kept_reports(sanad) == []
+
+
+async def test_a_report_for_no_known_message_is_forgotten_after_a_day(
+    sanad: Sanad, clock: Clock
+) -> None:
+    async with WhatsAppChat(sanad) as wa:
+        await registered(wa)
+        late = {"id": "wamid.GONE", "status": "delivered", "recipient_id": WORKER}
+        wa.api.queue_event({"statuses": [{**late, "biz_opaque_callback_data": "outbox:999"}]})
+        wa.api.queue_event({"statuses": [{**late, "id": "wamid.REPLY"}]})  # a direct reply's
+        await wa.api.push()
+        assert [r.platform_message_id for r in kept_reports(sanad)] == ["wamid.GONE"]
+        assert forget_reports(sanad.engine, clock()) == 0
+        clock.advance(days=1, seconds=1)
+        assert forget_reports(sanad.engine, clock()) == 1
+        assert kept_reports(sanad) == []
 
 
 def people(sanad: Sanad, clock: Clock, count: int) -> list[str]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bot.channels.base import Channel
 from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events, typed
@@ -103,6 +105,52 @@ def test_commands_and_codes_typed_as_people_type_them() -> None:
     assert typed("mes rapports") == "/myreports"
     assert typed("help me with this") == "help me with this"
     assert typed("٣٥") == "٣٥"
+
+
+@pytest.mark.parametrize(
+    ("words", "command"),
+    [
+        (("invite", "دعوة", "Inviter"), "/invite"),
+        (("people", "الأشخاص", "personnes"), "/people"),
+        (("export", "تصدير", "exporter"), "/export"),
+        (("broadcast", "تعميم", "diffuser"), "/broadcast"),
+        (("broadcasts", "التعاميم", "diffusions"), "/broadcasts"),
+        (("digest", "الملخص", "synthèse"), "/digest"),
+        (("status", "الحالة", "état"), "/status"),
+        (("remind", "تذكير", "relancer"), "/remind"),
+        (("correct", "تصحيح", "corriger"), "/correct"),
+        (("review", "مراجعة", "revoir"), "/review"),
+        (("history", "السجل", "historique"), "/history"),
+        (("language", "اللغة", "langue"), "/language"),
+        (("my reports", "تقاريري", "mes rapports"), "/myreports"),
+    ],
+)
+def test_every_command_is_a_word_in_english_arabic_and_french(
+    words: tuple[str, str, str], command: str
+) -> None:
+    for word in words:
+        assert typed(word) == command, word
+        assert typed(f" {word.upper()} !") == command, word
+        assert typed(word, answer_expected=True) == word  # a text question's answer
+    assert typed(command, answer_expected=True) == command  # with its "/", always a command
+
+
+def test_the_way_out_works_even_while_a_text_answer_is_expected() -> None:
+    for word, command in [("cancel", "/cancel"), ("إلغاء", "/cancel"), ("Retour", "/back")]:
+        assert typed(word, answer_expected=True) == command
+    assert typed("القائمة", answer_expected=True) == "/menu"
+    assert typed("aide", answer_expected=True) == "/help"
+
+
+def test_a_report_reference_may_follow_the_commands_that_take_one() -> None:
+    assert typed("correct REC-12") == "/correct REC-12"
+    assert typed("تصحيح rec-١٢") == "/correct REC-12"
+    assert typed("Historique BEN7") == "/history BEN-7"
+    assert typed("مراجعة CHK-3") == "/review CHK-3"
+    assert typed("correct the paper figure") == "correct the paper figure"
+    assert typed("status REC-12") == "status REC-12"  # /status takes no reference
+    assert typed("invite REC-12") == "invite REC-12"
+    assert typed("the status") == "the status"  # a word counts only as the whole message
 
 
 def test_one_to_three_options_are_buttons_four_to_ten_a_list_more_numbered() -> None:

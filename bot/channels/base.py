@@ -15,13 +15,18 @@ A channel does four things, and only channels import a platform library:
 The same `send` serves direct replies and outbox messages: the outbox stores what to say
 (storage.outbox), which is made into a `Reply` in the recipient's language when it is sent
 (outbox.intents) and then goes through the channel like any reply.
+
+A photo a platform keeps (`Photo.file_id`: Telegram's) reaches a recipient on another
+channel through a `KeptFile`: the keeping channel gives it as a file on this machine (fetched
+once, kept under DATA_DIR/media/<channel>), and the other channel uploads that file.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from handlers.messages import Incoming, Reply
@@ -32,6 +37,7 @@ __all__ = [
     "Address",
     "Channel",
     "Deliver",
+    "KeptFile",
     "by_channel",
     "Limits",
     "Rejected",
@@ -81,6 +87,12 @@ class Channel(Protocol):
         message sent (None where the platform has none). The platform's errors are raised as
         RetryAfter, Unreachable, Transient or Rejected."""
         ...
+
+
+#: A file another platform keeps (a Telegram photo's file id) -> the same file on this machine,
+#: fetched at most once. Raises `Rejected` when it cannot be had (an unknown id), `Transient`
+#: when not now.
+KeptFile = Callable[[str], Awaitable[Path]]
 
 
 def by_channel(delivers: Mapping[str, Deliver]) -> Deliver:

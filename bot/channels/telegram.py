@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from contextlib import ExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import Bot, Update
 from telegram.error import Conflict, TelegramError
@@ -39,7 +39,6 @@ from bot.channels.telegram_delivery import (
     to_incoming,
 )
 from bot.channels.telegram_flood import answer_aside, bounded
-from bot.metrics import Metrics
 from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
 from handlers.help import commands_for
 from handlers.messages import Incoming, Reply, TryLater
@@ -49,6 +48,9 @@ from outbox.sender import Deliver
 from storage.db import transaction
 from storage.people import remember
 from storage.wal import checkpointing
+
+if TYPE_CHECKING:  # prometheus_client is imported only by a process that counts
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 JSONDict = dict[str, Any]  # an update as Telegram sends it

@@ -24,6 +24,7 @@ a bare `Bot()` has a pool of one connection, below the sender's concurrency.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import warnings
 from collections.abc import Sequence
@@ -84,6 +85,7 @@ class TelegramChannel:
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
+        self.uploaded = UploadedPhotos()
 
     def parse(self, event: Any) -> Incoming | None:
         return to_incoming(event) if isinstance(event, Update) else None
@@ -99,7 +101,7 @@ class TelegramChannel:
         shown: str | None = None
         try:
             for message in render(reply):
-                shown = await _call(self.bot, chat_id, message)
+                shown = await _call(self.bot, chat_id, message, self.uploaded)
             return shown
         except TelegramRetryAfter as error:
             raise RetryAfter(retry_after_seconds(error)) from error
@@ -142,7 +144,22 @@ def _texts(text: str, markup: InlineKeyboardMarkup | None) -> list[TelegramMessa
     ]
 
 
-async def _call(bot: Bot, chat_id: int, message: TelegramMessage) -> str:
+class UploadedPhotos:
+    """Photo files uploaded once (one another channel keeps, a chart) are sent again by the
+    file id Telegram gave them: a broadcast's picture is not uploaded for every recipient, and
+    concurrent sends of one file wait for its first upload."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, int, int], str] = {}
+        self.locks: dict[tuple[str, int, int], asyncio.Lock] = {}
+
+
+async def _call(
+    bot: Bot,
+    chat_id: int,
+    message: TelegramMessage,
+    uploaded: UploadedPhotos | None = None,
+) -> str:
     """Send one message; returns Telegram's id of it."""
     caption = message.text or None
     if message.document is not None:
@@ -171,16 +188,40 @@ async def _call(bot: Bot, chat_id: int, message: TelegramMessage) -> str:
         )
         return str(sent.message_id)
     if message.photo is not None:
+        return await _send_photo_file(
+            bot, chat_id, message, message.photo, uploaded or UploadedPhotos()
+        )
+    return await send_text(bot, chat_id, message.text, message.markup)
+
+
+async def _send_photo_file(
+    bot: Bot, chat_id: int, message: TelegramMessage, path: Path, uploaded: UploadedPhotos
+) -> str:
+    """Send a photo file, by the file id Telegram gave it when it has one; returns Telegram's
+    id of the message."""
+    caption = message.text or None
+    try:
+        found = path.stat()
+    except OSError as error:
+        raise Rejected(f"photo {path}: {error.strerror}") from error
+    key = (str(path.resolve()), found.st_size, found.st_mtime_ns)
+    async with uploaded.locks.setdefault(key, asyncio.Lock()):
+        if key in uploaded.ids:  # Telegram has it: its file id
+            sent = await bot.send_photo(
+                chat_id, uploaded.ids[key], caption=caption, reply_markup=message.markup
+            )
+            return str(sent.message_id)
         try:
-            photo = message.photo.open("rb")
+            photo = path.open("rb")
         except OSError as error:
-            raise Rejected(f"photo {message.photo}: {error.strerror}") from error
+            raise Rejected(f"photo {path}: {error.strerror}") from error
         with photo:
             sent = await bot.send_photo(
                 chat_id, photo, caption=caption, reply_markup=message.markup
             )
+        if sent.photo and TELEGRAM_FILE_ID.fullmatch(sent.photo[-1].file_id):
+            uploaded.ids[key] = sent.photo[-1].file_id
         return str(sent.message_id)
-    return await send_text(bot, chat_id, message.text, message.markup)
 
 
 def telegram_deliver(bot: Bot) -> Deliver:

@@ -26,14 +26,19 @@ What it enforces, answering Graph-style errors (``{"error": {"code": ..., ...}}`
 * ``fail_next(status, code)`` answers the next requests with an error, whatever they are.
 
 Media: ``POST /{phone-number-id}/media`` (multipart ``file``, ``type``,
-``messaging_product``) -> ``{"id"}``; ``GET /{media-id}`` -> ``{"url", "mime_type", ...}``;
-``GET`` that url with the bearer token -> the bytes.
+``messaging_product``) -> ``{"id"}``, within Meta's documented types and sizes (``MEDIA_LIMITS``:
+images JPEG or PNG up to 5 MB, stickers WebP up to 500 KB, audio and video 16 MB, documents —
+text, PDF, Word, Excel, PowerPoint — 100 MB; else 131053), each counted in ``uploads``; an
+image message must name an image (JPEG, PNG); ``GET /{media-id}`` -> ``{"url", "mime_type",
+...}``; ``GET`` that url with the bearer token -> the bytes.
 
 Webhooks: each inbound message and each status is queued as a webhook delivery, signed with
 ``X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body with the app secret>``. ``push``
 posts what is queued to ``webhook_url`` and posts again what did not get a 2xx (as Meta does,
 for days); ``repeat_next``, ``drop_next`` (lost on the way: delivered again later) and
-``reorder`` play the network's tricks.
+``reorder`` play the network's tricks. A message's ``biz_opaque_callback_data`` (<= 512) comes
+back in its statuses; ``statuses_before_answer`` posts them before the send request is
+answered, as Meta's webhook sometimes outruns its HTTP answer.
 """
 
 from __future__ import annotations
@@ -63,6 +68,29 @@ from tests.fakes.telegram_bot_server import parse_multipart, serving_asgi
 JSON = dict[str, Any]
 VERSION = "v26.0"
 WINDOW_SECONDS = 24 * 3600
+MB = 1024 * 1024
+#: Meta's supported media types and their largest size ("Supported media types").
+MEDIA_LIMITS = {
+    "image/jpeg": 5 * MB,
+    "image/png": 5 * MB,
+    "image/webp": 500 * 1024,  # stickers
+    **dict.fromkeys(["audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"], 16 * MB),
+    **dict.fromkeys(["video/mp4", "video/3gpp"], 16 * MB),
+    **dict.fromkeys(
+        [
+            "text/plain",
+            "application/pdf",
+            "application/msword",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.ms-excel",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.ms-powerpoint",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        ],
+        100 * MB,
+    ),
+}
+IMAGE_TYPES = ("image/jpeg", "image/png")
 TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
 VARIABLE = re.compile(r"\{\{(\d+)\}\}")
 
@@ -226,11 +254,15 @@ class FakeCloudApi:
     webhook_url: str | None = None
     statuses: bool = True  # send sent/delivered status webhooks for accepted messages
     read_receipts: bool = False
+    # Post the status webhooks of an accepted message before answering its send request (Meta's
+    # webhook may reach the bot before the answer does).
+    statuses_before_answer: bool = False
 
     sent: list[Sent] = field(default_factory=list)
     refused: list[tuple[JSON, GraphError]] = field(default_factory=list)
     templates: dict[tuple[str, str], Template] = field(default_factory=dict)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    uploads: list[tuple[str, int]] = field(default_factory=list)  # (type, size) uploaded
     last_inbound: dict[str, float] = field(default_factory=dict)
     not_on_whatsapp: set[str] = field(default_factory=set)
     queue: deque[Delivery] = field(default_factory=deque)
@@ -383,6 +415,8 @@ class FakeCloudApi:
             "timestamp": str(int(self.clock())),
             "recipient_id": message.to,
         }
+        if message.payload.get("biz_opaque_callback_data"):
+            value["biz_opaque_callback_data"] = message.payload["biz_opaque_callback_data"]
         if error is not None:
             value["errors"] = [
                 {
@@ -456,6 +490,8 @@ class FakeCloudApi:
         to = payload.get("to")
         if not isinstance(to, str) or not to.isdigit():
             raise _invalid("to must be a phone number (digits)")
+        if "biz_opaque_callback_data" in payload:
+            _limit(payload["biz_opaque_callback_data"], "biz_opaque_callback_data", 512)
         kind = payload.get("type", "text")
         payload["type"] = kind
         content = payload.get(kind)
@@ -468,6 +504,9 @@ class FakeCloudApi:
                 raise GraphError(131008, "Required parameter is missing", details="media id")
             if content.get("id") and content["id"] not in self.media:
                 raise GraphError(131053, "Media upload error", details="unknown media id")
+            media_type = self.media[content["id"]][1] if content.get("id") else None
+            if kind == "image" and media_type is not None and media_type not in IMAGE_TYPES:
+                raise GraphError(131053, "Media upload error", details="not an image")
             if "caption" in content:
                 _limit(content["caption"], f"{kind}.caption", 1024, 0)
         elif kind == "interactive":
@@ -683,9 +722,12 @@ def create_app(api: FakeCloudApi) -> Starlette:
         except ValueError:
             return error(_invalid("the body is not JSON"))
         try:
-            return JSONResponse(api.send(payload))
+            answer = api.send(payload)
         except GraphError as failure:
             return error(failure)
+        if api.statuses_before_answer:
+            await api.push()
+        return JSONResponse(answer)
 
     async def upload(request: Request) -> Response:
         if unauthorized(request):
@@ -700,9 +742,13 @@ def create_app(api: FakeCloudApi) -> Starlette:
         if fields.get("messaging_product") != "whatsapp" or file is None:
             return error(GraphError(131008, "Required parameter is missing", details="file"))
         _, data, content_type = file
-        kind = str(fields.get("type") or content_type)
-        if not data or len(data) > 100 * 1024 * 1024:
-            return error(GraphError(131053, "Media upload error", details="empty or too large"))
+        kind = str(fields.get("type") or content_type).split(";")[0].strip().lower()
+        if kind not in MEDIA_LIMITS:
+            return error(GraphError(131053, "Media upload error", details=f"type {kind}"))
+        if not data or len(data) > MEDIA_LIMITS[kind]:
+            size = f"{len(data)} bytes, at most {MEDIA_LIMITS[kind]} for {kind}"
+            return error(GraphError(131053, "Media upload error", details=size))
+        api.uploads.append((kind, len(data)))
         return JSONResponse({"id": api.upload(data, kind)})
 
     async def lookup(request: Request) -> Response:

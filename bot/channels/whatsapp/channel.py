@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.channels.base import Limits
+from bot.channels.base import KeptFile, Limits
 from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import CloudClient
+from bot.channels.whatsapp.deliver import whatsapp_reply
 from bot.channels.whatsapp.parse import Inbound, events
 from bot.channels.whatsapp.render import CAPTION_LIMIT, TEXT_LIMIT, Outgoing, render
 from handlers.messages import Incoming, Reply
@@ -27,9 +28,15 @@ class WhatsAppChannel:
     name = CHANNEL
     limits = LIMITS
 
-    def __init__(self, client: CloudClient | None, language: str = DEFAULT_LANGUAGE) -> None:
+    def __init__(
+        self,
+        client: CloudClient | None,
+        language: str = DEFAULT_LANGUAGE,
+        kept: KeptFile | None = None,
+    ) -> None:
         self.client = client
         self.language = language  # for the words rendering adds (a list's button)
+        self.kept = kept  # photos another platform keeps, as files here
 
     def parse(self, event: Any) -> Incoming | None:
         """The first message of a webhook body that the bot reads (an image still to fetch
@@ -51,6 +58,6 @@ class WhatsAppChannel:
     async def send_reply(self, address: str, reply: Reply) -> str | None:
         assert self.client is not None, "a channel made without a client only renders"
         ident: str | None = None
-        for outgoing in self.render(reply):
+        for outgoing in self.render(await whatsapp_reply(reply, self.kept)):
             ident = await self.client.send(address, outgoing)
         return ident

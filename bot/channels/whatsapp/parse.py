@@ -6,8 +6,11 @@ naming their senders) or `statuses`. Message types read: text, interactive (butt
 list_reply), button (a template's quick reply), image, location. Audio, video, sticker,
 reaction, document, contacts, unsupported and any type not known come out as `Unreadable`.
 
-Typed text is made the command it means: "/menu", "menu", "قائمة" and "Menu." are /menu;
-"start CODE", "/start CODE" and a bare invitation code are /start CODE.
+Typed text is made the command it means: "/menu", "menu", "قائمة" and "Menu." are /menu,
+"inviter" is /invite, "تصحيح REC-12" is /correct REC-12; "start CODE", "/start CODE" and a bare
+invitation code are /start CODE. While a question waits for typed text, a command word other
+than menu, back, cancel and help is the answer (`Inbound.typed` keeps what was typed, for the
+webhook to read it so).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.channels.whatsapp import CHANNEL
-from bot.channels.whatsapp.words import as_command, normalize, start_words
+from bot.channels.whatsapp.words import WAY_OUT, as_command, as_command_line, normalize, start_words
 from handlers.messages import Incoming, Location
 from storage.invites import CODE_ALPHABET, CODE_LENGTH, clean_code
 
@@ -29,11 +32,13 @@ TYPED_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]*")
 
 @dataclass(frozen=True)
 class Inbound:
-    """A message the bot reads; `media_id` names an image still to be fetched."""
+    """A message the bot reads; `media_id` names an image still to be fetched; `typed` the
+    text as typed, when `incoming.text` made a command word of it."""
 
     incoming: Incoming
     at: datetime
     media_id: str | None = None
+    typed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Status:
     recipient: str
     error_codes: tuple[int, ...] = ()
     error: str = ""
+    callback: str = ""  # the biz_opaque_callback_data the message was sent with
 
 
 Event = Inbound | Unreadable | Status
@@ -110,7 +116,11 @@ def _message(message: JSON, name: str) -> Event:
         return Inbound(Incoming(**{**base.__dict__, **values}), at)
 
     if kind == "text":
-        return inbound(text=typed(message.get("text", {}).get("body", "")))
+        body = str(message.get("text", {}).get("body", ""))
+        text = typed(body)
+        if text == body:
+            return inbound(text=text)
+        return Inbound(Incoming(**{**base.__dict__, "text": text}), at, typed=body)
     if kind == "interactive":
         interactive = message.get("interactive", {})
         reply = interactive.get(interactive.get("type", ""), {})
@@ -142,21 +152,27 @@ def _status(status: JSON) -> Status:
         str(status.get("recipient_id", "")),
         codes,
         detail,
+        str(status.get("biz_opaque_callback_data") or ""),
     )
 
 
-def typed(text: str) -> str:
-    """Typed text as the bot reads it: a command word becomes its command."""
+def typed(text: str, answer_expected: bool = False) -> str:
+    """Typed text as the bot reads it: a command word becomes its command. While a typed
+    answer is expected only the words that find a way out (menu, back, cancel, help) still
+    do, as nobody answers a question with "cancel"; any other word is the answer there ("/"
+    makes it a command)."""
     stripped = text.strip()
     if stripped.startswith("/"):
         return stripped
+    if answer_expected:
+        command = as_command(stripped)
+        return f"/{command}" if command in WAY_OUT else text
     first, _, rest = stripped.partition(" ")
     if normalize(first) in start_words():
         return f"/start {rest.strip()}".rstrip()
     if _looks_like_code(stripped):
         return f"/start {clean_code(stripped)}"
-    command = as_command(stripped)
-    return f"/{command}" if command else text
+    return as_command_line(stripped) or text
 
 
 def _looks_like_code(text: str) -> bool:

@@ -44,11 +44,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.app import Sanad
+from bot.channels.base import KeptFile
 from bot.channels.bounded_body import BodyRefused, read_bounded
 from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import UNDELIVERABLE, WINDOW, CloudClient
+from bot.channels.whatsapp.deliver import outbox_row, whatsapp_reply
 from bot.channels.whatsapp.numbered import NumberedChoices
-from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events
+from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events, typed
 from bot.channels.whatsapp.render import Outgoing, render
 from bot.channels.whatsapp.templates import SHOW
 from bot.channels.whatsapp.window import WINDOW_CLOSED
@@ -59,9 +61,11 @@ from outbox.sender import RetryAfter, Transient
 from storage.applied import record_applied
 from storage.db import transaction
 from storage.deliveries import (
-    advance_delivery,
+    Report,
+    apply_report,
     find_by_platform_id,
-    reported_failed,
+    keep,
+    lock_row,
     seen_inbound,
     send_again,
 )
@@ -77,12 +81,20 @@ EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 class WhatsAppWebhook:
     """The WhatsApp side of the webhook process."""
 
-    def __init__(self, sanad: Sanad, client: CloudClient, pace: Pace | None = None) -> None:
+    def __init__(
+        self,
+        sanad: Sanad,
+        client: CloudClient,
+        kept: KeptFile | None = None,
+        *,
+        pace: Pace | None = None,
+    ) -> None:
         settings = sanad.settings
         assert settings.whatsapp_app_secret is not None
         assert settings.whatsapp_verify_token is not None
         self.sanad = sanad
         self.client = client
+        self.kept = kept  # the photos another platform keeps, as files here
         self.pace = pace  # the number's, shared with the outbox sender
         self.dispatcher = sanad.dispatcher
         self.engine: Engine = sanad.engine
@@ -150,6 +162,8 @@ class WhatsAppWebhook:
         if event.media_id is not None:
             path = await self._keep_media(event.media_id)
             incoming = _with(incoming, photo=Photo(path=str(path)))
+        if event.typed is not None and self.numbered.waits_for_text(incoming.sender):
+            incoming = _with(incoming, text=typed(event.typed, answer_expected=True))
         number = self.numbered.choice(incoming.sender, incoming.text)
         if number is not None:
             incoming = _with(incoming, choice=number, text=None)
@@ -185,10 +199,11 @@ class WhatsAppWebhook:
             if tr is None and _needs_words(reply):
                 tr = translator(self._language(incoming.sender))
             try:
-                outgoing = render(reply, tr or translator(DEFAULT_LANGUAGE))
+                carried = await whatsapp_reply(reply, self.kept)
+                outgoing = render(carried, tr or translator(DEFAULT_LANGUAGE))
                 shown = await self._send_paced(incoming.chat_id, outgoing, sent_before)
                 sent_before += len(outgoing)
-                self.numbered.shown(incoming.chat_id, outgoing[-1].numbered)
+                self.numbered.shown(incoming.chat_id, outgoing[-1].numbered, reply.expect == "text")
             except Exception as error:
                 log.warning(
                     "whatsapp: a reply was not sent (%s); it waits in the outbox",
@@ -233,21 +248,21 @@ class WhatsAppWebhook:
             send_again(session, message.id, self.dispatcher.clock(), None)
 
     def status(self, event: Status) -> None:
+        """A status report, applied to the outbox row of its message. One that comes before
+        the sender recorded the message's id (Meta's webhook was faster than our write) names
+        its row in the callback data the sender gave: it is kept, and applied when the id is
+        recorded (storage.deliveries.took). Others without a row are direct replies."""
+        report = delivery_report(event)
+        row = outbox_row(event.callback)
+        now = self.dispatcher.clock()
         with transaction(self.engine) as session:
+            if row is not None:
+                lock_row(session, row)  # the sender records the id before, or after this
             message = find_by_platform_id(session, event.message_id)
-            if message is None or message.id is None:
-                return  # a direct reply, or a message from before the outbox kept ids
-            if event.status != "failed":
-                advance_delivery(session, message, event.status)
-            elif WINDOW in event.error_codes and not (message.error or "").startswith(
-                WINDOW_CLOSED
-            ):
-                send_again(
-                    session, message.id, self.dispatcher.clock(), f"{WINDOW_CLOSED}: {event.error}"
-                )
-            else:
-                unreachable = UNDELIVERABLE in event.error_codes
-                reported_failed(session, message, event.error or "failed", unreachable=unreachable)
+            if message is not None and message.id is not None:
+                apply_report(session, message.id, report, now)
+            elif row is not None:
+                keep(session, event.message_id, report, now)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -283,6 +298,17 @@ def _write(target: Path, data: bytes) -> None:
         partial = target.with_suffix(target.suffix + ".part")
         partial.write_bytes(data)
         partial.replace(target)
+
+
+def delivery_report(event: Status) -> Report:
+    """A status in the outbox's neutral terms: failed because the window closed (131047) -> send
+    again as its template; not on WhatsApp (131026) -> the person is unreachable."""
+    if event.status != "failed":
+        return Report(event.status)
+    error = event.error or "failed"
+    if WINDOW in event.error_codes:
+        return Report("failed", error, resend_note=WINDOW_CLOSED)
+    return Report("failed", error, unreachable=UNDELIVERABLE in event.error_codes)
 
 
 def _needs_words(reply: Reply) -> bool:
