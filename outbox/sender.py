@@ -1,8 +1,10 @@
 """The sender: takes messages from the outbox and delivers them within the platform's limits.
 
-Limits (Telegram: about 30 messages a second per bot, 1 a second per chat) are kept by an
-`outbox.pace.Pace`, shared with the channel's direct replies when the channel passes one in;
-a flood wait (`RetryAfter`) pauses the whole pace: the platform's limit is per bot.
+Limits (Telegram: about 30 messages a second per bot, 1 a second per chat; WhatsApp: the
+number's throughput) are kept by an `outbox.pace.Pace` per channel, shared with the channel's
+direct replies when the channel passes one in; a flood wait (`RetryAfter`) pauses the whole
+pace of that channel (the platform's limit is per bot, or per number), not the others: while
+one channel waits, its messages wait in the outbox and the others' go on.
 
 Outcomes: `RetryAfter` -> the message is tried again after the wait, not counted as an
 attempt; `Transient` (5xx, network, anything unexpected) -> retried after 1 s, 2 s, 4 s ...
@@ -31,7 +33,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -135,7 +137,7 @@ class Sender:
         stale_after: timedelta = timedelta(minutes=10),
         idle_seconds: float = IDLE_SECONDS,
         on_sent: Callable[[float, float], None] | None = None,
-        pace: Pace | None = None,
+        pace: Pace | Mapping[str, Pace] | None = None,
         holder: str | None = None,
         silent_after: timedelta = holders.SILENT_AFTER,
     ) -> None:
@@ -152,7 +154,11 @@ class Sender:
         self.stale_after = stale_after  # claims without a holder (made before holders were)
         self.silent_after = silent_after
         self.idle_seconds = idle_seconds
-        self.limiter = pace or Pace(
+        # One pace per channel when given per channel (each platform has its own limits);
+        # `limiter` serves a channel without its own.
+        self.paces: dict[str, Pace] = dict(pace) if isinstance(pace, Mapping) else {}
+        given = pace if isinstance(pace, Pace) else None
+        self.limiter = given or Pace(
             per_second, per_chat_seconds, lambda: clock().timestamp(), sleep, burst
         )
         self.holder = holder or holders.new_holder()
@@ -185,18 +191,20 @@ class Sender:
             await asyncio.to_thread(self.recover, timedelta(0))
         beating = asyncio.create_task(self._beat_forever(stop)) if shared else None
         in_flight: set[asyncio.Task[Delivered]] = set()
+        refill = max(1, self.concurrency // 2)
         try:
             while not stop.is_set():
-                # Keep `concurrency` messages on their way: claim as soon as one is done,
-                # rather than batch after batch (a batch waits for its slowest message).
+                # Keep `concurrency` messages on their way: claim as soon as half of them are
+                # done, rather than batch after batch (a batch waits for its slowest message)
+                # or one by one (a claim costs a transaction).
                 in_flight = _still_running(in_flight)
                 claimed = 0
-                if len(in_flight) < self.concurrency:
+                free = self.concurrency - len(in_flight)
+                if free >= refill:
                     try:
-                        await self.limiter.wait_pause()
-                        batch = await asyncio.to_thread(
-                            self._claim, self.concurrency - len(in_flight)
-                        )
+                        if not self.paces:  # one platform: nothing to send while it waits
+                            await self.limiter.wait_pause()
+                        batch = await asyncio.to_thread(self._claim, free)
                     except Exception:
                         log.exception("outbox: a claim failed; trying again shortly")
                         batch = []
@@ -204,7 +212,7 @@ class Sender:
                     slots = asyncio.Semaphore(self.concurrency)
                     for address, message in batch:
                         in_flight.add(asyncio.create_task(self._one(address, message, slots)))
-                if in_flight and (claimed or len(in_flight) >= self.concurrency):
+                if in_flight and (claimed or free < refill):
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 elif not claimed:
                     await self._idle(stop, in_flight)
@@ -217,6 +225,10 @@ class Sender:
                 beating.cancel()
                 await asyncio.gather(beating, return_exceptions=True)
                 await asyncio.to_thread(self._forget)
+
+    def pace_of(self, channel: str) -> Pace:
+        """The pace of `channel`'s messages."""
+        return self.paces.get(channel, self.limiter)
 
     def wake(self) -> None:
         """Something was enqueued: end the idle wait now."""
@@ -274,7 +286,8 @@ class Sender:
     # --- one batch --------------------------------------------------------------------------
 
     async def _run_batch(self) -> list[Delivered]:
-        await self.limiter.wait_pause()
+        if not self.paces:
+            await self.limiter.wait_pause()
         batch = await asyncio.to_thread(self._claim)
         if not batch:
             return []
@@ -303,48 +316,57 @@ class Sender:
     ) -> Delivered:
         assert message.id is not None
         chat = (address.channel, address.address)
-        await self.limiter.wait_chat(chat)
-        async with slots:
-            for _ in range(FLOOD_WAITS_IN_PLACE):
-                await self.limiter.acquire()
-                started = time.perf_counter()
-                try:
-                    shown = await self.deliver(address, message)
-                except RetryAfter as flood:
-                    self.stats["flood_waits"] += 1
-                    log.warning("outbox: flood wait of %g s", flood.seconds)
-                    self.limiter.pause(flood.seconds)
-                    continue
-                except Unreachable as error:
-                    return await asyncio.to_thread(
-                        self._record, message, "blocked", error, address.channel
-                    )
-                except Rejected as error:
-                    return await asyncio.to_thread(
-                        self._record, message, "failed", error, address.channel
-                    )
-                except Exception as error:  # Transient, and anything unexpected
-                    if not isinstance(error, Transient):
-                        log.exception("outbox: unexpected error delivering message %d", message.id)
-                    return await asyncio.to_thread(
-                        self._record, message, "retry", error, address.channel
-                    )
-                finally:
-                    self.limiter.done(chat)
-                if self.on_sent is not None:
-                    self.on_sent(
-                        time.perf_counter() - started,
-                        (self.clock() - message.created_at).total_seconds(),
-                    )
-                chat_key = f"{address.channel}:{address.address}"
+        pace = self.pace_of(address.channel)
+        for _ in range(FLOOD_WAITS_IN_PLACE):
+            if self.paces and (left := pace.paused_for()) > 0:
+                # Its channel waits out a flood wait: the row waits in the outbox, not in a
+                # slot that another channel's messages need meanwhile.
                 return await asyncio.to_thread(
-                    self._record,
-                    message,
-                    "sent",
-                    channel=address.channel,
-                    shown=(chat_key, shown) if shown else None,
+                    self._record, message, "released", at=timedelta(seconds=left)
                 )
-            return await asyncio.to_thread(self._record, message, "released")
+            await pace.wait_chat(chat)
+            granted = False
+            try:
+                async with slots:
+                    await pace.acquire()
+                    granted = True
+                    started = time.perf_counter()
+                    platform_id = await self.deliver(address, message)
+            except RetryAfter as flood:
+                self.stats["flood_waits"] += 1
+                log.warning("outbox: %s flood wait of %g s", address.channel, flood.seconds)
+                pace.pause(flood.seconds)
+                continue
+            except Unreachable as error:
+                return await asyncio.to_thread(
+                    self._record, message, "blocked", error, address.channel
+                )
+            except Rejected as error:
+                return await asyncio.to_thread(
+                    self._record, message, "failed", error, address.channel
+                )
+            except Exception as error:  # Transient, and anything unexpected
+                if not isinstance(error, Transient):
+                    log.exception("outbox: unexpected error delivering message %d", message.id)
+                return await asyncio.to_thread(
+                    self._record, message, "retry", error, address.channel
+                )
+            finally:
+                pace.done(chat, granted=granted)
+            if self.on_sent is not None:
+                self.on_sent(
+                    time.perf_counter() - started,
+                    (self.clock() - message.created_at).total_seconds(),
+                )
+            chat_key = f"{address.channel}:{address.address}"
+            return await asyncio.to_thread(
+                self._record,
+                message,
+                "sent",
+                channel=address.channel,
+                shown=(chat_key, platform_id) if platform_id else None,
+            )
+        return await asyncio.to_thread(self._record, message, "released")
 
     def _record(
         self,
@@ -352,11 +374,12 @@ class Sender:
         outcome: str,
         error: BaseException | None = None,
         channel: str | None = None,
+        at: timedelta = timedelta(0),
         shown: tuple[str, str] | None = None,
     ) -> Delivered:
         """Commit what became of `message`, now (on `channel`, the recipient's); `shown`: the
         chat and the platform's message id it was sent as (recorded, with the status reports
-        that came before it)."""
+        that came before it); a released message is due again `at` from now."""
         assert message.id is not None
         now = self.clock()
         detail = f"{type(error).__name__}: {error}" if error is not None else None
@@ -375,12 +398,12 @@ class Sender:
             elif outcome == "failed":
                 store.mark_failed(session, message.id, detail or "", channel)
             elif outcome == "retry":
-                at = now + timedelta(seconds=self.backoff(attempts))
+                again = now + timedelta(seconds=self.backoff(attempts))
                 # The platform may have taken it before the answer was lost: a repeat, maybe.
-                store.mark_retry(session, message.id, at, detail or "", doubtful=True)
+                store.mark_retry(session, message.id, again, detail or "", doubtful=True)
                 self.stats["doubtful"] += 1
             else:
-                store.release(session, message.id, now)
+                store.release(session, message.id, now + at)
         status = outcome if outcome in FINISHED else "pending"
         self.stats[outcome] += 1
         if outcome in ("blocked", "failed"):
@@ -405,7 +428,8 @@ class Sender:
             wait = self.idle_seconds
             if due is not None:
                 wait = min(wait, (due - self.clock()).total_seconds())
-            wait = max(wait, 1 / self.limiter.rate)  # due, but another sender has it: no spin
+            fastest = max(p.rate for p in (self.limiter, *self.paces.values()))
+            wait = max(wait, 1 / fastest)  # due, but another sender has it: no spin
             waiters = [
                 asyncio.ensure_future(self.sleep(wait)),
                 asyncio.ensure_future(stop.wait()),
