@@ -45,7 +45,7 @@ def prepare(url: str, messages: int, time_: ScaledTime) -> None:
 
 
 async def run(
-    messages: int, scale: float, url: str, concurrency: int, batches: bool = False
+    messages: int, scale: float, url: str, concurrency: int | None, batches: bool = False
 ) -> None:
     time_ = ScaledTime(scale)
     prepare(url, messages, time_)
@@ -106,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=None)  # the bot's own
     parser.add_argument("--database", default=None, help="a PostgreSQL URL; default SQLite")
     parser.add_argument(
         "--batches", action="store_true", help="Sender.run_once batch after batch (the old loop)"

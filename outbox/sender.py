@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -53,6 +54,18 @@ log = logging.getLogger(__name__)
 FINISHED = ("sent", "blocked", "failed")
 FLOOD_WAITS_IN_PLACE = 3  # then the message goes back to the outbox
 IDLE_SECONDS = 60.0  # longest sleep with nothing due: a safety net for a missed wake-up
+# The longest round trip to a platform the sender keeps its rate through: a message holds its
+# slot for a round trip, so the rate needs rate x round trip slots. On 127.0.0.1 a round trip
+# is a few ms; to Meta's Graph API from the field, a few hundred (8 slots would cap WhatsApp's
+# 80/s at 20-40/s). The paces, not the slots, keep each platform's limits.
+ROUND_TRIP_SECONDS = 0.25
+MIN_CONCURRENCY = 8
+
+
+def concurrency_for(rates: Iterable[float]) -> int:
+    """Messages in flight at once for channels sending at these rates (per second): 8 for
+    Telegram's 30, 28 beside WhatsApp's 80."""
+    return max(MIN_CONCURRENCY, math.ceil(sum(rates) * ROUND_TRIP_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,7 @@ class Sender:
         *,
         per_second: float = 30.0,
         per_chat_seconds: float = 1.0,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Sleep = asyncio.sleep,
         max_attempts: int = 8,
@@ -145,12 +158,8 @@ class Sender:
         self.deliver = deliver
         self.clock = clock
         self.sleep = sleep
-        self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.max_backoff = max_backoff
-        # A claim is at most what can be in flight at once: after a crash every claim left
-        # counts as "may have been sent" (resent), so claiming more would overstate it.
-        self.batch = batch or concurrency
         self.stale_after = stale_after  # claims without a holder (made before holders were)
         self.silent_after = silent_after
         self.idle_seconds = idle_seconds
@@ -161,6 +170,12 @@ class Sender:
         self.limiter = given or Pace(
             per_second, per_chat_seconds, lambda: clock().timestamp(), sleep, burst
         )
+        # Messages in flight at once: enough for every channel's rate at a slow round trip.
+        rates = [p.rate for p in self.paces.values()] or [self.limiter.rate]
+        self.concurrency = concurrency or concurrency_for(rates)
+        # A claim is at most what can be in flight at once: after a crash every claim left
+        # counts as "may have been sent" (resent), so claiming more would overstate it.
+        self.batch = batch or self.concurrency
         self.holder = holder or holders.new_holder()
         self.stats: Counter[str] = Counter()
         self.on_sent = on_sent  # told (seconds of the call, seconds since enqueued) per send
