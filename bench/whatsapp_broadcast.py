@@ -27,7 +27,8 @@ from pydantic import SecretStr
 
 from bench.common import broadcast_audience
 from bot.channels.whatsapp.client import CloudClient
-from bot.channels.whatsapp.deliver import SENDING_BURST, sending_rate, whatsapp_deliver
+from bot.channels.whatsapp.deliver import PER_CHAT_SECONDS, SENDING_BURST, whatsapp_deliver
+from outbox.pace import Pace
 from outbox.scaled_time import ScaledTime
 from outbox.sender import Sender
 from storage import outbox
@@ -43,7 +44,9 @@ def prepare(url: str, messages: int, time_: ScaledTime) -> None:
     broadcast_audience(url, "whatsapp", FIRST, messages, time_.now())
 
 
-async def run(messages: int, scale: float, url: str, concurrency: int) -> None:
+async def run(
+    messages: int, scale: float, url: str, concurrency: int | None, batches: bool = False
+) -> None:
     time_ = ScaledTime(scale)
     prepare(url, messages, time_)
     engine = open_database(url)
@@ -56,21 +59,28 @@ async def run(messages: int, scale: float, url: str, concurrency: int) -> None:
         sender = Sender(
             engine,
             whatsapp_deliver(client, engine, time_.now),
-            per_second=sending_rate(RATE),
-            burst=SENDING_BURST,
-            per_chat_seconds=1.0,
+            # as bot.channels.whatsapp.deliver.whatsapp_pace, on the scaled clock
+            pace=Pace(RATE, PER_CHAT_SECONDS, time_.timestamp, time_.sleep, SENDING_BURST),
             concurrency=concurrency,
             clock=time_.now,
             sleep=time_.sleep,
         )
-        start, wall = time_.elapsed(), time.perf_counter()
-        finished = 0
-        while finished < messages:
-            done = await sender.run_once()
-            finished += done
-            if not done:
-                await time_.sleep(0.05)
-        elapsed, real = time_.elapsed() - start, time.perf_counter() - wall
+        start, wall = time_.timestamp(), time.perf_counter()
+        if batches:  # claim, send and record `concurrency` at a time, batch after batch
+            finished = 0
+            while finished < messages:
+                done = await sender.run_once()
+                finished += done
+                if not done:
+                    await time_.sleep(0.05)
+        else:  # as a running bot does (bot.background): a message claimed as one is done
+            stop = asyncio.Event()
+            running = asyncio.create_task(sender.run_forever(stop))
+            await api.wait_for_all(lambda m: True, messages, timeout=3600)
+            stop.set()
+            await running
+        # from the start to the last message WhatsApp took, in its own clock
+        elapsed, real = max(m.at for m in api.sent) - start, time.perf_counter() - wall
         await client.aclose()
     with transaction(engine) as session:
         counts = outbox.counts_by_status(session, broadcast_id=1)
@@ -96,12 +106,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=None)  # the bot's own
     parser.add_argument("--database", default=None, help="a PostgreSQL URL; default SQLite")
+    parser.add_argument(
+        "--batches", action="store_true", help="Sender.run_once batch after batch (the old loop)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = args.database or f"sqlite:///{Path(folder) / 'bench.db'}"
-        asyncio.run(run(args.messages, args.scale, url, args.concurrency))
+        asyncio.run(run(args.messages, args.scale, url, args.concurrency, args.batches))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -46,7 +46,7 @@ class Background:
         sanad: Sanad,
         deliver: Deliver,
         on_sent: Callable[[float, float], None] | None = None,
-        pace: Pace | None = None,
+        pace: Pace | Mapping[str, Pace] | None = None,
         per_second: float = 30.0,
         burst: float = 2.0,
     ) -> None:

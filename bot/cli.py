@@ -298,8 +298,13 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
     telegram = None
     if settings.telegram_bot_token is not None:
         others = {"whatsapp": whatsapp.deliver} if whatsapp is not None else None
+        paces = {"whatsapp": whatsapp.pace} if whatsapp is not None else None
         telegram = build_telegram(
-            sanad, with_background=not args.without_worker, metrics=metrics, other_channels=others
+            sanad,
+            with_background=not args.without_worker,
+            metrics=metrics,
+            other_channels=others,
+            other_paces=paces,
         )
     app = create_app(sanad, telegram, metrics, whatsapp, with_background=not args.without_worker)
     serve(app, args.host, args.port, settings)
@@ -358,7 +363,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         try:
             if settings.telegram_bot_token is not None:
                 others = {"whatsapp": whatsapp.deliver} if whatsapp is not None else None
-                await run_worker(sanad, stop, metrics=_served_metrics(sanad), other_channels=others)
+                paces = {"whatsapp": whatsapp.pace} if whatsapp is not None else None
+                await run_worker(
+                    sanad,
+                    stop,
+                    metrics=_served_metrics(sanad),
+                    other_channels=others,
+                    other_paces=paces,
+                )
                 return
             assert whatsapp is not None
             metrics = _metrics(sanad)
@@ -366,8 +378,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
                 sanad,
                 by_channel({"whatsapp": whatsapp.deliver}),
                 metrics.sent,
-                per_second=whatsapp.messages_per_second,
-                burst=whatsapp.burst,
+                pace=whatsapp.pace,
             )
             await background.start()
             await stop.wait()

@@ -1,8 +1,10 @@
 """The sender: takes messages from the outbox and delivers them within the platform's limits.
 
-Limits (Telegram: about 30 messages a second per bot, 1 a second per chat) are kept by an
-`outbox.pace.Pace`, shared with the channel's direct replies when the channel passes one in;
-a flood wait (`RetryAfter`) pauses the whole pace: the platform's limit is per bot.
+Limits (Telegram: about 30 messages a second per bot, 1 a second per chat; WhatsApp: the
+number's throughput) are kept by an `outbox.pace.Pace` per channel, shared with the channel's
+direct replies when the channel passes one in; a flood wait (`RetryAfter`) pauses the whole
+pace of that channel (the platform's limit is per bot, or per number), not the others: while
+one channel waits, its messages wait in the outbox and the others' go on.
 
 Outcomes: `RetryAfter` -> the message is tried again after the wait, not counted as an
 attempt; `Transient` (5xx, network, anything unexpected) -> retried after 1 s, 2 s, 4 s ...
@@ -29,9 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,6 +55,18 @@ log = logging.getLogger(__name__)
 FINISHED = ("sent", "blocked", "failed")
 FLOOD_WAITS_IN_PLACE = 3  # then the message goes back to the outbox
 IDLE_SECONDS = 60.0  # longest sleep with nothing due: a safety net for a missed wake-up
+# The longest round trip to a platform the sender keeps its rate through: a message holds its
+# slot for a round trip, so the rate needs rate x round trip slots. On 127.0.0.1 a round trip
+# is a few ms; to Meta's Graph API from the field, a few hundred (8 slots would cap WhatsApp's
+# 80/s at 20-40/s). The paces, not the slots, keep each platform's limits.
+ROUND_TRIP_SECONDS = 0.25
+MIN_CONCURRENCY = 8
+
+
+def concurrency_for(rates: Iterable[float]) -> int:
+    """Messages in flight at once for channels sending at these rates (per second): 8 for
+    Telegram's 30, 28 beside WhatsApp's 80."""
+    return max(MIN_CONCURRENCY, math.ceil(sum(rates) * ROUND_TRIP_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -126,7 +141,7 @@ class Sender:
         *,
         per_second: float = 30.0,
         per_chat_seconds: float = 1.0,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Sleep = asyncio.sleep,
         max_attempts: int = 8,
@@ -136,7 +151,7 @@ class Sender:
         stale_after: timedelta = timedelta(minutes=10),
         idle_seconds: float = IDLE_SECONDS,
         on_sent: Callable[[float, float], None] | None = None,
-        pace: Pace | None = None,
+        pace: Pace | Mapping[str, Pace] | None = None,
         holder: str | None = None,
         silent_after: timedelta = holders.SILENT_AFTER,
     ) -> None:
@@ -144,18 +159,24 @@ class Sender:
         self.deliver = deliver
         self.clock = clock
         self.sleep = sleep
-        self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.max_backoff = max_backoff
-        # A claim is at most what can be in flight at once: after a crash every claim left
-        # counts as "may have been sent" (resent), so claiming more would overstate it.
-        self.batch = batch or concurrency
         self.stale_after = stale_after  # claims without a holder (made before holders were)
         self.silent_after = silent_after
         self.idle_seconds = idle_seconds
-        self.limiter = pace or Pace(
+        # One pace per channel when given per channel (each platform has its own limits);
+        # `limiter` serves a channel without its own.
+        self.paces: dict[str, Pace] = dict(pace) if isinstance(pace, Mapping) else {}
+        given = pace if isinstance(pace, Pace) else None
+        self.limiter = given or Pace(
             per_second, per_chat_seconds, lambda: clock().timestamp(), sleep, burst
         )
+        # Messages in flight at once: enough for every channel's rate at a slow round trip.
+        rates = [p.rate for p in self.paces.values()] or [self.limiter.rate]
+        self.concurrency = concurrency or concurrency_for(rates)
+        # A claim is at most what can be in flight at once: after a crash every claim left
+        # counts as "may have been sent" (resent), so claiming more would overstate it.
+        self.batch = batch or self.concurrency
         self.holder = holder or holders.new_holder()
         self.stats: Counter[str] = Counter()
         self.on_sent = on_sent  # told (seconds of the call, seconds since enqueued) per send
@@ -186,18 +207,20 @@ class Sender:
             await asyncio.to_thread(self.recover, timedelta(0))
         beating = asyncio.create_task(self._beat_forever(stop)) if shared else None
         in_flight: set[asyncio.Task[Delivered]] = set()
+        refill = max(1, self.concurrency // 2)
         try:
             while not stop.is_set():
-                # Keep `concurrency` messages on their way: claim as soon as one is done,
-                # rather than batch after batch (a batch waits for its slowest message).
+                # Keep `concurrency` messages on their way: claim as soon as half of them are
+                # done, rather than batch after batch (a batch waits for its slowest message)
+                # or one by one (a claim costs a transaction).
                 in_flight = _still_running(in_flight)
                 claimed = 0
-                if len(in_flight) < self.concurrency:
+                free = self.concurrency - len(in_flight)
+                if free >= refill:
                     try:
-                        await self.limiter.wait_pause()
-                        batch = await asyncio.to_thread(
-                            self._claim, self.concurrency - len(in_flight)
-                        )
+                        if not self.paces:  # one platform: nothing to send while it waits
+                            await self.limiter.wait_pause()
+                        batch = await asyncio.to_thread(self._claim, free)
                     except Exception:
                         log.exception("outbox: a claim failed; trying again shortly")
                         batch = []
@@ -205,7 +228,7 @@ class Sender:
                     slots = asyncio.Semaphore(self.concurrency)
                     for address, message in batch:
                         in_flight.add(asyncio.create_task(self._one(address, message, slots)))
-                if in_flight and (claimed or len(in_flight) >= self.concurrency):
+                if in_flight and (claimed or free < refill):
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 elif not claimed:
                     await self._idle(stop, in_flight)
@@ -218,6 +241,10 @@ class Sender:
                 beating.cancel()
                 await asyncio.gather(beating, return_exceptions=True)
                 await asyncio.to_thread(self._forget)
+
+    def pace_of(self, channel: str) -> Pace:
+        """The pace of `channel`'s messages."""
+        return self.paces.get(channel, self.limiter)
 
     def wake(self) -> None:
         """Something was enqueued: end the idle wait now."""
@@ -275,7 +302,8 @@ class Sender:
     # --- one batch --------------------------------------------------------------------------
 
     async def _run_batch(self) -> list[Delivered]:
-        await self.limiter.wait_pause()
+        if not self.paces:
+            await self.limiter.wait_pause()
         batch = await asyncio.to_thread(self._claim)
         if not batch:
             return []
@@ -304,48 +332,57 @@ class Sender:
     ) -> Delivered:
         assert message.id is not None
         chat = (address.channel, address.address)
-        await self.limiter.wait_chat(chat)
-        async with slots:
-            for _ in range(FLOOD_WAITS_IN_PLACE):
-                await self.limiter.acquire()
-                started = time.perf_counter()
-                try:
-                    shown = await self.deliver(address, message)
-                except RetryAfter as flood:
-                    self.stats["flood_waits"] += 1
-                    log.warning("outbox: flood wait of %g s", flood.seconds)
-                    self.limiter.pause(flood.seconds)
-                    continue
-                except Unreachable as error:
-                    return await asyncio.to_thread(
-                        self._record, message, "blocked", error, address.channel
-                    )
-                except Rejected as error:
-                    return await asyncio.to_thread(
-                        self._record, message, "failed", error, address.channel
-                    )
-                except Exception as error:  # Transient, and anything unexpected
-                    if not isinstance(error, Transient):
-                        log.exception("outbox: unexpected error delivering message %d", message.id)
-                    return await asyncio.to_thread(
-                        self._record, message, "retry", error, address.channel
-                    )
-                finally:
-                    self.limiter.done(chat)
-                if self.on_sent is not None:
-                    self.on_sent(
-                        time.perf_counter() - started,
-                        (self.clock() - message.created_at).total_seconds(),
-                    )
-                chat_key = f"{address.channel}:{address.address}"
+        pace = self.pace_of(address.channel)
+        for _ in range(FLOOD_WAITS_IN_PLACE):
+            if self.paces and (left := pace.paused_for()) > 0:
+                # Its channel waits out a flood wait: the row waits in the outbox, not in a
+                # slot that another channel's messages need meanwhile.
                 return await asyncio.to_thread(
-                    self._record,
-                    message,
-                    "sent",
-                    channel=address.channel,
-                    shown=(chat_key, shown) if shown else None,
+                    self._record, message, "released", at=timedelta(seconds=left)
                 )
-            return await asyncio.to_thread(self._record, message, "released")
+            await pace.wait_chat(chat)
+            granted = False
+            try:
+                async with slots:
+                    await pace.acquire()
+                    granted = True
+                    started = time.perf_counter()
+                    platform_id = await self.deliver(address, message)
+            except RetryAfter as flood:
+                self.stats["flood_waits"] += 1
+                log.warning("outbox: %s flood wait of %g s", address.channel, flood.seconds)
+                pace.pause(flood.seconds)
+                continue
+            except Unreachable as error:
+                return await asyncio.to_thread(
+                    self._record, message, "blocked", error, address.channel
+                )
+            except Rejected as error:
+                return await asyncio.to_thread(
+                    self._record, message, "failed", error, address.channel
+                )
+            except Exception as error:  # Transient, and anything unexpected
+                if not isinstance(error, Transient):
+                    log.exception("outbox: unexpected error delivering message %d", message.id)
+                return await asyncio.to_thread(
+                    self._record, message, "retry", error, address.channel
+                )
+            finally:
+                pace.done(chat, granted=granted)
+            if self.on_sent is not None:
+                self.on_sent(
+                    time.perf_counter() - started,
+                    (self.clock() - message.created_at).total_seconds(),
+                )
+            chat_key = f"{address.channel}:{address.address}"
+            return await asyncio.to_thread(
+                self._record,
+                message,
+                "sent",
+                channel=address.channel,
+                shown=(chat_key, platform_id) if platform_id else None,
+            )
+        return await asyncio.to_thread(self._record, message, "released")
 
     def _record(
         self,
@@ -353,11 +390,12 @@ class Sender:
         outcome: str,
         error: BaseException | None = None,
         channel: str | None = None,
+        at: timedelta = timedelta(0),
         shown: tuple[str, str] | None = None,
     ) -> Delivered:
         """Commit what became of `message`, now (on `channel`, the recipient's); `shown`: the
         chat and the platform's message id it was sent as (recorded, with the status reports
-        that came before it)."""
+        that came before it); a released message is due again `at` from now."""
         assert message.id is not None
         now = self.clock()
         detail = f"{type(error).__name__}: {error}" if error is not None else None
@@ -376,12 +414,12 @@ class Sender:
             elif outcome == "failed":
                 store.mark_failed(session, message.id, detail or "", channel)
             elif outcome == "retry":
-                at = now + timedelta(seconds=self.backoff(attempts))
+                again = now + timedelta(seconds=self.backoff(attempts))
                 # The platform may have taken it before the answer was lost: a repeat, maybe.
-                store.mark_retry(session, message.id, at, detail or "", doubtful=True)
+                store.mark_retry(session, message.id, again, detail or "", doubtful=True)
                 self.stats["doubtful"] += 1
             else:
-                store.release(session, message.id, now)
+                store.release(session, message.id, now + at)
         status = outcome if outcome in FINISHED else "pending"
         self.stats[outcome] += 1
         if outcome in ("blocked", "failed"):
@@ -406,7 +444,8 @@ class Sender:
             wait = self.idle_seconds
             if due is not None:
                 wait = min(wait, (due - self.clock()).total_seconds())
-            wait = max(wait, 1 / self.limiter.rate)  # due, but another sender has it: no spin
+            fastest = max(p.rate for p in (self.limiter, *self.paces.values()))
+            wait = max(wait, 1 / fastest)  # due, but another sender has it: no spin
             waiters = [
                 asyncio.ensure_future(self.sleep(wait)),
                 asyncio.ensure_future(stop.wait()),

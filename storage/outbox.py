@@ -116,7 +116,16 @@ class Recipient:
 
 def recipients(session: Session, person_ids: set[int]) -> dict[int, Recipient]:
     """The current channel, address and language of each of `person_ids`."""
-    statement = (
+    return {
+        pid: Recipient(channel, address, language, inbound)
+        for pid, channel, address, language, inbound in session.execute(
+            _RECIPIENTS, {"ids": list(person_ids)}
+        )
+    }
+
+
+def _recipients_statement() -> Any:
+    return (
         sa_select(
             col(Person.id),
             col(Person.channel),
@@ -132,12 +141,11 @@ def recipients(session: Session, person_ids: set[int]) -> dict[int, Recipient]:
                 col(PersonAddress.address) == Person.address,
             ),
         )
-        .where(col(Person.id).in_(person_ids))
+        .where(col(Person.id).in_(bindparam("ids", expanding=True)))
     )
-    return {
-        pid: Recipient(channel, address, language, inbound)
-        for pid, channel, address, language, inbound in session.execute(statement)
-    }
+
+
+_RECIPIENTS = _recipients_statement()
 
 
 def question_of(
@@ -195,21 +203,11 @@ def claim(
     LOCKED) ... RETURNING: several senders on PostgreSQL never claim the same row; SQLite
     ignores FOR UPDATE and runs the statement under its single write lock.
     """
-    candidate = aliased(OutboxMessage, name="candidate")
-    due = (
-        select(candidate.id)
-        .where(_ready(candidate), candidate.next_attempt_at <= now)
-        .order_by(candidate.id)  # type: ignore[arg-type]
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    statement = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due))  # type: ignore[union-attr]
-        .values(status="sending", claimed_at=now, claimed_by=holder)
-        .returning(OutboxMessage)
-    )
-    rows = session.scalars(statement, execution_options={"synchronize_session": False}).all()
+    rows = session.scalars(
+        _CLAIM,
+        {"now_": now, "limit_": limit, "holder_": holder},
+        execution_options={"synchronize_session": False},
+    ).all()
     return sorted(rows, key=lambda row: row.id or 0)
 
 
@@ -226,6 +224,24 @@ def _ready(candidate: type[OutboxMessage]) -> Any:
         .exists()
     )
     return and_(col(candidate.status) == "pending", ~waits_for_earlier)
+
+
+def _claim_statement() -> Any:
+    """The claim's UPDATE ... RETURNING, built once: building it costs more than running it."""
+    candidate = aliased(OutboxMessage, name="candidate")
+    due = (
+        select(candidate.id)
+        .where(_ready(candidate), candidate.next_attempt_at <= bindparam("now_"))
+        .order_by(candidate.id)  # type: ignore[arg-type]
+        .limit(bindparam("limit_"))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due))  # type: ignore[union-attr]
+        .values(status="sending", claimed_at=bindparam("now_"), claimed_by=bindparam("holder_"))
+        .returning(OutboxMessage)
+    )
 
 
 def _update(*, only_if_sending: bool = True, count_attempt: bool = True, **values: Any) -> Any:
@@ -255,6 +271,7 @@ _FAILED = _update(status="failed", error=bindparam("error_"), channel=_CHANNEL)
 _CANCELLED = _update(
     count_attempt=False, status="cancelled", error="the conversation moved on: a stale question"
 )
+_CLAIM = _claim_statement()
 _UNREACHABLE = (
     update(Person.__table__)  # type: ignore[attr-defined]
     .where(Person.__table__.c.id == bindparam("person_id_"))  # type: ignore

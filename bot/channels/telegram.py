@@ -65,6 +65,7 @@ POLL_TIMEOUT = 30  # seconds getUpdates waits for an update (long polling)
 RETRY_SECONDS = (1, 2, 4, 8, 15, 30)  # waits after failures, the last one repeated
 OVERALL_PER_SECOND = 30.0  # Telegram: messages a second per bot
 PER_CHAT_SECONDS = 1.0  # Telegram: a message a second per chat
+PER_CHAT_BURST = 3  # ... "short bursts that go over this limit" pass: an answer's few messages
 # Chats of one batch answered at the same time: concurrent, yet not a hundred requests at once
 # (on a loaded machine they would time out together and go to the outbox as late copies).
 REPLYING_CHATS = 8
@@ -99,7 +100,13 @@ class _Batch:
 
 def telegram_pace() -> Pace:
     """One pace for every message of a process to Telegram, replies and outbox alike."""
-    return Pace(OVERALL_PER_SECOND, PER_CHAT_SECONDS, time.monotonic, asyncio.sleep)
+    return Pace(
+        OVERALL_PER_SECOND,
+        PER_CHAT_SECONDS,
+        time.monotonic,
+        asyncio.sleep,
+        per_chat_burst=PER_CHAT_BURST,
+    )
 
 
 class TelegramBot:
@@ -121,6 +128,7 @@ class TelegramBot:
         metrics: Metrics | None = None,
         pace: Pace | None = None,
         other_channels: dict[str, Deliver] | None = None,
+        other_paces: dict[str, Pace] | None = None,
     ) -> None:
         self.sanad = sanad
         self.bot = bot
@@ -128,6 +136,7 @@ class TelegramBot:
         self.metrics = metrics
         self.pace = pace or telegram_pace()
         self.other_channels = other_channels or {}
+        self.other_paces = other_paces or {}  # one per channel: each has its own limits
         self._background: Background | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpoints = ExitStack()
@@ -159,7 +168,7 @@ class TelegramBot:
                     self.sanad,
                     by_channel(delivers),
                     self.metrics.sent if self.metrics else None,
-                    self.pace,
+                    {CHANNEL: self.pace, **self.other_paces},
                 )
                 await self._background.start()
             self._checkpoints.enter_context(checkpointing(self.sanad.engine))
@@ -377,6 +386,7 @@ def build_telegram(
     metrics: Metrics | None = None,
     pace: Pace | None = None,
     other_channels: dict[str, Deliver] | None = None,
+    other_paces: dict[str, Pace] | None = None,
 ) -> TelegramBot:
     """Sanad's `TelegramBot` from its settings; the requests can be replaced in tests."""
     settings = sanad.settings
@@ -396,6 +406,7 @@ def build_telegram(
         metrics=metrics,
         pace=pace,
         other_channels=other_channels,
+        other_paces=other_paces,
     )
 
 
@@ -502,13 +513,13 @@ async def run_worker(
     bot: Bot | None = None,
     metrics: Metrics | None = None,
     other_channels: dict[str, Deliver] | None = None,
+    other_paces: dict[str, Pace] | None = None,
 ) -> None:
     """The scheduler and the sender alone, until `stop` is set."""
     async with bot or make_bot(sanad) as ready:
         delivers = {CHANNEL: telegram_deliver(ready), **(other_channels or {})}
-        work = Background(
-            sanad, by_channel(delivers), metrics.sent if metrics else None, telegram_pace()
-        )
+        paces = {CHANNEL: telegram_pace(), **(other_paces or {})}
+        work = Background(sanad, by_channel(delivers), metrics.sent if metrics else None, paces)
         with checkpointing(sanad.engine):
             await work.start()
             await stop.wait()
@@ -548,10 +559,13 @@ async def _send_replies(
     channel = TelegramChannel(bot)
     chat = (CHANNEL, incoming.chat_id)
     shown: str | None = None  # Telegram's id of the last message: the question, if one
+    sent_before = 0  # messages of this answer already sent (past the burst they are spaced)
     for number, reply in enumerate(replies):
         try:
             if pace is not None:
-                await pace.reply_turn(chat)
+                await pace.reply_turn(chat, sent_before)
+            if number + 1 < len(replies):  # (only counted when another reply follows)
+                sent_before += len(channel.render(reply))
             try:
                 shown = await channel.send_reply(incoming.chat_id, reply)
             except RetryAfter as flood:  # the whole bot waits; the outbox sends it after

@@ -170,8 +170,7 @@ def create_app(
                             sanad,
                             by_channel({WHATSAPP: whatsapp.deliver}),
                             metrics.sent,
-                            per_second=whatsapp.messages_per_second,
-                            burst=whatsapp.burst,
+                            pace=whatsapp.pace,
                         )
                         await work.start()
                         stack.push_async_callback(work.stop)

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from bot.app import Sanad
 from bot.channels.telegram_files import TelegramFiles
 from bot.channels.whatsapp.client import CloudClient
-from bot.channels.whatsapp.deliver import SENDING_BURST, sending_rate, whatsapp_deliver
+from bot.channels.whatsapp.deliver import whatsapp_deliver, whatsapp_pace
 from bot.channels.whatsapp.numbered import NumberedChoices
 from bot.channels.whatsapp.webhook import WhatsAppWebhook
+from outbox.pace import Pace
 from outbox.sender import Deliver
 
 MISSING = """\
@@ -22,8 +23,7 @@ class WhatsApp:
     client: CloudClient
     webhook: WhatsAppWebhook
     deliver: Deliver
-    messages_per_second: float  # the sender's rate: a little under the number's throughput
-    burst: float
+    pace: Pace  # the number's: its throughput, the pair rate; replies and outbox alike
     telegram_files: TelegramFiles | None = None  # Telegram's photos, for WhatsApp recipients
 
     async def close(self) -> None:
@@ -56,8 +56,8 @@ def assemble_whatsapp(sanad: Sanad) -> WhatsApp:
     # fetched from Telegram once, when it is first sent here.
     files = TelegramFiles.of(settings) if settings.telegram_bot_token is not None else None
     kept = files.local if files is not None else None
-    webhook = WhatsAppWebhook(sanad, client, kept)
+    pace = whatsapp_pace(settings.whatsapp_messages_per_second)
+    webhook = WhatsAppWebhook(sanad, client, kept, pace=pace)
     numbered: NumberedChoices = webhook.numbered
     deliver = whatsapp_deliver(client, sanad.engine, sanad.dispatcher.clock, numbered, kept)
-    rate = sending_rate(settings.whatsapp_messages_per_second)
-    return WhatsApp(client, webhook, deliver, rate, SENDING_BURST, files)
+    return WhatsApp(client, webhook, deliver, pace, files)

@@ -52,12 +52,13 @@ from bot.channels.whatsapp.client import UNDELIVERABLE, WINDOW, CloudClient
 from bot.channels.whatsapp.deliver import outbox_row, whatsapp_reply
 from bot.channels.whatsapp.numbered import NumberedChoices
 from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events, typed
-from bot.channels.whatsapp.render import render
+from bot.channels.whatsapp.render import Outgoing, render
 from bot.channels.whatsapp.templates import SHOW
 from bot.channels.whatsapp.window import WINDOW_CLOSED
 from handlers.messages import Incoming, Photo, Reply, TryLater
 from locales import DEFAULT_LANGUAGE, translator
-from outbox.sender import Transient
+from outbox.pace import Pace
+from outbox.sender import RetryAfter, Transient
 from storage.applied import record_applied
 from storage.db import transaction
 from storage.deliveries import (
@@ -81,13 +82,21 @@ EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 class WhatsAppWebhook:
     """The WhatsApp side of the webhook process."""
 
-    def __init__(self, sanad: Sanad, client: CloudClient, kept: KeptFile | None = None) -> None:
+    def __init__(
+        self,
+        sanad: Sanad,
+        client: CloudClient,
+        kept: KeptFile | None = None,
+        *,
+        pace: Pace | None = None,
+    ) -> None:
         settings = sanad.settings
         assert settings.whatsapp_app_secret is not None
         assert settings.whatsapp_verify_token is not None
         self.sanad = sanad
         self.client = client
         self.kept = kept  # the photos another platform keeps, as files here
+        self.pace = pace  # the number's, shared with the outbox sender
         self.dispatcher = sanad.dispatcher
         self.engine: Engine = sanad.engine
         self.media_dir = settings.media_dir / CHANNEL
@@ -164,9 +173,30 @@ class WhatsAppWebhook:
         replies = await self.dispatcher.apply(incoming)
         await self.send_replies(incoming, replies)
 
+    async def _send_paced(self, to: str, outgoing: list[Outgoing], sent_before: int) -> str:
+        """Send a reply's messages at the number's pace (shared with the outbox sender);
+        `sent_before`: messages of the same answer sent already. Returns WhatsApp's id of the
+        last one."""
+        chat = (CHANNEL, to)
+        if self.pace is not None:
+            await self.pace.reply_turn(chat, sent_before)
+        shown = ""
+        try:
+            for item in outgoing:
+                shown = await self.client.send(to, item)
+        except RetryAfter as flood:  # the number's throughput: the outbox sends it after
+            if self.pace is not None:
+                self.pace.pause(flood.seconds)
+            raise
+        finally:
+            if self.pace is not None:
+                self.pace.done(chat, outbox=False)
+        return shown
+
     async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
         """Send the replies of an applied message; those refused wait in the outbox."""
         tr = None
+        sent_before = 0
         shown: str | None = None  # WhatsApp's id of the last message: the question, if one
         for index, reply in enumerate(replies):
             if tr is None and _needs_words(reply):
@@ -174,8 +204,8 @@ class WhatsAppWebhook:
             try:
                 carried = await whatsapp_reply(reply, self.kept)
                 outgoing = render(carried, tr or translator(DEFAULT_LANGUAGE))
-                for item in outgoing:
-                    shown = await self.client.send(incoming.chat_id, item)
+                shown = await self._send_paced(incoming.chat_id, outgoing, sent_before)
+                sent_before += len(outgoing)
                 await asyncio.to_thread(
                     self.numbered.shown,
                     incoming.chat_id,
