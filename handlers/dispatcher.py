@@ -94,17 +94,11 @@ class Dispatcher:
         """`handle` on one of the dispatcher's threads, so that a slow transaction or a chart
         being drawn holds up neither the event loop nor the other chats; one chat's messages
         are applied one after another, in the order they came."""
-        return await self.apply_with(incoming, self.handle)
-
-    async def apply_with(self, incoming: Incoming, call: Callable[[Incoming], T]) -> T:
-        """`apply`, with `call(incoming)` (which calls `handle`) in the place of `handle`: a
-        channel that reads something of its own before or after `handle` (WhatsApp's numbered
-        choices, the person's language) pays one hop off the event loop, not one per read."""
         async with self._turns.of(_chat_key(incoming)):
             if self._threads is None:
                 self._threads = ThreadPoolExecutor(APPLYING_THREADS, "dispatcher")
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._threads, call, incoming)
+            return await loop.run_in_executor(self._threads, self.handle, incoming)
 
     async def run_in_batch(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`call` on the thread of this dispatcher's batches: `begin_batch`, `handle` of the

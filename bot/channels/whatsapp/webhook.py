@@ -35,7 +35,6 @@ import hashlib
 import hmac
 import json
 import logging
-from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -164,25 +163,15 @@ class WhatsAppWebhook:
         if event.media_id is not None:
             path = await self._keep_media(event.media_id)
             incoming = _with(incoming, photo=Photo(path=str(path)))
-        incoming, replies, language = await self.dispatcher.apply_with(
-            incoming, partial(self._apply, event.typed)
-        )
-        await self.send_replies(incoming, replies, language)
-
-    def _apply(
-        self, typed_text: str | None, incoming: Incoming
-    ) -> tuple[Incoming, list[Reply], str | None]:
-        """On a dispatcher thread, in the chat's turn (one hop off the event loop): what a
-        typed message stands for (the numbered choices), the Dispatcher's `handle`, and the
-        person's language when a reply adds words of its own."""
-        if typed_text is not None and self.numbered.waits_for_text(incoming.sender):
-            incoming = _with(incoming, text=typed(typed_text, answer_expected=True))
-        number = self.numbered.choice(incoming.sender, incoming.text)
+        if event.typed is not None and await asyncio.to_thread(
+            self.numbered.waits_for_text, incoming.sender
+        ):
+            incoming = _with(incoming, text=typed(event.typed, answer_expected=True))
+        number = await asyncio.to_thread(self.numbered.choice, incoming.sender, incoming.text)
         if number is not None:
             incoming = _with(incoming, choice=number, text=None)
-        replies = self.dispatcher.handle(incoming)
-        wordy = any(_needs_words(reply) for reply in replies)
-        return incoming, replies, self._language(incoming.sender) if wordy else None
+        replies = await self.dispatcher.apply(incoming)
+        await self.send_replies(incoming, replies)
 
     async def _send_paced(self, to: str, outgoing: list[Outgoing], sent_before: int) -> str:
         """Send a reply's messages at the number's pace (shared with the outbox sender);
@@ -204,17 +193,11 @@ class WhatsAppWebhook:
                 self.pace.done(chat, outbox=False)
         return shown
 
-    async def send_replies(
-        self, incoming: Incoming, replies: list[Reply], language: str | None = None
-    ) -> None:
-        """Send the replies of an applied message; those refused wait in the outbox.
-        `language`: the person's, when the caller read it already."""
-        tr = translator(language) if language is not None else None
+    async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
+        """Send the replies of an applied message; those refused wait in the outbox."""
+        tr = None
         sent_before = 0
         shown: str | None = None  # WhatsApp's id of the last message: the question, if one
-        # What the last message sent asks (numbered options, typed text): each message
-        # replaces what the one before asked, so only the last is written down.
-        asks: tuple[tuple[str, ...], bool] | None = None
         for index, reply in enumerate(replies):
             if tr is None and _needs_words(reply):
                 tr = translator(await asyncio.to_thread(self._language, incoming.sender))
@@ -223,23 +206,20 @@ class WhatsAppWebhook:
                 outgoing = render(carried, tr or translator(DEFAULT_LANGUAGE))
                 shown = await self._send_paced(incoming.chat_id, outgoing, sent_before)
                 sent_before += len(outgoing)
-                asks = (outgoing[-1].numbered, reply.expect == "text")
+                await asyncio.to_thread(
+                    self.numbered.shown,
+                    incoming.chat_id,
+                    outgoing[-1].numbered,
+                    reply.expect == "text",
+                )
             except Exception as error:
                 log.warning(
                     "whatsapp: a reply was not sent (%s); it waits in the outbox",
                     error.__class__.__name__,
                 )
-                await self._asked(incoming.chat_id, asks)
                 await asyncio.to_thread(self.dispatcher.keep_unsent, incoming, replies[index:])
                 return
-        await self._asked(incoming.chat_id, asks)
         await self.dispatcher.sent(incoming, shown)
-
-    async def _asked(self, to: str, asks: tuple[tuple[str, ...], bool] | None) -> None:
-        """Write down what the last message sent to `to` asks (off the event loop, unless
-        that changes nothing)."""
-        if asks is not None and not self.numbered.unchanged(to, *asks):
-            await asyncio.to_thread(self.numbered.shown, to, *asks)
 
     async def unreadable(self, event: Unreadable) -> None:
         if not await asyncio.to_thread(self._first_time, event.message_id):
