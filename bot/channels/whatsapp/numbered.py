@@ -47,6 +47,10 @@ class NumberedChoices:
             remember(session, self._key(address), stored)
         self._known[address] = now
 
+    def unchanged(self, address: str, values: tuple[str, ...], typed: bool = False) -> bool:
+        """Whether `shown` would write nothing (known here, no database read)."""
+        return (values, typed) == NOTHING and self._known.get(address) == NOTHING
+
     def choice(self, address: str, text: str | None) -> str | None:
         """The option value a typed number stands for, else None."""
         digits = (text or "").strip()

@@ -198,6 +198,9 @@ class WhatsAppWebhook:
         tr = None
         sent_before = 0
         shown: str | None = None  # WhatsApp's id of the last message: the question, if one
+        # What the last message sent asks (numbered options, typed text): each message
+        # replaces what the one before asked, so only the last is written down.
+        asks: tuple[tuple[str, ...], bool] | None = None
         for index, reply in enumerate(replies):
             if tr is None and _needs_words(reply):
                 tr = translator(await asyncio.to_thread(self._language, incoming.sender))
@@ -206,20 +209,23 @@ class WhatsAppWebhook:
                 outgoing = render(carried, tr or translator(DEFAULT_LANGUAGE))
                 shown = await self._send_paced(incoming.chat_id, outgoing, sent_before)
                 sent_before += len(outgoing)
-                await asyncio.to_thread(
-                    self.numbered.shown,
-                    incoming.chat_id,
-                    outgoing[-1].numbered,
-                    reply.expect == "text",
-                )
+                asks = (outgoing[-1].numbered, reply.expect == "text")
             except Exception as error:
                 log.warning(
                     "whatsapp: a reply was not sent (%s); it waits in the outbox",
                     error.__class__.__name__,
                 )
+                await self._asked(incoming.chat_id, asks)
                 await asyncio.to_thread(self.dispatcher.keep_unsent, incoming, replies[index:])
                 return
+        await self._asked(incoming.chat_id, asks)
         await self.dispatcher.sent(incoming, shown)
+
+    async def _asked(self, to: str, asks: tuple[tuple[str, ...], bool] | None) -> None:
+        """Write down what the last message sent to `to` asks (off the event loop, unless
+        that changes nothing)."""
+        if asks is not None and not self.numbered.unchanged(to, *asks):
+            await asyncio.to_thread(self.numbered.shown, to, *asks)
 
     async def unreadable(self, event: Unreadable) -> None:
         if not await asyncio.to_thread(self._first_time, event.message_id):
