@@ -23,9 +23,11 @@ the body's order:
 Only then the answer is 200. When the database could not take an event, 500: Meta delivers
 the body again (for days), and what was applied is not applied twice.
 
-The database work runs on the event loop's thread, as the Telegram channel's does: one kept
-connection, SQLite's writes in turn (a thread per request held a pooled connection each and
-exhausted the pool under 20 concurrent deliveries).
+The database work runs off the event loop, as the Telegram channel's does: a message is
+applied by `Dispatcher.apply` on the dispatcher's few threads (one chat at a time, each thread
+with its kept connection, so 20 concurrent deliveries do not exhaust the pool), and the
+channel's own small reads and writes (numbered choices, the sender's language) go through
+`asyncio.to_thread`.
 """
 
 from __future__ import annotations
