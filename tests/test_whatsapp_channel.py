@@ -250,6 +250,17 @@ async def test_a_coordinator_types_commands_as_words(
         assert wa.api.refused == []
 
 
+async def answer_up_to_notes(worker: WhatsAppPerson, form: FormSpec, language: str) -> None:
+    """Open the recycling form and answer every question before its text question, notes."""
+    await worker.taps(form.title.get(language))
+    for spec in form.fields:
+        if spec.name == "notes":
+            return
+        if spec.label.get(language) in worker.everything:
+            await answer(worker, spec, language, form)
+    raise AssertionError("the form has no notes question")
+
+
 @pytest.mark.parametrize(
     ("language", "word"), [("en", "status"), ("ar", "الحالة"), ("fr", "Historique")]
 )
@@ -260,13 +271,8 @@ async def test_a_text_question_takes_a_command_word_as_its_answer(
     tr = translator(language)
     async with WhatsAppChat(sanad) as wa:
         worker = await registered(wa, language=language)
-        await worker.taps(form.title.get(language))
-        for spec in form.fields:
-            if spec.name == "notes":
-                await worker.says(word)  # a text question: the word is the answer
-                continue
-            if spec.label.get(language) in worker.everything:
-                await answer(worker, spec, language, form)
+        await answer_up_to_notes(worker, form, language)
+        await worker.says(word)  # a text question: the word is the answer
         await worker.says(tr.gettext("Confirm and send"))  # not a text question: a word
         if f"{form.prefix}-1" not in worker.everything:
             await worker.taps(tr.gettext("Confirm and send"))
@@ -286,13 +292,8 @@ async def test_cancel_typed_as_a_word_during_a_text_question_cancels(
     tr = translator(language)
     async with WhatsAppChat(sanad) as wa:
         worker = await registered(wa, language=language)
-        await worker.taps(form.title.get(language))
-        for spec in form.fields:
-            if spec.name == "notes":
-                await worker.says(word)  # the way out, not an answer
-                break
-            if spec.label.get(language) in worker.everything:
-                await answer(worker, spec, language, form)
+        await answer_up_to_notes(worker, form, language)
+        await worker.says(word)  # the way out, not an answer
         assert tr.gettext("Cancelled. Nothing was saved.") in worker.everything
         assert f"{form.prefix}-1" not in worker.everything
     with transaction(sanad.engine) as session:
