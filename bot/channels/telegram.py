@@ -29,6 +29,7 @@ from telegram.warnings import PTBUserWarning
 from bot.app import Sanad
 from bot.background import Background
 from bot.channels.base import Rejected, RetryAfter, Transient, Unreachable, by_channel
+from bot.channels.http_pool import pooled_transport
 from bot.channels.telegram_commands import bot_commands
 from bot.channels.telegram_delivery import (
     CHANNEL,
@@ -356,7 +357,7 @@ def build_telegram(
         settings.telegram_bot_token.get_secret_value(),
         base_url=settings.bot_api_url,
         base_file_url=settings.bot_file_url,
-        request=request or HTTPXRequest(connection_pool_size=BOT_CONNECTIONS),
+        request=request or _request(BOT_CONNECTIONS),
         get_updates_request=get_updates_request or request or HTTPXRequest(),
     )
     return TelegramBot(
@@ -474,7 +475,7 @@ def make_bot(sanad: Sanad) -> Bot:
         settings.telegram_bot_token.get_secret_value(),
         base_url=settings.bot_api_url,
         base_file_url=settings.bot_file_url,
-        request=HTTPXRequest(connection_pool_size=SENDER_CONNECTIONS),
+        request=_request(SENDER_CONNECTIONS),
     )
 
 
@@ -562,6 +563,12 @@ async def _send_replies(
             return number
     await sanad.dispatcher.sent(incoming, shown)
     return len(replies)
+
+
+def _request(connections: int) -> HTTPXRequest:
+    """PTB's request layer over our pool (bot.channels.http_pool)."""
+    transport = pooled_transport(connections)
+    return HTTPXRequest(connection_pool_size=connections, httpx_kwargs={"transport": transport})
 
 
 async def _write_delivered_regularly(sanad: Sanad) -> None:
