@@ -69,6 +69,8 @@ PER_CHAT_BURST = 3  # ... "short bursts that go over this limit" pass: an answer
 # Chats of one batch answered at the same time: concurrent, yet not a hundred requests at once
 # (on a loaded machine they would time out together and go to the outbox as late copies).
 REPLYING_CHATS = 8
+# Answers on their way before the next batch waits for some (a batch holds at most 100 updates).
+ANSWERING_AT_MOST = 100
 
 # `poll` fetches with `Bot.do_api_request`: the updates come as JSON, and a flood of one
 # chat's presses is dropped before it costs its parsing (see bot.channels.telegram_flood).
@@ -124,6 +126,10 @@ class TelegramBot:
         self._background: Background | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpoints = ExitStack()
+        # Chat id -> the answer to its last update of a batch, being sent while the next batch
+        # is fetched and applied (see `apply_updates`); at most REPLYING_CHATS send at once.
+        self._answering: dict[int | None, asyncio.Task[None]] = {}
+        self._replying = asyncio.Semaphore(REPLYING_CHATS)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -162,6 +168,7 @@ class TelegramBot:
         log.info("Telegram bot @%s started", self.bot.username)
 
     async def stop(self) -> None:
+        await self.answered()
         if self._background is not None:
             background, self._background = self._background, None
             await background.stop()
@@ -201,9 +208,11 @@ class TelegramBot:
         before any of their button presses is answered or their replies are sent: nobody is
         told of anything that was not stored. The updates of one transaction go to the
         dispatcher's batch thread together (`Dispatcher.handle_together`), one hop off the
-        event loop for all of them; the process's other tasks go on meanwhile. A chat's
-        second update in the batch is applied after the first's replies were sent (commit,
-        send, go on in a new transaction), as when updates come one by one. When an update
+        event loop for all of them; the process's other tasks go on meanwhile. The answers go
+        out while the next updates are fetched and applied (this returns before they are
+        sent; `answered` waits for them), but a chat's next update, in this batch or a later
+        one, is applied only after the replies to its previous one were sent (commit, send,
+        go on in a new transaction), as when updates come one by one. When an update
         cannot be applied with the others (a collision with another process's write, a
         fault), the transaction is rolled back and its updates up to that one are applied
         again one by one, each in its own transaction, with the usual answers to failures;
@@ -213,6 +222,7 @@ class TelegramBot:
         rest = list(updates)
         while rest:
             together, rest = _one_per_chat(rest)
+            await self._answered_chats(together)
             started = time.perf_counter()
             taken = [
                 (update, incoming) for update in together if (incoming := self._incoming(update))
@@ -234,13 +244,45 @@ class TelegramBot:
                 rest = together[last + 1 :] + rest
                 continue
             stored(together[-1].update_id)
-            answers = [
-                (update.update_id, self._answer(update, incoming, replies, started))
-                for (update, incoming), replies in zip(taken, outcome.replies, strict=True)
-            ]
-            # Chats are answered at once (up to REPLYING_CHATS), each at its own pace.
-            turns = asyncio.Semaphore(REPLYING_CHATS)
-            await asyncio.gather(*(_answer_in_turn(turns, *answer) for answer in answers))
+            for (update, incoming), replies in zip(taken, outcome.replies, strict=True):
+                answer = self._answer(update, incoming, replies, started)
+                self._answer_soon(update, answer)
+
+    def _answer_soon(self, update: Update, answer: Answer) -> None:
+        """Send `answer` (up to REPLYING_CHATS chats at once) while the process goes on: the
+        next batch is fetched and applied meanwhile, except for this chat's next update, which
+        waits for it (`_answered_chats`)."""
+
+        async def in_turn() -> None:
+            async with self._replying:
+                await _answer_logged(update.update_id, answer)
+
+        chat = update.effective_chat
+        key = chat.id if chat is not None else None
+        earlier = self._answering.get(key)  # only for updates without a chat
+        task = asyncio.create_task(_after(earlier, in_turn()))
+        self._answering[key] = task
+        task.add_done_callback(lambda _: self._forget_answer(key, task))
+
+    def _forget_answer(self, key: int | None, task: asyncio.Task[None]) -> None:
+        if self._answering.get(key) is task:
+            del self._answering[key]
+
+    async def _answered_chats(self, updates: Sequence[Update]) -> None:
+        """Wait until the replies to earlier updates of these updates' chats were sent, and
+        until no more than ANSWERING_AT_MOST answers are on their way."""
+        for update in updates:
+            chat = update.effective_chat
+            task = self._answering.get(chat.id if chat is not None else None)
+            if task is not None:
+                await task
+        while len(self._answering) > ANSWERING_AT_MOST:
+            await asyncio.wait(list(self._answering.values()), return_when=asyncio.FIRST_COMPLETED)
+
+    async def answered(self) -> None:
+        """Wait until every applied update was answered."""
+        while self._answering:
+            await asyncio.gather(*self._answering.values())
 
     def _incoming(self, update: Update) -> Incoming | None:
         """The update as the dispatcher takes it; None when there is nothing to apply."""
@@ -335,6 +377,7 @@ class TelegramBot:
                 else:  # a fault of ours
                     log.exception("polling: a batch failed; trying again in %d s", wait)
                 await _wait(stop, wait)
+        await self.answered()
         log.info("polling stopped")
 
 
@@ -383,9 +426,10 @@ def _one_per_chat(updates: list[Update]) -> tuple[list[Update], list[Update]]:
     return updates, []
 
 
-async def _answer_in_turn(turns: asyncio.Semaphore, update_id: int, answer: Answer) -> None:
-    async with turns:
-        await _answer_logged(update_id, answer)
+async def _after(earlier: asyncio.Task[None] | None, then: Coroutine[Any, Any, None]) -> None:
+    if earlier is not None:
+        await earlier
+    await then
 
 
 async def _answer_logged(update_id: int, answer: Answer) -> None:
