@@ -541,7 +541,11 @@ async def main_async(args: argparse.Namespace) -> int:
             logs = Path(args.logs) if args.logs else Path(tmp)
             logs.mkdir(parents=True, exist_ok=True)
             async with processes(settings, args, logs) as running:
-                limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+                # Idle connections are dropped before uvicorn's own 5 s keep-alive ends: reusing one
+                # the server is closing at that moment fails the request (httpx.ReadError).
+                limits = httpx.Limits(
+                    max_connections=None, max_keepalive_connections=None, keepalive_expiry=2.0
+                )
                 async with httpx.AsyncClient(
                     base_url=running.root, limits=limits, timeout=30
                 ) as client:

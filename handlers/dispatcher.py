@@ -16,9 +16,10 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import ParamSpec, TypeVar
@@ -57,6 +58,15 @@ class ApplyAlone(Exception):
     process's write, a fault of ours): the batch was rolled back and nothing of it stored. Each
     of its updates is to be handled again on its own, outside a batch, where each failure has
     its usual answer. (A database that cannot take the update raises TryLater, as alone.)"""
+
+
+@dataclass
+class Together:
+    """What `Dispatcher.handle_together` did: the replies of each update, or, when one could
+    not be applied with the others, its index (and nothing stored)."""
+
+    replies: list[list[Reply]]
+    alone: int | None = None
 
 
 class Dispatcher:
@@ -207,6 +217,26 @@ class Dispatcher:
         return replies
 
     # --- several updates in one transaction ---------------------------------------------
+
+    def handle_together(self, incomings: Sequence[Incoming]) -> Together:
+        """`handle` of several updates, each of another chat, in one transaction (a batch):
+        their replies, to be sent once this returned. When one of them could not be applied
+        with the others (ApplyAlone), everything is rolled back and `Together.alone` says
+        which: it and those before it are to be applied again on their own. TryLater when the
+        database could not take them: nothing of them is stored."""
+        self.begin_batch()
+        replies: list[list[Reply]] = []
+        try:
+            for index, incoming in enumerate(incomings):
+                try:
+                    replies.append(self.handle(incoming))
+                except ApplyAlone:  # `handle` rolled the batch back
+                    return Together([], alone=index)
+        except BaseException:
+            self.rollback_batch()
+            raise
+        self.commit_batch()
+        return Together(replies)
 
     @property
     def in_batch(self) -> bool:

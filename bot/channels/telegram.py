@@ -17,7 +17,6 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import ExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from telegram.warnings import PTBUserWarning
 from bot.app import Sanad
 from bot.background import Background
 from bot.channels.base import Rejected, RetryAfter, Transient, Unreachable, by_channel
+from bot.channels.http_pool import pooled_transport
 from bot.channels.telegram_commands import bot_commands
 from bot.channels.telegram_delivery import (
     CHANNEL,
@@ -39,7 +39,7 @@ from bot.channels.telegram_delivery import (
     to_incoming,
 )
 from bot.channels.telegram_flood import answer_aside, bounded
-from handlers.dispatcher import REPLIED_DELAY, ApplyAlone, Dispatcher
+from handlers.dispatcher import REPLIED_DELAY, Dispatcher
 from handlers.help import commands_for
 from handlers.messages import Incoming, Reply, TryLater
 from locales import LANGUAGES, translator
@@ -69,6 +69,8 @@ PER_CHAT_BURST = 3  # ... "short bursts that go over this limit" pass: an answer
 # Chats of one batch answered at the same time: concurrent, yet not a hundred requests at once
 # (on a loaded machine they would time out together and go to the outbox as late copies).
 REPLYING_CHATS = 8
+# Answers on their way before the next batch waits for some (a batch holds at most 100 updates).
+ANSWERING_AT_MOST = 100
 
 # `poll` fetches with `Bot.do_api_request`: the updates come as JSON, and a flood of one
 # chat's presses is dropped before it costs its parsing (see bot.channels.telegram_flood).
@@ -80,22 +82,6 @@ Answer = Callable[[], Awaitable[None]]  # sends an applied update's replies
 class NotRecorded(Exception):
     """An update was not stored: Telegram must send it again (the webhook answers 500;
     polling keeps its offset unconfirmed)."""
-
-
-@dataclass
-class _Batch:
-    """Updates fetched together (long polling) and applied in one transaction: their button
-    presses are answered and their replies sent once it committed (see `apply_updates`)."""
-
-    open: bool = False  # whether the dispatcher's batch was begun (with its first update)
-    updates: list[Update] = field(default_factory=list)
-    chats: set[int] = field(default_factory=set)
-    # (update id, chat id, answer), in the order of the updates
-    answers: list[tuple[int, int | None, Answer]] = field(default_factory=list)
-
-    def clear(self) -> None:
-        self.open = False
-        self.updates, self.chats, self.answers = [], set(), []
 
 
 def telegram_pace() -> Pace:
@@ -140,6 +126,10 @@ class TelegramBot:
         self._background: Background | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpoints = ExitStack()
+        # Chat id -> the answer to its last update of a batch, being sent while the next batch
+        # is fetched and applied (see `apply_updates`); at most REPLYING_CHATS send at once.
+        self._answering: dict[int | None, asyncio.Task[None]] = {}
+        self._replying = asyncio.Semaphore(REPLYING_CHATS)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -178,6 +168,7 @@ class TelegramBot:
         log.info("Telegram bot @%s started", self.bot.username)
 
     async def stop(self) -> None:
+        await self.answered()
         if self._background is not None:
             background, self._background = self._background, None
             await background.stop()
@@ -197,9 +188,16 @@ class TelegramBot:
         could not take it. Any other failure is a fault of ours that a redelivery would
         repeat: it is logged (the dispatcher has already told the person) and the update
         counts as done."""
-        answer = await self._take(update, None)
-        if answer is not None:
-            await _answer_logged(update.update_id, answer)
+        started = time.perf_counter()
+        incoming = self._incoming(update)
+        if incoming is None:
+            return
+        try:
+            # A fault of ours comes back as a "sorry" reply.
+            replies = await self.dispatcher.apply(incoming)
+        except TryLater as error:
+            raise self._not_recorded(update, error) from error
+        await _answer_logged(update.update_id, self._answer(update, incoming, replies, started))
 
     async def apply_updates(self, updates: Sequence[Update], stored: Callable[[int], None]) -> None:
         """Apply a batch of fetched updates in as few transactions as the conversations allow,
@@ -208,81 +206,108 @@ class TelegramBot:
         A commit costs more than everything else an update does in the database (SQLite
         writes and locks its log for each), so the updates share one transaction, committed
         before any of their button presses is answered or their replies are sent: nobody is
-        told of anything that was not stored. Between the first update and the commit nothing
-        waits on the network. The batch's work runs on the dispatcher's batch thread: the
-        process's other tasks go on meanwhile, their database work in threads too (on SQLite
-        a write waits for the batch's commit; on the event loop it would stop the batch). A chat's
-        second update in the batch is applied after the first's replies were sent (commit,
-        send, go on in a new transaction), as when updates come one by one. When an update
+        told of anything that was not stored. The updates of one transaction go to the
+        dispatcher's batch thread together (`Dispatcher.handle_together`), one hop off the
+        event loop for all of them; the process's other tasks go on meanwhile. The answers go
+        out while the next updates are fetched and applied (this returns before they are
+        sent; `answered` waits for them), but a chat's next update, in this batch or a later
+        one, is applied only after the replies to its previous one were sent (commit, send,
+        go on in a new transaction), as when updates come one by one. When an update
         cannot be applied with the others (a collision with another process's write, a
-        fault), the batch so far is rolled back and its updates are applied again one by one,
-        each in its own transaction, with the usual answers to failures; when the database
-        cannot take it, nothing of the batch is stored or answered and it is fetched again
-        (NotRecorded).
+        fault), the transaction is rolled back and its updates up to that one are applied
+        again one by one, each in its own transaction, with the usual answers to failures;
+        when the database cannot take it, nothing of it is stored or answered and it is
+        fetched again (NotRecorded).
         """
-        batch = _Batch()
-        try:
-            for update in updates:
-                chat = update.effective_chat
-                if chat is not None and chat.id in batch.chats:
-                    await self._settle(batch, stored)
-                batch.updates.append(update)
-                if chat is not None:
-                    batch.chats.add(chat.id)
-                try:
-                    answer = await self._take(update, batch)
-                except ApplyAlone:  # the dispatcher rolled the batch back
-                    batch.open = False
-                    for again in batch.updates:
-                        await self.apply_update(again)
-                        stored(again.update_id)
-                    batch.clear()
-                    continue
-                if answer is not None:
-                    chat_id = chat.id if chat is not None else None
-                    batch.answers.append((update.update_id, chat_id, answer))
-            await self._settle(batch, stored)
-        finally:
-            if batch.open:  # interrupted: nothing of the batch was stored
-                await self.dispatcher.run_in_batch(self.dispatcher.rollback_batch)
+        rest = list(updates)
+        while rest:
+            together, rest = _one_per_chat(rest)
+            await self._answered_chats(together)
+            started = time.perf_counter()
+            taken = [
+                (update, incoming) for update in together if (incoming := self._incoming(update))
+            ]
+            if not taken:
+                stored(together[-1].update_id)
+                continue
+            try:
+                outcome = await self.dispatcher.run_in_batch(
+                    self.dispatcher.handle_together, [incoming for _, incoming in taken]
+                )
+            except TryLater as error:  # nothing of it stored
+                raise self._not_recorded(taken[0][0], error) from error
+            if outcome.alone is not None:  # rolled back: one by one up to that update
+                last = together.index(taken[outcome.alone][0])
+                for again in together[: last + 1]:
+                    await self.apply_update(again)
+                    stored(again.update_id)
+                rest = together[last + 1 :] + rest
+                continue
+            stored(together[-1].update_id)
+            for (update, incoming), replies in zip(taken, outcome.replies, strict=True):
+                answer = self._answer(update, incoming, replies, started)
+                self._answer_soon(update, answer)
 
-    async def _take(self, update: Update, batch: _Batch | None) -> Answer | None:
-        """Apply `update` (in `batch`'s transaction when given, else in its own); what answers
-        it once it is stored, or None when there is nothing to answer.
+    def _answer_soon(self, update: Update, answer: Answer) -> None:
+        """Send `answer` (up to REPLYING_CHATS chats at once) while the process goes on: the
+        next batch is fetched and applied meanwhile, except for this chat's next update, which
+        waits for it (`_answered_chats`)."""
 
-        Raises NotRecorded when the database could not take it, ApplyAlone when it could not
-        be applied with the rest of `batch` (rolled back). The database work (and whatever a
-        handler draws) runs off the event loop: a batch's on the dispatcher's batch thread, an
-        update alone on one of its threads, a chat at a time."""
-        started = time.perf_counter()
+        async def in_turn() -> None:
+            async with self._replying:
+                await _answer_logged(update.update_id, answer)
+
+        chat = update.effective_chat
+        key = chat.id if chat is not None else None
+        earlier = self._answering.get(key)  # only for updates without a chat
+        task = asyncio.create_task(_after(earlier, in_turn()))
+        self._answering[key] = task
+        task.add_done_callback(lambda _: self._forget_answer(key, task))
+
+    def _forget_answer(self, key: int | None, task: asyncio.Task[None]) -> None:
+        if self._answering.get(key) is task:
+            del self._answering[key]
+
+    async def _answered_chats(self, updates: Sequence[Update]) -> None:
+        """Wait until the replies to earlier updates of these updates' chats were sent, and
+        until no more than ANSWERING_AT_MOST answers are on their way."""
+        for update in updates:
+            chat = update.effective_chat
+            task = self._answering.get(chat.id if chat is not None else None)
+            if task is not None:
+                await task
+        while len(self._answering) > ANSWERING_AT_MOST:
+            await asyncio.wait(list(self._answering.values()), return_when=asyncio.FIRST_COMPLETED)
+
+    async def answered(self) -> None:
+        """Wait until every applied update was answered."""
+        while self._answering:
+            await asyncio.gather(*self._answering.values())
+
+    def _incoming(self, update: Update) -> Incoming | None:
+        """The update as the dispatcher takes it; None when there is nothing to apply."""
         if self.metrics is not None:
             self.metrics.updates.inc()
-        key = {"update_id": f"telegram:{update.update_id}"}
         try:
-            incoming = to_incoming(update)
+            return to_incoming(update)
         except Exception:  # a fault of ours: it would fail again
+            key = {"update_id": f"telegram:{update.update_id}"}
             log.exception("update telegram:%s failed", update.update_id, extra=key)
             return None
-        if incoming is None:
-            return None
-        if batch is not None and not batch.open:
-            batch.open = True
-            await self.dispatcher.run_in_batch(self.dispatcher.begin_batch)
-        try:
-            # Faults of ours come back as a "sorry" reply (alone) or ApplyAlone (in a batch).
-            if batch is None:
-                replies = await self.dispatcher.apply(incoming)
-            else:
-                replies = await self.dispatcher.run_in_batch(self.dispatcher.handle, incoming)
-        except TryLater as error:  # nothing stored (the batch rolled back)
-            if batch is not None:
-                batch.open = False
-            log.warning(
-                "update telegram:%s not recorded; Telegram will deliver it again",
-                update.update_id,
-                extra=key,
-            )
-            raise NotRecorded(update.update_id) from error
+
+    def _not_recorded(self, update: Update, error: Exception) -> NotRecorded:
+        log.warning(
+            "update telegram:%s not recorded (%s); Telegram will deliver it again",
+            update.update_id,
+            error.__class__.__name__,
+            extra={"update_id": f"telegram:{update.update_id}"},
+        )
+        return NotRecorded(update.update_id)
+
+    def _answer(
+        self, update: Update, incoming: Incoming, replies: list[Reply], started: float
+    ) -> Answer:
+        """What answers an applied update once it is stored: its button press, its replies."""
 
         async def answer() -> None:
             if update.callback_query is not None:
@@ -292,28 +317,6 @@ class TelegramBot:
                 self.metrics.replied(sent, time.perf_counter() - started)
 
         return answer
-
-    async def _settle(self, batch: _Batch, stored: Callable[[int], None]) -> None:
-        """Commit the batch, then answer its updates (NotRecorded if the commit failed)."""
-        if batch.open:
-            batch.open = False
-            try:
-                await self.dispatcher.run_in_batch(self.dispatcher.commit_batch)
-            except TryLater as error:
-                raise NotRecorded(batch.updates[0].update_id) from error
-        if batch.updates:
-            stored(batch.updates[-1].update_id)
-        answers = batch.answers
-        batch.clear()
-        by_chat: dict[int | None, list[tuple[int, Answer]]] = {}
-        for update_id, chat_id, answer in answers:
-            by_chat.setdefault(chat_id, []).append((update_id, answer))
-        # Chats are answered at once (up to REPLYING_CHATS), each in the order of its updates
-        # and at its own pace.
-        turns = asyncio.Semaphore(REPLYING_CHATS)
-        await asyncio.gather(
-            *(_answer_in_order(chat_answers, turns) for chat_answers in by_chat.values())
-        )
 
     # --- long polling -------------------------------------------------------------------
 
@@ -374,6 +377,7 @@ class TelegramBot:
                 else:  # a fault of ours
                     log.exception("polling: a batch failed; trying again in %d s", wait)
                 await _wait(stop, wait)
+        await self.answered()
         log.info("polling stopped")
 
 
@@ -396,7 +400,7 @@ def build_telegram(
         settings.telegram_bot_token.get_secret_value(),
         base_url=settings.bot_api_url,
         base_file_url=settings.bot_file_url,
-        request=request or HTTPXRequest(connection_pool_size=BOT_CONNECTIONS),
+        request=request or _request(BOT_CONNECTIONS),
         get_updates_request=get_updates_request or request or HTTPXRequest(),
     )
     return TelegramBot(
@@ -410,10 +414,22 @@ def build_telegram(
     )
 
 
-async def _answer_in_order(answers: list[tuple[int, Answer]], turns: asyncio.Semaphore) -> None:
-    async with turns:
-        for update_id, answer in answers:
-            await _answer_logged(update_id, answer)
+def _one_per_chat(updates: list[Update]) -> tuple[list[Update], list[Update]]:
+    """The updates up to the first that repeats a chat, and the rest."""
+    chats: set[int] = set()
+    for index, update in enumerate(updates):
+        chat = update.effective_chat
+        if chat is not None:
+            if chat.id in chats:
+                return updates[:index], updates[index:]
+            chats.add(chat.id)
+    return updates, []
+
+
+async def _after(earlier: asyncio.Task[None] | None, then: Coroutine[Any, Any, None]) -> None:
+    if earlier is not None:
+        await earlier
+    await then
 
 
 async def _answer_logged(update_id: int, answer: Answer) -> None:
@@ -503,7 +519,7 @@ def make_bot(sanad: Sanad) -> Bot:
         settings.telegram_bot_token.get_secret_value(),
         base_url=settings.bot_api_url,
         base_file_url=settings.bot_file_url,
-        request=HTTPXRequest(connection_pool_size=SENDER_CONNECTIONS),
+        request=_request(SENDER_CONNECTIONS),
     )
 
 
@@ -591,6 +607,12 @@ async def _send_replies(
             return number
     await sanad.dispatcher.sent(incoming, shown)
     return len(replies)
+
+
+def _request(connections: int) -> HTTPXRequest:
+    """PTB's request layer over our pool (bot.channels.http_pool)."""
+    transport = pooled_transport(connections)
+    return HTTPXRequest(connection_pool_size=connections, httpx_kwargs={"transport": transport})
 
 
 async def _write_delivered_regularly(sanad: Sanad) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bot.channels.http_pool import pooled_transport
 from bot.channels.whatsapp.render import Outgoing, mime_type
 from outbox.sender import Rejected, RetryAfter, Transient, Unreachable
 
@@ -85,7 +86,7 @@ class CloudClient:
             headers={"Authorization": f"Bearer {token.get_secret_value()}"},
             timeout=timeout,
             limits=httpx.Limits(max_connections=CONNECTIONS),
-            transport=transport,
+            transport=transport or pooled_transport(CONNECTIONS),
         )
 
     async def aclose(self) -> None:
