@@ -259,7 +259,7 @@ class Dispatcher:
 
         On PostgreSQL the pool pings a connection at each checkout, a round trip: one per
         transaction cost x1.15 CPU and x1.12 wall time per update (`bench.dispatch`, an update
-        a transaction, 6 December 2026); on SQLite kept or not made no difference."""
+        a transaction, 6 December 2026); on SQLite x1.13 (bench/README.md)."""
         connection: Connection | None = getattr(self._connections, "kept", None)
         if connection is None:
             connection = self._connections.kept = self.engine.connect()

@@ -74,8 +74,8 @@ def read_chat(
     (one round trip less for nearly every message); a chat never seen reads the person alone.
 
     Kept for what `bench.dispatch` measured (6 December 2026, bench/README.md): the two
-    queries cost the dispatcher x1.13 CPU and x1.09 wall time per update on PostgreSQL, 8-34%
-    more CPU on SQLite."""
+    queries cost the dispatcher x1.13 CPU and x1.09 wall time per update on PostgreSQL, x1.18
+    on SQLite."""
     row = _READ_WITH_MEMBER_HOT.first(
         runner, {"key": chat_key, "channel": channel, "address": address}
     )

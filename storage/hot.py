@@ -15,7 +15,7 @@ Python-side column default), the statement simply goes through Core.
 Kept only for the three statements every update runs (its record in processed_update, the
 chat's row with its writer, the chat's new state), because the bench still shows it (6
 December 2026, SQLite, bench/README.md): through Core, the dispatcher's CPU per update was
-8-14% higher an update a transaction and 22-33% higher 50 to a transaction (`bench.dispatch`);
+8-29% higher an update a transaction and 22-33% higher 50 to a transaction (`bench.dispatch`);
 `bench.e2e`, five alternated pairs: Sanad's CPU per update 3.43-3.71 ms against 2.62-3.49 ms,
 ratio Sanad/echo 0.85-1.04 against 0.97-1.18. The statements of reports (once per report) went
 back to Core.
