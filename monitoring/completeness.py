@@ -211,7 +211,8 @@ def _first_submissions(
     return first
 
 
-# Statements built once per form, run with the group and period as parameters.
+# Statements built once per form, run with the group and period as parameters (the cache
+# pays: see monitoring.digest and bench/README.md).
 
 
 @lru_cache(maxsize=64)

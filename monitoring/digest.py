@@ -194,7 +194,9 @@ def _daily_history(
 
 
 # The statements are built once per form (building one costs more than running it), and run
-# with the group and its periods as parameters.
+# with the group and its periods as parameters. Without the caches (here and in
+# monitoring.completeness) bench.digests' digests/bare SQL went from 1.99 to 2.90 on SQLite
+# and from 1.51 to 2.05 on PostgreSQL (target <= 2; 6 December 2026, bench/README.md).
 
 
 @lru_cache(maxsize=64)

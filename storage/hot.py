@@ -13,12 +13,12 @@ Session, on a connection outside a transaction, or for a statement that needs Co
 Python-side column default), the statement simply goes through Core.
 
 Kept only for the three statements every update runs (its record in processed_update, the
-chat's row with its writer, the chat's new state), because the bench still shows it: `python3
--m bench.workers --rounds 9` on SQLite, 6 December 2026, load average 5-12, runs alternated,
-ratio Sanad/echo (median of the rounds) 1.01, 0.80, 0.74, 1.19 with these three hot and 0.53,
-0.72, 0.80, 0.39, 0.46 with every statement through Core (earlier pair: 0.57, 0.63 against
-0.40, 0.40); `bench.e2e` could not tell them apart (0.91, 1.12 against 0.91, 0.91). The
-statements of reports (once per report) went back to Core.
+chat's row with its writer, the chat's new state), because the bench still shows it (6
+December 2026, SQLite, bench/README.md): through Core, the dispatcher's CPU per update was
+8-29% higher an update a transaction and 22-33% higher 50 to a transaction (`bench.dispatch`);
+`bench.e2e`, five alternated pairs: Sanad's CPU per update 3.43-3.71 ms against 2.62-3.49 ms,
+ratio Sanad/echo 0.85-1.04 against 0.97-1.18. The statements of reports (once per report) went
+back to Core.
 """
 
 from __future__ import annotations

@@ -246,7 +246,9 @@ async def send_text(
     `Bot.send_message` turns Telegram's answer into a `Message` (every entity and button
     rebuilt as objects); nothing here reads it, and building it cost about a fifth of the
     CPU of a reply (cProfile of bench.workers). `do_api_request` makes the same request
-    (same defaults, same error mapping) and returns the answer as it came.
+    (same defaults, same error mapping) and returns the answer as it came: 15 µs of CPU a
+    call instead of 98 (a text), 58 instead of 220 (three buttons), 2.5-5% of Sanad's CPU per
+    update (6 December 2026, bench/README.md).
     """
     sent = await bot.do_api_request(
         "sendMessage", api_kwargs={"chat_id": chat_id, "text": text, "reply_markup": markup}
