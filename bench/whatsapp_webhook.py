@@ -1,6 +1,7 @@
 """Signed WhatsApp events vs Telegram updates through one `python -m bot webhook` process.
 
-    python -m bench.whatsapp_webhook [--people 20] [--seconds 20] [--database URL]
+    python -m bench.whatsapp_webhook [--people 20] [--paced-people 60] [--seconds 12]
+        [--rounds 2] [--database URL]
 
 One webhook process serves both channels (`POST /telegram`, `POST /whatsapp`), without the
 scheduler and sender. This process plays both platforms: the fake Bot API and the fake Cloud
@@ -13,10 +14,17 @@ The same registered workers (English) on each channel repeat the same two messag
 request's time is the POST's round trip: both webhooks answer after the event is committed
 and its replies sent. Loads, one channel at a time:
 
-* closed: every worker posts its next message as soon as the previous one was answered;
-* paced: every worker waits 1 s after each answer.
+* closed: every worker (`--people`) posts its next message as soon as the previous one was
+  answered;
+* paced: every worker (`--paced-people`, more of them: a p95 needs samples) waits 1 s after
+  each answer, their first messages spread over the first second (started at once, they
+  would stay in step: bursts of simultaneous messages, not a paced load).
 
-Printed: messages/s, p50 and p95 per channel and load, and the ratios WhatsApp/Telegram.
+Each load's `--seconds` are cut in `--rounds`, the channels taking turns (Telegram, WhatsApp,
+Telegram, ...): a change in the shared machine's other load falls on both.
+
+Printed: messages/s, p50 and p95 per channel and load, the samples, the webhook process's CPU
+milliseconds per message (the A/B figure on a busy machine), and the ratios WhatsApp/Telegram.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -36,6 +45,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import select
 
+from bench.idle import cpu_seconds
 from bot.app import assemble
 from bot.settings import Settings
 from storage.db import transaction
@@ -63,10 +73,24 @@ class Figures:
     count: int
     seconds: float
     latencies: list[float]
+    cpu: float = 0.0  # the webhook process's CPU seconds meanwhile
 
     @property
     def rate(self) -> float:
         return self.count / self.seconds
+
+    @property
+    def cpu_ms(self) -> float:
+        """The webhook process's CPU milliseconds per message."""
+        return self.cpu * 1000 / self.count
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(
+            self.count + other.count,
+            self.seconds + other.seconds,
+            self.latencies + other.latencies,
+            self.cpu + other.cpu,
+        )
 
     def percentile(self, q: int) -> float:
         ordered = sorted(self.latencies)
@@ -136,6 +160,7 @@ async def load(root: str, post: Post, people: int, seconds: float, pause: float)
     async def worker(n: int, client: httpx.AsyncClient) -> None:
         nonlocal failures
         step = 0
+        await asyncio.sleep(pause * n / people)  # paced: spread over the first pause
         while time.perf_counter() < stop:
             started = time.perf_counter()
             status = await post(client, n, MESSAGES[step % 2])
@@ -156,7 +181,10 @@ async def load(root: str, post: Post, people: int, seconds: float, pause: float)
 
 
 @contextlib.asynccontextmanager
-async def webhook_process(env: dict[str, str], port: int, log: Path) -> AsyncIterator[str]:
+async def webhook_process(
+    env: dict[str, str], port: int, log: Path
+) -> AsyncIterator[tuple[str, int]]:
+    """The webhook process, serving: its root URL and process id."""
     root = f"http://127.0.0.1:{port}"
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
@@ -183,10 +211,18 @@ async def webhook_process(env: dict[str, str], port: int, log: Path) -> AsyncIte
                         if (await client.get(f"{root}/health")).status_code == 200:
                             break
                     await asyncio.sleep(0.1)
-            yield root
+            yield root, process.pid
         finally:
             process.send_signal(signal.SIGTERM)
             await process.wait()
+
+
+def forget(telegram: FakeBotApi, whatsapp: FakeCloudApi) -> None:
+    """Drop what the fakes recorded: kept, the replies of a run grow this process's heap, and
+    its collections of the oldest generation (which walk all of it) then stall both fakes and
+    the workers (tens of milliseconds in a paced load's p95)."""
+    telegram.clear()
+    whatsapp.sent.clear()
 
 
 def free_port() -> int:
@@ -197,10 +233,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def main(people: int, seconds: float, database_url: str | None) -> None:
+@dataclass
+class Run:
+    people: int  # closed load
+    paced_people: int
+    seconds: float  # each load, each channel
+    rounds: int
+    database_url: str | None
+
+
+async def main(run: Run) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        url = database_url or f"sqlite:///{folder}/sanad.db"
-        prepare(url, Path(folder) / "data", people)
+        url = run.database_url or f"sqlite:///{folder}/sanad.db"
+        prepare(url, Path(folder) / "data", max(run.people, run.paced_people))
         telegram = FakeBotApi()
         whatsapp = FakeCloudApi(token=WA_TOKEN, app_secret=WA_SECRET)
         whatsapp.messages_per_second = 1e9
@@ -225,40 +270,73 @@ async def main(people: int, seconds: float, database_url: str | None) -> None:
                 "LOG_FORMAT": "text",
             }
             log = Path(folder) / "webhook.log"
-            async with webhook_process(env, free_port(), log) as root:
+            async with webhook_process(env, free_port(), log) as (root, pid):
                 posters = {
                     "telegram": telegram_poster(telegram),
                     "whatsapp": whatsapp_poster(whatsapp),
                 }
                 for post in posters.values():  # warm-up
-                    await load(root, post, people, 2.0, 0.0)
+                    await load(root, post, run.paced_people, 2.0, 0.0)
+                forget(telegram, whatsapp)
+                gc.freeze()  # what this process keeps for good: no collection walks it again
                 results: dict[tuple[str, str], Figures] = {}
-                for label, pause in (("closed", 0.0), ("paced 1 s", 1.0)):
-                    for name, post in posters.items():
-                        results[(label, name)] = await load(root, post, people, seconds, pause)
+                loads = (("closed", run.people, 0.0), ("paced 1 s", run.paced_people, 1.0))
+                for label, people, pause in loads:
+                    for _ in range(run.rounds):
+                        for name, post in posters.items():
+                            before = cpu_seconds(pid)
+                            figures = await load(
+                                root, post, people, run.seconds / run.rounds, pause
+                            )
+                            figures.cpu = cpu_seconds(pid) - before
+                            forget(telegram, whatsapp)
+                            earlier = results.get((label, name))
+                            results[(label, name)] = (
+                                figures if earlier is None else earlier + figures
+                            )
             errors = sum(" ERROR " in line for line in log.read_text(errors="replace").splitlines())
         refused = len(whatsapp.refused)
     database = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
-    print(f"{people} workers a channel, {seconds:g} s a run, {database}, one webhook process")
-    print(f"{'load':<10} {'channel':<9} {'msg/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
+    print(
+        f"closed: {run.people} workers a channel, paced: {run.paced_people}; {run.seconds:g} s "
+        f"a load and channel in {run.rounds} rounds; {database}, one webhook process"
+    )
+    print(
+        f"{'load':<10} {'channel':<9} {'msg/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'samples':>8} "
+        f"{'CPU ms/msg':>11}"
+    )
     for (label, name), figures in results.items():
         print(
-            f"{label:<10} {name:<9} {figures.rate:8.1f} "
-            f"{figures.percentile(50):8.1f} {figures.percentile(95):8.1f}"
+            f"{label:<10} {name:<9} {figures.rate:8.1f} {figures.percentile(50):8.1f} "
+            f"{figures.percentile(95):8.1f} {figures.count:8d} {figures.cpu_ms:11.2f}"
         )
     for label in ("closed", "paced 1 s"):
         tg, wa = results[(label, "telegram")], results[(label, "whatsapp")]
         print(
             f"{label}: throughput ratio WhatsApp/Telegram {wa.rate / tg.rate:.2f}, "
-            f"p95 ratio {wa.percentile(95) / tg.percentile(95):.2f}"
+            f"p95 ratio {wa.percentile(95) / tg.percentile(95):.2f}, "
+            f"CPU per message ratio {wa.cpu_ms / tg.cpu_ms:.2f}"
         )
     print(f"errors logged: {errors}; messages the fake Cloud API refused: {refused}")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--people", type=int, default=20, help="closed load")
+    parser.add_argument("--paced-people", type=int, default=60, help="paced load")
+    parser.add_argument("--seconds", type=float, default=12.0, help="a load and channel")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of the channels")
     parser.add_argument("--database", default=None, help="a PostgreSQL URL; default SQLite")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.people, arguments.seconds, arguments.database))
+    asyncio.run(
+        main(
+            Run(
+                arguments.people,
+                arguments.paced_people,
+                arguments.seconds,
+                arguments.rounds,
+                arguments.database,
+            )
+        )
+    )
