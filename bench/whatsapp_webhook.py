@@ -1,7 +1,7 @@
 """Signed WhatsApp events vs Telegram updates through one `python -m bot webhook` process.
 
     python -m bench.whatsapp_webhook [--people 20] [--paced-people 60] [--seconds 12]
-        [--rounds 2] [--database URL]
+        [--turn 2] [--database URL]
 
 One webhook process serves both channels (`POST /telegram`, `POST /whatsapp`), without the
 scheduler and sender. This process plays both platforms: the fake Bot API and the fake Cloud
@@ -20,8 +20,10 @@ and its replies sent. Loads, one channel at a time:
   each answer, their first messages spread over the first second (started at once, they
   would stay in step: bursts of simultaneous messages, not a paced load).
 
-Each load's `--seconds` are cut in `--rounds`, the channels taking turns (Telegram, WhatsApp,
-Telegram, ...): a change in the shared machine's other load falls on both.
+The channels take turns of `--turn` seconds (Telegram, WhatsApp, Telegram, ...), the same
+workers going on: a change in the shared machine's other load falls on both. A turn ends once
+its messages in flight were answered (none is posted meanwhile), so that its time and the
+webhook's CPU are its channel's alone.
 
 Printed: messages/s, p50 and p95 per channel and load, the samples, the webhook process's CPU
 milliseconds per message (the A/B figure on a busy machine), and the ratios WhatsApp/Telegram.
@@ -84,14 +86,6 @@ class Figures:
         """The webhook process's CPU milliseconds per message."""
         return self.cpu * 1000 / self.count
 
-    def __add__(self, other: Figures) -> Figures:
-        return Figures(
-            self.count + other.count,
-            self.seconds + other.seconds,
-            self.latencies + other.latencies,
-            self.cpu + other.cpu,
-        )
-
     def percentile(self, q: int) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] * 1000
@@ -152,32 +146,72 @@ def whatsapp_poster(api: FakeCloudApi) -> Post:
     return post
 
 
-async def load(root: str, post: Post, people: int, seconds: float, pause: float) -> Figures:
-    latencies: list[float] = []
-    stop = time.perf_counter() + seconds
-    failures = 0
+async def load(
+    root: str,
+    posters: dict[str, Post],
+    people: int,
+    seconds: float,
+    pause: float,
+    turn: float,
+    pid: int,
+) -> dict[str, Figures]:
+    """`people` workers posting for `seconds` a channel, the channels taking turns of `turn`
+    seconds: at the end of a turn no new message is posted until those in flight were
+    answered, so that each turn's time and the webhook's CPU are its channel's alone."""
+    figures = {name: Figures(0, 0.0, []) for name in posters}
+    current = next(iter(posters))
+    open_ = asyncio.Event()
+    quiet = asyncio.Event()
+    in_flight = failures = 0
+    done = False
 
     async def worker(n: int, client: httpx.AsyncClient) -> None:
-        nonlocal failures
+        nonlocal failures, in_flight
         step = 0
         await asyncio.sleep(pause * n / people)  # paced: spread over the first pause
-        while time.perf_counter() < stop:
+        while True:
+            await open_.wait()
+            if done:
+                return
+            if not open_.is_set():  # the turn ended before this worker's wake-up came
+                continue
+            name, in_flight = current, in_flight + 1
+            quiet.clear()
             started = time.perf_counter()
-            status = await post(client, n, MESSAGES[step % 2])
-            latencies.append(time.perf_counter() - started)
+            status = await posters[name](client, n, MESSAGES[step % 2])
+            figures[name].latencies.append(time.perf_counter() - started)
+            in_flight -= 1
+            if not in_flight:
+                quiet.set()
             failures += status != 200
             step += 1
             if pause:
                 await asyncio.sleep(pause)
 
+    async def turns() -> None:
+        nonlocal current, done
+        names = list(posters)
+        for number in range(round(seconds / turn) * len(names)):
+            current = names[number % len(names)]
+            began, cpu = time.perf_counter(), cpu_seconds(pid)
+            open_.set()
+            await asyncio.sleep(turn)
+            open_.clear()
+            if in_flight:
+                await quiet.wait()
+            figures[current].seconds += time.perf_counter() - began
+            figures[current].cpu += cpu_seconds(pid) - cpu
+        done = True
+        open_.set()
+
     limits = httpx.Limits(max_connections=people + 4)
     async with httpx.AsyncClient(base_url=root, timeout=60, limits=limits) as client:
-        began = time.perf_counter()
-        await asyncio.gather(*(worker(n, client) for n in range(people)))
-        elapsed = time.perf_counter() - began
+        await asyncio.gather(turns(), *(worker(n, client) for n in range(people)))
     if failures:
         raise RuntimeError(f"{failures} requests were not answered 200")
-    return Figures(len(latencies), elapsed, latencies)
+    for result in figures.values():
+        result.count = len(result.latencies)
+    return figures
 
 
 @contextlib.asynccontextmanager
@@ -238,7 +272,7 @@ class Run:
     people: int  # closed load
     paced_people: int
     seconds: float  # each load, each channel
-    rounds: int
+    turn: float  # seconds
     database_url: str | None
 
 
@@ -275,40 +309,30 @@ async def main(run: Run) -> None:
                     "telegram": telegram_poster(telegram),
                     "whatsapp": whatsapp_poster(whatsapp),
                 }
-                for post in posters.values():  # warm-up
-                    await load(root, post, run.paced_people, 2.0, 0.0)
+                await load(root, posters, run.paced_people, 2.0, 0.0, 2.0, pid)  # warm-up
                 forget(telegram, whatsapp)
                 gc.freeze()  # what this process keeps for good: no collection walks it again
                 results: dict[tuple[str, str], Figures] = {}
                 loads = (("closed", run.people, 0.0), ("paced 1 s", run.paced_people, 1.0))
                 for label, people, pause in loads:
-                    for _ in range(run.rounds):
-                        for name, post in posters.items():
-                            before = cpu_seconds(pid)
-                            figures = await load(
-                                root, post, people, run.seconds / run.rounds, pause
-                            )
-                            figures.cpu = cpu_seconds(pid) - before
-                            forget(telegram, whatsapp)
-                            earlier = results.get((label, name))
-                            results[(label, name)] = (
-                                figures if earlier is None else earlier + figures
-                            )
+                    figures = await load(root, posters, people, run.seconds, pause, run.turn, pid)
+                    forget(telegram, whatsapp)
+                    results |= {(label, name): each for name, each in figures.items()}
             errors = sum(" ERROR " in line for line in log.read_text(errors="replace").splitlines())
         refused = len(whatsapp.refused)
     database = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print(
         f"closed: {run.people} workers a channel, paced: {run.paced_people}; {run.seconds:g} s "
-        f"a load and channel in {run.rounds} rounds; {database}, one webhook process"
+        f"a load and channel in turns of {run.turn:g} s; {database}, one webhook process"
     )
     print(
         f"{'load':<10} {'channel':<9} {'msg/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'samples':>8} "
         f"{'CPU ms/msg':>11}"
     )
-    for (label, name), figures in results.items():
+    for (label, name), each in results.items():
         print(
-            f"{label:<10} {name:<9} {figures.rate:8.1f} {figures.percentile(50):8.1f} "
-            f"{figures.percentile(95):8.1f} {figures.count:8d} {figures.cpu_ms:11.2f}"
+            f"{label:<10} {name:<9} {each.rate:8.1f} {each.percentile(50):8.1f} "
+            f"{each.percentile(95):8.1f} {each.count:8d} {each.cpu_ms:11.2f}"
         )
     for label in ("closed", "paced 1 s"):
         tg, wa = results[(label, "telegram")], results[(label, "whatsapp")]
@@ -326,7 +350,7 @@ if __name__ == "__main__":
     parser.add_argument("--people", type=int, default=20, help="closed load")
     parser.add_argument("--paced-people", type=int, default=60, help="paced load")
     parser.add_argument("--seconds", type=float, default=12.0, help="a load and channel")
-    parser.add_argument("--rounds", type=int, default=2, help="turns of the channels")
+    parser.add_argument("--turn", type=float, default=2.0, help="seconds of a channel's turn")
     parser.add_argument("--database", default=None, help="a PostgreSQL URL; default SQLite")
     arguments = parser.parse_args()
     asyncio.run(
@@ -335,7 +359,7 @@ if __name__ == "__main__":
                 arguments.people,
                 arguments.paced_people,
                 arguments.seconds,
-                arguments.rounds,
+                arguments.turn,
                 arguments.database,
             )
         )
