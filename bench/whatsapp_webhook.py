@@ -1,7 +1,7 @@
 """Signed WhatsApp events vs Telegram updates through one `python -m bot webhook` process.
 
     python -m bench.whatsapp_webhook [--people 20] [--paced-people 60] [--seconds 12]
-        [--turn 2] [--database URL]
+        [--turn 2] [--paced-turn 0.5] [--database URL]
 
 One webhook process serves both channels (`POST /telegram`, `POST /whatsapp`), without the
 scheduler and sender. This process plays both platforms: the fake Bot API and the fake Cloud
@@ -16,14 +16,16 @@ and its replies sent. Loads, one channel at a time:
 
 * closed: every worker (`--people`) posts its next message as soon as the previous one was
   answered;
-* paced: every worker (`--paced-people`, more of them: a p95 needs samples) waits 1 s after
-  each answer, their first messages spread over the first second (started at once, they
-  would stay in step: bursts of simultaneous messages, not a paced load).
+* paced: every worker (`--paced-people`, more of them: a p95 needs samples) waits 0.5 to
+  1.5 s after each answer (1 s on average, drawn: not in step with the channels' turns), their
+  first messages spread over the first second (started at once, they would stay in step:
+  bursts of simultaneous messages, not a paced load).
 
-The channels take turns of `--turn` seconds (Telegram, WhatsApp, Telegram, ...), the same
-workers going on: a change in the shared machine's other load falls on both. A turn ends once
-its messages in flight were answered (none is posted meanwhile), so that its time and the
-webhook's CPU are its channel's alone.
+The channels take turns of `--turn` seconds (Telegram, WhatsApp, Telegram, ...; paced:
+`--paced-turn`, shorter, as few messages are in flight), the same workers going on: a change
+in the shared machine's other load falls on both. A turn ends once its messages in flight were
+answered (none is posted meanwhile), so that its time and the webhook's CPU are its channel's
+alone.
 
 Printed: messages/s, p50 and p95 per channel and load, the samples, the webhook process's CPU
 milliseconds per message (the A/B figure on a busy machine), and the ratios WhatsApp/Telegram.
@@ -36,6 +38,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import random
 import signal
 import sys
 import tempfile
@@ -168,6 +171,7 @@ async def load(
     async def worker(n: int, client: httpx.AsyncClient) -> None:
         nonlocal failures, in_flight
         step = 0
+        drawn = random.Random(n)
         await asyncio.sleep(pause * n / people)  # paced: spread over the first pause
         while True:
             await open_.wait()
@@ -185,8 +189,8 @@ async def load(
                 quiet.set()
             failures += status != 200
             step += 1
-            if pause:
-                await asyncio.sleep(pause)
+            if pause:  # about `pause` on average: not in step with the turns
+                await asyncio.sleep(pause * drawn.uniform(0.5, 1.5))
 
     async def turns() -> None:
         nonlocal current, done
@@ -272,7 +276,8 @@ class Run:
     people: int  # closed load
     paced_people: int
     seconds: float  # each load, each channel
-    turn: float  # seconds
+    turn: float  # seconds, closed load
+    paced_turn: float
     database_url: str | None
 
 
@@ -313,9 +318,12 @@ async def main(run: Run) -> None:
                 forget(telegram, whatsapp)
                 gc.freeze()  # what this process keeps for good: no collection walks it again
                 results: dict[tuple[str, str], Figures] = {}
-                loads = (("closed", run.people, 0.0), ("paced 1 s", run.paced_people, 1.0))
-                for label, people, pause in loads:
-                    figures = await load(root, posters, people, run.seconds, pause, run.turn, pid)
+                loads = (
+                    ("closed", run.people, 0.0, run.turn),
+                    ("paced 1 s", run.paced_people, 1.0, run.paced_turn),
+                )
+                for label, people, pause, turn in loads:
+                    figures = await load(root, posters, people, run.seconds, pause, turn, pid)
                     forget(telegram, whatsapp)
                     results |= {(label, name): each for name, each in figures.items()}
             errors = sum(" ERROR " in line for line in log.read_text(errors="replace").splitlines())
@@ -323,7 +331,8 @@ async def main(run: Run) -> None:
     database = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print(
         f"closed: {run.people} workers a channel, paced: {run.paced_people}; {run.seconds:g} s "
-        f"a load and channel in turns of {run.turn:g} s; {database}, one webhook process"
+        f"a load and channel in turns of {run.turn:g} s (paced: {run.paced_turn:g} s); "
+        f"{database}, one webhook process"
     )
     print(
         f"{'load':<10} {'channel':<9} {'msg/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'samples':>8} "
@@ -351,6 +360,7 @@ if __name__ == "__main__":
     parser.add_argument("--paced-people", type=int, default=60, help="paced load")
     parser.add_argument("--seconds", type=float, default=12.0, help="a load and channel")
     parser.add_argument("--turn", type=float, default=2.0, help="seconds of a channel's turn")
+    parser.add_argument("--paced-turn", type=float, default=0.5, help="the same, paced")
     parser.add_argument("--database", default=None, help="a PostgreSQL URL; default SQLite")
     arguments = parser.parse_args()
     asyncio.run(
@@ -360,6 +370,7 @@ if __name__ == "__main__":
                 arguments.paced_people,
                 arguments.seconds,
                 arguments.turn,
+                arguments.paced_turn,
                 arguments.database,
             )
         )
