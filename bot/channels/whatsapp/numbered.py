@@ -74,14 +74,6 @@ class NumberedChoices:
             incoming = replace(incoming, choice=number, text=None)
         return incoming
 
-    def choice(self, address: str, text: str | None) -> str | None:
-        """The option value a typed number stands for, else None (read in a transaction of
-        its own)."""
-        if not (text or "").strip().isdecimal():
-            return None
-        with transaction(self.engine) as session:
-            return _option(self._stored(session, address), text)
-
     def _stored(self, db: Session | Connection, address: str) -> Shown:
         stored = recall(db, self._key(address))
         if not stored:
