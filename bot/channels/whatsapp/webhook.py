@@ -40,6 +40,7 @@ import hashlib
 import hmac
 import json
 import logging
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -163,8 +164,7 @@ class WhatsAppWebhook:
     async def inbound(self, event: Inbound) -> None:
         incoming = event.incoming  # the Dispatcher records when its sender wrote
         if (incoming.choice or "").startswith(SHOW):
-            await asyncio.to_thread(self._seen, incoming.sender, event)
-            await asyncio.to_thread(self.show, incoming)
+            await asyncio.to_thread(self.show, incoming, event.at)
             return
         if event.media_id is not None:
             path = await self._keep_media(event.media_id)
@@ -229,10 +229,10 @@ class WhatsAppWebhook:
             await asyncio.to_thread(self.numbered.shown, to, *asks)
 
     async def unreadable(self, event: Unreadable) -> None:
-        if not await asyncio.to_thread(self._first_time, event.message_id):
+        language = await asyncio.to_thread(self._first_unreadable, event)
+        if language is None:
             return
-        await asyncio.to_thread(self._seen, event.wa_id, event)
-        tr = translator(await asyncio.to_thread(self._language, event.wa_id))
+        tr = translator(language)
         text = tr.gettext(
             "I can only read text, buttons, photos and locations. Please send your "
             "answer as one of those."
@@ -242,10 +242,12 @@ class WhatsAppWebhook:
         except Exception as error:  # a courtesy: the person may simply write again
             log.info("whatsapp: the unreadable-message answer was not sent (%s)", error)
 
-    def show(self, incoming: Incoming) -> None:
-        """ "Show" on a template: the message it stood for goes out again, now free-form."""
+    def show(self, incoming: Incoming, at: datetime) -> None:
+        """ "Show" on a template: the message it stood for goes out again, now free-form. When
+        its sender wrote (`at`) is recorded too: it opens the 24-hour window."""
         choice = incoming.choice or ""
         with transaction(self.engine) as session:
+            seen_inbound(session, CHANNEL, incoming.sender, at)
             connection = session.connection()
             if not record_applied(
                 connection, f"{CHANNEL}:{incoming.update_id}", self.dispatcher.clock()
@@ -281,21 +283,15 @@ class WhatsAppWebhook:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _seen(self, address: str, event: Inbound | Unreadable) -> None:
-        """Record when `address` wrote, for what does not go through the Dispatcher (which
-        records it for everything else): it opens the 24-hour window too."""
+    def _first_unreadable(self, event: Unreadable) -> str | None:
+        """Record a message the bot cannot read, once, and when its sender wrote (it opens the
+        24-hour window); their language, or None if it was recorded before. One transaction."""
         with transaction(self.engine) as session:
-            seen_inbound(session, CHANNEL, address, event.at)
-
-    def _first_time(self, message_id: str) -> bool:
-        with transaction(self.engine) as session:
-            return record_applied(
-                session.connection(), f"{CHANNEL}:{message_id}", self.dispatcher.clock()
-            )
-
-    def _language(self, address: str) -> str:
-        with transaction(self.engine) as session:
-            person = find_person(session, CHANNEL, address)
+            key = f"{CHANNEL}:{event.message_id}"
+            if not record_applied(session.connection(), key, self.dispatcher.clock()):
+                return None
+            seen_inbound(session, CHANNEL, event.wa_id, event.at)
+            person = find_person(session, CHANNEL, event.wa_id)
             return (person.language if person else None) or DEFAULT_LANGUAGE
 
     async def _keep_media(self, media_id: str) -> Path:
