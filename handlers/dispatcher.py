@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import ParamSpec, TypeVar
@@ -51,6 +51,12 @@ APPLYING_THREADS = 4
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+#: A channel's reading of a message in the light of what the database holds (on WhatsApp:
+#: what a typed number stands for after a numbered question), run in the update's own
+#: transaction before the handlers see it: the channel pays no read of its own. It may change
+#: what the message says, not who sent it.
+Interpret = Callable[[Connection, Incoming], Incoming]
 
 
 class ApplyAlone(Exception):
@@ -100,7 +106,7 @@ class Dispatcher:
 
     # --- from an event loop -----------------------------------------------------------------
 
-    async def apply(self, incoming: Incoming) -> list[Reply]:
+    async def apply(self, incoming: Incoming, interpret: Interpret | None = None) -> list[Reply]:
         """`handle` on one of the dispatcher's threads, so that a slow transaction or a chart
         being drawn holds up neither the event loop nor the other chats; one chat's messages
         are applied one after another, in the order they came."""
@@ -108,7 +114,7 @@ class Dispatcher:
             if self._threads is None:
                 self._threads = ThreadPoolExecutor(APPLYING_THREADS, "dispatcher")
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._threads, self.handle, incoming)
+            return await loop.run_in_executor(self._threads, self.handle, incoming, interpret)
 
     async def run_in_batch(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`call` on the thread of this dispatcher's batches: `begin_batch`, `handle` of the
@@ -125,14 +131,16 @@ class Dispatcher:
         if self._note_delivered(incoming, shown):
             await self.run_in_batch(self.write_delivered)
 
-    def handle(self, incoming: Incoming) -> list[Reply]:
+    def handle(self, incoming: Incoming, interpret: Interpret | None = None) -> list[Reply]:
+        """Apply `incoming` (read first by the channel's `interpret`, if given); its replies,
+        each carrying the language it is written in."""
         batched = self.in_batch
         try:
             if batched:
-                return self._apply(incoming)
+                return self._apply(incoming, interpret)
             for attempt in range(1, CONFLICT_ATTEMPTS + 1):
                 try:
-                    return self._apply(incoming)
+                    return self._apply(incoming, interpret)
                 except IntegrityError:
                     # Another process stored something this update collides with (the same
                     # association's report for the same period, a new chat's first row):
@@ -179,7 +187,7 @@ class Dispatcher:
             )
             return [self.sorry(incoming)]
 
-    def _apply(self, incoming: Incoming) -> list[Reply]:
+    def _apply(self, incoming: Incoming, interpret: Interpret | None = None) -> list[Reply]:
         """One attempt: the update and its effect in one transaction."""
         key = _chat_key(incoming)
         # Taken before the transaction reads anything: a mark leaves `_replied` only once
@@ -189,6 +197,8 @@ class Dispatcher:
         with self._transaction() as connection:
             if incoming.update_id is not None and not self._first_time(connection, incoming):
                 return []  # a redelivery, or another process applied it meanwhile
+            if interpret is not None:
+                incoming = interpret(connection, incoming)
             chat, found = read_chat(connection, key, incoming.channel, incoming.sender)
             context = self._context(connection, incoming, chat, found)
             context.reply_unsure = not chat.replied and handed != chat.version
@@ -206,7 +216,8 @@ class Dispatcher:
             _spend_pressed_buttons(incoming, nonce, context)
             person_id = context.person.id if context.person else None
             save_state(connection, key, chat, context.state.dump(), context.now, person_id)
-            replies = compact(context.replies)
+            language = context.tr.language  # as it is now: the person may have chosen one
+            replies = [replace(reply, language=language) for reply in compact(context.replies)]
         self._saved[key] = chat.version + 1
         waiting = context.state.waiting_for() if replies else None
         if waiting is not None:
@@ -383,7 +394,8 @@ class Dispatcher:
             tr.gettext(
                 "Sorry, something went wrong and this message could not be "
                 "processed. Your earlier answers are kept; please try again."
-            )
+            ),
+            language=tr.language,
         )
 
     def keep_unsent(self, incoming: Incoming, replies: list[Reply]) -> int:

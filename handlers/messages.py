@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from forms.schema import Expected
@@ -102,6 +102,9 @@ class Reply:
     # The person's commands changed (registration, language, role): the channel shows these
     # in its command menu for this chat. None: unchanged.
     commands: tuple[Command, ...] | None = None
+    # The language it is written in, set by the Dispatcher: a channel that adds words of its
+    # own (a list's button, a hint) writes them in it. Not part of what the reply says.
+    language: str | None = field(default=None, compare=False)
 
 
 def compact(replies: list[Reply], limit: int = 4000) -> list[Reply]:

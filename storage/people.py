@@ -248,6 +248,7 @@ def remember(session: Session, key: str, value: str) -> None:
         session.execute(update(table).where(table.c.key == key).values(value=value))
 
 
-def recall(session: Session, key: str) -> str | None:
-    setting = session.get(Setting, key)
-    return setting.value if setting else None
+def recall(db: Session | Connection, key: str) -> str | None:
+    """What was remembered under `key` (on a session, or a transaction's connection)."""
+    found = db.execute(sa_select(col(Setting.value)).where(col(Setting.key) == key)).first()
+    return found[0] if found is not None else None

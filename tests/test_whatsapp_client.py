@@ -11,9 +11,11 @@ import pytest
 from pydantic import SecretStr
 
 from bot.app import Sanad
+from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import CloudClient, MediaRefused, WindowClosed
 from bot.channels.whatsapp.numbered import NumberedChoices
 from bot.channels.whatsapp.render import Outgoing
+from handlers.messages import Incoming
 from outbox.sender import Rejected, RetryAfter, Transient, Unreachable
 from tests.fakes.whatsapp_cloud import FakeCloudApi, serving_cloud
 
@@ -146,11 +148,26 @@ async def test_an_answer_longer_than_whatsapp_takes_is_rejected_not_retried(
     assert "4096" in str(error.value)
 
 
+def _read(sanad: Sanad, numbered: NumberedChoices, text: str, typed: str | None = None) -> Incoming:
+    """`text` from TO as `numbered` reads it in an update's transaction."""
+    with sanad.engine.begin() as connection:
+        return numbered.interpret(connection, Incoming(CHANNEL, TO, TO, text=text), typed)
+
+
 def test_a_typed_number_stands_for_the_numbered_option_shown_last(sanad: Sanad) -> None:
     numbered = NumberedChoices(sanad.engine)
     numbered.shown(TO, tuple(f"t:{n}" for n in range(12)))
-    assert NumberedChoices(sanad.engine).choice(TO, " 12 ") == "t:11"  # another process too
-    assert numbered.choice(TO, "13") is None
-    assert numbered.choice(TO, "twelve") is None
+    twelve = _read(sanad, NumberedChoices(sanad.engine), " 12 ")  # another process too
+    assert (twelve.choice, twelve.text) == ("t:11", None)
+    assert _read(sanad, numbered, "13").choice is None
+    assert _read(sanad, numbered, "twelve").choice is None
     numbered.shown(TO, ())  # a later question without numbered options
-    assert NumberedChoices(sanad.engine).choice(TO, "3") is None
+    assert _read(sanad, NumberedChoices(sanad.engine), "3").choice is None
+
+
+def test_a_command_word_is_the_answer_while_a_typed_answer_is_awaited(sanad: Sanad) -> None:
+    numbered = NumberedChoices(sanad.engine)
+    assert _read(sanad, numbered, "/status", typed="status").text == "/status"
+    numbered.shown(TO, (), typed=True)  # a form's text question
+    assert _read(sanad, NumberedChoices(sanad.engine), "/status", typed="status").text == "status"
+    assert _read(sanad, numbered, "/menu", typed="menu").text == "/menu"  # a way out still is

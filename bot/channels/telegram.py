@@ -39,6 +39,7 @@ from bot.channels.telegram_delivery import (
     to_incoming,
 )
 from bot.channels.telegram_flood import answer_aside, bounded
+from bot.heap import frozen_start
 from handlers.dispatcher import REPLIED_DELAY, Dispatcher
 from handlers.help import commands_for
 from handlers.messages import Incoming, Reply, TryLater
@@ -491,7 +492,8 @@ async def run_polling_until(
     telegram = build_telegram(sanad, with_background=with_background, metrics=metrics)
     async with telegram:
         await telegram.bot.delete_webhook()  # getUpdates is refused while a webhook is set
-        await telegram.poll(stop)
+        with frozen_start():
+            await telegram.poll(stop)
 
 
 def run_polling(

@@ -49,6 +49,7 @@ from bot.channels.telegram_flood import Backlog, answer_aside
 from bot.channels.whatsapp import CHANNEL as WHATSAPP
 from bot.channels.whatsapp.service import WhatsApp
 from bot.channels.whatsapp.webhook import PATH as WHATSAPP_PATH
+from bot.heap import frozen_start
 from bot.metrics import CONTENT_TYPE, Cached, Metrics
 from bot.settings import Settings
 
@@ -175,7 +176,8 @@ def create_app(
                         await work.start()
                         stack.push_async_callback(work.stop)
                     log.info("webhook ready on %s", WHATSAPP_PATH)
-                yield
+                with frozen_start():
+                    yield
         finally:
             for logger in counted:
                 logger.removeHandler(metrics.error_log)

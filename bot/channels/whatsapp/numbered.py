@@ -8,10 +8,14 @@ later message (a "2" typed after a plain question is the number 2)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlmodel import Session
 
 from bot.channels.whatsapp import CHANNEL
+from bot.channels.whatsapp.parse import typed as read_typed
+from handlers.messages import Incoming
 from storage.db import transaction
 from storage.people import recall, remember
 
@@ -39,11 +43,14 @@ class NumberedChoices:
         now = (values, typed)
         if now == NOTHING and self._known.get(address) == NOTHING:
             return
-        if now == NOTHING and address not in self._known and self._stored(address) == NOTHING:
-            self._known[address] = NOTHING
-            return
-        stored = json.dumps({"numbered": list(values), "typed": True} if typed else list(values))
         with transaction(self.engine) as session:
+            unknown = now == NOTHING and address not in self._known
+            if unknown and self._stored(session, address) == NOTHING:
+                self._known[address] = NOTHING
+                return
+            stored = json.dumps(
+                {"numbered": list(values), "typed": True} if typed else list(values)
+            )
             remember(session, self._key(address), stored)
         self._known[address] = now
 
@@ -51,30 +58,36 @@ class NumberedChoices:
         """Whether `shown` would write nothing (known here, no database read)."""
         return (values, typed) == NOTHING and self._known.get(address) == NOTHING
 
-    def choice(self, address: str, text: str | None) -> str | None:
-        """The option value a typed number stands for, else None."""
-        digits = (text or "").strip()
-        if not digits.isdecimal():
-            return None
-        known = self._known.get(address)
-        if known is None:
-            known = self._known[address] = self._stored(address)
-        values = known[0]
-        number = int(digits)
-        return values[number - 1] if 1 <= number <= len(values) else None
+    def interpret(self, connection: Connection, incoming: Incoming, typed: str | None) -> Incoming:
+        """`incoming` as the last question shown to its sender makes of it: typed text is the
+        answer to one that waits for it (`typed`: the text as typed, when `incoming.text`
+        made a command word of it), a typed number the option it stands for. Read on
+        `connection`, in the update's transaction (the Dispatcher's `interpret`): another
+        process may have asked the question. A message that is neither reads nothing."""
+        if typed is None and not (incoming.text or "").strip().isdecimal():
+            return incoming
+        asked = self._known[incoming.sender] = self._stored(connection, incoming.sender)
+        if typed is not None and asked[1]:
+            incoming = replace(incoming, text=read_typed(typed, answer_expected=True))
+        number = _option(asked, incoming.text)
+        if number is not None:
+            incoming = replace(incoming, choice=number, text=None)
+        return incoming
 
-    def waits_for_text(self, address: str) -> bool:
-        """Whether the last question shown to `address` waits for typed text (read from the
-        database: another process may have asked it)."""
-        known = self._known[address] = self._stored(address)
-        return known[1]
-
-    def _stored(self, address: str) -> Shown:
-        with transaction(self.engine) as session:
-            stored = recall(session, self._key(address))
+    def _stored(self, db: Session | Connection, address: str) -> Shown:
+        stored = recall(db, self._key(address))
         if not stored:
             return NOTHING
         value = json.loads(stored)
         if isinstance(value, dict):  # a question waiting for typed text
             return tuple(value.get("numbered", [])), bool(value.get("typed"))
         return tuple(value), False
+
+
+def _option(asked: Shown, text: str | None) -> str | None:
+    """The option value the number typed in `text` stands for, else None."""
+    digits = (text or "").strip()
+    if not digits.isdecimal():
+        return None
+    values, number = asked[0], int(digits)
+    return values[number - 1] if 1 <= number <= len(values) else None

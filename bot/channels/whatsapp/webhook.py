@@ -25,9 +25,12 @@ the body again (for days), and what was applied is not applied twice.
 
 The database work runs off the event loop, as the Telegram channel's does: a message is
 applied by `Dispatcher.apply` on the dispatcher's few threads (one chat at a time, each thread
-with its kept connection, so 20 concurrent deliveries do not exhaust the pool), and the
-channel's own small reads and writes (numbered choices, the sender's language) go through
-`asyncio.to_thread`.
+with its kept connection, so 20 concurrent deliveries do not exhaust the pool). What the
+channel reads to understand a message (what a typed number stands for, whether the question
+shown waits for typed text) is read in the same transaction (`NumberedChoices.interpret`, the
+Dispatcher's `interpret`), and the replies carry their language: a typed message costs one
+thread hop, as on Telegram. The channel's own writes (what a sent question asks, when it
+changed) go through `asyncio.to_thread`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ import hashlib
 import hmac
 import json
 import logging
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -53,7 +58,7 @@ from bot.channels.whatsapp import CHANNEL
 from bot.channels.whatsapp.client import UNDELIVERABLE, WINDOW, CloudClient
 from bot.channels.whatsapp.deliver import outbox_row, whatsapp_reply
 from bot.channels.whatsapp.numbered import NumberedChoices
-from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events, typed
+from bot.channels.whatsapp.parse import Inbound, Status, Unreadable, events
 from bot.channels.whatsapp.render import Outgoing, render
 from bot.channels.whatsapp.templates import SHOW
 from bot.channels.whatsapp.window import WINDOW_CLOSED
@@ -159,20 +164,16 @@ class WhatsAppWebhook:
     async def inbound(self, event: Inbound) -> None:
         incoming = event.incoming  # the Dispatcher records when its sender wrote
         if (incoming.choice or "").startswith(SHOW):
-            await asyncio.to_thread(self._seen, incoming.sender, event)
-            await asyncio.to_thread(self.show, incoming)
+            await asyncio.to_thread(self.show, incoming, event.at)
             return
         if event.media_id is not None:
             path = await self._keep_media(event.media_id)
             incoming = _with(incoming, photo=Photo(path=str(path)))
-        if event.typed is not None and await asyncio.to_thread(
-            self.numbered.waits_for_text, incoming.sender
-        ):
-            incoming = _with(incoming, text=typed(event.typed, answer_expected=True))
-        number = await asyncio.to_thread(self.numbered.choice, incoming.sender, incoming.text)
-        if number is not None:
-            incoming = _with(incoming, choice=number, text=None)
-        replies = await self.dispatcher.apply(incoming)
+        # What the question last shown makes of typed text or a number: read in the update's
+        # own transaction, on the dispatcher's thread.
+        replies = await self.dispatcher.apply(
+            incoming, partial(self.numbered.interpret, typed=event.typed)
+        )
         await self.send_replies(incoming, replies)
 
     async def _send_paced(self, to: str, outgoing: list[Outgoing], sent_before: int) -> str:
@@ -197,18 +198,16 @@ class WhatsAppWebhook:
 
     async def send_replies(self, incoming: Incoming, replies: list[Reply]) -> None:
         """Send the replies of an applied message; those refused wait in the outbox."""
-        tr = None
         sent_before = 0
         shown: str | None = None  # WhatsApp's id of the last message: the question, if one
         # What the last message sent asks (numbered options, typed text): each message
         # replaces what the one before asked, so only the last is written down.
         asks: tuple[tuple[str, ...], bool] | None = None
         for index, reply in enumerate(replies):
-            if tr is None and _needs_words(reply):
-                tr = translator(await asyncio.to_thread(self._language, incoming.sender))
             try:
                 carried = await whatsapp_reply(reply, self.kept)
-                outgoing = render(carried, tr or translator(DEFAULT_LANGUAGE))
+                # Words of the channel's own (a list's button, a hint) in the reply's language.
+                outgoing = render(carried, translator(reply.language))
                 shown = await self._send_paced(incoming.chat_id, outgoing, sent_before)
                 sent_before += len(outgoing)
                 asks = (outgoing[-1].numbered, reply.expect == "text")
@@ -230,10 +229,10 @@ class WhatsAppWebhook:
             await asyncio.to_thread(self.numbered.shown, to, *asks)
 
     async def unreadable(self, event: Unreadable) -> None:
-        if not await asyncio.to_thread(self._first_time, event.message_id):
+        language = await asyncio.to_thread(self._first_unreadable, event)
+        if language is None:
             return
-        await asyncio.to_thread(self._seen, event.wa_id, event)
-        tr = translator(await asyncio.to_thread(self._language, event.wa_id))
+        tr = translator(language)
         text = tr.gettext(
             "I can only read text, buttons, photos and locations. Please send your "
             "answer as one of those."
@@ -243,10 +242,12 @@ class WhatsAppWebhook:
         except Exception as error:  # a courtesy: the person may simply write again
             log.info("whatsapp: the unreadable-message answer was not sent (%s)", error)
 
-    def show(self, incoming: Incoming) -> None:
-        """ "Show" on a template: the message it stood for goes out again, now free-form."""
+    def show(self, incoming: Incoming, at: datetime) -> None:
+        """ "Show" on a template: the message it stood for goes out again, now free-form. When
+        its sender wrote (`at`) is recorded too: it opens the 24-hour window."""
         choice = incoming.choice or ""
         with transaction(self.engine) as session:
+            seen_inbound(session, CHANNEL, incoming.sender, at)
             connection = session.connection()
             if not record_applied(
                 connection, f"{CHANNEL}:{incoming.update_id}", self.dispatcher.clock()
@@ -282,21 +283,15 @@ class WhatsAppWebhook:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _seen(self, address: str, event: Inbound | Unreadable) -> None:
-        """Record when `address` wrote, for what does not go through the Dispatcher (which
-        records it for everything else): it opens the 24-hour window too."""
+    def _first_unreadable(self, event: Unreadable) -> str | None:
+        """Record a message the bot cannot read, once, and when its sender wrote (it opens the
+        24-hour window); their language, or None if it was recorded before. One transaction."""
         with transaction(self.engine) as session:
-            seen_inbound(session, CHANNEL, address, event.at)
-
-    def _first_time(self, message_id: str) -> bool:
-        with transaction(self.engine) as session:
-            return record_applied(
-                session.connection(), f"{CHANNEL}:{message_id}", self.dispatcher.clock()
-            )
-
-    def _language(self, address: str) -> str:
-        with transaction(self.engine) as session:
-            person = find_person(session, CHANNEL, address)
+            key = f"{CHANNEL}:{event.message_id}"
+            if not record_applied(session.connection(), key, self.dispatcher.clock()):
+                return None
+            seen_inbound(session, CHANNEL, event.wa_id, event.at)
+            person = find_person(session, CHANNEL, event.wa_id)
             return (person.language if person else None) or DEFAULT_LANGUAGE
 
     async def _keep_media(self, media_id: str) -> Path:
@@ -325,11 +320,6 @@ def delivery_report(event: Status) -> Report:
     if WINDOW in event.error_codes:
         return Report("failed", error, resend_note=WINDOW_CLOSED)
     return Report("failed", error, unreachable=UNDELIVERABLE in event.error_codes)
-
-
-def _needs_words(reply: Reply) -> bool:
-    """Whether rendering `reply` adds words of its own (a list's button, a numbered hint)."""
-    return len(reply.options) > 3 or (reply.expect == "location" and bool(reply.options))
 
 
 def _with(incoming: Incoming, **values: object) -> Incoming:
