@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import database
-from bench.workers import FIRST_USER_ID, WARMUP_WORKERS, prepare
+from bench.workers import FIRST_USER_ID, WARMUP_WORKERS, prepare, typed_numbers
 from bot.app import Sanad, assemble
 from bot.settings import Settings
 from handlers import dispatcher as dispatcher_module
@@ -139,16 +139,7 @@ class Worker:
             choice = self._button("yes")
             self.step -= 1
         elif 2 <= self.step <= 8:
-            n = self.number * 7 + self.report
-            text = [  # as bench.workers types them: paper ... women
-                f"{10 + n % 90}.5",
-                str(2 + n % 7),
-                f"{5 + n % 40} kg",
-                str(15 + n % 100),
-                f"{30 + n % 50}.25",
-                str(12 + n % 30),
-                str(3 + n % 20),
-            ][self.step - 2]
+            text = typed_numbers(self.number, self.report)[self.step - 2]
         elif self.step == 9:
             choice = self._button("skip")
         else:

@@ -228,18 +228,7 @@ class Worker:
         return lambda: self.user.press(data)
 
     def numbers(self, report: int) -> list[str]:
-        """Seven answers as typed, different for every worker and report (so a replacement
-        really changes answers): paper, aluminium, plastic, sold, revenue, paid, women."""
-        n = self.number * 7 + report
-        return [
-            f"{10 + n % 90}.5",
-            str(2 + n % 7),
-            f"{5 + n % 40} kg",
-            str(15 + n % 100),
-            f"{30 + n % 50}.25",
-            str(12 + n % 30),
-            str(3 + n % 20),
-        ]
+        return typed_numbers(self.number, report)
 
 
 async def sanad_report(worker: Worker, report: int) -> None:
@@ -713,3 +702,18 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def typed_numbers(worker: int, report: int) -> list[str]:
+    """Seven answers as typed, different for every worker and report (so a replacement
+    really changes answers): paper, aluminium, plastic, sold, revenue, paid, women."""
+    n = worker * 7 + report
+    return [
+        f"{10 + n % 90}.5",
+        str(2 + n % 7),
+        f"{5 + n % 40} kg",
+        str(15 + n % 100),
+        f"{30 + n % 50}.25",
+        str(12 + n % 30),
+        str(3 + n % 20),
+    ]
