@@ -40,6 +40,7 @@ import pytest
 from sqlmodel import col, select
 
 from bench.common import partner_network
+from bench.workers import typed_numbers
 from bot.app import Sanad, assemble
 from bot.settings import Settings
 from monitoring.monitor import Monitor
@@ -139,16 +140,7 @@ def prepare(sanad: Sanad) -> int:
 
 def expected_answers(worker: int, report: int) -> list[str]:
     """What worker `worker` types for questions 2..8 of report `report` (as people type)."""
-    n = worker * 7 + report
-    return [
-        f"{10 + n % 90}.5",
-        str(2 + n % 7),
-        f"{5 + n % 40} kg",
-        str(15 + n % 100),
-        f"{30 + n % 50}.25",
-        str(12 + n % 30),
-        str(3 + n % 20),
-    ]
+    return typed_numbers(worker, report)
 
 
 def stored_values(worker: int, report: int) -> dict[str, float]:
