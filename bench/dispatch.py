@@ -6,7 +6,7 @@
 The workers of `bench.workers` (registered people, one association each) fill the recycling
 form, eleven updates a report, straight through `Dispatcher.handle` (no channel, no HTTP):
 `--batch 1` applies each update in its own transaction (the webhook, WhatsApp, a paced load),
-`--batch N` N updates (one per worker) between `begin_batch` and `commit_batch` (Telegram's
+`--batch N` N updates (one per worker) together (`Dispatcher.handle_together`, as Telegram's
 long polling under load). Each round runs one report of every worker under each variant in
 turn (the order rotating from round to round), so that the machine's load falls on all the
 variants alike; the figures are the medians of the rounds, and the medians of each round's
@@ -178,10 +178,12 @@ def one_report_each(dispatcher: Dispatcher, workers: list[Worker], batch: int) -
             group = pending[start : start + batch]
             incoming = [w.next_update() for w in group]
             if batch > 1:
-                dispatcher.begin_batch()
-            replies = [dispatcher.handle(i) for i in incoming]
-            if batch > 1:
-                dispatcher.commit_batch()
+                together = dispatcher.handle_together(incoming)
+                if together.alone is not None:
+                    raise RuntimeError(f"update {together.alone} of a batch failed")
+                replies = together.replies
+            else:
+                replies = [dispatcher.handle(i) for i in incoming]
             for worker, update, answer in zip(group, incoming, replies, strict=True):
                 dispatcher.delivered(update)
                 if not worker.took(answer):

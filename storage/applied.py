@@ -8,11 +8,12 @@ REMEMBERED_FOR, which leaves a wide margin.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, Table, delete, select
 
-from storage.db import insert_new
+from storage.db import insert_new, insert_new_returning
 from storage.models import ProcessedUpdate
 
 REMEMBERED_FOR = timedelta(days=7)
@@ -24,6 +25,15 @@ _TABLE: Table = ProcessedUpdate.__table__  # type: ignore[attr-defined]
 def record_applied(connection: Connection, key: str, now: datetime) -> bool:
     """Record the update `key` as applied; False if it already was (a redelivery)."""
     return insert_new(connection, _TABLE, {"key": key, "processed_at": now}, ["key"])
+
+
+def record_all_applied(connection: Connection, keys: Sequence[str], now: datetime) -> set[str]:
+    """`record_applied` of several updates in one statement: the keys not applied before."""
+    if not keys:
+        return set()
+    statement = insert_new_returning(connection.dialect.name, _TABLE, ("key",))
+    rows = connection.execute(statement, [{"key": key, "processed_at": now} for key in keys])
+    return set(rows.scalars())
 
 
 def forget_applied(engine: Engine, now: datetime) -> int:

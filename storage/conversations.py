@@ -22,6 +22,7 @@ from storage.people import (
     MEMBER_TABLES,
     MemberRows,
     find_member,
+    find_members,
     member_at,
 )
 
@@ -40,6 +41,14 @@ _READ_WITH_MEMBER = (
 )
 _MEMBER_START = len(_READ.selected_columns)
 _READ_WITH_MEMBER_HOT = HotStatement(_READ_WITH_MEMBER)
+# Several chats' rows at once, in the order of their keys: the order in which every writer
+# of several chats' rows takes their locks (see `mark_replied`).
+_READ_SEVERAL = (
+    select(_TABLE.c.chat_key, _TABLE.c.version, _TABLE.c.state, _TABLE.c.replied_version)
+    .where(_TABLE.c.chat_key.in_(bindparam("keys", expanding=True)))
+    .order_by(_TABLE.c.chat_key)
+    .with_for_update()
+)
 _UPDATE = update(_TABLE).where(_TABLE.c.chat_key == bindparam("key"))
 _UPDATE_HOT = HotStatement(_UPDATE)
 _INSERT = insert(_TABLE)
@@ -84,6 +93,21 @@ def read_chat(
     return _stored_chat(row), member_at(row, _MEMBER_START)
 
 
+def read_chats(
+    runner: Session | Connection, wanted: Sequence[tuple[str, str, str]]
+) -> dict[str, tuple[StoredChat, MemberRows | None]]:
+    """`read_chat` of several chats (chat key, channel, address: who writes in it), each
+    once, in two queries whatever their number (their rows and the people)."""
+    keys = [key for key, _, _ in wanted]
+    rows = runner.execute(_READ_SEVERAL, {"keys": keys}).all() if keys else []
+    chats = {row[0]: _stored_chat(row[1:]) for row in rows}
+    members = find_members(runner, [(channel, address) for _, channel, address in wanted])
+    return {
+        key: (chats.get(key) or StoredChat(0, {}, False), members.get((channel, address)))
+        for key, channel, address in wanted
+    }
+
+
 def _stored_chat(row: Sequence[Any] | None) -> StoredChat:
     """The state from the columns of _READ."""
     if row is None:
@@ -102,16 +126,50 @@ def save_state(
 ) -> None:
     """Store the chat's new state over `previous` (as read in this transaction). The person it
     refers to must be stored already (a session's new person flushed)."""
-    values = {
+    values = _new_values(previous, state, now, person_id)
+    if previous.stored:
+        _UPDATE_HOT.run(runner, {"key": chat_key, **values})
+    else:
+        runner.execute(_INSERT, {"chat_key": chat_key, **values})
+
+
+def _new_values(
+    previous: StoredChat, state: dict[str, Any], now: datetime, person_id: int | None
+) -> dict[str, Any]:
+    return {
         "state": state,
         "version": previous.version + 1,
         "updated_at": now,
         "person_id": person_id,
     }
-    if previous.stored:
-        _UPDATE_HOT.run(runner, {"key": chat_key, **values})
-    else:
-        runner.execute(_INSERT, {"chat_key": chat_key, **values})
+
+
+class LaterStates:
+    """`save_state` of chats whose rows were read in this transaction, written together (one
+    statement for all of them) by `write`, before the transaction commits. A chat without a
+    row yet gets it at once: what else the transaction writes may refer to it."""
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+
+    def save(
+        self,
+        runner: Session | Connection,
+        chat_key: str,
+        previous: StoredChat,
+        state: dict[str, Any],
+        now: datetime,
+        person_id: int | None,
+    ) -> None:
+        if not previous.stored:
+            save_state(runner, chat_key, previous, state, now, person_id)
+            return
+        self._rows.append({"key": chat_key, **_new_values(previous, state, now, person_id)})
+
+    def write(self, runner: Session | Connection) -> None:
+        rows, self._rows = self._rows, []
+        if rows:
+            runner.execute(_UPDATE, rows)
 
 
 def mark_replied(session: Session, replied: dict[str, int]) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Table, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session, create_engine
 
 import migrations
@@ -145,9 +146,16 @@ def insert_new(
 
 @cache
 def _insert_new_statement(dialect: str, table: Table, key: tuple[str, ...]) -> HotStatement:
-    """Built once per table: the values come as parameters, so SQLAlchemy's statement cache
-    key is computed once too (building and keying the statement cost more than running it).
-    Hot: the dispatcher records every incoming update with it."""
+    """`insert_new_returning`, hot: the dispatcher records every incoming update with it."""
+    return HotStatement(insert_new_returning(dialect, table, key))
+
+
+@cache
+def insert_new_returning(dialect: str, table: Table, key: tuple[str, ...]) -> ReturningInsert[Any]:
+    """INSERT … ON CONFLICT (key) DO NOTHING RETURNING key, built once per table: the values
+    come as parameters, so SQLAlchemy's statement cache key is computed once too (building and
+    keying the statement cost more than running it). Run with a list of rows, SQLAlchemy sends
+    them in one statement ("insertmanyvalues") and returns the keys of the new ones."""
     statement: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
@@ -155,4 +163,4 @@ def _insert_new_statement(dialect: str, table: Table, key: tuple[str, ...]) -> H
         statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
     else:
         raise NotImplementedError(f"no conflict-free insert on {dialect}")
-    return HotStatement(statement.returning(*(table.c[k] for k in key)))
+    return statement.returning(*(table.c[k] for k in key))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, or_, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, or_, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -140,6 +140,12 @@ MEMBER_AT_ADDRESS = and_(
 )
 _MEMBERS = sa_select(*MEMBER_COLUMNS).select_from(MEMBER_TABLES)
 _MEMBER = _MEMBERS.where(MEMBER_AT_ADDRESS)
+#: The people at several (channel, address) pairs, each row led by its pair.
+_MEMBERS_AT = (
+    sa_select(_ADDRESS.c.channel, _ADDRESS.c.address, *MEMBER_COLUMNS)
+    .select_from(MEMBER_TABLES)
+    .where(tuple_(_ADDRESS.c.channel, _ADDRESS.c.address).in_(bindparam("at", expanding=True)))
+)
 _MEMBER_BY_ID = _MEMBERS.where(_PERSON.c.id == bindparam("person_id"))
 _PERSON_END = len(fields(PersonRow))
 _ORGANIZATION_END = _PERSON_END + len(fields(OrganizationRow))
@@ -178,6 +184,17 @@ INBOUND_RESOLUTION = timedelta(minutes=15)
 def find_member(runner: Runner, channel: str, address: str) -> MemberRows | None:
     """A person with their organization and group, in one query."""
     return _member(runner.execute(_MEMBER, {"channel": channel, "address": address}).first())
+
+
+def find_members(
+    runner: Runner, addresses: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], MemberRows]:
+    """`find_member` of each (channel, address), in one query; those nobody is at are left out."""
+    if not addresses:
+        return {}
+    rows = runner.execute(_MEMBERS_AT, {"at": list(addresses)}).all()
+    found = {(row[0], row[1]): member_at(row, 2) for row in rows}
+    return {at: member for at, member in found.items() if member is not None}
 
 
 def member_by_id(runner: Runner, person_id: int) -> MemberRows:

@@ -188,3 +188,148 @@ async def test_an_answer_that_fails_after_the_commit_does_not_stop_the_others(sa
             )
 
     assert people_registered(sanad) >= {"430", "431"}
+
+
+def statements_on(engine: Engine, into: list[str]) -> Any:
+    """A listener that keeps each statement about chats' rows or applied updates (the marks of
+    sent replies aside), upper-cased, one entry per execution (many rows at once count once)."""
+
+    def keep(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        text = " ".join(statement.split()).upper()
+        if ("CONVERSATION" in text or "PROCESSEDUPDATE" in text) and "REPLIED_VERSION=" not in text:
+            into.append(text)
+
+    event.listen(engine, "before_cursor_execute", keep)
+    return keep
+
+
+async def registered(sanad: Sanad, api: FakeBotApi, ids: list[int]) -> None:
+    """These people joined through an invitation and chose English."""
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
+    people = [api.user(i, first_name=f"Worker {i}", language_code="en") for i in ids]
+    for person in people:
+        person.command("start", invite(sanad, "bh_rural_girls"))
+    async with polling(app, timeout=1):
+        for person in people:
+            await api.wait_for(
+                lambda m, who=person.id: m.chat_id == who and bool(m.reply_markup), timeout=10
+            )
+            message = api.messages_to(person.id)[-1]
+            data = next(d for t, d in api.buttons(message) if plain(t).startswith("English"))
+            person.press(data, message)
+        for person in people:
+            await api.wait_for(
+                lambda m, who=person.id: (
+                    m.chat_id == who and "What would you like to do" in plain(m.text or "")
+                ),
+                timeout=10,
+            )
+
+
+async def test_three_people_writing_at_once_are_read_and_saved_in_one_statement_each(
+    sanad: Sanad,
+) -> None:
+    """What each update reads first (was it applied before, its chat and who writes in it) is
+    read for the whole batch at once, and the chats' new states are written together at its
+    end: three people asking for help at the same moment cost the statements of one."""
+    api = FakeBotApi()
+    await registered(sanad, api, [440, 441, 442])
+    for chat in (440, 441, 442):
+        api.user(chat, first_name=f"Worker {chat}", language_code="en").command("help")
+
+    statements: list[str] = []
+    listener = statements_on(sanad.engine, statements)
+    try:
+        app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
+        async with polling(app, timeout=1):
+            for chat in (440, 441, 442):
+                await api.wait_for(
+                    lambda m, who=chat: m.chat_id == who and "/report" in plain(m.text or ""),
+                    timeout=10,
+                )
+    finally:
+        event.remove(sanad.engine, "before_cursor_execute", listener)
+
+    assert sum(s.startswith("INSERT INTO PROCESSEDUPDATE") for s in statements) == 1
+    assert sum(s.startswith("SELECT CONVERSATION.") for s in statements) == 1
+    assert sum(s.startswith("UPDATE CONVERSATION") for s in statements) == 1
+    with transaction(sanad.engine) as session:
+        chats = session.exec(
+            select(Conversation).where(
+                Conversation.chat_key.in_(  # type: ignore[attr-defined]
+                    ["telegram:440", "telegram:441", "telegram:442"]
+                )
+            )
+        ).all()
+    assert [c.version for c in chats] == [3, 3, 3], "start, language, help: each saved"
+    for chat in (440, 441, 442):
+        texts = [plain(m.text or "") for m in api.messages_to(chat)]
+        assert sum("/report" in t for t in texts) == 1, texts
+
+
+async def test_states_that_cannot_be_saved_together_are_saved_one_by_one(
+    sanad: Sanad, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Writing the batch's states at its end collides with another process's write: nothing
+    of the batch is kept, its updates are applied one by one, and each person is answered
+    once, never with a "sorry"."""
+    caplog.set_level(logging.INFO, logger="handlers.dispatcher")
+    api = FakeBotApi()
+    await registered(sanad, api, [450, 451])
+    for chat in (450, 451):
+        api.user(chat, first_name=f"Worker {chat}", language_code="en").command("help")
+
+    def saving_states(statement: str) -> bool:
+        return statement.lstrip().upper().startswith("UPDATE CONVERSATION SET PERSON_ID")
+
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
+    with database_fails(sanad.engine, saving_states, error="IntegrityError"):
+        async with polling(app, timeout=1):
+            for chat in (450, 451):
+                await api.wait_for(
+                    lambda m, who=chat: m.chat_id == who and "/report" in plain(m.text or ""),
+                    timeout=10,
+                )
+
+    assert any(
+        "a batch of 2 updates is applied one by one (IntegrityError)" in r.getMessage()
+        for r in caplog.records
+    )
+    for chat in (450, 451):
+        texts = [plain(m.text or "") for m in api.messages_to(chat)]
+        assert sum("/report" in t for t in texts) == 1, texts
+        assert not any("Sorry" in t for t in texts), texts
+
+
+async def test_a_batch_the_database_cannot_read_is_fetched_again(
+    sanad: Sanad, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database refuses the batch's first read (a lost connection): nothing of it is
+    stored or answered, Telegram keeps it, and the next poll applies and answers it once."""
+    api = FakeBotApi()
+    await registered(sanad, api, [460, 461])
+    helps = [
+        api.user(chat, first_name=f"Worker {chat}", language_code="en").command("help")
+        for chat in (460, 461)
+    ]
+
+    def reading_ahead(statement: str) -> bool:
+        return statement.lstrip().upper().startswith("INSERT INTO PROCESSEDUPDATE")
+
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
+    with database_fails(sanad.engine, reading_ahead):
+        async with polling(app, timeout=1):
+            for chat in (460, 461):
+                await api.wait_for(
+                    lambda m, who=chat: m.chat_id == who and "/report" in plain(m.text or ""),
+                    timeout=10,
+                )
+
+    assert any(
+        "the database could not take it (OperationalError)" in r.getMessage()
+        for r in caplog.records
+    )
+    assert {int(h["update_id"]) for h in helps} <= recorded(sanad)
+    for chat in (460, 461):
+        texts = [plain(m.text or "") for m in api.messages_to(chat)]
+        assert sum("/report" in t for t in texts) == 1, texts
