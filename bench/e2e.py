@@ -42,6 +42,7 @@ import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from bench.common import database
 from bench.webhook import TOKEN, BotProcess, applied_updates, bot_env
@@ -337,11 +339,59 @@ async def measured(
     return figures
 
 
+class CommitProbe:
+    """The database's own commit time while Sanad's paced load runs (PostgreSQL): a
+    one-row insert committed every 20 ms on a connection of its own, for reference, as the
+    echo bot is for HTTP. A commit waits for the write-ahead log to reach the disk, and a
+    stall of the disk holds up every reply of a bot that only answers what it stored."""
+
+    INTERVAL = 0.02
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="commit-probe", daemon=True)
+
+    def __enter__(self) -> CommitProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("CREATE TEMPORARY TABLE commit_probe (x integer)"))
+                connection.commit()
+                while not self._stop.wait(self.INTERVAL):
+                    started = time.perf_counter()
+                    connection.execute(text("INSERT INTO commit_probe VALUES (1)"))
+                    connection.commit()
+                    self.latencies.append(time.perf_counter() - started)
+        finally:
+            engine.dispose()
+
+    def summary(self) -> str:
+        figures = Figures("commits", 0, 0, 0, 1.0, self.latencies)
+        slow = sum(latency > TARGET_PACED_P95_MS / 1000 for latency in self.latencies)
+        worst = max(self.latencies, default=0.0) * 1000
+        return (
+            f"{len(self.latencies)} commits, p50 {figures.percentile(50):.1f} ms, "
+            f"p95 {figures.percentile(95):.1f} ms, longest {worst:.1f} ms, "
+            f"{slow} over {TARGET_PACED_P95_MS:g} ms"
+        )
+
+
 @dataclass
 class E2eFigures:
     rounds: list[Round]
     echo_paced: Figures
     paced: Figures
+    commits: CommitProbe | None
     echo_cpu: Cpu
     sanad_cpu: Cpu
     expected_rows: int
@@ -428,16 +478,19 @@ async def loads(
             think=args.think,
             deadline=deadline,
         )
-        paced = await measured(
-            "sanad paced",
-            sanad_probe,
-            paced_workers,
-            sanad_report,
-            None,
-            running,
-            spare,
-            stagger=args.think,
-        )
+        database_url = args.database or ""
+        commits = CommitProbe(database_url) if database_url.startswith("postgresql") else None
+        with commits or contextlib.nullcontext():
+            paced = await measured(
+                "sanad paced",
+                sanad_probe,
+                paced_workers,
+                sanad_report,
+                None,
+                running,
+                spare,
+                stagger=args.think,
+            )
     except BenchError as error:
         tails = "\n".join(f"--- {p.log.name}\n{p.tail()}" for p in running.all)
         raise BenchError(f"{error}\n{tails}") from None
@@ -450,6 +503,7 @@ async def loads(
         rounds,
         echo_paced,
         paced,
+        commits,
         echo_cpu,
         sanad_cpu,
         sum(len(w.weeks) for w in everyone),
@@ -513,6 +567,10 @@ def print_figures(figures: E2eFigures, args: argparse.Namespace, kind: str) -> b
     print(head)
     print(row(figures.echo_paced.name, figures.echo_paced))
     print(row(paced.name, paced))
+    for figures_of in (figures.echo_paced, paced):
+        print(f"  p95 by fifth of the run, {figures_of.name}: {by_fifth(figures_of)}")
+    if figures.commits is not None:
+        print(f"  the database meanwhile, alone: {figures.commits.summary()}")
     p95 = paced.percentile(95)
     p95_ok = p95 <= TARGET_PACED_P95_MS
     print(
@@ -520,6 +578,19 @@ def print_figures(figures: E2eFigures, args: argparse.Namespace, kind: str) -> b
         f"target p95 <= {TARGET_PACED_P95_MS:g} ms  {verdict(p95_ok)}"
     )
     return ratio_ok and p95_ok
+
+
+def by_fifth(figures: Figures) -> str:
+    """The p95 of each fifth of a phase's replies, in the order they came: a stall of the
+    machine (or of a database's checkpoint) shows as one bad fifth, a slow bot as five."""
+    size = max(1, len(figures.latencies) // 5)
+    parts = [figures.latencies[i * size : (i + 1) * size] for i in range(5)]
+    return (
+        " / ".join(
+            f"{Figures('', 0, 0, 0, 1.0, part).percentile(95):.1f}" for part in parts if part
+        )
+        + " ms"
+    )
 
 
 async def main_async(args: argparse.Namespace) -> int:

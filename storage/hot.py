@@ -12,8 +12,10 @@ On other databases (on PostgreSQL the network round trip outweighs Core's work),
 Session, on a connection outside a transaction, or for a statement that needs Core's help (a
 Python-side column default), the statement simply goes through Core.
 
-Kept only for the three statements every update runs (its record in processed_update, the
-chat's row with its writer, the chat's new state), because the bench still shows it (6
+Kept only for the three statements an update applied in a transaction of its own runs (its
+record in processed_update, the chat's row with its writer, the chat's new state: a webhook's
+update, WhatsApp's, a lone update fetched by long polling; a batch of several reads them for
+all its updates at once, see `Dispatcher.handle_together`), because the bench still shows it (6
 December 2026, SQLite, bench/README.md): through Core, the dispatcher's CPU per update was
 8-29% higher an update a transaction and 22-33% higher 50 to a transaction (`bench.dispatch`);
 `bench.e2e`, five alternated pairs: Sanad's CPU per update 3.43-3.71 ms against 2.62-3.49 ms,
