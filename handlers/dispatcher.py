@@ -286,7 +286,7 @@ class Dispatcher:
                 except ApplyAlone:  # `handle` rolled the batch back
                     return Together([], alone=index)
             self.commit_batch()
-        except (TryLater, KeyboardInterrupt, SystemExit):
+        except TryLater:
             self.rollback_batch()
             raise
         except (OperationalError, InterfaceError) as error:  # reading ahead
@@ -304,6 +304,9 @@ class Dispatcher:
                 error.__class__.__name__,
             )
             return Together([], alone=len(incomings) - 1)
+        except BaseException:
+            self.rollback_batch()
+            raise
         return Together(replies)
 
     def _read_ahead(self, incomings: Sequence[Incoming]) -> None:

@@ -226,6 +226,17 @@ async def registered(sanad: Sanad, api: FakeBotApi, ids: list[int]) -> None:
             )
 
 
+async def polled_until_helped(sanad: Sanad, api: FakeBotApi, chats: tuple[int, ...]) -> None:
+    """Sanad polls until each of `chats` got the answer to /help (it lists /report)."""
+    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
+    async with polling(app, timeout=1):
+        for chat in chats:
+            await api.wait_for(
+                lambda m, who=chat: m.chat_id == who and "/report" in plain(m.text or ""),
+                timeout=10,
+            )
+
+
 async def test_three_people_writing_at_once_are_read_and_saved_in_one_statement_each(
     sanad: Sanad,
 ) -> None:
@@ -240,13 +251,7 @@ async def test_three_people_writing_at_once_are_read_and_saved_in_one_statement_
     statements: list[str] = []
     listener = statements_on(sanad.engine, statements)
     try:
-        app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
-        async with polling(app, timeout=1):
-            for chat in (440, 441, 442):
-                await api.wait_for(
-                    lambda m, who=chat: m.chat_id == who and "/report" in plain(m.text or ""),
-                    timeout=10,
-                )
+        await polled_until_helped(sanad, api, (440, 441, 442))
     finally:
         event.remove(sanad.engine, "before_cursor_execute", listener)
 
@@ -282,14 +287,8 @@ async def test_states_that_cannot_be_saved_together_are_saved_one_by_one(
     def saving_states(statement: str) -> bool:
         return statement.lstrip().upper().startswith("UPDATE CONVERSATION SET PERSON_ID")
 
-    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     with database_fails(sanad.engine, saving_states, error="IntegrityError"):
-        async with polling(app, timeout=1):
-            for chat in (450, 451):
-                await api.wait_for(
-                    lambda m, who=chat: m.chat_id == who and "/report" in plain(m.text or ""),
-                    timeout=10,
-                )
+        await polled_until_helped(sanad, api, (450, 451))
 
     assert any(
         "a batch of 2 updates is applied one by one (IntegrityError)" in r.getMessage()
@@ -316,14 +315,8 @@ async def test_a_batch_the_database_cannot_read_is_fetched_again(
     def reading_ahead(statement: str) -> bool:
         return statement.lstrip().upper().startswith("INSERT INTO PROCESSEDUPDATE")
 
-    app = build_telegram(sanad, request=api.request(), get_updates_request=api.request())
     with database_fails(sanad.engine, reading_ahead):
-        async with polling(app, timeout=1):
-            for chat in (460, 461):
-                await api.wait_for(
-                    lambda m, who=chat: m.chat_id == who and "/report" in plain(m.text or ""),
-                    timeout=10,
-                )
+        await polled_until_helped(sanad, api, (460, 461))
 
     assert any(
         "the database could not take it (OperationalError)" in r.getMessage()
