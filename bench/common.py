@@ -14,6 +14,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
+from bot.settings import Settings
 from outbox.intents import Intent
 from storage import outbox
 from storage.db import make_engine, open_database, transaction
@@ -43,6 +44,19 @@ def database(url: str | None, tmp: Path) -> Iterator[tuple[str, str]]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+BENCH_TOKEN = "123456:BENCH-never-logged"
+
+
+def bench_settings(url: str, tmp: Path, token: str = BENCH_TOKEN) -> Settings:
+    """A bench's Sanad: this database, its files under `tmp`, no .env read."""
+    return Settings(
+        _env_file=None,
+        telegram_bot_token=token,
+        database_url=url,
+        data_dir=tmp / "data",
+    )
 
 
 def _names(text_: str) -> Names:

@@ -35,10 +35,9 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import database
+from bench.common import bench_settings, database
 from bench.workers import FIRST_USER_ID, WARMUP_WORKERS, prepare, typed_numbers
 from bot.app import Sanad, assemble
-from bot.settings import Settings
 from handlers import dispatcher as dispatcher_module
 from handlers.dispatcher import Dispatcher
 from handlers.messages import Incoming, Reply
@@ -221,13 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="sanad-bench-") as tmp,
         database(args.database, Path(tmp)) as (url, shown),
     ):
-        settings = Settings(
-            _env_file=None,
-            telegram_bot_token="123456:BENCH-never-logged",
-            database_url=url,
-            data_dir=Path(tmp) / "data",
-        )
-        sanad = assemble(settings)
+        sanad = assemble(bench_settings(url, Path(tmp)))
         try:
             prepare(sanad, WARMUP_WORKERS + args.workers)
             load = Path("/proc/loadavg").read_text().split()[:3]

@@ -52,7 +52,7 @@ from typing import Any, cast
 import httpx
 from sqlalchemy import create_engine, text
 
-from bench.common import database
+from bench.common import bench_settings, database
 from bench.webhook import TOKEN, BotProcess, applied_updates, bot_env
 from bench.workers import (
     FIRST_USER_ID,
@@ -602,9 +602,7 @@ async def main_async(args: argparse.Namespace) -> int:
     ):
         print(f"database: {shown}")
         print(f"Sanad: python -m bot run{'' if args.with_worker else ' --without-worker'}")
-        settings = Settings(
-            _env_file=None, telegram_bot_token=TOKEN, database_url=url, data_dir=Path(tmp) / "data"
-        )
+        settings = bench_settings(url, Path(tmp), TOKEN)
         sanad = assemble(settings)
         try:
             before = prepare(sanad, WARMUP_WORKERS + 2 * args.workers)

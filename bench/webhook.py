@@ -43,7 +43,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 
-from bench.common import database
+from bench.common import bench_settings, database
 from bench.workers import (
     WARMUP_WORKERS,
     Answer,
@@ -322,9 +322,7 @@ async def one_run(run: Run, args: argparse.Namespace) -> Result:
         tempfile.TemporaryDirectory(prefix="sanad-bench-webhook-") as tmp,
         database(run.database_url, Path(tmp)) as (url, shown),
     ):
-        settings = Settings(
-            _env_file=None, telegram_bot_token=TOKEN, database_url=url, data_dir=Path(tmp) / "data"
-        )
+        settings = bench_settings(url, Path(tmp), TOKEN)
         sanad = assemble(settings)
         try:
             before = prepare(sanad, WARMUP_WORKERS + args.senders)

@@ -52,10 +52,9 @@ from sqlmodel import select
 from telegram import Update
 from telegram.ext import Application, ContextTypes, TypeHandler
 
-from bench.common import database, partner_network
+from bench.common import bench_settings, database, partner_network
 from bot.app import Sanad, assemble
 from bot.channels.telegram import TelegramBot, build_telegram, polling
-from bot.settings import Settings
 from storage.db import transaction
 from storage.models import Organization, Person, Report
 from storage.network import apply_network
@@ -625,13 +624,7 @@ async def main_async(args: argparse.Namespace) -> int:
         database(args.database, Path(tmp)) as (url, shown),
     ):
         print(f"database: {shown}")
-        settings = Settings(
-            _env_file=None,
-            telegram_bot_token="123456:BENCH-never-logged",
-            database_url=url,
-            data_dir=Path(tmp) / "data",
-        )
-        sanad = assemble(settings)
+        sanad = assemble(bench_settings(url, Path(tmp)))
         try:
             before = prepare(sanad, WARMUP_WORKERS + 2 * args.workers)
             figures = await closed_and_paced(sanad, args)
@@ -700,10 +693,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def typed_numbers(worker: int, report: int) -> list[str]:
     """Seven answers as typed, different for every worker and report (so a replacement
     really changes answers): paper, aluminium, plastic, sold, revenue, paid, women."""
@@ -717,3 +706,7 @@ def typed_numbers(worker: int, report: int) -> list[str]:
         str(12 + n % 30),
         str(3 + n % 20),
     ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
